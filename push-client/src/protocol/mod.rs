@@ -1,0 +1,37 @@
+//! The publish protocol spoken on push-core's Unix socket.
+//!
+//! Every message is a frame: a 4-byte big-endian length followed by that many
+//! bytes of body. A body starts with a one-byte kind and a 4-byte request id,
+//! then the fields of that kind. `docs/protocol.md` is the normative
+//! description; the modules here are its implementation:
+//!
+//! - [`frame`]: splitting a byte stream into frames, and the size limit;
+//! - [`wire`]: the field encodings (integers, strings, lists, blobs);
+//! - [`request`]: what a publisher sends;
+//! - [`reply`]: what the daemon answers, including error codes.
+
+pub mod frame;
+pub mod reply;
+pub mod request;
+pub mod wire;
+
+pub use frame::{FrameError, FrameHeader};
+pub use reply::{ErrorCode, Reply};
+pub use request::{Publish, Request, Target};
+pub use wire::DecodeError;
+
+/// The protocol version this crate speaks. A daemon refuses a HELLO with a
+/// version it does not speak, so any incompatible change bumps this number.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The largest frame body a daemon accepts unless configured otherwise.
+///
+/// One MiB holds any realistic notification payload while keeping a single
+/// misbehaving publisher from making the daemon buffer arbitrary amounts.
+pub const DEFAULT_MAX_FRAME_SIZE: u32 = 1024 * 1024;
+
+/// Where the daemon listens and where clients look when given no path.
+///
+/// `/run` is the conventional place for runtime sockets; the systemd unit
+/// creates `push-core/` there with `RuntimeDirectory=`.
+pub const DEFAULT_SOCKET_PATH: &str = "/run/push-core/push.sock";
