@@ -394,11 +394,10 @@ impl Client {
 
     fn ensure_connected(&mut self) -> Result<&mut Connection, ClientError> {
         let alive = match &self.connection {
-            Some(connection) => self
-                .awaiting
-                .is_empty()
-                .then(|| peer_still_there(&connection.stream))
-                .unwrap_or(true),
+            // With replies outstanding, unread bytes are expected: only an
+            // idle connection can be checked by peeking.
+            Some(connection) if self.awaiting.is_empty() => peer_still_there(&connection.stream),
+            Some(_) => true,
             None => false,
         };
         if !alive {
