@@ -1,0 +1,263 @@
+//! Asking the site who a connecting browser is.
+//!
+//! At each socket.io connect the daemon sends `GET auth_url` to the site with
+//! the browser's `Cookie` header unchanged, `X-Forwarded-For` and
+//! `X-Push-Namespace`. The site answers `200 {"user_id": ..., "rooms": [...]}`
+//! for a logged-in user, or `401`/`403` for a guest. Anything else (a
+//! timeout, a 5xx, a redirect, a body that is not that JSON) means the site
+//! could not be asked; what happens then is the connect handler's decision,
+//! not this module's.
+//!
+//! Cookies go to the configured URL and nowhere else: redirects are never
+//! followed, so a misconfigured or compromised endpoint cannot bounce them to
+//! another host.
+
+mod cache;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, COOKIE, HeaderValue, USER_AGENT};
+use serde::Deserialize;
+use thiserror::Error;
+
+use self::cache::AuthCache;
+use crate::config::AuthSettings;
+use crate::metrics::{AuthOutcome, Metrics};
+
+/// The auth answer is tiny JSON; anything bigger is a misconfigured endpoint
+/// (an HTML login page, say), and reading it all would only cost memory.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// Longest user id accepted; ids are used in room names and logs.
+const MAX_USER_ID_LEN: usize = 256;
+
+/// A user as identified by the site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: String,
+    /// Public rooms this connection joins, as named by the site.
+    pub rooms: Vec<String>,
+}
+
+/// What the site said about one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    User(Identity),
+    Guest,
+    /// The site could not be asked; the text says why, for the log.
+    Unavailable(String),
+}
+
+/// What we know about a connecting browser, to forward to the site.
+#[derive(Debug)]
+pub struct Handshake<'a> {
+    pub namespace: &'a str,
+    /// The browser's Cookie header, exactly as received.
+    pub cookie: Option<&'a str>,
+    pub forwarded_for: String,
+}
+
+#[derive(Debug, Error)]
+#[error("cannot build the HTTP client for the auth URL: {0}")]
+pub struct AuthSetupError(#[from] reqwest::Error);
+
+/// Calls the site's auth URL, with a cache in front.
+pub struct Authenticator {
+    http: reqwest::Client,
+    settings: AuthSettings,
+    cache: AuthCache,
+    metrics: Arc<Metrics>,
+}
+
+impl Authenticator {
+    pub fn new(settings: AuthSettings, metrics: Arc<Metrics>) -> Result<Self, AuthSetupError> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Self {
+            http,
+            cache: AuthCache::new(settings.cache_ttl, settings.cache_size),
+            settings,
+            metrics,
+        })
+    }
+
+    /// True when guests are refused rather than served broadcasts.
+    pub fn required(&self) -> bool {
+        self.settings.required
+    }
+
+    /// Who is this browser? Answers from the cache when it can.
+    pub async fn identify(&self, handshake: &Handshake<'_>) -> Answer {
+        // Without cookies there is no session for the site to find, so
+        // asking would only add load: such a browser is a guest.
+        let Some(cookie) = handshake.cookie.filter(|c| !c.trim().is_empty()) else {
+            return Answer::Guest;
+        };
+        let key = AuthCache::key(handshake.namespace, cookie);
+        if let Some(verdict) = self.cache.get(&key) {
+            self.metrics.auth_cache_hit();
+            return verdict.map_or(Answer::Guest, Answer::User);
+        }
+
+        let started = Instant::now();
+        let (outcome, answer) = self.ask_site(handshake, cookie).await;
+        self.metrics.auth_call(outcome, started.elapsed());
+        match &answer {
+            Answer::User(identity) => self.cache.insert(key, Some(identity.clone())),
+            Answer::Guest => self.cache.insert(key, None),
+            // Failures are not cached: the next connect asks again, so the
+            // daemon recovers as soon as the site does.
+            Answer::Unavailable(_) => {}
+        }
+        answer
+    }
+
+    async fn ask_site(&self, handshake: &Handshake<'_>, cookie: &str) -> (AuthOutcome, Answer) {
+        let Ok(cookie) = HeaderValue::from_str(cookie) else {
+            return (AuthOutcome::BadBody, Answer::Guest);
+        };
+        let request = self
+            .http
+            .get(self.settings.url.clone())
+            .header(COOKIE, cookie)
+            .header("X-Forwarded-For", &handshake.forwarded_for)
+            .header("X-Push-Namespace", handshake.namespace)
+            .header(ACCEPT, "application/json")
+            .header(USER_AGENT, concat!("push-core/", env!("CARGO_PKG_VERSION")));
+
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) if error.is_timeout() => {
+                return unavailable(
+                    AuthOutcome::Timeout,
+                    format!("no answer within {:?}", self.settings.timeout),
+                );
+            }
+            Err(error) => {
+                return unavailable(AuthOutcome::Unreachable, format!("request failed: {error}"));
+            }
+        };
+
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                return (AuthOutcome::Guest, Answer::Guest);
+            }
+            status if status.is_redirection() => {
+                let location = response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .unwrap_or("nowhere");
+                return unavailable(
+                    AuthOutcome::BadStatus,
+                    format!(
+                        "answered {status} redirecting to {location}; it must answer 200 or 401 itself (is it behind a login filter?)"
+                    ),
+                );
+            }
+            status => return unavailable(AuthOutcome::BadStatus, format!("answered {status}")),
+        }
+
+        let body = match read_limited(response).await {
+            Ok(body) => body,
+            Err(reason) => return unavailable(AuthOutcome::BadBody, reason),
+        };
+        match parse_identity(&body) {
+            Ok(Some(identity)) => (AuthOutcome::User, Answer::User(identity)),
+            Ok(None) => (AuthOutcome::Guest, Answer::Guest),
+            Err(reason) => unavailable(AuthOutcome::BadBody, reason),
+        }
+    }
+}
+
+fn unavailable(outcome: AuthOutcome, reason: String) -> (AuthOutcome, Answer) {
+    (outcome, Answer::Unavailable(reason))
+}
+
+async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                    return Err(format!(
+                        "answered with more than {MAX_RESPONSE_BYTES} bytes"
+                    ));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(error) if error.is_timeout() => {
+                return Err("the body did not arrive in time".to_owned());
+            }
+            Err(error) => return Err(format!("the body could not be read: {error}")),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct AuthBody {
+    user_id: Option<UserId>,
+    #[serde(default)]
+    rooms: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum UserId {
+    Text(String),
+    Number(i64),
+}
+
+/// Reads the documented body: `Ok(None)` for a null or missing `user_id`.
+fn parse_identity(body: &[u8]) -> Result<Option<Identity>, String> {
+    let parsed: AuthBody = serde_json::from_slice(body).map_err(|e| {
+        format!("answered 200 but not with {{\"user_id\": ..., \"rooms\": [...]}} ({e})")
+    })?;
+    let user_id = match parsed.user_id {
+        None => return Ok(None),
+        Some(UserId::Number(n)) => n.to_string(),
+        Some(UserId::Text(text)) => text,
+    };
+    if user_id.is_empty() || user_id.len() > MAX_USER_ID_LEN {
+        return Err(format!(
+            "answered a user_id of {} bytes; it must be 1 to {MAX_USER_ID_LEN}",
+            user_id.len()
+        ));
+    }
+    Ok(Some(Identity {
+        user_id,
+        rooms: parsed.rooms,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_may_be_strings_or_integers() {
+        let text = parse_identity(br#"{"user_id":"42","rooms":["group:7"]}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(text.user_id, "42");
+        assert_eq!(text.rooms, vec!["group:7"]);
+        let number = parse_identity(br#"{"user_id":42}"#).unwrap().unwrap();
+        assert_eq!(number.user_id, "42");
+    }
+
+    #[test]
+    fn null_user_is_a_guest_and_garbage_is_an_error() {
+        assert_eq!(parse_identity(br#"{"user_id":null}"#).unwrap(), None);
+        assert!(parse_identity(b"<html>login</html>").is_err());
+        assert!(parse_identity(br#"{"user_id":""}"#).is_err());
+        assert!(parse_identity(br#"{"user_id":1.5}"#).is_err());
+    }
+}

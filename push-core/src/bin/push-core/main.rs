@@ -1,0 +1,93 @@
+//! The `push-core` command: the daemon (`serve`) and small tools that talk
+//! to a running daemon over its publish socket (`send`, `stats`, `online`).
+
+mod tools;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use push_core::config::{Config, LogFormat, ServeArgs};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "push-core",
+    version,
+    about = "Real-time push for PHP sites: a socket.io server fed over a Unix socket."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Serve(ServeArgs),
+    /// Publish one message, print how many connections it reached.
+    Send(tools::SendArgs),
+    /// Print the daemon's counters as JSON.
+    Stats(tools::SocketArgs),
+    /// Tell whether a user is connected to a namespace.
+    Online(tools::OnlineArgs),
+}
+
+/// Exit code for a configuration the daemon cannot use; clap uses the same
+/// for bad flags.
+const EXIT_BAD_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Send(args) => tools::report(tools::send(args)),
+        Command::Stats(args) => tools::report(tools::stats(args)),
+        Command::Online(args) => tools::report(tools::online(args)),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let config = match args.resolve() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("push-core: {error}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("push-core: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(push_core::serve(
+        config,
+        push_core::shutdown::signal_received(),
+    )) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            eprintln!("push-core: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    // The level was checked when the config was resolved.
+    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match config.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

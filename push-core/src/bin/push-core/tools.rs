@@ -1,0 +1,114 @@
+//! `send`, `stats` and `online`: the publish protocol from the shell, for
+//! operators and scripts. They use the same blocking client as PHP does.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use push_client::{Client, ClientOptions, DEFAULT_SOCKET_PATH, Publish, Target};
+
+#[derive(Args)]
+pub struct SocketArgs {
+    /// The daemon's publish socket
+    #[arg(long, env = "PUSH_CORE_SOCKET", default_value = DEFAULT_SOCKET_PATH)]
+    socket: PathBuf,
+    /// Give up on an unresponsive daemon after this long
+    #[arg(long, default_value = "2s", value_parser = push_core::config::parse_duration)]
+    timeout: std::time::Duration,
+}
+
+#[derive(Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    socket: SocketArgs,
+    #[arg(long, default_value = "/")]
+    namespace: String,
+    /// The event name the page listens for
+    #[arg(long)]
+    event: String,
+    /// Deliver only to this user's connections; repeat for more
+    #[arg(long = "user", value_name = "ID")]
+    users: Vec<String>,
+    /// Deliver only to this room's members; repeat for more
+    #[arg(long = "room", value_name = "ROOM")]
+    rooms: Vec<String>,
+    /// Leave this user out; repeat for more
+    #[arg(long = "except-user", value_name = "ID")]
+    except_users: Vec<String>,
+    /// The message as JSON text, or - to read it from standard input
+    data: String,
+}
+
+#[derive(Args)]
+pub struct OnlineArgs {
+    #[command(flatten)]
+    socket: SocketArgs,
+    #[arg(long, default_value = "/")]
+    namespace: String,
+    /// The user id as the site's auth endpoint reports it
+    user: String,
+}
+
+/// Prints an error the way a shell user expects and picks the exit code.
+pub fn report(result: Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("push-core: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn client(args: &SocketArgs) -> Client {
+    Client::new(ClientOptions {
+        socket_path: args.socket.clone(),
+        timeout: args.timeout,
+        client_name: concat!("push-core-cli/", env!("CARGO_PKG_VERSION")).to_owned(),
+    })
+}
+
+pub fn send(args: SendArgs) -> Result<()> {
+    let data = if args.data == "-" {
+        let mut data = String::new();
+        std::io::stdin()
+            .read_to_string(&mut data)
+            .context("cannot read the message from standard input")?;
+        data
+    } else {
+        args.data
+    };
+    let target = Target {
+        users: args.users.iter().map(Into::into).collect(),
+        rooms: args.rooms.iter().map(Into::into).collect(),
+        except_users: args.except_users.iter().map(Into::into).collect(),
+    };
+    let publish = Publish {
+        namespace: &args.namespace,
+        event: &args.event,
+        target,
+        payload: data.trim().as_bytes(),
+    };
+    let recipients = client(&args.socket).publish(&publish)?;
+    println!("{recipients}");
+    Ok(())
+}
+
+pub fn stats(args: SocketArgs) -> Result<()> {
+    println!("{}", client(&args).stats()?);
+    Ok(())
+}
+
+pub fn online(args: OnlineArgs) -> Result<()> {
+    let connections = client(&args.socket).online(&args.namespace, &args.user)?;
+    let answer = serde_json::json!({
+        "namespace": args.namespace,
+        "user": args.user,
+        "online": connections > 0,
+        "connections": connections,
+    });
+    println!("{answer}");
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! Who receives a publish, and handing it to them.
+//!
+//! The site names a target in its own terms (everyone, users, rooms, users
+//! to leave out); this module turns that into socket.io room selections and
+//! emits. socketioxide keeps rooms as a map from name to connections, so
+//! reaching a user is a lookup rather than a scan, and a broadcast packet is
+//! encoded once and the same bytes are queued on every connection.
+//!
+//! [`Dispatcher`] is the publish handle an embedding application holds; the
+//! Unix-socket listener is just one caller of it.
+
+use std::sync::Arc;
+
+use push_client::{ErrorCode, Publish, Target};
+use serde_json::value::RawValue;
+use socketioxide::{BroadcastError, SocketIo, operators::BroadcastOperators};
+use thiserror::Error;
+
+use crate::metrics::Metrics;
+use crate::rooms::{public_room, user_room};
+
+/// Event names the socket.io client handles itself; a publish under one of
+/// them would never reach the page's handlers, or would confuse the client.
+const RESERVED_EVENTS: [&str; 6] = [
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
+
+/// Why a publish or a question about a user was refused.
+#[derive(Debug, Error)]
+pub enum DispatchError {
+    #[error("namespace {0:?} is not served by this daemon; add it with --namespace {0}")]
+    UnknownNamespace(String),
+    #[error("the event name is empty")]
+    EmptyEvent,
+    #[error("the event name {0:?} is reserved by socket.io; choose another")]
+    ReservedEvent(String),
+    #[error("the payload is not valid JSON: {0}")]
+    InvalidPayload(String),
+    #[error("the message could not be encoded for socket.io: {0}")]
+    Encoding(String),
+}
+
+impl DispatchError {
+    /// The protocol error code a publisher receives for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DispatchError::UnknownNamespace(_) => ErrorCode::UNKNOWN_NAMESPACE,
+            DispatchError::EmptyEvent | DispatchError::ReservedEvent(_) => {
+                ErrorCode::INVALID_REQUEST
+            }
+            DispatchError::InvalidPayload(_) => ErrorCode::INVALID_PAYLOAD,
+            DispatchError::Encoding(_) => ErrorCode::INTERNAL,
+        }
+    }
+}
+
+/// A cheap, cloneable handle for publishing to connected browsers.
+#[derive(Clone)]
+pub struct Dispatcher {
+    io: SocketIo,
+    metrics: Arc<Metrics>,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(io: SocketIo, metrics: Arc<Metrics>) -> Self {
+        Self { io, metrics }
+    }
+
+    /// Delivers `publish`; returns how many connections it was handed to.
+    pub async fn publish(&self, publish: &Publish<'_>) -> Result<u32, DispatchError> {
+        check_event(publish.event)?;
+        let payload = parse_payload(publish.payload)?;
+
+        // socketioxide's emit does not say how many connections it reached,
+        // so the selection is made twice: once to count, once to send. Both
+        // are lookups in the same room map.
+        let recipients = self
+            .select(publish.namespace, &publish.target)?
+            .sockets()
+            .len();
+        let undelivered = match self
+            .select(publish.namespace, &publish.target)?
+            .emit(publish.event, payload)
+            .await
+        {
+            Ok(()) => 0,
+            // Connections that were closing, or whose buffer was full, miss
+            // this message; everyone else still got it.
+            Err(BroadcastError::Socket(failed)) => {
+                tracing::debug!(
+                    failed = failed.len(),
+                    "some connections could not take the message"
+                );
+                failed.len()
+            }
+            Err(error) => return Err(DispatchError::Encoding(error.to_string())),
+        };
+        let delivered = recipients.saturating_sub(undelivered);
+        self.metrics.publish_delivered(delivered as u64);
+        Ok(u32::try_from(delivered).unwrap_or(u32::MAX))
+    }
+
+    /// How many connections `user_id` has open in `namespace`.
+    pub fn connections_of(&self, namespace: &str, user_id: &str) -> Result<u32, DispatchError> {
+        let count = self
+            .namespace(namespace)?
+            .within(user_room(user_id))
+            .sockets()
+            .len();
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+
+    fn namespace(&self, namespace: &str) -> Result<BroadcastOperators, DispatchError> {
+        self.io
+            .of(namespace)
+            .ok_or_else(|| DispatchError::UnknownNamespace(namespace.to_owned()))
+    }
+
+    /// The socket.io selection for a target.
+    fn select(
+        &self,
+        namespace: &str,
+        target: &Target<'_>,
+    ) -> Result<BroadcastOperators, DispatchError> {
+        let operators = self.namespace(namespace)?;
+        let operators = if target.is_everyone() {
+            operators.broadcast()
+        } else {
+            let rooms: Vec<String> = target
+                .users
+                .iter()
+                .map(|user| user_room(user))
+                .chain(target.rooms.iter().map(|room| public_room(room)))
+                .collect();
+            operators.to(rooms)
+        };
+        Ok(if target.except_users.is_empty() {
+            operators
+        } else {
+            operators.except(
+                target
+                    .except_users
+                    .iter()
+                    .map(|user| user_room(user))
+                    .collect::<Vec<_>>(),
+            )
+        })
+    }
+}
+
+fn check_event(event: &str) -> Result<(), DispatchError> {
+    if event.is_empty() {
+        return Err(DispatchError::EmptyEvent);
+    }
+    if RESERVED_EVENTS.contains(&event) {
+        return Err(DispatchError::ReservedEvent(event.to_owned()));
+    }
+    Ok(())
+}
+
+/// Checks that the payload is one JSON value, without building a tree: the
+/// raw text is passed through to socket.io as it came.
+fn parse_payload(payload: &[u8]) -> Result<&RawValue, DispatchError> {
+    let text = std::str::from_utf8(payload)
+        .map_err(|e| DispatchError::InvalidPayload(format!("it is not UTF-8 ({e})")))?;
+    serde_json::from_str(text).map_err(|e| DispatchError::InvalidPayload(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_and_empty_events_are_refused() {
+        assert!(check_event("").is_err());
+        assert!(check_event("disconnect").is_err());
+        assert!(check_event("message").is_ok());
+    }
+
+    #[test]
+    fn payload_must_be_one_json_value() {
+        assert!(parse_payload(br#"{"a":[1,2]}"#).is_ok());
+        assert!(parse_payload(b"\"text\"").is_ok());
+        assert!(parse_payload(b"{").is_err());
+        assert!(parse_payload(b"1 2").is_err());
+        assert!(parse_payload(&[0xff, 0xfe]).is_err());
+        let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+        assert!(parse_payload(deep.as_bytes()).is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! Framed reading and writing on one publisher connection.
+//!
+//! Frames are read into one buffer and answered in order. Replies are
+//! collected and written together once no complete frame is left in the
+//! buffer, so a pipelining client gets its replies in batches rather than
+//! one system call each.
+
+use bytes::{Buf, BytesMut};
+use push_client::ErrorCode;
+use push_client::protocol::frame::{self, FrameError, LENGTH_PREFIX_LEN};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio_util::sync::CancellationToken;
+
+use super::Services;
+use super::session::{Next, Session};
+
+/// Initial read buffer; grows up to the frame size limit when needed.
+const READ_BUFFER: usize = 8 * 1024;
+
+pub(super) async fn run(mut stream: UnixStream, services: Services, shutdown: CancellationToken) {
+    services.metrics.publisher_connected();
+    let max_frame_size = services.max_frame_size;
+    let mut session = Session::new(services.clone());
+    let mut input = BytesMut::with_capacity(READ_BUFFER);
+    let mut output = Vec::with_capacity(READ_BUFFER);
+
+    let closing = loop {
+        // Answer every whole frame already buffered.
+        let mut next = Next::Continue;
+        loop {
+            match frame::check(&input, max_frame_size) {
+                Ok(Some(total)) => {
+                    next = session
+                        .handle(&input[LENGTH_PREFIX_LEN..total], &mut output)
+                        .await;
+                    input.advance(total);
+                    if next == Next::Close {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(FrameError::TooLarge { len, max }) => {
+                    // The rest of the stream cannot be framed any more.
+                    session.refuse_connection(
+                        ErrorCode::FRAME_TOO_LARGE,
+                        &format!("frame of {len} bytes is over this daemon's max_frame_size of {max}; the connection is closed"),
+                        &mut output,
+                    );
+                    next = Next::Close;
+                    break;
+                }
+            }
+        }
+        if !output.is_empty() {
+            if stream.write_all(&output).await.is_err() {
+                break "the publisher went away before reading its replies";
+            }
+            output.clear();
+        }
+        if next == Next::Close {
+            break "closed after an error";
+        }
+
+        input.reserve(READ_BUFFER);
+        tokio::select! {
+            read = stream.read_buf(&mut input) => match read {
+                Ok(0) if input.is_empty() => break "closed by the publisher",
+                Ok(0) => {
+                    services.metrics.protocol_error(ErrorCode::MALFORMED_FRAME);
+                    break "closed by the publisher in the middle of a frame";
+                }
+                Ok(_) => {}
+                Err(_) => break "read error",
+            },
+            () = shutdown.cancelled() => break "daemon shutting down",
+        }
+    };
+    tracing::debug!(reason = closing, "publish connection closed");
+    let _ = stream.shutdown().await;
+    services.metrics.publisher_disconnected();
+}

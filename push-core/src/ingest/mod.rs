@@ -1,0 +1,164 @@
+//! The Unix socket the site publishes on.
+//!
+//! Binding is careful about the socket file, because it outlives crashes:
+//! a file left by a dead daemon is replaced, but a file a live daemon is
+//! still answering on is left alone and we refuse to start, so two daemons
+//! never fight over one path. On shutdown the file is removed only if it is
+//! still the one we created.
+//!
+//! Each accepted connection runs in its own task ([`connection`]), where
+//! requests are decoded and answered ([`session`]).
+
+mod connection;
+mod session;
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use socketioxide::SocketIo;
+use thiserror::Error;
+use tokio::net::UnixListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::dispatch::Dispatcher;
+use crate::metrics::Metrics;
+
+/// Why the publish socket could not be set up.
+#[derive(Debug, Error)]
+pub enum BindError {
+    #[error(
+        "another push-core is already listening on {0}; stop it first, or choose another --socket"
+    )]
+    AlreadyRunning(PathBuf),
+    #[error("{0} exists and is not a socket; refusing to replace it, choose another --socket")]
+    NotASocket(PathBuf),
+    #[error("cannot create the directory {path} for the publish socket: {source}")]
+    CreateDir { path: PathBuf, source: io::Error },
+    #[error("cannot replace the stale socket file {path}: {source}")]
+    RemoveStale { path: PathBuf, source: io::Error },
+    #[error("cannot listen on {path}: {source}")]
+    Bind { path: PathBuf, source: io::Error },
+    #[error("cannot set the permissions of {path}: {source}")]
+    Permissions { path: PathBuf, source: io::Error },
+}
+
+/// What every connection needs to answer requests.
+#[derive(Clone)]
+pub(crate) struct Services {
+    pub dispatcher: Dispatcher,
+    pub io: SocketIo,
+    pub metrics: Arc<Metrics>,
+    pub max_frame_size: u32,
+}
+
+/// A bound publish socket, not yet accepting.
+pub struct PublishSocket {
+    listener: UnixListener,
+    path: PathBuf,
+    /// Device and inode of the file we created, to recognise it at removal.
+    file_id: (u64, u64),
+}
+
+impl PublishSocket {
+    /// Binds `path` with permissions `mode`, replacing a stale socket file.
+    /// Must be called from within a tokio runtime.
+    pub fn bind(path: &Path, mode: u32) -> Result<Self, BindError> {
+        clear_stale_socket(path)?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.exists()
+        {
+            std::fs::create_dir_all(parent).map_err(|source| BindError::CreateDir {
+                path: parent.to_owned(),
+                source,
+            })?;
+        }
+        let bind_error = |source| BindError::Bind {
+            path: path.to_owned(),
+            source,
+        };
+        let listener = std::os::unix::net::UnixListener::bind(path).map_err(bind_error)?;
+        listener.set_nonblocking(true).map_err(bind_error)?;
+        let listener = UnixListener::from_std(listener).map_err(bind_error)?;
+
+        let permissions_error = |source| BindError::Permissions {
+            path: path.to_owned(),
+            source,
+        };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(permissions_error)?;
+        let metadata = std::fs::metadata(path).map_err(permissions_error)?;
+        Ok(Self {
+            listener,
+            path: path.to_owned(),
+            file_id: (metadata.dev(), metadata.ino()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Accepts publishers until `shutdown` fires, then removes the socket
+    /// file and waits for open connections to answer what they have read.
+    pub(crate) async fn serve(self, services: Services, shutdown: CancellationToken) {
+        let connections = TaskTracker::new();
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        let services = services.clone();
+                        let shutdown = shutdown.clone();
+                        connections.spawn(connection::run(stream, services, shutdown));
+                    }
+                    Err(error) => {
+                        // Typically EMFILE: back off briefly instead of spinning.
+                        tracing::warn!(%error, "could not accept a publish connection");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+                () = shutdown.cancelled() => break,
+            }
+        }
+        self.remove_file();
+        connections.close();
+        connections.wait().await;
+    }
+
+    fn remove_file(&self) {
+        let ours =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.file_id);
+        if ours && let Err(error) = std::fs::remove_file(&self.path) {
+            tracing::warn!(path = %self.path.display(), %error, "could not remove the publish socket file");
+        }
+    }
+}
+
+/// Removes a socket file nobody answers on; refuses if somebody does.
+fn clear_stale_socket(path: &Path) -> Result<(), BindError> {
+    let metadata = match std::fs::symlink_metadata(path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(BindError::Bind {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    if !metadata.file_type().is_socket() {
+        return Err(BindError::NotASocket(path.to_owned()));
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(BindError::AlreadyRunning(path.to_owned())),
+        Err(_) => {
+            tracing::info!(path = %path.display(), "replacing a stale publish socket file");
+            std::fs::remove_file(path).map_err(|source| BindError::RemoveStale {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Answering the requests of one publisher connection.
+//!
+//! A session starts with the version handshake: until a HELLO with a
+//! version we speak arrives, nothing else is served. After that each request
+//! gets exactly one reply with its request id, in order.
+//!
+//! A body that does not decode is answered with an error and the session
+//! goes on, because the length prefix kept the stream in step. Only errors
+//! that leave the stream unusable (a frame over the size limit, a failed
+//! handshake) close the connection.
+
+use push_client::protocol::frame::FrameHeader;
+use push_client::protocol::wire::{DecodeError, Reader};
+use push_client::{ErrorCode, PROTOCOL_VERSION, Reply, Request};
+
+use super::Services;
+use crate::realtime;
+
+/// What the connection does after a request was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Next {
+    Continue,
+    Close,
+}
+
+pub(super) struct Session {
+    services: Services,
+    handshaken: bool,
+}
+
+impl Session {
+    pub fn new(services: Services) -> Self {
+        Self {
+            services,
+            handshaken: false,
+        }
+    }
+
+    /// Answers one frame body, appending the reply frame to `out`.
+    pub async fn handle(&mut self, body: &[u8], out: &mut Vec<u8>) -> Next {
+        let mut reader = Reader::new(body);
+        let header = match FrameHeader::read(&mut reader) {
+            Ok(header) => header,
+            Err(error) => {
+                self.error(0, ErrorCode::MALFORMED_FRAME, &error.to_string(), out);
+                return Next::Continue;
+            }
+        };
+        let id = header.request_id;
+        let request = match Request::decode(header.kind, reader) {
+            Ok(request) => request,
+            Err(DecodeError::UnknownKind(kind)) => {
+                let message = format!(
+                    "unknown operation 0x{kind:02x}; is the client newer than this daemon?"
+                );
+                self.error(id, ErrorCode::UNKNOWN_OPERATION, &message, out);
+                return self.next_after_failed_request();
+            }
+            Err(error) => {
+                self.error(id, ErrorCode::MALFORMED_FRAME, &error.to_string(), out);
+                return self.next_after_failed_request();
+            }
+        };
+
+        if !self.handshaken {
+            return self.handshake(id, &request, out);
+        }
+        match request {
+            Request::Hello { .. } => {
+                self.error(
+                    id,
+                    ErrorCode::INVALID_REQUEST,
+                    "HELLO was already received on this connection",
+                    out,
+                );
+            }
+            Request::Ping => self.reply(id, &Reply::Pong, out),
+            Request::Publish(publish) => match self.services.dispatcher.publish(&publish).await {
+                Ok(recipients) => self.reply(id, &Reply::Published { recipients }, out),
+                Err(error) => self.error(id, error.code(), &error.to_string(), out),
+            },
+            Request::Online { namespace, user } => {
+                match self.services.dispatcher.connections_of(namespace, user) {
+                    Ok(connections) => self.reply(id, &Reply::Online { connections }, out),
+                    Err(error) => self.error(id, error.code(), &error.to_string(), out),
+                }
+            }
+            Request::Stats => {
+                let census = realtime::census(&self.services.io).await;
+                let json = self.services.metrics.stats_json(&census);
+                self.reply(id, &Reply::Stats { json: &json }, out);
+            }
+        }
+        Next::Continue
+    }
+
+    /// Answers an error about the connection as a whole (request id 0).
+    pub fn refuse_connection(&self, code: ErrorCode, message: &str, out: &mut Vec<u8>) {
+        self.error(0, code, message, out);
+    }
+
+    fn handshake(&mut self, id: u32, request: &Request<'_>, out: &mut Vec<u8>) -> Next {
+        match request {
+            Request::Hello { version, client } if *version == PROTOCOL_VERSION => {
+                tracing::debug!(client, "publisher connected");
+                self.handshaken = true;
+                let hello = Reply::Hello {
+                    version: PROTOCOL_VERSION,
+                    max_frame_size: self.services.max_frame_size,
+                    server: concat!("push-core/", env!("CARGO_PKG_VERSION")),
+                };
+                self.reply(id, &hello, out);
+                Next::Continue
+            }
+            Request::Hello { version, .. } => {
+                let message = format!(
+                    "this daemon speaks protocol version {PROTOCOL_VERSION}, the client asked for {version}; install matching versions of push-core and its client"
+                );
+                self.error(id, ErrorCode::UNSUPPORTED_VERSION, &message, out);
+                Next::Close
+            }
+            _ => {
+                self.error(
+                    id,
+                    ErrorCode::HANDSHAKE_REQUIRED,
+                    "the first request on a connection must be HELLO",
+                    out,
+                );
+                Next::Close
+            }
+        }
+    }
+
+    /// Before the handshake, an undecodable request ends the connection: the
+    /// peer is probably not speaking this protocol at all.
+    fn next_after_failed_request(&self) -> Next {
+        if self.handshaken {
+            Next::Continue
+        } else {
+            Next::Close
+        }
+    }
+
+    fn reply(&self, id: u32, reply: &Reply<'_>, out: &mut Vec<u8>) {
+        if let Err(error) = reply.encode(id, out) {
+            // Only a reply over 4 GiB could fail; answer with an error rather
+            // than leave the request without a reply.
+            tracing::error!(%error, "could not encode a reply");
+            self.error(
+                id,
+                ErrorCode::INTERNAL,
+                "the reply could not be encoded",
+                out,
+            );
+        }
+    }
+
+    fn error(&self, id: u32, code: ErrorCode, message: &str, out: &mut Vec<u8>) {
+        self.services.metrics.protocol_error(code);
+        tracing::debug!(%code, message, "publish request refused");
+        let reply = Reply::Error { code, message };
+        if let Err(error) = reply.encode(id, out) {
+            tracing::error!(%error, "could not encode an error reply");
+        }
+    }
+}

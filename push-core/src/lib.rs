@@ -1,0 +1,183 @@
+//! push-core: real-time push for PHP sites.
+//!
+//! A site's PHP code publishes `namespace + event + message` over a local
+//! Unix socket; push-core delivers it to browsers connected with the stock
+//! socket.io v4 client, to everyone or to chosen users and rooms. Browsers
+//! are identified by forwarding their cookies to an endpoint of the site.
+//!
+//! The daemon is [`serve`]. To embed push-core in another axum application
+//! instead, build a [`PushCore`]: it gives the router to mount and a
+//! [`Dispatcher`] to publish with.
+//!
+//! How the modules fit:
+//! - [`config`]: settings from flags, environment and file;
+//! - `ingest`: the Unix-socket listener and its framed connections;
+//! - `realtime`: socket.io namespaces, the Origin policy, admission;
+//! - `auth`: asking the site who a browser is, with a cache;
+//! - [`dispatch`]: turning a publish target into recipients;
+//! - `rooms`: how user and site rooms are kept apart;
+//! - `metrics`, `http`, [`shutdown`]: operations.
+
+mod auth;
+pub mod config;
+pub mod dispatch;
+mod http;
+mod ingest;
+mod metrics;
+mod realtime;
+mod rooms;
+pub mod shutdown;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use socketioxide::SocketIo;
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::auth::AuthSetupError;
+pub use crate::config::Config;
+pub use crate::dispatch::{DispatchError, Dispatcher};
+pub use crate::ingest::{BindError, PublishSocket};
+
+/// How long browsers and publishers get to be closed cleanly at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A push server ready to be mounted: socket.io, auth, metrics.
+pub struct PushCore {
+    io: SocketIo,
+    dispatcher: Dispatcher,
+    metrics: Arc<metrics::Metrics>,
+    max_frame_size: u32,
+}
+
+impl PushCore {
+    /// Builds the server from `config`, returning it with the axum router
+    /// that serves `/socket.io/`, `/healthz` and `/metrics`.
+    pub fn new(config: &Config) -> Result<(Self, Router), AuthSetupError> {
+        let metrics = Arc::new(metrics::Metrics::default());
+        let authenticator = match &config.auth {
+            Some(settings) => Some(Arc::new(auth::Authenticator::new(
+                settings.clone(),
+                metrics.clone(),
+            )?)),
+            None => None,
+        };
+        let (layer, io) = realtime::build(&config.namespaces, authenticator, metrics.clone());
+        let origins = realtime::OriginPolicy::new(config.allowed_origins.clone(), metrics.clone());
+        let router = http::router(layer, io.clone(), metrics.clone(), origins);
+        let dispatcher = Dispatcher::new(io.clone(), metrics.clone());
+        let core = Self {
+            io,
+            dispatcher,
+            metrics,
+            max_frame_size: config.max_frame_size,
+        };
+        Ok((core, router))
+    }
+
+    /// The handle for publishing to connected browsers.
+    pub fn dispatcher(&self) -> Dispatcher {
+        self.dispatcher.clone()
+    }
+
+    /// Serves the publish protocol on `socket` until `shutdown` fires.
+    pub async fn serve_publishers(&self, socket: PublishSocket, shutdown: CancellationToken) {
+        let services = ingest::Services {
+            dispatcher: self.dispatcher.clone(),
+            io: self.io.clone(),
+            metrics: self.metrics.clone(),
+            max_frame_size: self.max_frame_size,
+        };
+        socket.serve(services, shutdown).await;
+    }
+
+    /// Disconnects every browser cleanly.
+    pub async fn close(&self) {
+        self.io.close().await;
+    }
+}
+
+/// Why the daemon could not run.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Auth(#[from] AuthSetupError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error("the HTTP server failed: {0}")]
+    Http(std::io::Error),
+}
+
+/// Runs the daemon until `shutdown` completes, then stops gracefully: no new
+/// connections, publishes already received are answered, browsers are
+/// disconnected cleanly and the socket file is removed.
+pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    let (core, router) = PushCore::new(&config)?;
+    let http_listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let publish_socket = PublishSocket::bind(&config.socket, config.socket_mode)?;
+    let listen = http_listener.local_addr().unwrap_or(config.listen);
+    if config.auth.is_some() && config.allowed_origins.is_empty() {
+        tracing::warn!(
+            "auth_url is set but allowed_origins is not: any web site can open a connection with your visitors' cookies; set --allowed-origin"
+        );
+    }
+
+    let stopping = CancellationToken::new();
+    let http = tokio::spawn({
+        let stopped = stopping.clone().cancelled_owned();
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        async move {
+            axum::serve(http_listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+    });
+    tracing::info!(
+        %listen,
+        socket = %publish_socket.path().display(),
+        namespaces = ?config.namespaces,
+        auth = config.auth.is_some(),
+        "push-core ready"
+    );
+    let publishers = tokio::spawn({
+        let stopping = stopping.clone();
+        async move {
+            core.serve_publishers(publish_socket, stopping).await;
+            core
+        }
+    });
+
+    shutdown.await;
+    stopping.cancel();
+    let Ok(Ok(core)) = tokio::time::timeout(SHUTDOWN_GRACE, publishers).await else {
+        tracing::warn!("publish connections did not finish in time");
+        return Ok(());
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, core.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("browser connections did not close in time");
+    }
+    match tokio::time::timeout(SHUTDOWN_GRACE, http).await {
+        Ok(Ok(Err(error))) => return Err(ServeError::Http(error)),
+        Ok(_) => {}
+        Err(_) => tracing::warn!("the HTTP server did not stop in time"),
+    }
+    tracing::info!("push-core stopped");
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! Admitting a socket.io connection to a namespace.
+//!
+//! The admission check runs as socketioxide connect middleware, before the
+//! client is told it is connected. That ordering matters: the connection
+//! joins its user's private room and the site's rooms here, so a message
+//! published the moment the page sees `connect` already reaches it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ConnectInfo;
+use axum::http::HeaderMap;
+use axum::http::header::COOKIE;
+use socketioxide::extract::SocketRef;
+
+use crate::auth::{Answer, Authenticator, Handshake};
+use crate::metrics::{Metrics, Refusal};
+use crate::rooms::{public_room, user_room};
+
+/// Why a connection is refused; the text is what the browser's
+/// `connect_error` handler receives as `err.message`.
+#[derive(Debug)]
+pub struct Refused(Refusal);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Refusal::Unauthorized => "unauthorized",
+            Refusal::AuthUnavailable => "auth_unavailable",
+            Refusal::Origin => "origin_not_allowed",
+        })
+    }
+}
+
+/// Decides whether a connection may join a namespace, and as whom.
+#[derive(Clone)]
+pub struct Admission {
+    authenticator: Option<Arc<Authenticator>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Admission {
+    pub fn new(authenticator: Option<Arc<Authenticator>>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            authenticator,
+            metrics,
+        }
+    }
+
+    pub async fn admit(&self, socket: SocketRef) -> Result<(), Refused> {
+        let Some(authenticator) = &self.authenticator else {
+            return Ok(());
+        };
+        let parts = socket.req_parts();
+        let cookie = cookie_header(&parts.headers);
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0);
+        let handshake = Handshake {
+            namespace: socket.ns(),
+            cookie: cookie.as_deref(),
+            forwarded_for: forwarded_for(&parts.headers, peer),
+        };
+        match authenticator.identify(&handshake).await {
+            Answer::User(identity) => {
+                tracing::debug!(sid = %socket.id, ns = socket.ns(), user = %identity.user_id, "connection identified");
+                let rooms: Vec<String> = std::iter::once(user_room(&identity.user_id))
+                    .chain(identity.rooms.iter().map(|room| public_room(room)))
+                    .collect();
+                socket.join(rooms);
+                Ok(())
+            }
+            Answer::Guest if authenticator.required() => self.refuse(Refusal::Unauthorized),
+            Answer::Guest => Ok(()),
+            Answer::Unavailable(reason) => {
+                tracing::warn!(ns = socket.ns(), %reason, "auth URL could not identify a connection");
+                if authenticator.required() {
+                    self.refuse(Refusal::AuthUnavailable)
+                } else {
+                    // Degrade to a guest: broadcasts still arrive, and the
+                    // next reconnect asks the site again.
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    fn refuse(&self, refusal: Refusal) -> Result<(), Refused> {
+        self.metrics.connection_refused(refusal);
+        Err(Refused(refusal))
+    }
+}
+
+/// Runs once the client has been told it is connected.
+pub async fn on_connect(socket: SocketRef) {
+    tracing::debug!(sid = %socket.id, ns = socket.ns(), transport = ?socket.transport_type(), "connected");
+    socket.on_disconnect(
+        async |socket: SocketRef, reason: socketioxide::socket::DisconnectReason| {
+            tracing::debug!(sid = %socket.id, ns = socket.ns(), ?reason, "disconnected");
+        },
+    );
+}
+
+/// The browser's cookies, exactly as sent (several headers are joined the
+/// way HTTP/2 splits them).
+fn cookie_header(headers: &HeaderMap) -> Option<String> {
+    let values: Vec<&str> = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.join("; "))
+}
+
+/// Appends the connecting peer to any `X-Forwarded-For` a proxy in front of
+/// us set, as proxies do, so the site sees the whole chain.
+fn forwarded_for(headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
+    let earlier = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    match (earlier, peer) {
+        (Some(earlier), Some(peer)) => format!("{earlier}, {}", peer.ip()),
+        (Some(earlier), None) => earlier.to_owned(),
+        (None, Some(peer)) => peer.ip().to_string(),
+        (None, None) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_appends_the_peer() {
+        let mut headers = HeaderMap::new();
+        let peer = Some(SocketAddr::from(([127, 0, 0, 9], 5000)));
+        assert_eq!(forwarded_for(&headers, peer), "127.0.0.9");
+        headers.insert("x-forwarded-for", "203.0.113.7".parse().unwrap());
+        assert_eq!(forwarded_for(&headers, peer), "203.0.113.7, 127.0.0.9");
+    }
+}

@@ -1,0 +1,39 @@
+//! How users and rooms are named inside the socket.io server.
+//!
+//! socketioxide has one flat set of room names per namespace. We keep two
+//! kinds in it: a user's private room, joined by every connection of that
+//! user, and public rooms named by the site. Each kind gets its own prefix,
+//! and every name is wrapped on the way in, so no room name the site or its
+//! auth backend chooses can ever equal a user's private room: isolation by
+//! construction rather than by validation.
+
+/// The socket.io room holding every connection of `user_id`.
+pub fn user_room(user_id: &str) -> String {
+    format!("{USER_PREFIX}{user_id}")
+}
+
+/// The socket.io room for a site-chosen room name.
+pub fn public_room(name: &str) -> String {
+    format!("{PUBLIC_PREFIX}{name}")
+}
+
+/// True for rooms made by [`user_room`].
+pub fn is_user_room(room: &str) -> bool {
+    room.starts_with(USER_PREFIX)
+}
+
+const USER_PREFIX: &str = "user:";
+const PUBLIC_PREFIX: &str = "room:";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_site_room_cannot_name_a_user_room() {
+        for hostile in ["user:42", "room:user:42", "", "42"] {
+            assert_ne!(public_room(hostile), user_room("42"));
+            assert!(!is_user_room(&public_room(hostile)));
+        }
+    }
+}
