@@ -140,3 +140,30 @@ fn oversized_request_is_refused_at_encode() {
     assert!(request.encode(1, 1024, &mut bytes).is_err());
     assert!(bytes.is_empty());
 }
+
+/// The worked example in docs/protocol.md, byte for byte.
+#[test]
+fn documented_example_matches() {
+    let request = Request::Publish(Publish {
+        namespace: "/",
+        event: "news",
+        target: Target::everyone(),
+        payload: br#"{"n":1}"#,
+    });
+    let mut bytes = Vec::new();
+    request.encode(1, u32::MAX, &mut bytes).unwrap();
+    let expected: Vec<u8> = [
+        &[0, 0, 0, 0x1f, 0x03, 0, 0, 0, 1][..],
+        &[0, 1, b'/'],
+        &[0, 4, b'n', b'e', b'w', b's'],
+        &[0, 0, 0, 0, 0, 0],
+        &[0, 0, 0, 7],
+        br#"{"n":1}"#,
+    ]
+    .concat();
+    assert_eq!(bytes, expected);
+
+    let mut reply = Vec::new();
+    Reply::Published { recipients: 3 }.encode(1, &mut reply).unwrap();
+    assert_eq!(reply, [0, 0, 0, 9, 0x83, 0, 0, 0, 1, 0, 0, 0, 3]);
+}

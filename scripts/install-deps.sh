@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what building and testing push-core needs on Debian 12, and only
+# what is missing: PHP 8.2 with its headers (the extension), libclang (the
+# extension's bindgen), PHPUnit, php-fpm (the persistent-connection test) and
+# the npm packages of the end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  php8.2-cli php8.2-dev php8.2-fpm php8.2-curl php8.2-redis php8.2-mbstring php8.2-xml
+  libclang1-14 libclang-common-14-dev
+  phpunit redis-server nodejs npm
+)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+# Node may come from elsewhere than Debian's package; don't fight it.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  filtered=()
+  for package in "${missing[@]}"; do
+    [[ $package == nodejs || $package == npm ]] || filtered+=("$package")
+  done
+  missing=("${filtered[@]}")
+fi
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+(cd tests && npm ci --no-audit --no-fund --loglevel=error)

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting and lints, the Rust unit and
+# property tests, the end-to-end tests of the daemon with the real socket.io
+# client, and the PHP suites (extension, FFI, Yii component). Installs what
+# is missing first. Exits non-zero if any suite failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh || { echo "installing dependencies failed"; exit 1; }
+
+passed=0
+failed=0
+failures=()
+suite() {
+  local name=$1
+  shift
+  echo
+  echo "=== $name"
+  if "$@"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+  fi
+}
+
+suite "cargo fmt" cargo fmt --all -- --check
+suite "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+suite "cargo build" cargo build --workspace
+suite "cargo test" cargo test --workspace
+suite "daemon end-to-end (node)" bash -c 'cd tests && npm test'
+for runner in tests/php/run.sh tests/yii/run.sh; do
+  [[ -x $runner ]] && suite "$runner" "$runner"
+done
+
+echo
+if ((failed)); then
+  echo "failed suites: ${failures[*]}"
+fi
+echo "suites: $passed passed, $failed failed"
+((failed == 0))
