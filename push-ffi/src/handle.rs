@@ -1,0 +1,81 @@
+//! What a C caller holds: a client and the last error it ran into.
+//!
+//! C has no exceptions, so each call returns -1 on failure and leaves the
+//! reason on the handle, where `push_last_error_code` and
+//! `push_last_error_message` read it, errno-style. The message is kept as a
+//! C string so the pointer handed out stays valid until the next call on the
+//! same handle.
+
+use std::ffi::{CStr, CString};
+
+use push_client::{Client, ClientError, ErrorKind};
+
+use crate::error_code::PushErrorCode;
+
+/// An open publisher. Opaque to C: created by `push_open`, freed by
+/// `push_close`, used by one thread at a time.
+pub struct PushClient {
+    pub client: Client,
+    last_error: Option<(PushErrorCode, CString)>,
+}
+
+/// Why a call failed, before it is stored on the handle.
+#[derive(Debug)]
+pub struct Failure {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(error: ClientError) -> Self {
+        Failure::new(error.kind(), error.to_string())
+    }
+}
+
+impl PushClient {
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            last_error: None,
+        }
+    }
+
+    /// Stores the outcome of a call and turns it into the C return value:
+    /// the count, or -1.
+    pub fn finish(&mut self, outcome: Result<u32, Failure>) -> i64 {
+        match outcome {
+            Ok(count) => {
+                self.last_error = None;
+                i64::from(count)
+            }
+            Err(failure) => {
+                // A message cannot carry a NUL into C; drop any.
+                let message = CString::new(failure.message.replace('\0', "")).unwrap_or_default();
+                self.last_error = Some((failure.kind.into(), message));
+                -1
+            }
+        }
+    }
+
+    pub fn last_error_code(&self) -> PushErrorCode {
+        self.last_error
+            .as_ref()
+            .map_or(PushErrorCode::PUSH_OK, |(code, _)| *code)
+    }
+
+    /// The last error's message, or an empty string.
+    pub fn last_error_message(&self) -> &CStr {
+        self.last_error
+            .as_ref()
+            .map_or(c"", |(_, message)| message.as_c_str())
+    }
+}
