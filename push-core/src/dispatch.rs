@@ -163,12 +163,50 @@ fn check_event(event: &str) -> Result<(), DispatchError> {
     Ok(())
 }
 
+/// Deepest nesting of arrays and objects accepted in a payload. Browsers
+/// parse messages recursively, and real notifications are a few levels
+/// deep; 128 is also serde_json's own limit for parsed values.
+const MAX_PAYLOAD_DEPTH: usize = 128;
+
 /// Checks that the payload is one JSON value, without building a tree: the
 /// raw text is passed through to socket.io as it came.
 fn parse_payload(payload: &[u8]) -> Result<&RawValue, DispatchError> {
     let text = std::str::from_utf8(payload)
         .map_err(|e| DispatchError::InvalidPayload(format!("it is not UTF-8 ({e})")))?;
+    if nesting_depth(payload) > MAX_PAYLOAD_DEPTH {
+        return Err(DispatchError::InvalidPayload(format!(
+            "it nests deeper than {MAX_PAYLOAD_DEPTH} levels"
+        )));
+    }
     serde_json::from_str(text).map_err(|e| DispatchError::InvalidPayload(e.to_string()))
+}
+
+/// The deepest nesting of `[` and `{` outside strings. Validating raw JSON
+/// does not limit depth by itself, so this linear scan does.
+fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in json {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 #[cfg(test)]
@@ -191,5 +229,13 @@ mod tests {
         assert!(parse_payload(&[0xff, 0xfe]).is_err());
         let deep = "[".repeat(100_000) + &"]".repeat(100_000);
         assert!(parse_payload(deep.as_bytes()).is_err());
+        let limit = "[".repeat(MAX_PAYLOAD_DEPTH) + &"]".repeat(MAX_PAYLOAD_DEPTH);
+        assert!(parse_payload(limit.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn brackets_inside_strings_do_not_count() {
+        assert_eq!(nesting_depth(br#"{"a":"[[[{{\"]]"}"#), 1);
+        assert_eq!(nesting_depth(br#"[[1],{"b":[2]}]"#), 3);
     }
 }

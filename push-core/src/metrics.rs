@@ -318,7 +318,6 @@ impl Metrics {
             "gauge",
             "Seconds since the daemon started.",
         );
-        drop(family);
 
         for ns in &census.namespaces {
             let name = escape_label(&ns.namespace);

@@ -1,0 +1,243 @@
+//! The publish socket of a real daemon, driven by the real blocking client:
+//! socket file lifecycle, reconnects across restarts, pipelining, refusals.
+//! (Delivery to browsers is covered by the end-to-end suite in tests/.)
+
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use push_client::{Client, ClientError, ClientOptions, ErrorCode, Publish, Target};
+use push_core::{BindError, Config, PublishSocket, ServeError};
+use tokio::sync::oneshot;
+
+/// A daemon running on its own runtime in a background thread.
+struct Daemon {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<Result<(), ServeError>>>,
+}
+
+impl Daemon {
+    fn start(socket: &Path) -> Self {
+        let mut config = Config::with_socket(socket);
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.namespaces.push("/chat".to_owned());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(push_core::serve(config, async {
+                let _ = stopped.await;
+            }))
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while UnixStream::connect(socket).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not start listening on {}",
+                socket.display()
+            );
+            assert!(!thread.is_finished(), "daemon exited at start");
+            thread::sleep(Duration::from_millis(10));
+        }
+        Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) -> Result<(), ServeError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take() {
+            Some(thread) => thread.join().expect("daemon thread panicked"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+fn socket_in(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("push.sock")
+}
+
+fn client(socket: &Path) -> Client {
+    Client::new(ClientOptions {
+        socket_path: socket.to_owned(),
+        timeout: Duration::from_secs(2),
+        ..ClientOptions::default()
+    })
+}
+
+fn broadcast<'a>(namespace: &'a str, payload: &'a [u8]) -> Publish<'a> {
+    Publish {
+        namespace,
+        event: "news",
+        target: Target::everyone(),
+        payload,
+    }
+}
+
+#[test]
+fn stale_socket_file_is_replaced_and_removed_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = socket_in(&dir);
+    drop(UnixListener::bind(&socket).unwrap()); // a crash leaves this behind
+    assert!(socket.exists());
+
+    let daemon = Daemon::start(&socket);
+    assert_eq!(client(&socket).publish(&broadcast("/", b"{}")).unwrap(), 0);
+    daemon.stop().unwrap();
+    assert!(
+        !socket.exists(),
+        "the socket file should be removed at shutdown"
+    );
+}
+
+#[test]
+fn a_second_daemon_on_a_live_socket_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = socket_in(&dir);
+    let _daemon = Daemon::start(&socket);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let second = runtime.block_on(async { PublishSocket::bind(&socket, 0o660) });
+    assert!(matches!(second, Err(BindError::AlreadyRunning(_))));
+    assert!(socket.exists(), "the live daemon's socket must stay");
+}
+
+#[test]
+fn a_file_that_is_not_a_socket_is_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("important.txt");
+    std::fs::write(&path, "keep me").unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let bound = runtime.block_on(async { PublishSocket::bind(&path, 0o660) });
+    assert!(matches!(bound, Err(BindError::NotASocket(_))));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
+}
+
+#[test]
+fn socket_mode_is_applied() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = socket_in(&dir);
+    let _daemon = Daemon::start(&socket);
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+}
+
+#[test]
+fn the_client_reconnects_after_a_restart_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = socket_in(&dir);
+    let mut client = client(&socket);
+
+    let first = Daemon::start(&socket);
+    client.publish(&broadcast("/", b"1")).unwrap();
+    first.stop().unwrap();
+
+    let second = Daemon::start(&socket);
+    client.publish(&broadcast("/", b"2")).unwrap();
+    assert_eq!(client.connects(), 2);
+    let stats: serde_json::Value = serde_json::from_str(&client.stats().unwrap()).unwrap();
+    assert_eq!(
+        stats["publishes"], 1,
+        "the second daemon saw exactly one publish"
+    );
+    second.stop().unwrap();
+}
+
+#[test]
+fn a_down_daemon_fails_fast_with_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = socket_in(&dir);
+    let error = client(&socket).publish(&broadcast("/", b"{}")).unwrap_err();
+    assert!(matches!(error, ClientError::Unreachable { .. }));
+    assert!(error.to_string().contains(&socket.display().to_string()));
+}
+
+#[test]
+fn pipelined_publishes_are_all_answered_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = socket_in(&dir);
+    let _daemon = Daemon::start(&socket);
+    let mut client = client(&socket);
+    let payload = br#"{"text":"a message of some realistic length for a notification"}"#;
+
+    for i in 0..20_000 {
+        let namespace = if i == 777 { "/missing" } else { "/chat" };
+        client
+            .queue_publish(&broadcast(namespace, payload))
+            .unwrap();
+    }
+    let replies = client.flush();
+    assert_eq!(replies.len(), 20_000);
+    for (i, reply) in replies.iter().enumerate() {
+        match (i, reply) {
+            (777, Err(ClientError::Refused { code, .. })) => {
+                assert_eq!(*code, ErrorCode::UNKNOWN_NAMESPACE)
+            }
+            (777, other) => panic!("publish 777 should be refused, got {other:?}"),
+            (_, Ok(0)) => {}
+            (i, other) => panic!("publish {i}: {other:?}"),
+        }
+    }
+    let stats: serde_json::Value = serde_json::from_str(&client.stats().unwrap()).unwrap();
+    assert_eq!(stats["publishes"], 19_999);
+    assert_eq!(client.connects(), 1, "one connection carried everything");
+}
+
+#[test]
+fn refusals_carry_stable_codes_and_keep_the_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = socket_in(&dir);
+    let _daemon = Daemon::start(&socket);
+    let mut client = client(&socket);
+
+    let cases: [(Publish<'_>, ErrorCode); 3] = [
+        (broadcast("/nope", b"{}"), ErrorCode::UNKNOWN_NAMESPACE),
+        (broadcast("/", b"{not json"), ErrorCode::INVALID_PAYLOAD),
+        (
+            Publish {
+                event: "disconnect",
+                ..broadcast("/", b"{}")
+            },
+            ErrorCode::INVALID_REQUEST,
+        ),
+    ];
+    for (publish, expected) in cases {
+        match client.publish(&publish) {
+            Err(ClientError::Refused { code, .. }) => assert_eq!(code, expected),
+            other => panic!("expected {expected}, got {other:?}"),
+        }
+    }
+    assert_eq!(client.online("/", "42").unwrap(), 0);
+    assert!(client.ping().is_ok());
+    assert_eq!(client.connects(), 1);
+}
+
+#[test]
+fn an_oversized_message_is_refused_before_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = socket_in(&dir);
+    let _daemon = Daemon::start(&socket);
+    let mut client = client(&socket);
+    let payload = format!("\"{}\"", "x".repeat(2 * 1024 * 1024));
+    let error = client
+        .publish(&broadcast("/", payload.as_bytes()))
+        .unwrap_err();
+    assert!(
+        matches!(error, ClientError::FrameTooLarge { max: 1_048_576, .. }),
+        "{error:?}"
+    );
+    assert_eq!(client.publish(&broadcast("/", b"{}")).unwrap(), 0);
+}
