@@ -1,0 +1,46 @@
+//! Embedding push-core in your own axum application.
+//!
+//! The app below serves socket.io next to its own routes, and publishes from
+//! a handler through the `Dispatcher` instead of the Unix socket.
+//!
+//! ```sh
+//! cargo run -p push-core --example embed
+//! # connect a socket.io client to http://127.0.0.1:3001, then:
+//! curl -X POST http://127.0.0.1:3001/announce
+//! ```
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use push_core::{Config, Dispatcher, PushCore};
+use push_client::{Publish, Target};
+
+async fn announce(State(dispatcher): State<Dispatcher>) -> String {
+    let publish = Publish {
+        namespace: "/",
+        event: "announcement",
+        target: Target::everyone(),
+        payload: br#"{"text":"Hello from an embedded push-core"}"#,
+    };
+    match dispatcher.publish(&publish).await {
+        Ok(recipients) => format!("delivered to {recipients} connections\n"),
+        Err(error) => format!("not delivered: {error}\n"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // No publish socket is bound here, so its path is never used.
+    let config = Config::with_socket("/nonexistent/push.sock");
+    let (core, push_routes) = PushCore::new(&config)?;
+
+    let app = Router::new()
+        .route("/announce", post(announce))
+        .with_state(core.dispatcher())
+        .merge(push_routes);
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
