@@ -164,6 +164,8 @@ fn documented_example_matches() {
     assert_eq!(bytes, expected);
 
     let mut reply = Vec::new();
-    Reply::Published { recipients: 3 }.encode(1, &mut reply).unwrap();
+    Reply::Published { recipients: 3 }
+        .encode(1, &mut reply)
+        .unwrap();
     assert_eq!(reply, [0, 0, 0, 9, 0x83, 0, 0, 0, 1, 0, 0, 0, 3]);
 }

@@ -12,8 +12,8 @@
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
-use push_core::{Config, Dispatcher, PushCore};
 use push_client::{Publish, Target};
+use push_core::{Config, Dispatcher, PushCore};
 
 async fn announce(State(dispatcher): State<Dispatcher>) -> String {
     let publish = Publish {
