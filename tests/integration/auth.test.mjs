@@ -1,0 +1,363 @@
+// Identity through the site's auth URL: what is forwarded, the cache,
+// --auth-required, and a backend that is dead, slow or misbehaving.
+//
+// Documented behaviour: 200 {"user_id"} joins the user; 401/403 is a guest
+// (refused with "unauthorized" under --auth-required); a timeout, 5xx,
+// redirect or garbage answer is a guest and a logged warning (refused with
+// "auth_unavailable" under --auth-required); no cookie is a guest without a
+// call. Answers are cached per namespace and cookie; failures are not.
+
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, afterEach, before, describe, test } from 'node:test';
+
+import { cookieFor, startAuthBackend } from './support/auth-backend.mjs';
+import { ClientPool, TRANSPORTS } from './support/clients.mjs';
+import { freePort, startDaemon } from './support/daemon.mjs';
+import { online, publisherFor, sendOk, stats } from './support/publish.mjs';
+import { sleep, waitUntil } from './support/wait.mjs';
+
+/** Everything a test started, stopped in reverse order afterwards. */
+class Resources {
+  constructor() { this.stack = []; }
+  add(resource, stop) { this.stack.push(() => stop(resource)); return resource; }
+  async daemon(options) { return this.add(await startDaemon(options), (d) => d.cleanup()); }
+  async backend(options) { return this.add(await startAuthBackend(options), (b) => b.close()); }
+  async release() {
+    while (this.stack.length > 0) await this.stack.pop()();
+  }
+}
+
+describe('what the daemon sends to the auth URL', () => {
+  const resources = new Resources();
+  const clients = new ClientPool();
+  afterEach(async () => {
+    clients.closeAll();
+    await resources.release();
+  });
+
+  for (const transport of TRANSPORTS) {
+    test(`the Cookie header unchanged, X-Forwarded-For and X-Push-Namespace (${transport})`, async () => {
+      const backend = await resources.backend();
+      const daemon = await resources.daemon({ args: ['--auth-url', backend.url, '--namespace', '/chat'] });
+      const cookie = 'sid=sid-42; theme=dark; weird="a b,c"; empty=';
+      await clients.connect(daemon, { transport, namespace: '/chat', cookie });
+      assert.equal(backend.calls.length, 1);
+      const [call] = backend.calls;
+      assert.equal(call.method, 'GET');
+      assert.equal(call.url, '/push/auth');
+      assert.equal(call.cookie, cookie);
+      assert.equal(call.namespace, '/chat');
+      assert.equal(call.forwardedFor, '127.0.0.1');
+    });
+  }
+
+  test('an X-Forwarded-For from a proxy in front is kept, with the peer appended', async () => {
+    const backend = await resources.backend();
+    const daemon = await resources.daemon({ args: ['--auth-url', backend.url] });
+    await clients.connect(daemon, { cookie: cookieFor('sid-42'), headers: { 'x-forwarded-for': '203.0.113.7' } });
+    assert.equal(backend.calls.length, 1);
+    assert.equal(backend.calls[0].forwardedFor, '203.0.113.7, 127.0.0.1');
+  });
+
+  for (const transport of TRANSPORTS) {
+    test(`a connection without cookies is a guest, and the backend is not asked (${transport})`, async () => {
+      const backend = await resources.backend();
+      const daemon = await resources.daemon({ args: ['--auth-url', backend.url] });
+      const anonymous = await clients.connect(daemon, { transport });
+      assert.equal(backend.calls.length, 0);
+      assert.equal(await sendOk(daemon.socketPath, { event: 'news', data: 1 }), 1);
+      assert.equal(await anonymous.waitFor('news'), 1);
+      assert.equal((await stats(daemon.socketPath)).auth.calls, 0);
+    });
+  }
+});
+
+describe('the auth cache', () => {
+  const resources = new Resources();
+  const clients = new ClientPool();
+  afterEach(async () => {
+    clients.closeAll();
+    await resources.release();
+  });
+
+  for (const transport of TRANSPORTS) {
+    test(`a second connection with the same cookie makes no backend call (${transport})`, async () => {
+      const backend = await resources.backend();
+      const daemon = await resources.daemon({ args: ['--auth-url', backend.url] });
+      const tab1 = await clients.connect(daemon, { transport, cookie: cookieFor('sid-42') });
+      assert.equal(backend.calls.length, 1);
+      const tab2 = await clients.connect(daemon, { transport, cookie: cookieFor('sid-42') });
+      assert.equal(backend.calls.length, 1, 'the second tab must be identified from the cache');
+      // ...and identified correctly from it.
+      assert.equal(await sendOk(daemon.socketPath, { event: 'private', users: ['42'], data: 'both' }), 2);
+      assert.equal(await tab1.waitFor('private'), 'both');
+      assert.equal(await tab2.waitFor('private'), 'both');
+      const { auth } = await stats(daemon.socketPath);
+      assert.equal(auth.calls, 1);
+      assert.equal(auth.cache_hits, 1);
+
+      // Another cookie is another question.
+      await clients.connect(daemon, { transport, cookie: cookieFor('sid-7') });
+      assert.equal(backend.calls.length, 2);
+    });
+  }
+
+  test('guests (401) are cached too', async () => {
+    const backend = await resources.backend();
+    const daemon = await resources.daemon({ args: ['--auth-url', backend.url] });
+    await clients.connect(daemon, { cookie: cookieFor('sid-nobody') });
+    await clients.connect(daemon, { cookie: cookieFor('sid-nobody') });
+    assert.equal(backend.calls.length, 1);
+    assert.equal((await stats(daemon.socketPath)).auth.cache_hits, 1);
+  });
+
+  test('the cache is per namespace', async () => {
+    const backend = await resources.backend();
+    const daemon = await resources.daemon({ args: ['--auth-url', backend.url, '--namespace', '/chat'] });
+    await clients.connect(daemon, { cookie: cookieFor('sid-42') });
+    await clients.connect(daemon, { namespace: '/chat', cookie: cookieFor('sid-42') });
+    assert.deepEqual(backend.calls.map((call) => call.namespace), ['/', '/chat']);
+  });
+
+  test('--auth-cache-ttl 0 asks the backend at every connect', async () => {
+    const backend = await resources.backend();
+    const daemon = await resources.daemon({ args: ['--auth-url', backend.url, '--auth-cache-ttl', '0'] });
+    await clients.connect(daemon, { cookie: cookieFor('sid-42') });
+    await clients.connect(daemon, { cookie: cookieFor('sid-42') });
+    assert.equal(backend.calls.length, 2);
+  });
+
+  test('an answer is asked again once its TTL has passed', async () => {
+    const backend = await resources.backend();
+    const daemon = await resources.daemon({ args: ['--auth-url', backend.url, '--auth-cache-ttl', '300ms'] });
+    await clients.connect(daemon, { cookie: cookieFor('sid-42') });
+    assert.equal(backend.calls.length, 1);
+    await sleep(600); // past the TTL, whatever the scheduling
+    await clients.connect(daemon, { cookie: cookieFor('sid-42') });
+    assert.equal(backend.calls.length, 2);
+  });
+});
+
+describe('--auth-required', () => {
+  let backend;
+  let daemon;
+  const clients = new ClientPool();
+  before(async () => {
+    backend = await startAuthBackend({
+      respond(req, res) {
+        if (!/sid=sid-forbidden/.test(req.headers.cookie ?? '')) return false;
+        res.writeHead(403);
+        res.end();
+        return true;
+      },
+    });
+    daemon = await startDaemon({ args: ['--auth-url', backend.url, '--auth-required'] });
+  });
+  afterEach(() => clients.closeAllAndSettle(daemon));
+  after(async () => {
+    clients.closeAll();
+    await daemon?.cleanup();
+    await backend?.close();
+  });
+
+  for (const transport of TRANSPORTS) {
+    test(`refuses guests with "unauthorized" and admits users (${transport})`, async () => {
+      const noCookie = await clients.refused(daemon, { transport });
+      assert.equal(noCookie.message, 'unauthorized');
+      const loggedOut = await clients.refused(daemon, { transport, cookie: cookieFor('sid-nobody') });
+      assert.equal(loggedOut.message, 'unauthorized');
+      const forbidden = await clients.refused(daemon, { transport, cookie: cookieFor('sid-forbidden') });
+      assert.equal(forbidden.message, 'unauthorized');
+
+      const user = await clients.connect(daemon, { transport, cookie: cookieFor('sid-42') });
+      // Only the admitted user counts as a connection.
+      assert.equal(await sendOk(daemon.socketPath, { event: 'news', data: 'n' }), 1);
+      assert.equal(await user.waitFor('news'), 'n');
+      assert.equal(await sendOk(daemon.socketPath, { event: 'private', users: ['42'], data: 'p' }), 1);
+      assert.equal(await user.waitFor('private'), 'p');
+    });
+  }
+
+  test('a refused guest is counted as refused "unauthorized"', async () => {
+    const metrics = async () => (await (await fetch(`${daemon.url}/metrics`)).text());
+    const count = (text) => Number(/^push_connections_refused_total\{reason="unauthorized"\} (\d+)$/m.exec(text)?.[1]);
+    const before = count(await metrics());
+    await clients.refused(daemon, {});
+    assert.equal(count(await metrics()), before + 1);
+  });
+});
+
+/** A backend that misbehaves, and the documented outcome for it. */
+const BROKEN_BACKENDS = {
+  dead: {
+    what: 'a dead backend (nothing listening)',
+    async start(resources) {
+      const port = await freePort();
+      return { url: `http://127.0.0.1:${port}/push/auth`, calls: null };
+    },
+    outcome: 'unreachable',
+  },
+  slow: {
+    what: 'a slow backend (answers after --auth-timeout)',
+    async start(resources) {
+      return resources.backend({ delayMs: 5_000 });
+    },
+    outcome: 'timeout',
+  },
+  error: {
+    what: 'a backend answering 500',
+    async start(resources) {
+      return resources.backend({
+        respond(req, res) {
+          res.writeHead(500, { 'content-type': 'text/html' });
+          res.end('<h1>Internal Server Error</h1>');
+          return true;
+        },
+      });
+    },
+    outcome: 'bad_status',
+  },
+  garbage: {
+    what: 'a backend answering 200 with garbage',
+    async start(resources) {
+      return resources.backend({
+        respond(req, res) {
+          res.writeHead(200, { 'content-type': 'text/html' });
+          res.end('<html>please log in</html>');
+          return true;
+        },
+      });
+    },
+    outcome: 'bad_body',
+  },
+};
+
+for (const [name, broken] of Object.entries(BROKEN_BACKENDS)) {
+  describe(`${broken.what}`, () => {
+    const resources = new Resources();
+    const clients = new ClientPool();
+    afterEach(async () => {
+      clients.closeAll();
+      await resources.release();
+    });
+    const authArgs = (backend) => ['--auth-url', backend.url, '--auth-timeout', '300ms'];
+
+    for (const transport of TRANSPORTS) {
+      test(`leaves the daemon serving; the connection is a guest (${transport})`, async () => {
+        const backend = await broken.start(resources);
+        const daemon = await resources.daemon({ args: authArgs(backend) });
+        const visitor = await clients.connect(daemon, { transport, cookie: cookieFor('sid-42') });
+        if (backend.calls) assert.equal(backend.calls.length, 1);
+
+        // A guest: broadcasts arrive, the private stream of 42 does not.
+        assert.equal(await sendOk(daemon.socketPath, { event: 'private', users: ['42'], data: 'p' }), 0);
+        assert.equal(await sendOk(daemon.socketPath, { event: 'news', data: 'n' }), 1);
+        assert.equal(await visitor.waitFor('news'), 'n');
+        assert.deepEqual(visitor.received('private'), []);
+        assert.deepEqual(await online(daemon.socketPath, '/', '42'), { namespace: '/', user: '42', online: false, connections: 0 });
+
+        // Logged clearly, counted, and not cached: the next connect asks again.
+        await waitUntil(() => /WARN.*auth URL could not identify a connection/.test(daemon.log), {
+          what: 'a warning about the auth URL in the log',
+        });
+        await clients.connect(daemon, { transport, cookie: cookieFor('sid-42') });
+        if (backend.calls) assert.equal(backend.calls.length, 2);
+        const { auth } = await stats(daemon.socketPath);
+        assert.equal(auth.calls, 2);
+        assert.equal(auth.failures, 2);
+        assert.equal(auth.cache_hits, 0);
+        const metrics = await (await fetch(`${daemon.url}/metrics`)).text();
+        assert.match(metrics, new RegExp(`^push_auth_calls_total\\{outcome="${broken.outcome}"\\} 2$`, 'm'));
+
+        // Cookies never reach the log.
+        assert.doesNotMatch(daemon.log, /sid-42/);
+        const health = await fetch(`${daemon.url}/healthz`);
+        assert.equal(health.status, 200);
+      });
+
+      test(`with --auth-required the connection is refused with "auth_unavailable" (${transport})`, async () => {
+        const backend = await broken.start(resources);
+        const daemon = await resources.daemon({ args: [...authArgs(backend), '--auth-required'] });
+        const error = await clients.refused(daemon, { transport, cookie: cookieFor('sid-42') });
+        assert.equal(error.message, 'auth_unavailable');
+        // Still serving: a guest without cookies is refused as unauthorized,
+        // and publishing works.
+        const guest = await clients.refused(daemon, { transport });
+        assert.equal(guest.message, 'unauthorized');
+        assert.equal(await sendOk(daemon.socketPath, { event: 'news', data: 'n' }), 0);
+        const metrics = await (await fetch(`${daemon.url}/metrics`)).text();
+        assert.match(metrics, /^push_connections_refused_total\{reason="auth_unavailable"\} 1$/m);
+      });
+    }
+  });
+}
+
+describe('the auth backend cannot send cookies elsewhere', () => {
+  const resources = new Resources();
+  const clients = new ClientPool();
+  afterEach(async () => {
+    clients.closeAll();
+    await resources.release();
+  });
+
+  for (const required of [false, true]) {
+    test(`a redirect is not followed${required ? ' (auth required: refused)' : ' (guest)'}`, async () => {
+      const elsewhere = await resources.backend();
+      const backend = await resources.backend({
+        respond(req, res) {
+          res.writeHead(302, { location: elsewhere.url });
+          res.end();
+          return true;
+        },
+      });
+      const daemon = await resources.daemon({
+        args: ['--auth-url', backend.url, ...(required ? ['--auth-required'] : [])],
+      });
+      if (required) {
+        const error = await clients.refused(daemon, { cookie: cookieFor('sid-42') });
+        assert.equal(error.message, 'auth_unavailable');
+      } else {
+        await clients.connect(daemon, { cookie: cookieFor('sid-42') });
+        assert.equal(await sendOk(daemon.socketPath, { event: 'private', users: ['42'], data: 'p' }), 0);
+      }
+      assert.equal(backend.calls.length, 1);
+      assert.equal(elsewhere.calls.length, 0, 'the cookie must not follow the redirect');
+      assert.match(daemon.log, /WARN.*302/);
+    });
+  }
+
+  test('{"user_id": null} is a guest', async () => {
+    const backend = await resources.backend({ users: { 'sid-42': { user_id: null } } });
+    const daemon = await resources.daemon({ args: ['--auth-url', backend.url] });
+    await clients.connect(daemon, { cookie: cookieFor('sid-42') });
+    assert.equal(backend.calls.length, 1);
+    const { auth } = await stats(daemon.socketPath);
+    assert.equal(auth.failures, 0);
+    assert.equal((await stats(daemon.socketPath)).namespaces['/'].users_online, 0);
+  });
+});
+
+describe('the publish path does not wait for the auth backend', () => {
+  test('a publish is answered while a connect waits for the backend', async () => {
+    const backend = await startAuthBackend({ hold: true });
+    const daemon = await startDaemon({ args: ['--auth-url', backend.url, '--auth-timeout', '60s'] });
+    const clients = new ClientPool();
+    try {
+      const guest = await clients.connect(daemon, {});
+      const pending = clients.connect(daemon, { cookie: cookieFor('sid-42') });
+      await waitUntil(() => backend.calls.length === 1, { what: 'the daemon to ask the backend' });
+      // The backend holds its answer; publishing must not wait for it.
+      assert.equal(await sendOk(daemon.socketPath, { event: 'news', data: 1 }), 1);
+      assert.equal(await guest.waitFor('news'), 1);
+      backend.release();
+      const user = await pending;
+      assert.equal(await sendOk(daemon.socketPath, { event: 'private', users: ['42'], data: 2 }), 1);
+      assert.equal(await user.waitFor('private'), 2);
+    } finally {
+      clients.closeAll();
+      await daemon.cleanup();
+      await backend.close();
+    }
+  });
+});
