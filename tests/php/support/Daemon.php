@@ -1,0 +1,100 @@
+<?php
+
+declare(strict_types=1);
+
+namespace PushTests\Support;
+
+/**
+ * The real push-core daemon, on a publish socket in its own temporary
+ * directory and a free loopback port. Browsers connect to `url()`; PHP
+ * publishes on `$socket`.
+ */
+final class Daemon
+{
+    public readonly string $socket;
+    public readonly int $port;
+    private Process $process;
+
+    /**
+     * @param list<string> $namespaces served besides `/`
+     * @param list<string> $extraArgs more `push-core serve` flags
+     */
+    public function __construct(
+        private readonly array $namespaces = ['/ns'],
+        private readonly ?string $authUrl = null,
+        private readonly array $extraArgs = [],
+    ) {
+        $dir = Net::tempDir('push-php-test-');
+        $this->socket = "$dir/push.sock";
+        $this->port = Net::freePort();
+        $this->start();
+    }
+
+    public static function binary(): string
+    {
+        return getenv('PUSH_CORE_BIN') ?: dirname(__DIR__, 3) . '/target/debug/push-core';
+    }
+
+    public function url(): string
+    {
+        return "http://127.0.0.1:{$this->port}";
+    }
+
+    /** Starts the daemon and waits until both of its sockets accept. */
+    public function start(): void
+    {
+        $command = [self::binary(), 'serve', '--socket', $this->socket, '--listen', "127.0.0.1:{$this->port}"];
+        foreach ($this->namespaces as $namespace) {
+            array_push($command, '--namespace', $namespace);
+        }
+        if ($this->authUrl !== null) {
+            array_push($command, '--auth-url', $this->authUrl);
+        }
+        $command = array_merge($command, $this->extraArgs);
+        $this->process = new Process($command, dirname($this->socket) . '/daemon.log', env: self::cleanEnv());
+        Net::waitForPort($this->port, $this->process);
+        Net::waitUntil(fn (): bool => file_exists($this->socket), 'the publish socket', $this->process);
+    }
+
+    /** Kills the daemon the hard way, as a crash or an OOM kill would. */
+    public function kill(): void
+    {
+        $this->process->stop(SIGKILL);
+    }
+
+    public function stop(): void
+    {
+        $this->process->stop();
+    }
+
+    /** Freezes the daemon: it keeps its sockets but answers nothing. */
+    public function pause(): void
+    {
+        $this->process->signal(SIGSTOP);
+    }
+
+    public function resume(): void
+    {
+        $this->process->signal(SIGCONT);
+    }
+
+    public function log(): string
+    {
+        return $this->process->log();
+    }
+
+    /**
+     * The inherited environment without PUSH_CORE_* variables, so the
+     * developer's shell cannot change what a test sees.
+     *
+     * @return array<string, string>
+     */
+    private static function cleanEnv(): array
+    {
+        return array_filter(
+            getenv(),
+            static fn (string $key): bool => !str_starts_with($key, 'PUSH_CORE_'),
+            ARRAY_FILTER_USE_KEY,
+        );
+    }
+}

@@ -1,0 +1,66 @@
+<?php
+
+declare(strict_types=1);
+
+namespace PushTests\Support;
+
+use PHPUnit\Framework\TestCase;
+use PushClient;
+
+/**
+ * A test against a real daemon with real socket.io clients. Each test gets
+ * its own daemon, so killing or pausing it cannot disturb another test.
+ */
+abstract class PushTestCase extends TestCase
+{
+    protected ?Daemon $daemon = null;
+    protected ?Browsers $browsers = null;
+    private int $markers = 0;
+
+    /** @param list<string> $extraArgs more `push-core serve` flags */
+    protected function startDaemon(array $extraArgs = []): Daemon
+    {
+        $this->daemon = new Daemon(['/ns', '/other'], AuthSite::url(), $extraArgs);
+        return $this->daemon;
+    }
+
+    /** @param array<string, array{namespace?: string, user?: string|int, rooms?: list<string>}> $clients */
+    protected function openBrowsers(array $clients): Browsers
+    {
+        $this->browsers = new Browsers($this->daemon ?? $this->startDaemon(), $clients);
+        return $this->browsers;
+    }
+
+    protected function client(string $namespace = '/ns'): PushClient
+    {
+        return new PushClient(($this->daemon ?? $this->startDaemon())->socket, $namespace);
+    }
+
+    /**
+     * Broadcasts a marker and waits until each named browser has it. The
+     * daemon delivers in order, so anything published before the marker has
+     * then had its chance to arrive: what is missing did not come.
+     *
+     * @param list<string> $browsers
+     */
+    protected function settle(array $browsers, string $namespace = '/ns'): void
+    {
+        $marker = 'marker-' . ++$this->markers;
+        $this->client($namespace)->sendMsg($marker, null);
+        foreach ($browsers as $name) {
+            $this->browsers?->waitForEvent($name, $marker);
+        }
+    }
+
+    protected function tearDown(): void
+    {
+        if ($this->hasFailed() && $this->daemon !== null) {
+            // The daemon's log usually says why.
+            fwrite(STDERR, "\n--- push-core log ---\n" . $this->daemon->log() . "\n");
+        }
+        $this->browsers?->stop();
+        $this->daemon?->stop();
+        $this->browsers = null;
+        $this->daemon = null;
+    }
+}

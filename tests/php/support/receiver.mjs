@@ -1,0 +1,43 @@
+// Browsers for the PHP tests, played by the real socket.io-client v4.
+//
+// Usage: node receiver.mjs URL CLIENTS_JSON
+//   CLIENTS_JSON: [{"name": "alice", "namespace": "/ns", "cookie": "user=alice"}, ...]
+//
+// Prints one JSON object per line on stdout, flushed as it happens:
+//   {"type":"connect","client":"alice"}            (again after each reconnect)
+//   {"type":"event","client":"alice","event":"e","data":...,"json":"..."}
+//   {"type":"connect_error","client":"alice","message":"..."}
+// and runs until stdin closes or it is killed. The PHP side reads the lines
+// (tests/php/support/Browsers.php).
+
+import { io } from 'socket.io-client';
+
+const [url, clientsJson] = process.argv.slice(2);
+const clients = JSON.parse(clientsJson);
+
+function emit(line) {
+  process.stdout.write(`${JSON.stringify(line)}\n`);
+}
+
+const sockets = clients.map(({ name, namespace, cookie }) => {
+  const socket = io(`${url}${namespace}`, {
+    transports: ['websocket'],
+    extraHeaders: cookie ? { Cookie: cookie } : {},
+    // A restarted daemon should be found again quickly.
+    reconnectionDelay: 100,
+    reconnectionDelayMax: 200,
+  });
+  socket.on('connect', () => emit({ type: 'connect', client: name }));
+  socket.on('connect_error', (error) => emit({ type: 'connect_error', client: name, message: error.message }));
+  socket.onAny((event, data) => emit({ type: 'event', client: name, event, data, json: JSON.stringify(data) }));
+  return socket;
+});
+
+function stop() {
+  for (const socket of sockets) socket.disconnect();
+  process.exit(0);
+}
+
+process.stdin.on('end', stop);
+process.stdin.resume();
+process.on('SIGTERM', stop);
