@@ -444,11 +444,15 @@ impl Client {
                 .write_all(&frame)
                 .map_err(|source| ClientError::Unreachable { path, source })?;
         }
+        // The reply's error (a timeout, say) comes first: reading it may
+        // already have dropped the connection.
         let reply = self.read_reply(id);
-        let mut connection = self.connection.take().ok_or_else(|| {
+        let connection = self.connection.take();
+        let reply = reply?;
+        let mut connection = connection.ok_or_else(|| {
             ClientError::Protocol("connection closed during the handshake".into())
         })?;
-        match reply? {
+        match reply {
             OwnedReply::Hello { max_frame_size, .. } => {
                 connection.max_frame_size = max_frame_size;
                 Ok(connection)
