@@ -1,0 +1,214 @@
+// Starting and stopping: /healthz, graceful SIGTERM/SIGINT, the publish
+// socket file (stale, live, not a socket, its mode), and configuration
+// that cannot be used.
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, test } from 'node:test';
+
+import { ClientPool } from './support/clients.mjs';
+import { freePort, runBinary, startDaemon, tempDir } from './support/daemon.mjs';
+import { RawConnection, sendOk } from './support/publish.mjs';
+
+const isSocket = (file) => {
+  try {
+    return fs.statSync(file).isSocket();
+  } catch {
+    return false;
+  }
+};
+const modeOf = (file) => fs.statSync(file).mode & 0o777;
+
+/** Daemons and directories a test made, removed afterwards. */
+const cleanups = [];
+const later = (fn) => cleanups.push(fn);
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()();
+});
+const daemonFor = async (options) => {
+  const daemon = await startDaemon(options);
+  later(() => daemon.cleanup());
+  return daemon;
+};
+const scratch = () => {
+  const dir = tempDir();
+  later(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+};
+
+describe('health', () => {
+  test('/healthz answers 200 ok', async () => {
+    const daemon = await daemonFor();
+    const response = await fetch(`${daemon.url}/healthz`);
+    assert.equal(response.status, 200);
+    assert.equal((await response.text()).trim(), 'ok');
+  });
+});
+
+describe('graceful shutdown', () => {
+  for (const signal of ['SIGTERM', 'SIGINT']) {
+    test(`${signal} disconnects browsers, removes the socket file and exits 0`, async () => {
+      const daemon = await daemonFor();
+      const clients = new ClientPool();
+      later(() => clients.closeAll());
+      const ws = await clients.connect(daemon, { transport: 'websocket' });
+      const polling = await clients.connect(daemon, { transport: 'polling' });
+      const disconnected = [ws, polling].map((client) => new Promise((resolve) => client.socket.once('disconnect', resolve)));
+      const publisher = await RawConnection.open(daemon.socketPath);
+      later(() => publisher.destroy());
+      await publisher.handshake();
+      assert.ok(isSocket(daemon.socketPath));
+
+      const exit = await daemon.stop({ signal });
+      assert.deepEqual(exit, { code: 0, signal: null }, daemon.logTail());
+      assert.equal(fs.existsSync(daemon.socketPath), false, 'the socket file must be removed');
+      await Promise.all(disconnected);
+      await publisher.closedByDaemon();
+      assert.match(daemon.log, /push-core stopped/);
+    });
+  }
+});
+
+describe('the publish socket file', () => {
+  test('a stale socket file left by a crash is replaced', async () => {
+    const dir = scratch();
+    const socketPath = path.join(dir, 'push.sock');
+    const crashed = await startDaemon({ dir, socketPath });
+    await crashed.stop({ signal: 'SIGKILL' });
+    assert.ok(isSocket(socketPath), 'SIGKILL leaves the socket file behind');
+
+    const daemon = await daemonFor({ dir, socketPath });
+    assert.match(daemon.log, /replacing a stale publish socket file/);
+    const clients = new ClientPool();
+    later(() => clients.closeAll());
+    const browser = await clients.connect(daemon, {});
+    assert.equal(await sendOk(socketPath, { event: 'hello', data: 'again' }), 1);
+    assert.equal(await browser.waitFor('hello'), 'again');
+  });
+
+  test('a second daemon on a live socket refuses to start and leaves the first alone', async () => {
+    const first = await daemonFor();
+    const port = await freePort();
+    const second = await runBinary(['serve', '--listen', `127.0.0.1:${port}`, '--socket', first.socketPath]);
+    assert.notEqual(second.code, 0);
+    assert.match(second.stderr, /already listening/);
+    assert.ok(second.stderr.includes(first.socketPath), 'the message names the socket');
+
+    assert.ok(isSocket(first.socketPath), "the first daemon's socket file is still there");
+    assert.equal(await sendOk(first.socketPath, { event: 'still', data: 1 }), 0);
+    assert.equal(first.running, true);
+  });
+
+  test('a path that is not a socket is not replaced', async () => {
+    const dir = scratch();
+    const socketPath = path.join(dir, 'important.txt');
+    fs.writeFileSync(socketPath, 'precious data\n');
+    const result = await runBinary(['serve', '--listen', `127.0.0.1:${await freePort()}`, '--socket', socketPath]);
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, /not a socket/);
+    assert.equal(fs.readFileSync(socketPath, 'utf8'), 'precious data\n');
+  });
+
+  test('the socket file mode is 0660 by default, and set by flag, environment or file', async () => {
+    const byDefault = await daemonFor();
+    assert.equal(modeOf(byDefault.socketPath), 0o660);
+
+    const byFlag = await daemonFor({ args: ['--socket-mode', '0600'] });
+    assert.equal(modeOf(byFlag.socketPath), 0o600);
+
+    const byEnv = await daemonFor({ env: { PUSH_CORE_SOCKET_MODE: '0640' } });
+    assert.equal(modeOf(byEnv.socketPath), 0o640);
+
+    const dir = scratch();
+    const config = path.join(dir, 'push.toml');
+    fs.writeFileSync(config, 'socket_mode = "0604"\n');
+    const byFile = await daemonFor({ args: ['--config', config] });
+    assert.equal(modeOf(byFile.socketPath), 0o604);
+
+    // Flags win over the environment, which wins over the file.
+    const envOverFile = await daemonFor({ args: ['--config', config], env: { PUSH_CORE_SOCKET_MODE: '0640' } });
+    assert.equal(modeOf(envOverFile.socketPath), 0o640);
+    const flagOverAll = await daemonFor({ args: ['--config', config, '--socket-mode', '0600'], env: { PUSH_CORE_SOCKET_MODE: '0640' } });
+    assert.equal(modeOf(flagOverAll.socketPath), 0o600);
+  });
+});
+
+describe('configuration that cannot be used', () => {
+  /** Runs serve with a fresh socket path; returns the result and the path. */
+  const serve = async ({ args = [], env = {}, file } = {}) => {
+    const dir = scratch();
+    const socketPath = path.join(dir, 'push.sock');
+    const all = ['serve', '--socket', socketPath, ...args];
+    if (!args.includes('--listen') && !('PUSH_CORE_LISTEN' in env)) all.push('--listen', `127.0.0.1:${await freePort()}`);
+    if (file !== undefined) {
+      const config = path.join(dir, 'push.toml');
+      fs.writeFileSync(config, file);
+      all.push('--config', config);
+    }
+    return { ...(await runBinary(all, { env })), socketPath };
+  };
+
+  const CASES = [
+    { key: 'listen', args: ['--listen', 'nowhere'] },
+    { key: 'listen', env: { PUSH_CORE_LISTEN: '127.0.0.1:99999' } },
+    { key: 'socket_mode', args: ['--socket-mode', '999'] },
+    { key: 'socket_mode', file: 'socket_mode = "rw-rw----"\n' },
+    { key: 'namespaces', args: ['--namespace', 'chat'] },
+    { key: 'namespaces', env: { PUSH_CORE_NAMESPACES: '/ok,/bad space' } },
+    { key: 'max_frame_size', args: ['--max-frame-size', '12'] },
+    { key: 'max_frame_size', env: { PUSH_CORE_MAX_FRAME_SIZE: 'lots' } },
+    { key: 'auth_url', args: ['--auth-url', 'ftp://example.com/auth'] },
+    { key: 'auth_url', file: 'auth_url = "not a url"\n' },
+    { key: 'auth_required', args: ['--auth-required'] },
+    { key: 'auth_required', env: { PUSH_CORE_AUTH_URL: 'http://127.0.0.1:1/auth', PUSH_CORE_AUTH_REQUIRED: 'maybe' } },
+    { key: 'auth_timeout', args: ['--auth-url', 'http://127.0.0.1:1/auth', '--auth-timeout', 'soon'] },
+    { key: 'auth_timeout', args: ['--auth-timeout', '0s'] },
+    { key: 'auth_cache_ttl', env: { PUSH_CORE_AUTH_CACHE_TTL: 'forever' } },
+    { key: 'auth_cache_size', args: ['--auth-cache-size', 'lots'] },
+    { key: 'allowed_origins', args: ['--allowed-origin', 'https://app.example/path'] },
+    { key: 'allowed_origins', env: { PUSH_CORE_ALLOWED_ORIGINS: 'https://ok.example,app.example' } },
+    { key: 'log_format', args: ['--log-format', 'xml'] },
+    { key: 'log_level', args: ['--log-level', 'push_core=loud'] },
+    { key: 'lisen', file: 'lisen = "127.0.0.1:3000"\n' },
+  ];
+
+  for (const { key, args, env, file } of CASES) {
+    const how = args ? args.join(' ') : env ? Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ') : `config file ${JSON.stringify(file.trim())}`;
+    test(`${how} exits 2 naming ${key}, before binding anything`, async () => {
+      const result = await serve({ args, env, file });
+      assert.equal(result.code, 2, `exit code; stderr: ${result.stderr}`);
+      assert.ok(result.stderr.includes(key), `stderr should name ${key}: ${result.stderr}`);
+      assert.equal(fs.existsSync(result.socketPath), false, 'the socket must not be created');
+    });
+  }
+
+  test('the listen port is not bound when the configuration is bad', async () => {
+    const port = await freePort();
+    const result = await serve({ args: ['--listen', `127.0.0.1:${port}`, '--log-format', 'xml'] });
+    assert.equal(result.code, 2);
+    // The port is still free: we can take it ourselves.
+    assert.equal(await freePortIs(port), true);
+  });
+
+  test('serve --help documents every option', async () => {
+    const result = await runBinary(['serve', '--help']);
+    assert.equal(result.code, 0);
+    for (const flag of ['--listen', '--socket', '--socket-mode', '--namespace', '--max-frame-size', '--auth-url',
+      '--auth-required', '--auth-timeout', '--auth-cache-ttl', '--auth-cache-size', '--allowed-origin', '--log-format',
+      '--log-level', '--config']) {
+      assert.ok(result.stdout.includes(flag), `--help should mention ${flag}`);
+    }
+  });
+});
+
+async function freePortIs(port) {
+  const net = await import('node:net');
+  const server = net.createServer();
+  const ok = await new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => resolve(true));
+  });
+  if (ok) await new Promise((resolve) => server.close(resolve));
+  return ok;
+}
