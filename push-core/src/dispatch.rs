@@ -96,6 +96,7 @@ impl Dispatcher {
                     failed = failed.len(),
                     "some connections could not take the message"
                 );
+                self.metrics.deliveries_dropped(failed.len() as u64);
                 failed.len()
             }
             Err(error) => return Err(DispatchError::Encoding(error.to_string())),

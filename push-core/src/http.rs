@@ -1,9 +1,11 @@
-//! The HTTP side of the daemon: socket.io, `/healthz` and `/metrics`.
+//! The HTTP side of the daemon: socket.io, `/healthz`, `/metrics`, and the
+//! HTTP publish API when it is turned on.
 //!
 //! Layers wrap the router from the outside in: the Origin guard runs first
-//! and refuses hostile pages before socketioxide sees the request, then CORS
-//! answers preflights and decorates polling responses, then socketioxide
-//! takes everything under `/socket.io/` and leaves the rest to the routes.
+//! and refuses hostile pages before socketioxide sees the request, then the
+//! handshake rate limit, then CORS answers preflights and decorates polling
+//! responses, then socketioxide takes everything under `/socket.io/` and
+//! leaves the rest to the routes.
 
 use std::sync::Arc;
 
@@ -16,7 +18,9 @@ use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
 
 use crate::metrics::Metrics;
-use crate::realtime::{self, OriginPolicy, cors_layer, guard_origin};
+use crate::realtime::{
+    self, ConnectionLimits, OriginPolicy, cors_layer, guard_handshake_rate, guard_origin,
+};
 
 #[derive(Clone)]
 struct MetricsState {
@@ -24,19 +28,39 @@ struct MetricsState {
     metrics: Arc<Metrics>,
 }
 
-pub(crate) fn router(
-    socketio: SocketIoLayer,
-    io: SocketIo,
-    metrics: Arc<Metrics>,
-    origins: OriginPolicy,
-) -> Router {
-    Router::new()
+/// Everything the HTTP side is built from.
+pub(crate) struct HttpParts {
+    pub socketio: SocketIoLayer,
+    pub io: SocketIo,
+    pub metrics: Arc<Metrics>,
+    pub origins: OriginPolicy,
+    pub limits: Arc<ConnectionLimits>,
+    /// The HTTP publish API's routes, when it is on.
+    pub publish_api: Option<Router>,
+}
+
+pub(crate) fn router(parts: HttpParts) -> Router {
+    let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus_metrics))
-        .with_state(MetricsState { io, metrics })
-        .layer(socketio)
-        .layer(cors_layer(&origins))
-        .layer(axum::middleware::from_fn_with_state(origins, guard_origin))
+        .with_state(MetricsState {
+            io: parts.io,
+            metrics: parts.metrics,
+        });
+    if let Some(api) = parts.publish_api {
+        router = router.merge(api);
+    }
+    router
+        .layer(parts.socketio)
+        .layer(cors_layer(&parts.origins))
+        .layer(axum::middleware::from_fn_with_state(
+            parts.limits,
+            guard_handshake_rate,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            parts.origins,
+            guard_origin,
+        ))
 }
 
 /// The daemon binds everything before it serves HTTP, so answering at all

@@ -16,6 +16,7 @@
 //! - `auth`: asking the site who a browser is, with a cache;
 //! - [`dispatch`]: turning a publish target into recipients;
 //! - `rooms`: how user and site rooms are kept apart;
+//! - `publish_api`: the optional HTTP publish API for other hosts;
 //! - `metrics`, `http`, [`shutdown`]: operations.
 
 mod auth;
@@ -24,6 +25,7 @@ pub mod dispatch;
 mod http;
 mod ingest;
 mod metrics;
+mod publish_api;
 mod realtime;
 mod rooms;
 pub mod shutdown;
@@ -39,24 +41,25 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::auth::AuthSetupError;
-pub use crate::config::Config;
+pub use crate::config::{Config, PublishSettings};
 pub use crate::dispatch::{DispatchError, Dispatcher};
 pub use crate::ingest::{BindError, PublishSocket};
 
 /// How long browsers and publishers get to be closed cleanly at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// A push server ready to be mounted: socket.io, auth, metrics.
+/// A push server ready to be mounted: socket.io, auth, limits, metrics.
 pub struct PushCore {
     io: SocketIo,
     dispatcher: Dispatcher,
     metrics: Arc<metrics::Metrics>,
-    max_frame_size: u32,
+    publish: PublishSettings,
 }
 
 impl PushCore {
     /// Builds the server from `config`, returning it with the axum router
-    /// that serves `/socket.io/`, `/healthz` and `/metrics`.
+    /// that serves `/socket.io/`, `/healthz`, `/metrics` and, when turned on,
+    /// the HTTP publish API.
     pub fn new(config: &Config) -> Result<(Self, Router), AuthSetupError> {
         let metrics = Arc::new(metrics::Metrics::default());
         let authenticator = match &config.auth {
@@ -66,15 +69,36 @@ impl PushCore {
             )?)),
             None => None,
         };
-        let (layer, io) = realtime::build(&config.namespaces, authenticator, metrics.clone());
-        let origins = realtime::OriginPolicy::new(config.allowed_origins.clone(), metrics.clone());
-        let router = http::router(layer, io.clone(), metrics.clone(), origins);
+        let limits = realtime::ConnectionLimits::new(config.limits.clone(), metrics.clone());
+        let (socketio, io) = realtime::build(
+            &config.namespaces,
+            authenticator,
+            limits.clone(),
+            metrics.clone(),
+        );
         let dispatcher = Dispatcher::new(io.clone(), metrics.clone());
+        let publish_api = config.publish.http_token.as_deref().map(|token| {
+            publish_api::router(
+                token,
+                dispatcher.clone(),
+                io.clone(),
+                metrics.clone(),
+                config.publish.max_frame_size,
+            )
+        });
+        let router = http::router(http::HttpParts {
+            socketio,
+            io: io.clone(),
+            metrics: metrics.clone(),
+            origins: realtime::OriginPolicy::new(config.allowed_origins.clone(), metrics.clone()),
+            limits,
+            publish_api,
+        });
         let core = Self {
             io,
             dispatcher,
             metrics,
-            max_frame_size: config.max_frame_size,
+            publish: config.publish.clone(),
         };
         Ok((core, router))
     }
@@ -90,7 +114,11 @@ impl PushCore {
             dispatcher: self.dispatcher.clone(),
             io: self.io.clone(),
             metrics: self.metrics.clone(),
-            max_frame_size: self.max_frame_size,
+            max_frame_size: self.publish.max_frame_size,
+            access: ingest::PeerAccess::new(
+                self.publish.allowed_uids.clone(),
+                self.publish.allowed_gids.clone(),
+            ),
         };
         socket.serve(services, shutdown).await;
     }
@@ -128,7 +156,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
             addr: config.listen,
             source,
         })?;
-    let publish_socket = PublishSocket::bind(&config.socket, config.socket_mode)?;
+    let publish_socket = PublishSocket::bind(&config.publish)?;
     let listen = http_listener.local_addr().unwrap_or(config.listen);
     if config.auth.is_some() && config.allowed_origins.is_empty() {
         tracing::warn!(

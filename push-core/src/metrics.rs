@@ -36,16 +36,19 @@ pub enum AuthOutcome {
     BadStatus,
     /// A 200 whose body was not the documented JSON.
     BadBody,
+    /// Not asked: the site failed repeatedly and the breaker is open.
+    CircuitOpen,
 }
 
 impl AuthOutcome {
-    const ALL: [AuthOutcome; 6] = [
+    const ALL: [AuthOutcome; 7] = [
         AuthOutcome::User,
         AuthOutcome::Guest,
         AuthOutcome::Timeout,
         AuthOutcome::Unreachable,
         AuthOutcome::BadStatus,
         AuthOutcome::BadBody,
+        AuthOutcome::CircuitOpen,
     ];
 
     fn label(self) -> &'static str {
@@ -56,6 +59,7 @@ impl AuthOutcome {
             AuthOutcome::Unreachable => "unreachable",
             AuthOutcome::BadStatus => "bad_status",
             AuthOutcome::BadBody => "bad_body",
+            AuthOutcome::CircuitOpen => "circuit_open",
         }
     }
 
@@ -73,20 +77,33 @@ pub enum Refusal {
     AuthUnavailable,
     /// The page's Origin is not allowed.
     Origin,
+    /// `max_connections` reached.
+    TooManyConnections,
+    /// `max_connections_per_ip` reached for the client's address.
+    TooManyFromAddress,
+    /// `handshakes_per_ip_per_minute` exceeded.
+    HandshakeRate,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 3] = [
+    const ALL: [Refusal; 6] = [
         Refusal::Unauthorized,
         Refusal::AuthUnavailable,
         Refusal::Origin,
+        Refusal::TooManyConnections,
+        Refusal::TooManyFromAddress,
+        Refusal::HandshakeRate,
     ];
 
-    fn label(self) -> &'static str {
+    /// The label in metrics, and the text a refused page receives.
+    pub fn label(self) -> &'static str {
         match self {
             Refusal::Unauthorized => "unauthorized",
             Refusal::AuthUnavailable => "auth_unavailable",
-            Refusal::Origin => "origin",
+            Refusal::Origin => "origin_not_allowed",
+            Refusal::TooManyConnections => "too_many_connections",
+            Refusal::TooManyFromAddress => "too_many_connections_from_address",
+            Refusal::HandshakeRate => "handshake_rate_exceeded",
         }
     }
 }
@@ -121,6 +138,10 @@ pub struct Metrics {
     auth_latency_micros_sum: AtomicU64,
     auth_latency_count: AtomicU64,
     refusals: [AtomicU64; Refusal::ALL.len()],
+    deliveries_dropped: AtomicU64,
+    client_events_ignored: AtomicU64,
+    flooders_disconnected: AtomicU64,
+    rooms_truncated: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -138,6 +159,10 @@ impl Default for Metrics {
             auth_latency_micros_sum: AtomicU64::new(0),
             auth_latency_count: AtomicU64::new(0),
             refusals: Default::default(),
+            deliveries_dropped: AtomicU64::new(0),
+            client_events_ignored: AtomicU64::new(0),
+            flooders_disconnected: AtomicU64::new(0),
+            rooms_truncated: AtomicU64::new(0),
         }
     }
 }
@@ -197,6 +222,23 @@ impl Metrics {
         bump(&self.refusals[index]);
     }
 
+    /// Messages not queued for a connection whose buffer was full.
+    pub fn deliveries_dropped(&self, count: u64) {
+        self.deliveries_dropped.fetch_add(count, Ordering::Relaxed);
+    }
+
+    pub fn client_event_ignored(&self) {
+        bump(&self.client_events_ignored);
+    }
+
+    pub fn flooder_disconnected(&self) {
+        bump(&self.flooders_disconnected);
+    }
+
+    pub fn rooms_truncated(&self) {
+        bump(&self.rooms_truncated);
+    }
+
     fn auth_failures(&self) -> u64 {
         AuthOutcome::ALL
             .iter()
@@ -241,6 +283,7 @@ impl Metrics {
             "namespaces": namespaces,
             "publishes": read(&self.publishes),
             "deliveries": read(&self.deliveries),
+            "deliveries_dropped": read(&self.deliveries_dropped),
             "publishers": {
                 "connected": read(&self.publishers_connected),
                 "accepted_total": read(&self.publishers_accepted),
@@ -313,6 +356,26 @@ impl Metrics {
             "counter",
             "socket.io connections refused, by reason.",
         );
+        let dropped = family(
+            "push_deliveries_dropped_total",
+            "counter",
+            "Messages dropped for connections whose send buffer was full.",
+        );
+        let ignored = family(
+            "push_client_events_ignored_total",
+            "counter",
+            "Events sent by browsers, which are ignored.",
+        );
+        let flooders = family(
+            "push_client_flood_disconnects_total",
+            "counter",
+            "Connections closed for sending more than client_events_per_minute.",
+        );
+        let truncated = family(
+            "push_rooms_truncated_total",
+            "counter",
+            "Connections given more rooms than max_rooms_per_connection.",
+        );
         let uptime = family(
             "push_uptime_seconds",
             "gauge",
@@ -368,6 +431,10 @@ impl Metrics {
                 read(count)
             );
         }
+        let _ = writeln!(out, "{dropped} {}", read(&self.deliveries_dropped));
+        let _ = writeln!(out, "{ignored} {}", read(&self.client_events_ignored));
+        let _ = writeln!(out, "{flooders} {}", read(&self.flooders_disconnected));
+        let _ = writeln!(out, "{truncated} {}", read(&self.rooms_truncated));
         let _ = writeln!(out, "{uptime} {}", self.started.elapsed().as_secs());
         out
     }

@@ -109,7 +109,8 @@ fn a_second_daemon_on_a_live_socket_refuses_to_start() {
     let socket = socket_in(&dir);
     let _daemon = Daemon::start(&socket);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let second = runtime.block_on(async { PublishSocket::bind(&socket, 0o660) });
+    let second =
+        runtime.block_on(async { PublishSocket::bind(&Config::with_socket(&socket).publish) });
     assert!(matches!(second, Err(BindError::AlreadyRunning(_))));
     assert!(socket.exists(), "the live daemon's socket must stay");
 }
@@ -120,7 +121,8 @@ fn a_file_that_is_not_a_socket_is_never_replaced() {
     let path = dir.path().join("important.txt");
     std::fs::write(&path, "keep me").unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let bound = runtime.block_on(async { PublishSocket::bind(&path, 0o660) });
+    let bound =
+        runtime.block_on(async { PublishSocket::bind(&Config::with_socket(&path).publish) });
     assert!(matches!(bound, Err(BindError::NotASocket(_))));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
 }

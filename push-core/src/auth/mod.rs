@@ -11,7 +11,12 @@
 //! Cookies go to the configured URL and nowhere else: redirects are never
 //! followed, so a misconfigured or compromised endpoint cannot bounce them to
 //! another host.
+//!
+//! The site is protected from us too: answers are cached, at most
+//! `auth_max_concurrency` calls are in flight, and a circuit breaker stops
+//! calls to a site that keeps failing.
 
+mod breaker;
 mod cache;
 
 use std::sync::Arc;
@@ -21,7 +26,9 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, COOKIE, HeaderValue, USER_AGENT};
 use serde::Deserialize;
 use thiserror::Error;
+use tokio::sync::Semaphore;
 
+use self::breaker::CircuitBreaker;
 use self::cache::AuthCache;
 use crate::config::AuthSettings;
 use crate::metrics::{AuthOutcome, Metrics};
@@ -68,6 +75,8 @@ pub struct Authenticator {
     http: reqwest::Client,
     settings: AuthSettings,
     cache: AuthCache,
+    in_flight: Semaphore,
+    breaker: CircuitBreaker,
     metrics: Arc<Metrics>,
 }
 
@@ -82,6 +91,8 @@ impl Authenticator {
         Ok(Self {
             http,
             cache: AuthCache::new(settings.cache_ttl, settings.cache_size),
+            in_flight: Semaphore::new(settings.max_concurrency),
+            breaker: CircuitBreaker::default(),
             settings,
             metrics,
         })
@@ -105,9 +116,41 @@ impl Authenticator {
             return verdict.map_or(Answer::Guest, Answer::User);
         }
 
+        if !self.breaker.allow() {
+            self.metrics
+                .auth_call(AuthOutcome::CircuitOpen, Duration::ZERO);
+            return Answer::Unavailable(format!(
+                "not asked: it failed {} times in a row, next try within {:?}",
+                breaker::FAILURES_TO_OPEN,
+                breaker::OPEN_FOR
+            ));
+        }
         let started = Instant::now();
-        let (outcome, answer) = self.ask_site(handshake, cookie).await;
+        // Waiting for a free slot counts against the same timeout as the call.
+        let (outcome, answer) = match tokio::time::timeout(
+            self.settings.timeout,
+            self.in_flight.acquire(),
+        )
+        .await
+        {
+            Ok(Ok(_permit)) => self.ask_site(handshake, cookie).await,
+            Ok(Err(_)) | Err(_) => unavailable(
+                AuthOutcome::Timeout,
+                format!(
+                    "not asked: {} calls were already in flight for {:?} (auth_max_concurrency)",
+                    self.settings.max_concurrency, self.settings.timeout
+                ),
+            ),
+        };
         self.metrics.auth_call(outcome, started.elapsed());
+        let succeeded = matches!(outcome, AuthOutcome::User | AuthOutcome::Guest);
+        if self.breaker.record(succeeded) {
+            tracing::warn!(
+                "the auth URL failed {} times in a row; skipping it for {:?}",
+                breaker::FAILURES_TO_OPEN,
+                breaker::OPEN_FOR
+            );
+        }
         match &answer {
             Answer::User(identity) => self.cache.insert(key, Some(identity.clone())),
             Answer::Guest => self.cache.insert(key, None),

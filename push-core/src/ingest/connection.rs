@@ -22,6 +22,15 @@ pub(super) async fn run(mut stream: UnixStream, services: Services, shutdown: Ca
     services.metrics.publisher_connected();
     let max_frame_size = services.max_frame_size;
     let mut session = Session::new(services.clone());
+    if let Err(reason) = services.access.check(&stream) {
+        tracing::warn!(%reason, "refused a publisher");
+        let mut refusal = Vec::new();
+        session.refuse_connection(ErrorCode::FORBIDDEN, &reason, &mut refusal);
+        let _ = stream.write_all(&refusal).await;
+        let _ = stream.shutdown().await;
+        services.metrics.publisher_disconnected();
+        return;
+    }
     let mut input = BytesMut::with_capacity(READ_BUFFER);
     let mut output = Vec::with_capacity(READ_BUFFER);
 

@@ -6,9 +6,14 @@
 //! never fight over one path. On shutdown the file is removed only if it is
 //! still the one we created.
 //!
+//! Who may publish is decided by the socket file's mode and group and,
+//! optionally, an allow-list of peer user and group ids checked with
+//! `SO_PEERCRED` on every connection ([`access`]).
+//!
 //! Each accepted connection runs in its own task ([`connection`]), where
 //! requests are decoded and answered ([`session`]).
 
+mod access;
 mod connection;
 mod session;
 
@@ -23,6 +28,8 @@ use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub(crate) use self::access::PeerAccess;
+use crate::config::PublishSettings;
 use crate::dispatch::Dispatcher;
 use crate::metrics::Metrics;
 
@@ -41,7 +48,7 @@ pub enum BindError {
     RemoveStale { path: PathBuf, source: io::Error },
     #[error("cannot listen on {path}: {source}")]
     Bind { path: PathBuf, source: io::Error },
-    #[error("cannot set the permissions of {path}: {source}")]
+    #[error("cannot set the permissions or group of {path}: {source}")]
     Permissions { path: PathBuf, source: io::Error },
 }
 
@@ -52,6 +59,7 @@ pub(crate) struct Services {
     pub io: SocketIo,
     pub metrics: Arc<Metrics>,
     pub max_frame_size: u32,
+    pub access: PeerAccess,
 }
 
 /// A bound publish socket, not yet accepting.
@@ -63,9 +71,10 @@ pub struct PublishSocket {
 }
 
 impl PublishSocket {
-    /// Binds `path` with permissions `mode`, replacing a stale socket file.
-    /// Must be called from within a tokio runtime.
-    pub fn bind(path: &Path, mode: u32) -> Result<Self, BindError> {
+    /// Binds the socket of `settings` with its mode and group, replacing a
+    /// stale socket file. Must be called from within a tokio runtime.
+    pub fn bind(settings: &PublishSettings) -> Result<Self, BindError> {
+        let path = settings.socket.as_path();
         clear_stale_socket(path)?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
             && !parent.exists()
@@ -87,8 +96,11 @@ impl PublishSocket {
             path: path.to_owned(),
             source,
         };
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(settings.socket_mode))
             .map_err(permissions_error)?;
+        if let Some(gid) = settings.socket_group {
+            std::os::unix::fs::chown(path, None, Some(gid)).map_err(permissions_error)?;
+        }
         let metadata = std::fs::metadata(path).map_err(permissions_error)?;
         Ok(Self {
             listener,

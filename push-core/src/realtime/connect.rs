@@ -4,6 +4,10 @@
 //! client is told it is connected. That ordering matters: the connection
 //! joins its user's private room and the site's rooms here, so a message
 //! published the moment the page sees `connect` already reaches it.
+//!
+//! Admission takes a place under the connection limits first (cheap), then
+//! asks the site who the browser is (slow), so a flood is turned away before
+//! it costs the site anything.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,8 +16,10 @@ use axum::extract::ConnectInfo;
 use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
 use socketioxide::extract::SocketRef;
+use socketioxide::socket::DisconnectReason;
 
-use crate::auth::{Answer, Authenticator, Handshake};
+use super::limits::{ConnectionLimits, EventBudget};
+use crate::auth::{Answer, Authenticator, Handshake, Identity};
 use crate::metrics::{Metrics, Refusal};
 use crate::rooms::{public_room, user_room};
 
@@ -24,11 +30,7 @@ pub struct Refused(Refusal);
 
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self.0 {
-            Refusal::Unauthorized => "unauthorized",
-            Refusal::AuthUnavailable => "auth_unavailable",
-            Refusal::Origin => "origin_not_allowed",
-        })
+        f.write_str(self.0.label())
     }
 }
 
@@ -36,27 +38,40 @@ impl std::fmt::Display for Refused {
 #[derive(Clone)]
 pub struct Admission {
     authenticator: Option<Arc<Authenticator>>,
+    limits: Arc<ConnectionLimits>,
     metrics: Arc<Metrics>,
 }
 
 impl Admission {
-    pub fn new(authenticator: Option<Arc<Authenticator>>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        authenticator: Option<Arc<Authenticator>>,
+        limits: Arc<ConnectionLimits>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             authenticator,
+            limits,
             metrics,
         }
     }
 
     pub async fn admit(&self, socket: SocketRef) -> Result<(), Refused> {
-        let Some(authenticator) = &self.authenticator else {
-            return Ok(());
-        };
         let parts = socket.req_parts();
-        let cookie = cookie_header(&parts.headers);
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| info.0);
+        let permit = self
+            .limits
+            .admit(peer.map(|peer| peer.ip()))
+            .map_err(Refused)?;
+        // Kept with the socket, so the place is given back when it goes.
+        socket.extensions.insert(Arc::new(permit));
+
+        let Some(authenticator) = &self.authenticator else {
+            return Ok(());
+        };
+        let cookie = cookie_header(&parts.headers);
         let handshake = Handshake {
             namespace: socket.ns(),
             cookie: cookie.as_deref(),
@@ -64,11 +79,7 @@ impl Admission {
         };
         match authenticator.identify(&handshake).await {
             Answer::User(identity) => {
-                tracing::debug!(sid = %socket.id, ns = socket.ns(), user = %identity.user_id, "connection identified");
-                let rooms: Vec<String> = std::iter::once(user_room(&identity.user_id))
-                    .chain(identity.rooms.iter().map(|room| public_room(room)))
-                    .collect();
-                socket.join(rooms);
+                self.join_rooms(&socket, &identity);
                 Ok(())
             }
             Answer::Guest if authenticator.required() => self.refuse(Refusal::Unauthorized),
@@ -86,20 +97,61 @@ impl Admission {
         }
     }
 
+    /// Joins the user's private room and at most `max_rooms_per_connection`
+    /// of the rooms the site named.
+    fn join_rooms(&self, socket: &SocketRef, identity: &Identity) {
+        tracing::debug!(sid = %socket.id, ns = socket.ns(), user = %identity.user_id, "connection identified");
+        let max_rooms = self.limits.settings().max_rooms_per_connection;
+        if identity.rooms.len() > max_rooms {
+            self.metrics.rooms_truncated();
+            tracing::warn!(
+                user = %identity.user_id,
+                rooms = identity.rooms.len(),
+                kept = max_rooms,
+                "the auth URL named more rooms than max_rooms_per_connection; the rest are ignored"
+            );
+        }
+        let rooms: Vec<String> = std::iter::once(user_room(&identity.user_id))
+            .chain(
+                identity
+                    .rooms
+                    .iter()
+                    .take(max_rooms)
+                    .map(|room| public_room(room)),
+            )
+            .collect();
+        socket.join(rooms);
+    }
+
     fn refuse(&self, refusal: Refusal) -> Result<(), Refused> {
         self.metrics.connection_refused(refusal);
         Err(Refused(refusal))
     }
-}
 
-/// Runs once the client has been told it is connected.
-pub async fn on_connect(socket: SocketRef) {
-    tracing::debug!(sid = %socket.id, ns = socket.ns(), transport = ?socket.transport_type(), "connected");
-    socket.on_disconnect(
-        async |socket: SocketRef, reason: socketioxide::socket::DisconnectReason| {
+    /// Runs once the client has been told it is connected: events it emits
+    /// are counted and ignored, and too many of them end the connection.
+    pub fn connected(&self, socket: SocketRef) {
+        tracing::debug!(sid = %socket.id, ns = socket.ns(), transport = ?socket.transport_type(), "connected");
+        let budget = Arc::new(EventBudget::new(
+            self.limits.settings().client_events_per_minute,
+        ));
+        let metrics = self.metrics.clone();
+        socket.on_fallback(move |socket: SocketRef| {
+            let budget = budget.clone();
+            let metrics = metrics.clone();
+            async move {
+                metrics.client_event_ignored();
+                if !budget.spend() {
+                    metrics.flooder_disconnected();
+                    tracing::info!(sid = %socket.id, ns = socket.ns(), "disconnecting a connection that floods events");
+                    let _ = socket.disconnect();
+                }
+            }
+        });
+        socket.on_disconnect(async |socket: SocketRef, reason: DisconnectReason| {
             tracing::debug!(sid = %socket.id, ns = socket.ns(), ?reason, "disconnected");
-        },
-    );
+        });
+    }
 }
 
 /// The browser's cookies, exactly as sent (several headers are joined the

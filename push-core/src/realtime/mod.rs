@@ -1,33 +1,55 @@
 //! The socket.io side: namespaces, who may connect, and what is connected.
 //!
 //! Browsers connect with the stock socket.io v4 client over WebSocket or
-//! HTTP long-polling. The server only ever sends: events a browser emits
-//! have no handler and are dropped by socketioxide.
+//! HTTP long-polling. The server only ever sends: events a browser emits are
+//! counted and ignored, and a flood of them ends the connection.
 
 mod connect;
+mod limits;
 mod origin;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use socketioxide::handler::ConnectHandler;
 use socketioxide::{SocketIo, TransportType, layer::SocketIoLayer};
 
+pub use self::limits::{ConnectionLimits, guard_handshake_rate};
 pub use self::origin::{OriginPolicy, cors_layer, guard_origin};
 use crate::auth::Authenticator;
 use crate::metrics::{Census, Metrics, NamespaceCensus};
 use crate::rooms::is_user_room;
 
+/// How long an engine.io connection may stay without joining a namespace.
+/// socket.io clients join at once; anything slower is not a real client.
+const NAMESPACE_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Builds the socket.io server with every configured namespace.
 pub fn build(
     namespaces: &[String],
     authenticator: Option<Arc<Authenticator>>,
+    limits: Arc<ConnectionLimits>,
     metrics: Arc<Metrics>,
 ) -> (SocketIoLayer, SocketIo) {
-    let (layer, io) = SocketIo::builder().build_layer();
+    let settings = limits.settings();
+    let max_packet = settings.max_client_packet;
+    let (layer, io) = SocketIo::builder()
+        .max_payload(max_packet as u64)
+        .ws_max_message_size(max_packet)
+        .ws_max_frame_size(max_packet)
+        .max_buffer_size(settings.max_buffered_messages)
+        .connect_timeout(NAMESPACE_JOIN_TIMEOUT)
+        .build_layer();
+    let admission = connect::Admission::new(authenticator, limits, metrics);
     for namespace in namespaces {
-        let admission = connect::Admission::new(authenticator.clone(), metrics.clone());
-        let handler = connect::on_connect.with(move |socket| {
-            let admission = admission.clone();
+        let on_connect = admission.clone();
+        let on_admit = admission.clone();
+        let handler = (move |socket| {
+            let admission = on_connect.clone();
+            async move { admission.connected(socket) }
+        })
+        .with(move |socket| {
+            let admission = on_admit.clone();
             async move { admission.admit(socket).await }
         });
         io.ns(namespace.clone(), handler);

@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Publish one message, print how many connections it reached.
     Send(tools::SendArgs),
     /// Print the daemon's counters as JSON.
@@ -40,7 +40,7 @@ const EXIT_BAD_CONFIG: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Send(args) => tools::report(tools::send(args)),
         Command::Stats(args) => tools::report(tools::stats(args)),
         Command::Online(args) => tools::report(tools::online(args)),
