@@ -298,145 +298,160 @@ impl Metrics {
         .to_string()
     }
 
-    /// The `/metrics` page in Prometheus text exposition format.
+    /// The `/metrics` page in Prometheus text exposition format: each
+    /// family's HELP and TYPE lines followed by all of its samples.
     pub fn prometheus_text(&self, census: &Census) -> String {
-        let mut out = String::with_capacity(4096);
-        let mut family = |name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            name.to_owned()
-        };
-        let connections = family("push_connections", "gauge", "Open socket.io connections.");
-        let users = family(
+        let mut page = Page::default();
+
+        page.family("push_connections", "gauge", "Open socket.io connections.");
+        for ns in &census.namespaces {
+            let name = escape_label(&ns.namespace);
+            page.sample(
+                &format!("{{namespace=\"{name}\",transport=\"websocket\"}}"),
+                ns.websocket,
+            );
+            page.sample(
+                &format!("{{namespace=\"{name}\",transport=\"polling\"}}"),
+                ns.polling,
+            );
+        }
+        page.family(
             "push_users_online",
             "gauge",
             "Distinct identified users with at least one connection.",
         );
-        let publishes = family(
+        for ns in &census.namespaces {
+            let name = escape_label(&ns.namespace);
+            page.sample(&format!("{{namespace=\"{name}\"}}"), ns.users_online);
+        }
+        page.counter(
             "push_publishes_total",
-            "counter",
             "Publishes accepted from the site.",
+            &self.publishes,
         );
-        let deliveries = family(
+        page.counter(
             "push_deliveries_total",
-            "counter",
             "Messages handed to socket.io connections.",
+            &self.deliveries,
         );
-        let publishers = family(
+        page.counter(
+            "push_deliveries_dropped_total",
+            "Messages dropped for connections whose send buffer was full.",
+            &self.deliveries_dropped,
+        );
+        page.family(
             "push_publishers_connected",
             "gauge",
             "Open publish socket connections.",
         );
-        let accepted = family(
+        page.sample("", read(&self.publishers_connected));
+        page.counter(
             "push_publishers_accepted_total",
-            "counter",
             "Publish socket connections accepted.",
-        );
-        let errors = family(
-            "push_protocol_errors_total",
-            "counter",
-            "Error replies on the publish socket, by code.",
-        );
-        let auth = family(
-            "push_auth_calls_total",
-            "counter",
-            "Calls to the auth URL, by outcome.",
-        );
-        let hits = family(
-            "push_auth_cache_hits_total",
-            "counter",
-            "Connections identified from the auth cache.",
-        );
-        let latency = family(
-            "push_auth_latency_seconds",
-            "histogram",
-            "Time taken by calls to the auth URL.",
-        );
-        let refused = family(
-            "push_connections_refused_total",
-            "counter",
-            "socket.io connections refused, by reason.",
-        );
-        let dropped = family(
-            "push_deliveries_dropped_total",
-            "counter",
-            "Messages dropped for connections whose send buffer was full.",
-        );
-        let ignored = family(
-            "push_client_events_ignored_total",
-            "counter",
-            "Events sent by browsers, which are ignored.",
-        );
-        let flooders = family(
-            "push_client_flood_disconnects_total",
-            "counter",
-            "Connections closed for sending more than client_events_per_minute.",
-        );
-        let truncated = family(
-            "push_rooms_truncated_total",
-            "counter",
-            "Connections given more rooms than max_rooms_per_connection.",
-        );
-        let uptime = family(
-            "push_uptime_seconds",
-            "gauge",
-            "Seconds since the daemon started.",
+            &self.publishers_accepted,
         );
 
-        for ns in &census.namespaces {
-            let name = escape_label(&ns.namespace);
-            let _ = writeln!(
-                out,
-                "{connections}{{namespace=\"{name}\",transport=\"websocket\"}} {}",
-                ns.websocket
-            );
-            let _ = writeln!(
-                out,
-                "{connections}{{namespace=\"{name}\",transport=\"polling\"}} {}",
-                ns.polling
-            );
-            let _ = writeln!(out, "{users}{{namespace=\"{name}\"}} {}", ns.users_online);
-        }
-        let _ = writeln!(out, "{publishes} {}", read(&self.publishes));
-        let _ = writeln!(out, "{deliveries} {}", read(&self.deliveries));
-        let _ = writeln!(out, "{publishers} {}", read(&self.publishers_connected));
-        let _ = writeln!(out, "{accepted} {}", read(&self.publishers_accepted));
+        page.family(
+            "push_protocol_errors_total",
+            "counter",
+            "Error replies to publishers, by code.",
+        );
         for (code, count) in self.protocol_errors.iter().enumerate() {
             let count = read(count);
             if count > 0 {
                 let name = ErrorCode(u16::try_from(code).unwrap_or(u16::MAX)).name();
-                let _ = writeln!(out, "{errors}{{code=\"{name}\"}} {count}");
+                page.sample(&format!("{{code=\"{name}\"}}"), count);
             }
         }
+
+        page.family(
+            "push_auth_calls_total",
+            "counter",
+            "Calls to the auth URL, by outcome.",
+        );
         for (outcome, count) in AuthOutcome::ALL.iter().zip(&self.auth_outcomes) {
-            let _ = writeln!(
-                out,
-                "{auth}{{outcome=\"{}\"}} {}",
-                outcome.label(),
-                read(count)
-            );
+            page.sample(&format!("{{outcome=\"{}\"}}", outcome.label()), read(count));
         }
-        let _ = writeln!(out, "{hits} {}", read(&self.auth_cache_hits));
+        page.counter(
+            "push_auth_cache_hits_total",
+            "Connections identified from the auth cache.",
+            &self.auth_cache_hits,
+        );
+        page.family(
+            "push_auth_latency_seconds",
+            "histogram",
+            "Time taken by calls to the auth URL.",
+        );
         for (bound, bucket) in AUTH_LATENCY_BUCKETS.iter().zip(&self.auth_latency_buckets) {
-            let _ = writeln!(out, "{latency}_bucket{{le=\"{bound}\"}} {}", read(bucket));
+            page.sample_with_suffix("_bucket", &format!("{{le=\"{bound}\"}}"), read(bucket));
         }
         let count = read(&self.auth_latency_count);
-        let _ = writeln!(out, "{latency}_bucket{{le=\"+Inf\"}} {count}");
+        page.sample_with_suffix("_bucket", "{le=\"+Inf\"}", count);
         let sum = read(&self.auth_latency_micros_sum) as f64 / 1e6;
-        let _ = writeln!(out, "{latency}_sum {sum}\n{latency}_count {count}");
+        page.line(&format!("push_auth_latency_seconds_sum {sum}"));
+        page.sample_with_suffix("_count", "", count);
+
+        page.family(
+            "push_connections_refused_total",
+            "counter",
+            "socket.io connections refused, by reason.",
+        );
         for (refusal, count) in Refusal::ALL.iter().zip(&self.refusals) {
-            let _ = writeln!(
-                out,
-                "{refused}{{reason=\"{}\"}} {}",
-                refusal.label(),
-                read(count)
-            );
+            page.sample(&format!("{{reason=\"{}\"}}", refusal.label()), read(count));
         }
-        let _ = writeln!(out, "{dropped} {}", read(&self.deliveries_dropped));
-        let _ = writeln!(out, "{ignored} {}", read(&self.client_events_ignored));
-        let _ = writeln!(out, "{flooders} {}", read(&self.flooders_disconnected));
-        let _ = writeln!(out, "{truncated} {}", read(&self.rooms_truncated));
-        let _ = writeln!(out, "{uptime} {}", self.started.elapsed().as_secs());
-        out
+        page.counter(
+            "push_client_events_ignored_total",
+            "Events sent by browsers, which are ignored.",
+            &self.client_events_ignored,
+        );
+        page.counter(
+            "push_client_flood_disconnects_total",
+            "Connections closed for sending more than client_events_per_minute.",
+            &self.flooders_disconnected,
+        );
+        page.counter(
+            "push_rooms_truncated_total",
+            "Connections given more rooms than max_rooms_per_connection.",
+            &self.rooms_truncated,
+        );
+        page.family(
+            "push_uptime_seconds",
+            "gauge",
+            "Seconds since the daemon started.",
+        );
+        page.sample("", self.started.elapsed().as_secs());
+        page.text
+    }
+}
+
+/// Writes the exposition format one family at a time.
+#[derive(Default)]
+struct Page {
+    text: String,
+    family: &'static str,
+}
+
+impl Page {
+    fn family(&mut self, name: &'static str, kind: &str, help: &str) {
+        self.family = name;
+        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, labels: &str, value: u64) {
+        self.sample_with_suffix("", labels, value);
+    }
+
+    fn sample_with_suffix(&mut self, suffix: &str, labels: &str, value: u64) {
+        let _ = writeln!(self.text, "{}{suffix}{labels} {value}", self.family);
+    }
+
+    fn line(&mut self, line: &str) {
+        let _ = writeln!(self.text, "{line}");
+    }
+
+    fn counter(&mut self, name: &'static str, help: &str, counter: &AtomicU64) {
+        self.family(name, "counter", help);
+        self.sample("", read(counter));
     }
 }
 
@@ -461,6 +476,30 @@ mod tests {
         assert!(text.contains("push_auth_latency_seconds_bucket{le=\"0.025\"} 1"));
         assert!(text.contains("push_auth_latency_seconds_bucket{le=\"5\"} 1"));
         assert!(text.contains("push_auth_latency_seconds_count 1"));
+    }
+
+    /// The format requires each family's samples to follow its own HELP
+    /// and TYPE lines, as one group.
+    #[test]
+    fn samples_follow_their_family() {
+        let census = Census {
+            namespaces: vec![NamespaceCensus {
+                namespace: "/".into(),
+                ..NamespaceCensus::default()
+            }],
+        };
+        let text = Metrics::default().prometheus_text(&census);
+        let mut family = "";
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                family = rest.split(' ').next().unwrap();
+            } else if !line.starts_with('#') {
+                assert!(
+                    line.starts_with(family),
+                    "{line} is outside its family {family}"
+                );
+            }
+        }
     }
 
     #[test]
