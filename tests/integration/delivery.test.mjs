@@ -216,3 +216,36 @@ for (const transport of TRANSPORTS) {
     });
   });
 }
+
+describe('delivery to one user over different transports at once', () => {
+  let backend;
+  let daemon;
+  const clients = new ClientPool();
+  before(async () => {
+    backend = await startAuthBackend();
+    daemon = await startDaemon({ args: ['--auth-url', backend.url] });
+  });
+  after(async () => {
+    clients.closeAll();
+    await daemon?.cleanup();
+    await backend?.close();
+  });
+
+  test("each of 42's tabs gets the message, whatever its transport", async () => {
+    const tabs = [];
+    for (const transport of TRANSPORTS) {
+      tabs.push(await clients.connect(daemon, { transport, cookie: cookieFor('sid-42'), name: `user 42 over ${transport}` }));
+    }
+    const others = [];
+    for (const transport of TRANSPORTS) {
+      others.push(await clients.connect(daemon, { transport, cookie: cookieFor('sid-7'), name: `user 7 over ${transport}` }));
+      others.push(await clients.connect(daemon, { transport, name: `guest over ${transport}` }));
+    }
+    assert.equal(await sendOk(daemon.socketPath, { event: 'private', users: ['42'], data: { n: 1 } }), 3);
+    for (const tab of tabs) assert.deepEqual(await tab.waitFor('private'), { n: 1 });
+    await clients.flush(publisherFor(daemon), others);
+    for (const client of others) assert.deepEqual(client.received('private'), [], client.name);
+    assert.equal(await sendOk(daemon.socketPath, { event: 'news', data: 'all' }), 9);
+    for (const client of [...tabs, ...others]) assert.equal(await client.waitFor('news'), 'all');
+  });
+});

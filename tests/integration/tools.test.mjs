@@ -38,6 +38,13 @@ describe('push-core tools', () => {
     assert.deepEqual(await online(daemon.socketPath, '/chat', '42'), { namespace: '/chat', user: '42', online: false, connections: 0 });
     assert.deepEqual(await online(daemon.socketPath, '/', '4'), { namespace: '/', user: '4', online: false, connections: 0 });
 
+    // Closing one tab leaves the other.
+    clients.clients[0].close();
+    await waitUntil(async () => (await online(daemon.socketPath, '/', '42')).connections === 1, {
+      what: 'user 42 to have one tab left',
+    });
+    assert.equal((await online(daemon.socketPath, '/', '42')).online, true);
+
     clients.closeAll();
     await waitUntil(async () => !(await online(daemon.socketPath, '/', '42')).online, {
       what: 'user 42 to go offline after closing both tabs',
