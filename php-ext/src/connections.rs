@@ -84,7 +84,7 @@ pub fn queue(
         connection.queue.push_back(Slot::Awaiting(owner));
         Ok::<_, ClientError>(())
     })?
-    .map_err(|error| PushError::from_client(error, publish.namespace))
+    .map_err(PushError::from)
 }
 
 /// Records a publish that needed no daemon, keeping its place in the queue.

@@ -37,22 +37,6 @@ impl PushError {
         }
     }
 
-    /// A client error, with advice for the refusals whose fix is on the PHP
-    /// side. `namespace` is the namespace the request was for.
-    pub fn from_client(error: ClientError, namespace: &str) -> Self {
-        let kind = error.kind();
-        let advice = match kind {
-            ErrorKind::UnknownNamespace => format!(
-                "; this PushClient publishes to namespace '{namespace}': pass a namespace the daemon serves to the constructor or setNamespace(), or add it to the daemon's --namespace list"
-            ),
-            ErrorKind::VersionMismatch => format!(
-                "; this extension speaks protocol version {PROTOCOL_VERSION}: install the push extension that matches the daemon"
-            ),
-            _ => String::new(),
-        };
-        Self::new(kind, format!("{error}{advice}"))
-    }
-
     /// The `PushException` object, as a value (for `flush()` results).
     pub fn into_object(self) -> Zval {
         let object = ZendObject::new(exception_class());
@@ -64,6 +48,24 @@ impl PushError {
             // Only an engine out of memory gets here, and it bails out first.
             Err(_) => Zval::null(),
         }
+    }
+}
+
+impl From<ClientError> for PushError {
+    /// The client's message, plus advice where the fix is on the PHP side.
+    fn from(error: ClientError) -> Self {
+        let kind = error.kind();
+        let advice = match kind {
+            ErrorKind::UnknownNamespace => {
+                "; give PushClient's constructor or setNamespace() a namespace the daemon serves"
+                    .to_owned()
+            }
+            ErrorKind::VersionMismatch => format!(
+                "; this extension speaks protocol version {PROTOCOL_VERSION}: install the push extension that matches the daemon"
+            ),
+            _ => String::new(),
+        };
+        Self::new(kind, format!("{error}{advice}"))
     }
 }
 

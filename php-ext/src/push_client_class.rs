@@ -181,7 +181,7 @@ impl PushClient {
                     value.set_long(recipients);
                     value
                 }
-                Err(error) => self.error(error).into_object(),
+                Err(error) => PushError::from(error).into_object(),
             })
             .collect()
     }
@@ -255,16 +255,12 @@ impl PushClient {
         operation: impl FnOnce(&mut push_client::Client) -> Result<R, ClientError>,
     ) -> Result<R, PushError> {
         connections::with_client(&self.endpoint, self.persistent, operation)?
-            .map_err(|error| self.error(error))
+            .map_err(PushError::from)
     }
 
     fn take_results(&mut self) -> Vec<push_client::PipelinedReply> {
         self.queued = 0;
         connections::flush(&self.endpoint, self.owner)
-    }
-
-    fn error(&self, error: ClientError) -> PushError {
-        PushError::from_client(error, &self.namespace)
     }
 }
 

@@ -71,6 +71,11 @@ final class Daemon
     public function pause(): void
     {
         $this->process->signal(SIGSTOP);
+        // The signal is asynchronous: wait until the kernel shows it stopped.
+        Net::waitUntil(
+            fn (): bool => preg_match('/^\d+ \(.*\) T /', (string) @file_get_contents("/proc/{$this->process->pid}/stat")) === 1,
+            'the daemon to stop',
+        );
     }
 
     public function resume(): void
