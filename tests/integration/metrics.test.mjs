@@ -151,7 +151,7 @@ describe('/metrics', () => {
   test('counts protocol errors by code and refused connections by reason', () => {
     const { samples } = parse(text);
     assert.equal(samples.get('push_protocol_errors_total{code="unknown_operation"}'), 1);
-    assert.equal(samples.get('push_connections_refused_total{reason="origin"}'), 1);
+    assert.equal(samples.get('push_connections_refused_total{reason="origin_not_allowed"}'), 1);
     assert.equal(samples.get('push_connections_refused_total{reason="unauthorized"}'), 0);
   });
 
@@ -167,13 +167,9 @@ describe('/metrics', () => {
     assert.equal(samples.get('push_publishes_total'), 2, 'counters do not go down');
   });
 
-  // DAEMON BUG (reported): push-core writes every HELP/TYPE line first and
-  // all samples after them. The text format requires that "all lines for a
-  // given metric must be provided as one single group, with the optional
-  // HELP and TYPE lines first" (prometheus.io/docs/instrumenting/
-  // exposition_formats, "Grouping and sorting"). Parsers that read the
-  // format group by group (e.g. Python prometheus_client's text parser) then
-  // see families with no samples plus untyped samples without HELP/TYPE.
+  // The text format requires that "all lines for a given metric must be
+  // provided as one single group, with the optional HELP and TYPE lines
+  // first" (Prometheus exposition formats, "Grouping and sorting").
   test('keeps each family in one group, HELP and TYPE first', () => {
     const { type, lines } = parse(text);
     const seen = new Set();
