@@ -218,6 +218,19 @@ const BROKEN_BACKENDS = {
     },
     outcome: 'bad_status',
   },
+  stalled: {
+    what: 'a backend that sends its headers, then stalls the body',
+    async start(resources) {
+      return resources.backend({
+        respond(req, res) {
+          res.writeHead(200, { 'content-type': 'application/json', 'content-length': '64' });
+          res.write('{"user_id": "4');
+          return true; // and never finishes
+        },
+      });
+    },
+    outcome: 'bad_body',
+  },
   garbage: {
     what: 'a backend answering 200 with garbage',
     async start(resources) {
@@ -347,9 +360,13 @@ describe('the publish path does not wait for the auth backend', () => {
       const guest = await clients.connect(daemon, {});
       const pending = clients.connect(daemon, { cookie: cookieFor('sid-42') });
       await waitUntil(() => backend.calls.length === 1, { what: 'the daemon to ask the backend' });
-      // The backend holds its answer; publishing must not wait for it.
+      // The backend holds its answer; publishing must not wait for it, nor
+      // must other connections.
       assert.equal(await sendOk(daemon.socketPath, { event: 'news', data: 1 }), 1);
       assert.equal(await guest.waitFor('news'), 1);
+      const laterGuest = await clients.connect(daemon, {});
+      assert.equal(await sendOk(daemon.socketPath, { event: 'news', data: 2 }), 2);
+      assert.equal(await laterGuest.waitFor('news'), 2);
       backend.release();
       const user = await pending;
       assert.equal(await sendOk(daemon.socketPath, { event: 'private', users: ['42'], data: 2 }), 1);

@@ -87,6 +87,14 @@ describe('the publish socket file', () => {
     assert.equal(await browser.waitFor('hello'), 'again');
   });
 
+  test("the socket's directory is created when missing", async () => {
+    const dir = scratch();
+    const socketPath = path.join(dir, 'run', 'push-core', 'push.sock');
+    const daemon = await daemonFor({ dir, socketPath });
+    assert.ok(isSocket(socketPath));
+    assert.equal(await sendOk(daemon.socketPath, { event: 'e', data: 1 }), 0);
+  });
+
   test('a second daemon on a live socket refuses to start and leaves the first alone', async () => {
     const first = await daemonFor();
     const port = await freePort();
