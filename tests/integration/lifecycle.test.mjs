@@ -1,15 +1,17 @@
 // Starting and stopping: /healthz, graceful SIGTERM/SIGINT, the publish
 // socket file (stale, live, not a socket, its mode), and configuration
-// that cannot be used.
+// that cannot be used, and what the log may hold.
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 
+import { cookieFor, startAuthBackend } from './support/auth-backend.mjs';
 import { ClientPool } from './support/clients.mjs';
 import { freePort, runBinary, startDaemon, tempDir } from './support/daemon.mjs';
-import { RawConnection, sendOk } from './support/publish.mjs';
+import { RawConnection, request, sendOk } from './support/publish.mjs';
 
 const isSocket = (file) => {
   try {
@@ -211,7 +213,6 @@ describe('configuration that cannot be used', () => {
 });
 
 async function freePortIs(port) {
-  const net = await import('node:net');
   const server = net.createServer();
   const ok = await new Promise((resolve) => {
     server.once('error', () => resolve(false));
@@ -220,3 +221,40 @@ async function freePortIs(port) {
   if (ok) await new Promise((resolve) => server.close(resolve));
   return ok;
 }
+
+describe('logs', () => {
+  for (const logLevel of ['info', 'debug']) {
+    test(`cookies and payloads stay out of the log at ${logLevel} level; --log-format json writes JSON lines`, async () => {
+      const backend = await startAuthBackend();
+      later(() => backend.close());
+      const daemon = await daemonFor({ args: ['--auth-url', backend.url, '--log-format', 'json'], logLevel });
+      const clients = new ClientPool();
+      later(() => clients.closeAll());
+      const cookie = `${cookieFor('sid-42')}; remember_me=cookie-secret-7f3a`;
+      const user = await clients.connect(daemon, { cookie });
+      const guest = await clients.connect(daemon, { cookie: 'sid=unknown-secret-91bc' });
+      assert.equal(backend.calls.length, 2);
+      assert.equal(await sendOk(daemon.socketPath, { event: 'private', users: ['42'], data: { text: 'payload-secret-c0de' } }), 1);
+      assert.equal(await user.waitFor('private').then((d) => d.text), 'payload-secret-c0de');
+      // A refused publish, whose payload must not be echoed either.
+      const publisher = await RawConnection.open(daemon.socketPath);
+      later(() => publisher.destroy());
+      await publisher.handshake();
+      const refused = await publisher.call(request.publish(2, { event: 'e', data: Buffer.from('{"bad": payload-secret-beef') }));
+      assert.equal(refused.code, 7);
+      guest.close();
+      await daemon.stop();
+
+      for (const secret of ['sid-42', 'cookie-secret-7f3a', 'unknown-secret-91bc', 'payload-secret-c0de', 'payload-secret-beef']) {
+        assert.ok(!daemon.log.includes(secret), `the log holds ${secret}:\n${daemon.logTail()}`);
+      }
+      const lines = daemon.log.split('\n').filter((line) => line.trim() !== '');
+      assert.ok(lines.length >= 2);
+      for (const line of lines) {
+        const entry = JSON.parse(line);
+        assert.ok(entry.level && entry.timestamp, `a JSON log line with level and timestamp: ${line}`);
+      }
+      assert.ok(lines.some((line) => JSON.parse(line).fields?.message === 'push-core ready'));
+    });
+  }
+});
