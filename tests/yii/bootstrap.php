@@ -1,0 +1,14 @@
+<?php
+
+declare(strict_types=1);
+
+// The component (with PushException from the extension when it is loaded,
+// else from the polyfill) and the test support. The Yii stand-ins are loaded
+// by the yii1/ and yii2/ suites themselves: only one of them per process.
+require dirname(__DIR__, 2) . '/yii-component/autoload.php';
+foreach (glob(__DIR__ . '/support/*.php') as $file) {
+    if (basename($file) !== 'fake-daemon.php') {
+        require_once $file;
+    }
+}
+require_once __DIR__ . '/TestCase.php';

@@ -1,0 +1,109 @@
+<?php
+
+/**
+ * A fake push-core for the transport parity tests: it speaks the publish
+ * protocol on a Unix socket, prints every request frame it receives as a
+ * JSON line on stdout ({"kind": 3, "id": 2, "hex": "..."}), and misbehaves
+ * on demand, so that each transport can be shown to send the same bytes and
+ * to fail the same way.
+ *
+ * Usage: php fake-daemon.php SOCKET MODE
+ *   ok                   answers everything (PUBLISHED 7, ONLINE 1, PONG, STATS {})
+ *   silent               answers HELLO, then nothing (the client times out)
+ *   close-after-request  answers HELLO, closes on the next request (connection lost)
+ *   old-version          refuses HELLO with unsupported_version and closes
+ *   garbage              answers requests with an unknown reply kind
+ *   small-frames         announces a max frame size of 64 bytes
+ */
+
+declare(strict_types=1);
+
+[, $path, $mode] = $argv;
+@unlink($path);
+$server = stream_socket_server("unix://{$path}", $errno, $errstr);
+if ($server === false) {
+    fwrite(STDERR, "cannot listen on {$path}: {$errstr}\n");
+    exit(1);
+}
+fwrite(STDOUT, json_encode(['ready' => true]) . "\n");
+
+function frame(int $kind, int $id, string $fields): string
+{
+    return pack('NCN', 5 + strlen($fields), $kind, $id) . $fields;
+}
+
+function str16(string $s): string
+{
+    return pack('n', strlen($s)) . $s;
+}
+
+/** @var array<int, array{stream: resource, buffer: string, hello: bool}> */
+$clients = [];
+while (true) {
+    $read = [$server];
+    foreach ($clients as $client) {
+        $read[] = $client['stream'];
+    }
+    $write = $except = null;
+    if (@stream_select($read, $write, $except, 1) === false) {
+        continue;
+    }
+    foreach ($read as $stream) {
+        if ($stream === $server) {
+            $accepted = @stream_socket_accept($server, 0);
+            if ($accepted !== false) {
+                $clients[(int) $accepted] = ['stream' => $accepted, 'buffer' => '', 'hello' => false];
+            }
+            continue;
+        }
+        $key = (int) $stream;
+        $chunk = fread($stream, 65536);
+        if ($chunk === '' || $chunk === false) {
+            fclose($stream);
+            unset($clients[$key]);
+            continue;
+        }
+        $clients[$key]['buffer'] .= $chunk;
+        while (strlen($clients[$key]['buffer']) >= 4) {
+            $len = unpack('N', $clients[$key]['buffer'])[1];
+            if (strlen($clients[$key]['buffer']) < 4 + $len) {
+                break;
+            }
+            $frame = substr($clients[$key]['buffer'], 0, 4 + $len);
+            $clients[$key]['buffer'] = substr($clients[$key]['buffer'], 4 + $len);
+            ['kind' => $kind, 'id' => $id] = unpack('Ckind/Nid', substr($frame, 4, 5));
+            fwrite(STDOUT, json_encode(['kind' => $kind, 'id' => $id, 'hex' => bin2hex($frame)]) . "\n");
+
+            if ($kind === 0x01) {
+                if ($mode === 'old-version') {
+                    fwrite($stream, frame(0xff, $id, pack('n', 3) . str16('this daemon speaks protocol version 2, the client asked for 1; install matching versions of push-core and its client')));
+                    fclose($stream);
+                    unset($clients[$key]);
+                    continue 2;
+                }
+                $max = $mode === 'small-frames' ? 64 : 1024 * 1024;
+                fwrite($stream, frame(0x81, $id, pack('nN', 1, $max) . str16('fake-push-core/0')));
+                continue;
+            }
+            switch ($mode) {
+                case 'silent':
+                    continue 2;
+                case 'close-after-request':
+                    fclose($stream);
+                    unset($clients[$key]);
+                    continue 3;
+                case 'garbage':
+                    fwrite($stream, frame(0x99, $id, ''));
+                    continue 2;
+            }
+            $reply = match ($kind) {
+                0x02 => frame(0x82, $id, ''),
+                0x03 => frame(0x83, $id, pack('N', 7)),
+                0x04 => frame(0x84, $id, pack('N', 1)),
+                0x05 => frame(0x85, $id, pack('N', 2) . '{}'),
+                default => frame(0xff, $id, pack('n', 5) . str16('unknown operation')),
+            };
+            fwrite($stream, $reply);
+        }
+    }
+}
