@@ -154,22 +154,14 @@ fn with_connection<R>(
                 "the push connection table is already in use (re-entrant call); this is a bug in the push extension",
             )
         })?;
-        let connection = connections
-            .entry(endpoint.clone())
-            .or_insert_with(|| Connection {
-                client: Client::new(ClientOptions {
-                    socket_path: endpoint.socket_path.clone(),
-                    timeout: endpoint.timeout,
-                    client_name: format!(
-                        "php-push/{} (pid {})",
-                        env!("CARGO_PKG_VERSION"),
-                        std::process::id()
-                    ),
-                }),
-                persistent,
-                queue: VecDeque::new(),
-                results: HashMap::new(),
-            });
+        // Looked up before inserting, so the hot path does not clone the
+        // endpoint's path.
+        if !connections.contains_key(endpoint) {
+            connections.insert(endpoint.clone(), Connection::new(endpoint, persistent));
+        }
+        let connection = connections.get_mut(endpoint).ok_or_else(|| {
+            PushError::new(ErrorKind::Protocol, "the connection table lost an entry")
+        })?;
         // The most recent PushClient's setting decides.
         connection.persistent = persistent;
         Ok(operation(connection))
@@ -177,6 +169,24 @@ fn with_connection<R>(
 }
 
 impl Connection {
+    /// A connection entry whose client connects on first use.
+    fn new(endpoint: &Endpoint, persistent: bool) -> Self {
+        Self {
+            client: Client::new(ClientOptions {
+                socket_path: endpoint.socket_path.clone(),
+                timeout: endpoint.timeout,
+                client_name: format!(
+                    "php-push/{} (pid {})",
+                    env!("CARGO_PKG_VERSION"),
+                    std::process::id()
+                ),
+            }),
+            persistent,
+            queue: VecDeque::new(),
+            results: HashMap::new(),
+        }
+    }
+
     /// Takes every reply the client has and hands each to the owner of its
     /// publish.
     fn collect_replies(&mut self) {
