@@ -13,10 +13,11 @@ final class FakeDaemon
     public readonly string $socket;
     private Process $process;
 
-    public function __construct(string $mode = 'ok')
+    /** @param string|null $socket where to listen; by default in a new temporary directory */
+    public function __construct(string $mode = 'ok', ?string $socket = null)
     {
         $dir = Net::tempDir('push-yii-fake-');
-        $this->socket = "{$dir}/fake.sock";
+        $this->socket = $socket ?? "{$dir}/fake.sock";
         $this->process = new Process(
             [PHP_BINARY, '-n', __DIR__ . '/fake-daemon.php', $this->socket, $mode],
             "{$dir}/fake.log",

@@ -69,13 +69,13 @@ final class Failure extends \RuntimeException
     }
 
     /**
-     * The exception PHP code sees. $namespace is the namespace the request
-     * was for, named in the advice for an unknown namespace.
+     * The exception PHP code sees. ($namespace is the namespace the request
+     * was for; the daemon's message already names it.)
      */
     public function toPushException(string $namespace): PushException
     {
         $advice = match ($this->getCode()) {
-            PushException::UNKNOWN_NAMESPACE => "; this PushClient publishes to namespace '{$namespace}': pass a namespace the daemon serves to the constructor or setNamespace(), or add it to the daemon's --namespace list",
+            PushException::UNKNOWN_NAMESPACE => "; give PushClient's constructor or setNamespace() a namespace the daemon serves",
             PushException::VERSION_MISMATCH => '; this extension speaks protocol version ' . Frame::PROTOCOL_VERSION . ': install the push extension that matches the daemon',
             default => '',
         };
