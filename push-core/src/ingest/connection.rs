@@ -82,7 +82,18 @@ pub(super) async fn run(mut stream: UnixStream, services: Services, shutdown: Ca
                 Ok(_) => {}
                 Err(_) => break "read error",
             },
-            () = shutdown.cancelled() => break "daemon shutting down",
+                        () = shutdown.cancelled() => {
+                // Tell the publisher why, so its next request reconnects
+                // (to the restarted daemon) instead of failing on a dead
+                // connection.
+                session.refuse_connection(
+                    ErrorCode::SHUTTING_DOWN,
+                    "the daemon is shutting down; reconnect to reach its successor",
+                    &mut output,
+                );
+                let _ = stream.write_all(&output).await;
+                break "daemon shutting down";
+            }
         }
     };
     tracing::debug!(reason = closing, "publish connection closed");
