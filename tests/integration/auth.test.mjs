@@ -14,6 +14,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import { cookieFor, startAuthBackend } from './support/auth-backend.mjs';
 import { ClientPool, TRANSPORTS } from './support/clients.mjs';
 import { freePort, startDaemon } from './support/daemon.mjs';
+import { scrape, seriesValue } from './support/metrics.mjs';
 import { online, publisherFor, sendOk, stats } from './support/publish.mjs';
 import { sleep, waitUntil } from './support/wait.mjs';
 
@@ -180,11 +181,10 @@ describe('--auth-required', () => {
   }
 
   test('a refused guest is counted as refused "unauthorized"', async () => {
-    const metrics = async () => (await (await fetch(`${daemon.url}/metrics`)).text());
-    const count = (text) => Number(/^push_connections_refused_total\{reason="unauthorized"\} (\d+)$/m.exec(text)?.[1]);
-    const before = count(await metrics());
+    const count = (text) => seriesValue(text, 'push_connections_refused_total{reason="unauthorized"}');
+    const before = count(await scrape(daemon));
     await clients.refused(daemon, {});
-    assert.equal(count(await metrics()), before + 1);
+    assert.equal(count(await scrape(daemon)), before + 1);
   });
 });
 

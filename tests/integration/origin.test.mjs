@@ -12,6 +12,7 @@ import { cookieFor, startAuthBackend } from './support/auth-backend.mjs';
 import { ClientPool, TRANSPORTS } from './support/clients.mjs';
 import { startDaemon } from './support/daemon.mjs';
 import { sendOk } from './support/publish.mjs';
+import { scrape, seriesValue } from './support/metrics.mjs';
 import { withGuard } from './support/wait.mjs';
 
 const ALLOWED = 'https://app.example';
@@ -161,12 +162,11 @@ describe('with --allowed-origin', () => {
     });
   }
 
-  test('refusals are counted under reason "origin"', async () => {
-    const metrics = async () => (await (await fetch(`${daemon.url}/metrics`)).text());
-    const count = (text) => Number(/^push_connections_refused_total\{reason="origin"\} (\d+)$/m.exec(text)?.[1]);
-    const before = count(await metrics());
+  test('refusals are counted under reason "origin_not_allowed"', async () => {
+    const count = (text) => seriesValue(text, 'push_connections_refused_total{reason="origin_not_allowed"}');
+    const before = count(await scrape(daemon));
     await (await pollingHandshake(daemon, EVIL)).text();
-    assert.equal(count(await metrics()), before + 1);
+    assert.equal(count(await scrape(daemon)), before + 1);
   });
 });
 

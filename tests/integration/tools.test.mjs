@@ -59,6 +59,11 @@ describe('push-core tools', () => {
 
   test('stats reports connections per namespace and transport, users, publishes and auth', async () => {
     const before = await stats(daemon.socketPath);
+    for (const field of ['connections', 'publishes', 'deliveries', 'protocol_errors']) {
+      assert.equal(typeof before[field], 'number', field);
+    }
+    for (const field of ['connected', 'accepted_total']) assert.equal(typeof before.publishers?.[field], 'number', field);
+    for (const field of ['calls', 'failures', 'cache_hits']) assert.equal(typeof before.auth?.[field], 'number', field);
     assert.equal(before.connections, 0);
     assert.deepEqual(before.namespaces['/'], { connections: 0, websocket: 0, polling: 0, users_online: 0 });
     assert.deepEqual(before.namespaces['/chat'], { connections: 0, websocket: 0, polling: 0, users_online: 0 });
