@@ -24,9 +24,15 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase
     /** @var list<Browsers> */
     private array $browsers = [];
 
+    /** The stand-in site whose auth action the daemon asks (tests/yii/site/). */
+    protected static function siteFrontController(): string
+    {
+        return __DIR__ . '/site/yii1.php';
+    }
+
     public static function setUpBeforeClass(): void
     {
-        self::$site = new Site(__DIR__ . '/site/yii1.php');
+        self::$site = new Site(static::siteFrontController());
         self::$daemon = new Daemon([self::NS], self::$site->url('/push/auth'));
     }
 
