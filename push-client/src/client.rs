@@ -160,16 +160,13 @@ impl Client {
         self.ensure_connected().map(|_| ())
     }
 
-    /// Drops the connection. Queued publishes that were never written fail.
+    /// Drops the connection. Queued publishes whose replies have not been
+    /// read are reported by the next [`Client::flush`] as lost.
     pub fn close(&mut self) {
-        if let Some(connection) = self.connection.take() {
+        if let Some(connection) = &self.connection {
             let _ = connection.stream.shutdown(std::net::Shutdown::Both);
         }
-        self.fail_awaiting(|path| ClientError::ConnectionLost {
-            path,
-            source: io::Error::new(io::ErrorKind::NotConnected, "the client was closed"),
-        });
-        self.outgoing.clear();
+        self.drop_connection();
     }
 
     /// Delivers a message; returns the number of connections it reached.
@@ -278,27 +275,19 @@ impl Client {
             if lost {
                 // The stream is unusable; the remaining replies will not come.
                 self.drop_connection();
-                break;
             }
         }
     }
 
-    /// Writes `outgoing`; on failure every awaiting publish fails with it.
+    /// Writes `outgoing`; on failure the first awaiting publish gets the
+    /// error and the others are lost with the connection.
     fn write_outgoing(&mut self) {
-        match self.write_outgoing_raw() {
-            Ok(()) => {}
-            Err(error) => {
-                self.drop_connection();
-                let error = self.io_error(error, false);
-                let message = error.to_string();
+        if let Err(error) = self.write_outgoing_raw() {
+            let error = self.io_error(error, false);
+            if self.awaiting.pop_front().is_some() {
                 self.completed.push(Err(error));
-                // The first awaiting publish took the error above.
-                let _ = self.awaiting.pop_front();
-                self.fail_awaiting(|path| ClientError::ConnectionLost {
-                    path,
-                    source: io::Error::other(message.clone()),
-                });
             }
+            self.drop_connection();
         }
     }
 
@@ -315,7 +304,10 @@ impl Client {
                 &self.outgoing[written..],
                 SendFlags::NOSIGNAL,
             ) {
-                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(0) => {
+                    self.outgoing.clear();
+                    return Err(io::Error::from(io::ErrorKind::WriteZero));
+                }
                 Ok(n) => written += n,
                 Err(rustix::io::Errno::INTR) => {}
                 Err(errno) => {
@@ -474,14 +466,21 @@ impl Client {
         id
     }
 
+    /// Forgets the connection. Publishes still waiting for a reply on it
+    /// can no longer get one, so each is completed as lost right away: a
+    /// later connection never receives replies meant for this one, and
+    /// `flush` still returns exactly one result per queued publish.
     fn drop_connection(&mut self) {
         self.connection = None;
-    }
-
-    fn fail_awaiting(&mut self, error: impl Fn(PathBuf) -> ClientError) {
+        self.outgoing.clear();
         for _ in self.awaiting.drain(..) {
-            self.completed
-                .push(Err(error(self.options.socket_path.clone())));
+            self.completed.push(Err(ClientError::ConnectionLost {
+                path: self.options.socket_path.clone(),
+                source: io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "the connection ended before this publish's reply arrived",
+                ),
+            }));
         }
     }
 

@@ -42,7 +42,10 @@ pub mod defaults {
     /// Rooms the auth endpoint may put one connection in.
     pub const MAX_ROOMS_PER_CONNECTION: usize = 64;
     /// Messages queued for one slow connection before new ones are dropped.
-    pub const MAX_BUFFERED_MESSAGES: usize = 128;
+    /// A site publishing a burst to one user (a batch job, a deferred flush)
+    /// outpaces the WebSocket writer for a moment; 1024 absorbs such bursts
+    /// while bounding a stalled connection to about 1024 messages of memory.
+    pub const MAX_BUFFERED_MESSAGES: usize = 1024;
 }
 
 /// Flags of `push-core serve`. Each is optional here so that the config file
@@ -253,7 +256,7 @@ pub struct ServeArgs {
     pub max_rooms_per_connection: Option<String>,
 
     /// Messages queued for a connection that does not keep up before
-    /// further ones are dropped for it [default: 128]
+    /// further ones are dropped for it [default: 1024]
     #[arg(
         long,
         env = "PUSH_CORE_MAX_BUFFERED_MESSAGES",

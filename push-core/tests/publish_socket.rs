@@ -243,3 +243,30 @@ fn an_oversized_message_is_refused_before_sending() {
     );
     assert_eq!(client.publish(&broadcast("/", b"{}")).unwrap(), 0);
 }
+
+#[test]
+fn a_pipeline_cut_by_a_restart_reports_every_publish_and_mixes_no_replies() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = socket_in(&dir);
+    let mut client = client(&socket);
+
+    let first = Daemon::start(&socket);
+    for _ in 0..500 {
+        client.queue_publish(&broadcast("/", b"{}")).unwrap();
+    }
+    first.stop().unwrap();
+    let cut = client.flush();
+    assert_eq!(cut.len(), 500, "one result per queued publish");
+    assert!(
+        cut.iter().all(Result::is_err),
+        "no reply came from a stopped daemon"
+    );
+
+    let _second = Daemon::start(&socket);
+    for _ in 0..5 {
+        client.queue_publish(&broadcast("/chat", b"{}")).unwrap();
+    }
+    let replies = client.flush();
+    assert_eq!(replies.len(), 5);
+    assert!(replies.iter().all(|r| matches!(r, Ok(0))), "{replies:?}");
+}
