@@ -1,5 +1,5 @@
-// Looking at a running daemon from outside: its resident memory (from
-// /proc) and single samples of its /metrics page.
+// A running daemon's resident memory, from /proc (its /metrics series are
+// read with metrics.mjs).
 //
 // The robustness tests state their memory bounds in terms of VmRSS, the
 // figure an operator sees in `top` or `systemctl status`.
@@ -17,25 +17,3 @@ export function rssKiB(pid) {
 
 /** The daemon's resident memory in MiB, rounded to one decimal. */
 export const rssMiB = (daemon) => Math.round(rssKiB(daemon.child.pid) / 102.4) / 10;
-
-/**
- * Fetches /metrics and returns a function reading one sample by its full
- * name with labels, e.g. `push_connections_refused_total{reason="origin_not_allowed"}`;
- * a sample that is absent reads as 0.
- */
-export async function scrape(daemon) {
-  const response = await fetch(`${daemon.url}/metrics`);
-  assert.equal(response.status, 200, 'GET /metrics');
-  const samples = new Map();
-  for (const line of (await response.text()).split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const at = line.lastIndexOf(' ');
-    samples.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return (key) => samples.get(key) ?? 0;
-}
-
-/** One sample of /metrics, as `scrape` reads it. */
-export async function metric(daemon, key) {
-  return (await scrape(daemon))(key);
-}
