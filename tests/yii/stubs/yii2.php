@@ -26,6 +26,10 @@ namespace yii\base {
     {
     }
 
+    class UnknownPropertyException extends Exception
+    {
+    }
+
     class Event
     {
         public $name;
@@ -47,6 +51,25 @@ namespace yii\base {
 
         public function init()
         {
+        }
+
+        public function __get($name)
+        {
+            $getter = 'get' . $name;
+            if (method_exists($this, $getter)) {
+                return $this->$getter();
+            }
+            throw new UnknownPropertyException('Getting unknown property: ' . static::class . '::' . $name);
+        }
+
+        public function __set($name, $value)
+        {
+            $setter = 'set' . $name;
+            if (method_exists($this, $setter)) {
+                $this->$setter($value);
+                return;
+            }
+            throw new UnknownPropertyException('Setting unknown property: ' . static::class . '::' . $name);
         }
 
         public static function className()
@@ -401,14 +424,6 @@ namespace yii\db {
         /** @var Connection */
         public $db;
         public $level = 0;
-
-        public function __get($name)
-        {
-            if ($name === 'isActive') {
-                return $this->getIsActive();
-            }
-            throw new \yii\base\Exception("Getting unknown property: $name");
-        }
 
         public function getIsActive()
         {
