@@ -165,6 +165,17 @@ fn clear_stale_socket(path: &Path) -> Result<(), BindError> {
     }
     match std::os::unix::net::UnixStream::connect(path) {
         Ok(_) => Err(BindError::AlreadyRunning(path.to_owned())),
+        // Only "nobody listens" proves the file stale. Any other failure
+        // (say, no permission to connect) could hide a live daemon.
+        Err(error) if error.kind() != io::ErrorKind::ConnectionRefused => Err(BindError::Bind {
+            path: path.to_owned(),
+            source: io::Error::new(
+                error.kind(),
+                format!(
+                    "cannot tell whether the existing socket file is in use ({error}); remove it if no daemon runs"
+                ),
+            ),
+        }),
         Err(_) => {
             tracing::info!(path = %path.display(), "replacing a stale publish socket file");
             std::fs::remove_file(path).map_err(|source| BindError::RemoveStale {

@@ -43,7 +43,7 @@ impl Session {
             Ok(header) => header,
             Err(error) => {
                 self.error(0, ErrorCode::MALFORMED_FRAME, &error.to_string(), out);
-                return Next::Continue;
+                return self.next_after_failed_request();
             }
         };
         let id = header.request_id;
