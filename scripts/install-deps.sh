@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing push-core needs on Debian 12, and only
 # what is missing: PHP 8.2 with its headers (the extension), libclang (the
-# extension's bindgen), PHPUnit, php-fpm (the persistent-connection test) and
-# the npm packages of the end-to-end tests.
+# extension's bindgen), PHPUnit, php-fpm (the persistent-connection test),
+# the npm packages of the end-to-end tests and, where a nightly toolchain is
+# installed, cargo-fuzz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,3 +33,11 @@ if ((${#missing[@]})); then
 fi
 
 (cd tests && npm ci --no-audit --no-fund --loglevel=error)
+
+# cargo-fuzz for scripts/fuzz.sh, only where a nightly toolchain exists
+# (fuzzing needs one). A failure here is not fatal: the fuzz suite then
+# reports itself skipped.
+if rustup toolchain list 2>/dev/null | grep -q '^nightly' && ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "installing: cargo-fuzz"
+  cargo install --locked cargo-fuzz || echo "warning: cargo-fuzz could not be installed; the fuzz suite will be skipped"
+fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting and lints, the Rust unit and
-# property tests, the end-to-end tests of the daemon with the real socket.io
-# client, and the PHP suites (extension, FFI, Yii component). Installs what
-# is missing first. Exits non-zero if any suite failed.
+# property tests, a short fuzzing run of the publish decoder, the end-to-end
+# tests of the daemon with the real socket.io client, and the PHP suites
+# (extension, FFI, Yii component). Installs what is missing first. Exits
+# non-zero if any suite failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,7 @@ suite "cargo fmt" cargo fmt --all -- --check
 suite "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 suite "cargo build" cargo build --workspace
 suite "cargo test" cargo test --workspace
+suite "fuzz the publish decoder (30 s)" scripts/fuzz.sh 30
 suite "daemon end-to-end (node)" bash -c 'cd tests && npm test'
 for runner in tests/php/run.sh tests/yii/run.sh; do
   [[ -x $runner ]] && suite "$runner" "$runner"
