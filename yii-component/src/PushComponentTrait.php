@@ -96,6 +96,13 @@ trait PushComponentTrait
     /** @var \PushClient|Publisher|null created on first use */
     private ?object $pushClient = null;
 
+    /**
+     * The namespace the client was last set to. $namespace is a public
+     * property that code may assign directly, so the client is brought in
+     * line before each use rather than only in setNamespace().
+     */
+    private ?string $clientNamespace = null;
+
     private ?string $resolvedTransport = null;
 
     /**
@@ -169,7 +176,6 @@ trait PushComponentTrait
     public function setNamespace(string $ns): static
     {
         $this->namespace = $ns;
-        $this->pushClient?->setNamespace($ns);
         return $this;
     }
 
@@ -310,7 +316,7 @@ trait PushComponentTrait
      */
     public function getClient(): object
     {
-        return $this->pushClient ??= Transport::create(
+        $this->pushClient ??= Transport::create(
             $this->getActiveTransport(),
             $this->socket,
             $this->namespace,
@@ -318,6 +324,11 @@ trait PushComponentTrait
             $this->ffiLibrary,
             $this->ffiHeader,
         );
+        if ($this->clientNamespace !== $this->namespace) {
+            $this->pushClient->setNamespace($this->namespace);
+            $this->clientNamespace = $this->namespace;
+        }
+        return $this->pushClient;
     }
 
     /**
@@ -425,7 +436,8 @@ trait PushComponentTrait
                 $results[$index] ??= $error;
             }
         } finally {
-            $this->pushClient?->setNamespace($this->namespace);
+            // The batch switched the client's namespace; getClient() resets it.
+            $this->clientNamespace = null;
         }
         ksort($results);
         $results = array_values($results);

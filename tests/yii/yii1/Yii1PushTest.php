@@ -117,6 +117,16 @@ final class Yii1PushTest extends TestCase
         }
     }
 
+    public function testAssigningTheNamespacePropertyRedirectsLaterSends(): void
+    {
+        $browsers = $this->browsers(['guest' => null]);
+        $push = $this->app(['namespace' => '/'])->Push;
+        $this->assertSame(0, $push->sendMsg('elsewhere', 1));
+        $push->namespace = self::NS;
+        $this->assertSame(1, $push->sendMsg('here', 2));
+        $this->assertSame(2, $browsers->event('guest', 'here')['data']);
+    }
+
     public function testInitCallsTheParentInit(): void
     {
         $this->assertTrue($this->app()->Push->getIsInitialized());
