@@ -64,11 +64,12 @@ export class RawWebSocket {
   /**
    * Connects; with `join` (the default) also joins `namespace` and resolves
    * once the server confirmed it with its "40" packet.
-   * Options: namespace, join, origin, localAddress, headers, pong.
+   * Options: namespace, join, origin, localAddress, headers, pong, and
+   * query (appended to the engine.io query string).
    * Rejects if the upgrade is refused (the error has `status`).
    */
-  static async open(daemon, { namespace = '/', join = true, origin, localAddress, headers = {}, pong = true } = {}) {
-    const socket = new WebSocket(`ws://127.0.0.1:${daemon.port}${engineIoPath('websocket')}`, {
+  static async open(daemon, { namespace = '/', join = true, origin, localAddress, headers = {}, pong = true, query = '' } = {}) {
+    const socket = new WebSocket(`ws://127.0.0.1:${daemon.port}${engineIoPath('websocket', query)}`, {
       headers: origin === undefined ? headers : { ...headers, origin },
       localAddress,
       perMessageDeflate: false,
