@@ -33,6 +33,7 @@ if ((${#missing[@]})); then
 fi
 
 (cd tests && npm ci --no-audit --no-fund --loglevel=error)
+(cd bench/peer-node && npm ci --no-audit --no-fund --loglevel=error)
 
 # cargo-fuzz for scripts/fuzz.sh, only where a nightly toolchain exists
 # (fuzzing needs one). A failure here is not fatal: the fuzz suite then

@@ -1,0 +1,276 @@
+//! Benchmarks push-core side by side with a Node socket.io 4 server.
+//!
+//! `cargo run --release -p bench -- all` builds push-core, starts each
+//! server in turn, drives it with thousands of simulated browsers from this
+//! process and writes `docs/benchmarks.md` and `docs/benchmarks-latency.svg`.
+//! `cargo run -p bench -- smoke` is the quick check the test suite runs: a
+//! few dozen browsers, a few seconds, exit status 1 unless both servers
+//! delivered every message to the right browsers.
+//!
+//! How the parts fit:
+//! - `client`: the socket.io v4 WebSocket client and a fleet of them;
+//! - `recorder`: latency histograms and counts of what arrives;
+//! - `publisher`: publishing at a fixed rate to either server;
+//! - `servers`: the servers as child processes, and /proc readings;
+//! - `auth`: the site's auth endpoint, in-process;
+//! - `scenarios`: the four scenarios of the benchmark;
+//! - `report`: tables, `docs/benchmarks.md` and the chart.
+
+mod auth;
+mod client;
+mod limits;
+mod publisher;
+mod recorder;
+mod report;
+mod scenarios;
+mod servers;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::scenarios::{Bench, Plan, Results};
+use crate::servers::Kind;
+
+#[derive(Parser)]
+#[command(about = "Benchmarks push-core side by side with Node socket.io 4.")]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Every scenario at full size (about 15 minutes); writes
+    /// docs/benchmarks.md and docs/benchmarks-latency.svg.
+    All(RunArgs),
+    /// A few dozen browsers for a few seconds; fails unless both servers
+    /// deliver every message to the right browsers. Timings are not checked.
+    Smoke,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Run only these scenarios.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<Scenario>,
+    /// Run only against these servers.
+    #[arg(long, value_delimiter = ',')]
+    servers: Vec<ServerArg>,
+    /// Print the tables but leave docs/ alone.
+    #[arg(long)]
+    no_write: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Idle,
+    Fanout,
+    Private,
+    Storm,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ServerArg {
+    PushCore,
+    Node,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("bench: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = match cli.mode {
+        Mode::All(args) => runtime.block_on(run_all(args)),
+        Mode::Smoke => runtime.block_on(run_smoke()),
+    };
+    // Browsers still open end with the runtime.
+    runtime.shutdown_background();
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ is inside the workspace")
+        .to_path_buf()
+}
+
+async fn setup(plan: Plan) -> anyhow::Result<Bench> {
+    let largest = plan
+        .idle_sizes
+        .iter()
+        .chain(plan.fanout.iter().map(|(n, _)| n))
+        .copied()
+        .chain([plan.private_users as usize, plan.storm_clients])
+        .max()
+        .unwrap_or(0) as u64;
+    let limit = limits::raise_open_files(largest + limits::SPARE_DESCRIPTORS);
+    let plan = shrink_to_limit(
+        plan,
+        limit.saturating_sub(limits::SPARE_DESCRIPTORS) as usize,
+    );
+    let programs = servers::prepare(&workspace())?;
+    Ok(Bench {
+        programs,
+        auth: auth::AuthBackend::start().await?,
+        recorder: Arc::new(recorder::Recorder::default()),
+        next_source: Arc::new(AtomicUsize::new(0)),
+        plan,
+    })
+}
+
+/// Caps every size of `plan` at `most` connections.
+fn shrink_to_limit(mut plan: Plan, most: usize) -> Plan {
+    for size in plan.idle_sizes.iter_mut() {
+        *size = (*size).min(most);
+    }
+    plan.idle_sizes.dedup();
+    for (size, _) in plan.fanout.iter_mut() {
+        *size = (*size).min(most);
+    }
+    plan.private_users = plan.private_users.min(most as u32);
+    plan.storm_clients = plan.storm_clients.min(most);
+    plan
+}
+
+async fn run_all(args: RunArgs) -> anyhow::Result<bool> {
+    let wants = |scenario| args.only.is_empty() || args.only.contains(&scenario);
+    let kinds: Vec<Kind> = Kind::BOTH
+        .into_iter()
+        .filter(|kind| {
+            args.servers.is_empty()
+                || args.servers.contains(&match kind {
+                    Kind::PushCore => ServerArg::PushCore,
+                    Kind::Node => ServerArg::Node,
+                })
+        })
+        .collect();
+    let machine_before = report::Machine::observe(&workspace());
+    let started = std::time::Instant::now();
+    let bench = setup(Plan::full()).await?;
+    let plan = bench.plan.clone();
+    let mut results = Results::default();
+
+    if wants(Scenario::Idle) {
+        for &size in &plan.idle_sizes {
+            for &kind in &kinds {
+                let result = bench.idle(kind, size).await?;
+                eprintln!("{}", report::idle_line(&result));
+                results.idle.push(result);
+            }
+        }
+    }
+    if wants(Scenario::Fanout) {
+        for (size, offered) in &plan.fanout {
+            for &kind in &kinds {
+                results
+                    .fanout
+                    .extend(bench.fanout(kind, *size, offered).await?);
+            }
+        }
+    }
+    if wants(Scenario::Private) {
+        for &kind in &kinds {
+            results.private.extend(bench.private(kind).await?);
+        }
+    }
+    if wants(Scenario::Storm) {
+        for &kind in &kinds {
+            results.storm.push(bench.storm(kind).await?);
+        }
+    }
+    let machine = machine_before.finish(started.elapsed());
+    let text = report::tables(&results);
+    println!("{text}");
+    if !args.no_write {
+        let docs = workspace().join("docs");
+        report::write_markdown(&docs.join("benchmarks.md"), &machine, &plan, &results)?;
+        report::write_chart(&docs.join("benchmarks-latency.svg"), &results)?;
+        eprintln!("bench: wrote docs/benchmarks.md and docs/benchmarks-latency.svg");
+    }
+    let _ = std::fs::remove_dir_all(&bench.programs.scratch);
+    Ok(true)
+}
+
+/// Both servers deliver every message to the right browsers: broadcasts to
+/// all, private messages to their user's tabs only, and after a connect
+/// storm with auth every tab is known as its user.
+async fn run_smoke() -> anyhow::Result<bool> {
+    let bench = setup(Plan::smoke()).await?;
+    let plan = bench.plan.clone();
+    let mut ok = true;
+    for kind in Kind::BOTH {
+        for (size, offered) in &plan.fanout {
+            for step in bench.fanout(kind, *size, offered).await? {
+                ok &= check(
+                    kind,
+                    "broadcast",
+                    step.delivered,
+                    step.expected,
+                    step.misdelivered,
+                );
+            }
+        }
+        for step in bench.private(kind).await? {
+            ok &= check(
+                kind,
+                "private",
+                step.delivered,
+                step.expected,
+                step.misdelivered,
+            );
+        }
+        let storm = bench.storm(kind).await?;
+        ok &= check(
+            kind,
+            "storm joined",
+            storm.joined as u64,
+            storm.clients as u64,
+            0,
+        );
+        ok &= check(
+            kind,
+            "storm identified",
+            storm.identified,
+            storm.clients as u64,
+            0,
+        );
+    }
+    let unparsed = bench.recorder.unparsed();
+    if unparsed > 0 {
+        eprintln!("smoke: {unparsed} events could not be read");
+        ok = false;
+    }
+    let _ = std::fs::remove_dir_all(&bench.programs.scratch);
+    println!("smoke: {}", if ok { "passed" } else { "FAILED" });
+    Ok(ok)
+}
+
+fn check(kind: Kind, what: &str, got: u64, expected: u64, misdelivered: u64) -> bool {
+    let ok = got == expected && misdelivered == 0 && expected > 0;
+    println!(
+        "smoke {} {what}: {got} of {expected} delivered, {misdelivered} misdelivered: {}",
+        kind.label(),
+        if ok { "ok" } else { "FAILED" }
+    );
+    ok
+}

@@ -1,0 +1,271 @@
+//! The two servers under test, as child processes, and what /proc says
+//! about them.
+//!
+//! Each scenario starts a fresh server so that memory figures start from
+//! the same empty process. Both get the same namespace, the same
+//! per-user rooms and, where the scenario wants one, the same auth
+//! backend. push-core takes publishes on its Unix socket; the Node peer
+//! (`bench/peer-node/server.js`) on an HTTP POST, as the PHP site's
+//! publishes reached the Node server it replaces.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// How long a server may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The namespace both servers serve and the browsers join.
+pub const NAMESPACE: &str = "/bench";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    PushCore,
+    Node,
+}
+
+impl Kind {
+    pub const BOTH: [Kind; 2] = [Kind::PushCore, Kind::Node];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::PushCore => "push-core",
+            Kind::Node => "node socket.io",
+        }
+    }
+}
+
+/// Where the programs are.
+#[derive(Clone, Debug)]
+pub struct Programs {
+    pub push_core: PathBuf,
+    pub peer_node: PathBuf,
+    pub scratch: PathBuf,
+}
+
+/// How a server takes publishes.
+#[derive(Clone, Debug)]
+pub enum PublishEndpoint {
+    Unix(PathBuf),
+    Http(SocketAddr),
+}
+
+/// A running server.
+pub struct Server {
+    pub kind: Kind,
+    pub addr: SocketAddr,
+    pub publish: PublishEndpoint,
+    child: Child,
+}
+
+/// One reading of a process's counters.
+#[derive(Clone, Copy, Debug)]
+pub struct ProcSample {
+    pub rss_bytes: u64,
+    /// User plus system CPU time, in microseconds.
+    pub cpu_us: u64,
+    pub at: Instant,
+}
+
+impl ProcSample {
+    /// CPU time used between `self` and the later sample `later`, in
+    /// microseconds, and as a share of one core.
+    pub fn cpu_since(&self, later: &ProcSample) -> (u64, f64) {
+        let used = later.cpu_us.saturating_sub(self.cpu_us);
+        let wall = later.at.duration_since(self.at).as_micros().max(1) as f64;
+        (used, used as f64 / wall)
+    }
+}
+
+impl Server {
+    /// Starts `kind` and waits until it accepts connections. With
+    /// `auth_url`, the server asks that URL who each browser is.
+    pub fn start(kind: Kind, programs: &Programs, auth_url: Option<&str>) -> anyhow::Result<Self> {
+        let addr = free_port()?;
+        let (mut command, publish) = match kind {
+            Kind::PushCore => {
+                let socket = programs.scratch.join(format!("push-{}.sock", addr.port()));
+                let mut command = Command::new(&programs.push_core);
+                command
+                    .arg("serve")
+                    .arg("--listen")
+                    .arg(addr.to_string())
+                    .arg("--socket")
+                    .arg(&socket)
+                    .arg("--namespace")
+                    .arg(NAMESPACE)
+                    .arg("--log-level")
+                    .arg("error");
+                if let Some(url) = auth_url {
+                    command.arg("--auth-url").arg(url);
+                }
+                (command, PublishEndpoint::Unix(socket))
+            }
+            Kind::Node => {
+                let mut command = Command::new("node");
+                command
+                    .arg(programs.peer_node.join("server.js"))
+                    .env("PORT", addr.port().to_string())
+                    .env("NAMESPACE", NAMESPACE);
+                if let Some(url) = auth_url {
+                    command.env("AUTH_URL", url);
+                }
+                (command, PublishEndpoint::Http(addr))
+            }
+        };
+        command.stdin(Stdio::null()).stdout(Stdio::null());
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", kind.label()))?;
+        let mut server = Server {
+            kind,
+            addr,
+            publish,
+            child,
+        };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("{} exited while starting: {status}", self.kind.label());
+            }
+            let socket_ready = match &self.publish {
+                PublishEndpoint::Unix(path) => path.exists(),
+                PublishEndpoint::Http(_) => true,
+            };
+            if socket_ready && TcpStream::connect(self.addr).is_ok() {
+                return Ok(());
+            }
+            if started.elapsed() > START_TIMEOUT {
+                bail!("{} did not start listening in time", self.kind.label());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn sample(&self) -> anyhow::Result<ProcSample> {
+        proc_sample(self.pid())
+    }
+
+    /// Ends the server. The bench measures nothing after this, so there is
+    /// no point in waiting for a graceful stop of thousands of connections.
+    pub fn stop(mut self) {
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// RSS and CPU time of process `pid`.
+pub fn proc_sample(pid: u32) -> anyhow::Result<ProcSample> {
+    let at = Instant::now();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: state is field 3, utime 14 and stime 15 (1-based).
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("unexpected /proc/PID/stat")?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields
+        .get(11)
+        .zip(fields.get(12))
+        .and_then(|(u, s)| Some(u.parse::<u64>().ok()? + s.parse::<u64>().ok()?))
+        .context("no CPU times in /proc/PID/stat")?;
+    let per_second = rustix::param::clock_ticks_per_second();
+    let cpu_us = ticks * 1_000_000 / per_second.max(1);
+
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rss_kb: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kb| kb.parse().ok())
+        .context("no VmRSS in /proc/PID/status")?;
+    Ok(ProcSample {
+        rss_bytes: rss_kb * 1024,
+        cpu_us,
+        at,
+    })
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
+
+/// Finds the push-core binary next to the bench's own, building it with the
+/// same profile if needed, and installs the Node peer's modules if they are
+/// missing.
+pub fn prepare(workspace: &Path) -> anyhow::Result<Programs> {
+    let own = std::env::current_exe()?;
+    let dir = own.parent().context("the bench binary has no directory")?;
+    let push_core = dir.join("push-core");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.current_dir(workspace).args([
+        "build",
+        "--quiet",
+        "-p",
+        "push-core",
+        "--bin",
+        "push-core",
+    ]);
+    if !cfg!(debug_assertions) {
+        build.arg("--release");
+    }
+    eprintln!("bench: building push-core ({})", profile());
+    let status = build.status().context("running cargo build")?;
+    if !status.success() || !push_core.exists() {
+        bail!("building push-core failed");
+    }
+
+    let peer_node = workspace.join("bench/peer-node");
+    if !peer_node.join("node_modules/socket.io").exists() {
+        eprintln!("bench: installing the Node peer's modules (npm ci)");
+        let status = Command::new("npm")
+            .current_dir(&peer_node)
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .status()
+            .context("running npm ci; is Node installed?")?;
+        if !status.success() {
+            bail!("npm ci in bench/peer-node failed");
+        }
+    }
+    let scratch = std::env::temp_dir().join(format!("push-core-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    Ok(Programs {
+        push_core,
+        peer_node,
+        scratch,
+    })
+}
+
+pub fn profile() -> &'static str {
+    if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    }
+}
