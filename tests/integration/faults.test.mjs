@@ -1,0 +1,294 @@
+// Faults around the daemon:
+// - the auth backend dies in the middle of a connect storm and comes back:
+//   the circuit breaker spares it the storm, and the daemon identifies
+//   users again by itself once it is back;
+// - the daemon is killed with SIGKILL: a PHP publish fails fast with
+//   PushException, and succeeds again after a restart;
+// - the socket file is deleted under a running daemon: publishers already
+//   connected keep working, new ones are told the daemon is unreachable,
+//   browsers notice nothing, and a restart recreates the file
+//   (docs/security.md documents this).
+
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import readline from 'node:readline';
+import { afterEach, describe, test } from 'node:test';
+
+import { cookieFor, USERS } from './support/auth-backend.mjs';
+import { ClientPool } from './support/clients.mjs';
+import { cleanEnv, freePort, repoRoot, startDaemon, tempDir } from './support/daemon.mjs';
+import { scrape, seriesValue } from './support/metrics.mjs';
+import { Kind, publisherFor, RawConnection, request, send, sendOk } from './support/publish.mjs';
+import { sleep, waitUntil, withGuard } from './support/wait.mjs';
+
+const cleanups = [];
+const clients = new ClientPool();
+afterEach(async () => {
+  clients.closeAll();
+  while (cleanups.length > 0) await cleanups.pop()();
+});
+
+/**
+ * The site's auth endpoint on a fixed port, so that it can be killed and
+ * started again where the daemon expects it. Answers as auth-backend.mjs
+ * does: a known sid is a user, anything else 401.
+ */
+async function siteOn(port, { delayMs = 0 } = {}) {
+  let calls = 0;
+  const server = http.createServer((req, res) => {
+    calls++;
+    const sid = /(?:^|;\s*)sid=([^;]*)/.exec(req.headers.cookie ?? '')?.[1];
+    const user = USERS[sid];
+    setTimeout(() => {
+      if (res.destroyed) return;
+      res.writeHead(user ? 200 : 401, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(user ?? { error: 'not logged in' }));
+    }, delayMs);
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  return {
+    get calls() { return calls; },
+    /** Dies like a crashed PHP-FPM pool: the port stops answering at once. */
+    async kill() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+const authOutcome = (text, outcome) => seriesValue(text, `push_auth_calls_total{outcome="${outcome}"}`);
+/** Calls that reached a dead site, or waited for it in vain. */
+const failures = (text) => authOutcome(text, 'unreachable') + authOutcome(text, 'timeout');
+
+describe('the auth backend killed in the middle of a connect storm', () => {
+  test('the breaker spares it the storm, and the daemon recovers by itself when it is back', async (t) => {
+    const port = await freePort();
+    let site = await siteOn(port);
+    const daemon = await startDaemon({
+      logLevel: 'info',
+      args: ['--auth-url', `http://127.0.0.1:${port}/push/auth`, '--auth-required', '--auth-cache-ttl', '0', '--auth-timeout', '1s'],
+    });
+    cleanups.push(() => daemon.cleanup());
+    cleanups.push(() => site?.kill());
+    const storm = (count) => Promise.allSettled(Array.from({ length: count }, (_, i) =>
+      clients.connect(daemon, { cookie: cookieFor(i % 2 ? 'sid-42' : 'sid-9'), name: `storm ${i}` })));
+
+    // The storm starts while the site is up...
+    const first = storm(100);
+    await waitUntil(() => site.calls >= 20, { what: 'the storm to reach the site' });
+    // ...and the site dies in the middle of it.
+    await site.kill();
+    site = null;
+    const results = await first;
+    const refused = results.filter((r) => r.status === 'rejected');
+    assert.ok(refused.length > 0, 'connects after the site died are refused (--auth-required)');
+    assert.ok(refused.every((r) => r.reason.message === 'auth_unavailable'), refused.map((r) => r.reason.message).join(', '));
+
+    // While it is down, a second storm is answered without asking it.
+    const failedBefore = failures(await scrape(daemon));
+    const during = await storm(100);
+    assert.ok(during.every((r) => r.status === 'rejected' && r.reason.message === 'auth_unavailable'));
+    const text = await scrape(daemon);
+    t.diagnostic(`the site died in a storm of 100: ${failedBefore} calls failed; `
+      + `a second storm of 100 while it was down made ${failures(text) - failedBefore} calls`);
+    assert.equal(failures(text), failedBefore, 'no call reached the dead site while the breaker was open');
+    assert.equal(authOutcome(text, 'circuit_open'), 100);
+    assert.match(daemon.log, /WARN.*auth URL failed 5 times in a row; skipping it/);
+
+    // The site comes back. Nobody restarts the daemon: after the breaker's
+    // cool-down (5 s) one trial call closes it, and users are identified again.
+    site = await siteOn(port);
+    const restarted = Date.now();
+    const back = await waitUntil(async () => {
+      try {
+        return await clients.connect(daemon, { cookie: cookieFor('sid-42'), name: 'after recovery' });
+      } catch (error) {
+        if (error.message !== 'auth_unavailable') throw error;
+        await sleep(250);
+        return null;
+      }
+    }, { timeoutMs: 15_000, what: 'a connect to be identified again' });
+    t.diagnostic(`identified again ${((Date.now() - restarted) / 1000).toFixed(1)} s after the site came back`);
+    const after = await storm(50);
+    assert.ok(after.every((r) => r.status === 'fulfilled'), 'a storm after recovery is admitted');
+    const tabsOf42 = 1 + [results, after].flat().filter((r, i) => r.status === 'fulfilled' && (i % 100) % 2 === 1).length;
+    assert.equal(await sendOk(daemon.socketPath, { event: 'dm', users: ['42'], data: 'back' }), tabsOf42);
+    assert.equal(await back.waitFor('dm'), 'back');
+  });
+
+  test('connects waiting for a call slot when the breaker opens do not call the dead site', async (t) => {
+    // DAEMON BUG (reported, not fixed here): auth/mod.rs asks the breaker
+    // before waiting for one of the auth_max_concurrency call slots, not
+    // after. When a slow site dies under a storm, every connect queued for a
+    // slot passed the check while the breaker was still closed, and calls
+    // the dead site anyway once it gets a slot: here about 100 failed calls
+    // for 100 connects. Expected: at most auth_max_concurrency (32) calls
+    // in flight when it died plus FAILURES_TO_OPEN (5); the rest skipped
+    // as circuit_open (check the breaker again once a slot is free).
+    const port = await freePort();
+    let site = await siteOn(port, { delayMs: 300 }); // slow: connects queue for the 32 slots
+    cleanups.push(() => site?.kill());
+    const daemon = await startDaemon({
+      logLevel: 'info',
+      args: ['--auth-url', `http://127.0.0.1:${port}/push/auth`, '--auth-required', '--auth-cache-ttl', '0'],
+    });
+    cleanups.push(() => daemon.cleanup());
+    const storm = Promise.allSettled(Array.from({ length: 100 }, (_, i) =>
+      clients.connect(daemon, { cookie: cookieFor('sid-42'), name: `storm ${i}` })));
+    await waitUntil(() => site.calls >= 32, { what: 'the call slots to fill' });
+    await site.kill();
+    site = null;
+    await storm;
+    const text = await scrape(daemon);
+    t.diagnostic(`a slow site died under 100 simultaneous connects: ${failures(text)} calls failed, ${authOutcome(text, 'circuit_open')} skipped`);
+    assert.ok(failures(text) <= 32 + 5, `${failures(text)} calls reached the dead site`);
+  });
+});
+
+// ---- the PHP extension -------------------------------------------------------
+
+const extension = process.env.PUSH_EXTENSION ?? path.join(repoRoot, 'target/debug/libpush.so');
+const php = spawnSync('php', ['-n', '-d', `extension=${extension}`, '-r', 'echo extension_loaded("push") ? "yes" : "no";'], { encoding: 'utf8' });
+const phpSkip = php.stdout === 'yes' ? false : `needs php and the built extension (${extension}; cargo build -p php-ext)`;
+
+/**
+ * A PHP process that keeps one PushClient, as a php-fpm worker does, and
+ * publishes on request: each `send(event)` resolves with
+ * { ok, recipients } or { ok: false, class, code, message }, plus the
+ * milliseconds the call took.
+ */
+class PhpPublisher {
+  static start(socketPath) {
+    const script = `
+      $client = new PushClient($argv[1]);
+      while (($line = fgets(STDIN)) !== false) {
+        $event = trim($line);
+        $started = hrtime(true);
+        try {
+          $n = $client->sendMsg($event, ['event' => $event]);
+          $out = ['ok' => true, 'recipients' => $n];
+        } catch (Throwable $e) {
+          $out = ['ok' => false, 'class' => get_class($e), 'code' => $e->getCode(), 'message' => $e->getMessage()];
+        }
+        $out['ms'] = (hrtime(true) - $started) / 1e6;
+        echo json_encode($out), "\\n";
+      }`;
+    const child = spawn('php', ['-n', '-d', `extension=${extension}`, '-d', 'push.timeout_ms=2000', '-r', script, socketPath], {
+      env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    return new PhpPublisher(child);
+  }
+
+  constructor(child) {
+    this.child = child;
+    this.stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d) => { this.stderr += d; });
+    this.lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  }
+
+  async send(event) {
+    this.child.stdin.write(`${event}\n`);
+    const { value, done } = await withGuard(this.lines.next(), `php to publish ${event}`);
+    assert.ok(!done, `php exited: ${this.stderr}`);
+    return JSON.parse(value);
+  }
+
+  stop() {
+    this.child.stdin.end();
+    this.child.kill();
+  }
+}
+
+describe('the daemon killed with SIGKILL', { skip: phpSkip }, () => {
+  test('a PHP publish fails fast with PushException, and succeeds after a restart', async (t) => {
+    const dir = tempDir();
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const socketPath = path.join(dir, 'push.sock');
+    let daemon = await startDaemon({ dir, socketPath });
+    cleanups.push(() => daemon.cleanup());
+    const browser = await clients.connect(daemon);
+    const worker = PhpPublisher.start(socketPath);
+    cleanups.push(() => worker.stop());
+
+    assert.deepEqual(await worker.send('before').then(({ ok, recipients }) => ({ ok, recipients })), { ok: true, recipients: 1 });
+    await browser.waitFor('before');
+
+    await daemon.stop({ signal: 'SIGKILL' });
+    assert.ok(fs.existsSync(socketPath), 'SIGKILL leaves the socket file behind');
+    // The kept connection, and a fresh PHP process, both fail at once.
+    const kept = await worker.send('while-dead');
+    const fresh = PhpPublisher.start(socketPath);
+    const freshResult = await fresh.send('while-dead').finally(() => fresh.stop());
+    t.diagnostic(`while the daemon is dead: kept connection failed in ${kept.ms.toFixed(1)} ms, a new one in ${freshResult.ms.toFixed(1)} ms`);
+    for (const [what, result] of [['kept connection', kept], ['fresh process', freshResult]]) {
+      assert.equal(result.ok, false, what);
+      assert.equal(result.class, 'PushException', `${what}: ${JSON.stringify(result)}`);
+      assert.equal(result.code, 1, `${what}: PushException::UNREACHABLE, got ${JSON.stringify(result)}`);
+      assert.ok(result.ms < 500, `${what} took ${result.ms} ms; it must fail fast, not wait for push.timeout_ms`);
+    }
+
+    // Restarted on the same path, the stale file is replaced; the same PHP
+    // process publishes again without being told anything.
+    daemon = await startDaemon({ dir, socketPath });
+    cleanups.push(() => daemon.cleanup());
+    const after = await clients.connect(daemon);
+    const again = await worker.send('after-restart');
+    assert.equal(again.ok, true, JSON.stringify(again));
+    assert.equal(again.recipients, 1);
+    await after.waitFor('after-restart');
+  });
+});
+
+describe('the socket file deleted under a running daemon', () => {
+  test('connected publishers keep working, new ones get "unreachable", browsers notice nothing, a restart recreates it', async () => {
+    const dir = tempDir();
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const socketPath = path.join(dir, 'push.sock');
+    let daemon = await startDaemon({ dir, socketPath });
+    cleanups.push(() => daemon.cleanup());
+    const browser = await clients.connect(daemon);
+    const kept = await RawConnection.open(socketPath);
+    cleanups.push(() => kept.destroy());
+    await kept.handshake();
+    const worker = phpSkip ? null : PhpPublisher.start(socketPath);
+    if (worker) {
+      cleanups.push(() => worker.stop());
+      assert.equal((await worker.send('php-before')).ok, true);
+    }
+
+    fs.unlinkSync(socketPath);
+
+    // A publisher that was connected keeps its connection.
+    const reply = await kept.call(request.publish(2, { event: 'kept', data: 'still here' }));
+    assert.deepEqual([reply.kind, reply.recipients], [Kind.PUBLISHED, 1]);
+    assert.equal(await browser.waitFor('kept'), 'still here');
+    if (worker) {
+      const php = await worker.send('php-kept');
+      assert.deepEqual([php.ok, php.recipients], [true, 1], JSON.stringify(php));
+    }
+    // A new one cannot find the daemon.
+    const fresh = await send(socketPath, { event: 'fresh', data: 1 });
+    assert.equal(fresh.code, 1);
+    assert.match(fresh.stderr, /cannot connect to push-core.*No such file or directory/);
+    // Browsers and HTTP are untouched.
+    assert.equal((await fetch(`${daemon.url}/healthz`)).status, 200);
+    assert.ok(browser.socket.connected);
+    assert.ok(daemon.running);
+
+    // A clean stop leaves the path alone (the file is not ours any more)
+    // and exits 0; a restart creates the socket again.
+    assert.deepEqual(await daemon.stop(), { code: 0, signal: null });
+    daemon = await startDaemon({ dir, socketPath });
+    cleanups.push(() => daemon.cleanup());
+    const after = await clients.connect(daemon);
+    assert.equal(await sendOk(socketPath, { event: 'after', data: 1 }), 1);
+    await clients.flush(publisherFor(daemon), [after]);
+    assert.deepEqual(after.received('after'), [1]);
+  });
+});
