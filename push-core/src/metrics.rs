@@ -83,16 +83,19 @@ pub enum Refusal {
     TooManyFromAddress,
     /// `handshakes_per_ip_per_minute` exceeded.
     HandshakeRate,
+    /// The session was disconnected for flooding events in the last minute.
+    Flooding,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 6] = [
+    const ALL: [Refusal; 7] = [
         Refusal::Unauthorized,
         Refusal::AuthUnavailable,
         Refusal::Origin,
         Refusal::TooManyConnections,
         Refusal::TooManyFromAddress,
         Refusal::HandshakeRate,
+        Refusal::Flooding,
     ];
 
     /// The label in metrics, and the text a refused page receives.
@@ -104,6 +107,7 @@ impl Refusal {
             Refusal::TooManyConnections => "too_many_connections",
             Refusal::TooManyFromAddress => "too_many_connections_from_address",
             Refusal::HandshakeRate => "handshake_rate_exceeded",
+            Refusal::Flooding => "event_flood",
         }
     }
 }

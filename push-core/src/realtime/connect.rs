@@ -18,7 +18,7 @@ use axum::http::header::COOKIE;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::DisconnectReason;
 
-use super::limits::{ConnectionLimits, EventBudget};
+use super::limits::{ConnectionLimits, EventBudget, Spent};
 use crate::auth::{Answer, Authenticator, Handshake, Identity};
 use crate::metrics::{Metrics, Refusal};
 use crate::rooms::{public_room, user_room};
@@ -61,6 +61,7 @@ impl Admission {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| info.0);
+        self.limits.check_not_flooder(socket.id).map_err(Refused)?;
         let permit = self
             .limits
             .admit(peer.map(|peer| peer.ip()))
@@ -136,13 +137,16 @@ impl Admission {
             self.limits.settings().client_events_per_minute,
         ));
         let metrics = self.metrics.clone();
+        let limits = self.limits.clone();
         socket.on_fallback(move |socket: SocketRef| {
             let budget = budget.clone();
             let metrics = metrics.clone();
+            let limits = limits.clone();
             async move {
                 metrics.client_event_ignored();
-                if !budget.spend() {
+                if budget.spend() == Spent::JustExceeded {
                     metrics.flooder_disconnected();
+                    limits.ban_flooder(socket.id);
                     tracing::info!(sid = %socket.id, ns = socket.ns(), "disconnecting a connection that floods events");
                     let _ = socket.disconnect();
                 }

@@ -8,7 +8,12 @@
 //! - New connections per address and minute (`handshakes_per_ip_per_minute`),
 //!   checked on the engine.io handshake request, before any state is made.
 //! - Events a browser emits: push-core never acts on them, and a connection
-//!   that sends more than `client_events_per_minute` is disconnected.
+//!   that sends more than `client_events_per_minute` is disconnected. Its
+//!   engine.io session may not join any namespace again for a minute, so a
+//!   client that ignores the disconnect cannot come back with a fresh budget.
+//!   (socketioxide offers no way to close the engine.io transport from a
+//!   handler, as socket.io's `disconnect(true)` does; refusing every rejoin
+//!   is the closest we get.)
 //!
 //! Limits set to 0 are off.
 
@@ -22,6 +27,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use socketioxide::socket::Sid;
 
 use crate::config::ClientLimits;
 use crate::metrics::{Metrics, Refusal};
@@ -66,6 +72,8 @@ pub struct ConnectionLimits {
     total: AtomicUsize,
     per_address: Mutex<HashMap<IpAddr, usize>>,
     handshakes: Mutex<HashMap<IpAddr, Window>>,
+    /// engine.io sessions disconnected for flooding, and when.
+    flooders: Mutex<HashMap<Sid, Instant>>,
 }
 
 /// A connection's place under the limits; released when dropped.
@@ -83,6 +91,7 @@ impl ConnectionLimits {
             total: AtomicUsize::new(0),
             per_address: Mutex::new(HashMap::new()),
             handshakes: Mutex::new(HashMap::new()),
+            flooders: Mutex::new(HashMap::new()),
         })
     }
 
@@ -136,6 +145,28 @@ impl ConnectionLimits {
             self.refuse(Refusal::HandshakeRate, Some(address));
         }
         allowed
+    }
+
+    /// Remembers that the engine.io session `sid` flooded events.
+    pub fn ban_flooder(&self, sid: Sid) {
+        let now = Instant::now();
+        let mut flooders = self.flooders.lock().unwrap_or_else(|p| p.into_inner());
+        if flooders.len() >= MAX_TRACKED_ADDRESSES {
+            flooders.retain(|_, banned| now.duration_since(*banned) < WINDOW);
+        }
+        flooders.insert(sid, now);
+    }
+
+    /// Refuses a namespace join from a session banned for flooding.
+    pub fn check_not_flooder(&self, sid: Sid) -> Result<(), Refusal> {
+        let flooders = self.flooders.lock().unwrap_or_else(|p| p.into_inner());
+        match flooders.get(&sid) {
+            Some(banned) if banned.elapsed() < WINDOW => {
+                drop(flooders);
+                Err(self.refuse(Refusal::Flooding, None))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn refuse(&self, refusal: Refusal, address: Option<IpAddr>) -> Refusal {
@@ -208,11 +239,27 @@ impl EventBudget {
         }
     }
 
-    /// Counts one event; false once the connection has sent too many.
-    pub fn spend(&self) -> bool {
+    /// Counts one event.
+    pub fn spend(&self) -> Spent {
         let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
-        window.count_one(Instant::now(), self.limit)
+        if window.count_one(Instant::now(), self.limit) {
+            Spent::Within
+        } else if window.count == self.limit.saturating_add(1) {
+            Spent::JustExceeded
+        } else {
+            // Events read before the disconnect took effect.
+            Spent::AlreadyExceeded
+        }
     }
+}
+
+/// What one more event did to a connection's budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spent {
+    Within,
+    /// This event went over: disconnect now, once.
+    JustExceeded,
+    AlreadyExceeded,
 }
 
 #[cfg(test)]
@@ -273,7 +320,8 @@ mod tests {
     #[test]
     fn event_budget_runs_out() {
         let budget = EventBudget::new(3);
-        assert!((0..3).all(|_| budget.spend()));
-        assert!(!budget.spend());
+        assert!((0..3).all(|_| budget.spend() == Spent::Within));
+        assert_eq!(budget.spend(), Spent::JustExceeded);
+        assert_eq!(budget.spend(), Spent::AlreadyExceeded);
     }
 }
