@@ -106,6 +106,20 @@ function demo_publisher_name(): string
         : 'the pure-PHP client (yii-component)';
 }
 
+/**
+ * The page's `?transports=` choice (e.g. "polling"), as a query string to
+ * carry through signing in, or "" when there is none. Only transport names
+ * pass, so the redirect after sign-in can never lead elsewhere.
+ */
+function demo_transports_query(): string
+{
+    $transports = $_GET['transports'] ?? '';
+
+    return is_string($transports) && preg_match('/^(polling|websocket)(,(polling|websocket))?$/', $transports)
+        ? '?transports=' . $transports
+        : '';
+}
+
 /** Ends the request with a JSON body. */
 function demo_json(int $status, array $body): never
 {

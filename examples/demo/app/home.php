@@ -11,7 +11,7 @@ declare(strict_types=1);
 
 $me = demo_session(true);
 if ($me === null) {
-    header('Location: /login', true, 303);
+    header('Location: /login' . demo_transports_query(), true, 303);
     exit;
 }
 $config = demo_config();

@@ -87,6 +87,8 @@
     const input = form.elements.text;
     const button = form.querySelector('button');
     button.disabled = true;
+    result.dataset.state = 'sending';
+    result.textContent = 'Sending…';
     try {
       const response = await fetch('/send', {
         method: 'POST',
@@ -108,6 +110,8 @@
       delete result.dataset.recipients;
       result.textContent = `Not sent: ${error.message}`;
     } finally {
+      // Counts answers, so that a script can tell two equal answers apart.
+      result.dataset.answers = Number(result.dataset.answers ?? 0) + 1;
       button.disabled = false;
       input.focus();
     }
