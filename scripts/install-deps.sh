@@ -2,7 +2,7 @@
 # Installs what building and testing push-core needs on Debian 12, and only
 # what is missing: PHP 8.2 with its headers (the extension), libclang (the
 # extension's bindgen), PHPUnit, php-fpm (the persistent-connection test),
-# the npm packages of the end-to-end tests and, where a nightly toolchain is
+# Chromium (the browser tests), the npm packages of the end-to-end tests and, where a nightly toolchain is
 # installed, cargo-fuzz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 packages=(
   php8.2-cli php8.2-dev php8.2-fpm php8.2-curl php8.2-redis php8.2-mbstring php8.2-xml
   libclang1-14 libclang-common-14-dev
-  phpunit redis-server nodejs npm
+  phpunit redis-server nodejs npm chromium
 )
 missing=()
 for package in "${packages[@]}"; do
@@ -32,7 +32,8 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-(cd tests && npm ci --no-audit --no-fund --loglevel=error)
+# playwright-core drives Debian's chromium: it must never download browsers.
+(cd tests && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 (cd bench/peer-node && npm ci --no-audit --no-fund --loglevel=error)
 
 # cargo-fuzz for scripts/fuzz.sh, only where a nightly toolchain exists

@@ -32,7 +32,7 @@ suite "cargo test" cargo test --workspace
 suite "fuzz the publish decoder (30 s)" scripts/fuzz.sh 30
 suite "daemon end-to-end (node)" bash -c 'cd tests && npm test'
 suite "bench smoke (push-core and Node deliver every message)" cargo run --quiet -p bench -- smoke
-for runner in tests/php/run.sh tests/yii/run.sh; do
+for runner in tests/php/run.sh tests/yii/run.sh tests/browser/run.sh; do
   [[ -x $runner ]] && suite "$runner" "$runner"
 done
 
