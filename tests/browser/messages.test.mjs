@@ -27,6 +27,13 @@ describe('alice and bob, each in a browser context of their own', () => {
     await browser?.close();
   });
 
+  test('the site publishes with the push extension', async () => {
+    // run loads the freshly built extension; were loading it to fail, PHP
+    // would only warn and the site would quietly use the pure-PHP client.
+    const expected = process.env.DEMO_PHP_CLIENT === 'pure' ? /pure-PHP client/ : /push extension/;
+    assert.match(await alice.page.textContent('#publisher'), expected);
+  });
+
   test('the default transport upgrades to WebSocket', async () => {
     for (const { page } of [alice, bob]) {
       await page.locator('#status[data-transport="websocket"]').waitFor();

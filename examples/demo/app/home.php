@@ -66,7 +66,7 @@ $rooms = array_unique(array_merge(...array_column(DEMO_USERS, 'rooms')));
         <button type="submit">Send</button>
       </form>
       <p id="send-result" class="result" aria-live="polite"></p>
-      <p class="hint">PHP publishes with <?= h(demo_publisher_name()) ?> on push-core's Unix socket.</p>
+      <p class="hint" id="publisher">PHP publishes with <?= h(demo_publisher_name()) ?> on push-core's Unix socket.</p>
     </section>
 
     <section class="card people">
