@@ -20,7 +20,6 @@ describe('alice and bob, each in a browser context of their own', () => {
 
   after(async () => {
     if (alice) await screenshot(alice.page, 'alice');
-    if (bob) await screenshot(bob.page, 'bob');
     for (const user of [alice, bob]) {
       if (user) await signOff(user);
     }
@@ -77,5 +76,12 @@ describe('alice and bob, each in a browser context of their own', () => {
   test('the pages raised no errors', () => {
     assert.deepEqual(alice.problems, []);
     assert.deepEqual(bob.problems, []);
+  });
+
+  test('when bob leaves, alice sees him offline', async () => {
+    await screenshot(bob.page, 'bob');
+    await signOff(bob);
+    bob = null;
+    await alice.page.locator('#online li[data-user="bob"][data-online="no"]').waitFor();
   });
 });
