@@ -1,0 +1,505 @@
+<?php
+
+declare(strict_types=1);
+
+/**
+ * The PHP publish benchmark: every way a PHP process can hand a message to
+ * a real-time server, timed side by side from this one process.
+ *
+ * bench/php/run.sh starts the servers and runs this script; run it directly
+ * only with servers of your own (see --help). Each route is timed call by
+ * call with hrtime(true). The routes take turns: after a warm-up round, each
+ * of --rounds rounds runs every route once more, so that load from outside
+ * the benchmark (a build, another benchmark) falls on all routes alike
+ * instead of on whichever happened to run at that moment.
+ *
+ * A publish here reaches no browser: the daemon still decodes, checks,
+ * selects its recipients (none) and answers, which is the whole round trip
+ * PHP waits for.
+ */
+
+const USAGE = <<<'TXT'
+    usage: php -d extension=libpush.so bench.php --push-socket PATH --echo-socket PATH
+               --redis-socket PATH --redis-port PORT --http-url URL --http-token SECRET
+               [--iterations N] [--rounds N] [--batch N] [--markdown FILE] [--note TEXT]
+               [--only NAME[,NAME...]]
+
+    --iterations  calls per route for the fast routes (default 50000); curl with a
+                  new handle per call does a tenth of them (each one costs a TCP
+                  connection, and the ephemeral ports it leaves in TIME_WAIT)
+    --rounds      the iterations are split over this many interleaved rounds (default 5)
+    --batch       publishes between queue() and flush() in pipelined mode (default 1000)
+    --markdown    write the results into this file between the php-publish markers
+    --note        a line about the machine's state, written into the markdown
+    --only        run only the routes whose names contain one of these words
+    TXT;
+
+/** The message every route publishes, encoded per call as a site would. */
+const MESSAGE = ['id' => 4242, 'title' => 'Hello from PHP', 'unread' => 3, 'tags' => ['news', 'php']];
+
+const EVENT = 'bench';
+
+/** The socket.io Redis emitter's channel for namespace '/'. */
+const EMITTER_CHANNEL = 'socket.io#/#';
+
+const START_MARKER = '<!-- php-publish:start -->';
+const END_MARKER = '<!-- php-publish:end -->';
+
+/**
+ * One way of publishing: a name, a line saying what it is, and how to set it
+ * up. `setup` returns the function timed per call; for a pipelined route it
+ * returns [queue, flush] instead, and each batch is timed send by send.
+ */
+final class Route
+{
+    /** @var list<int> nanoseconds per call, over every round */
+    public array $samples = [];
+    public int $calls = 0;
+    /** Wall time of the timed calls, flushes included, in nanoseconds. */
+    public int $wallNs = 0;
+    /** @var \Closure|array{\Closure, \Closure}|null */
+    public \Closure|array|null $call = null;
+
+    /**
+     * @param \Closure(): (\Closure|array{\Closure, \Closure}) $setup
+     */
+    public function __construct(
+        public readonly string $name,
+        public readonly string $what,
+        public readonly \Closure $setup,
+        public readonly bool $pipelined = false,
+        public readonly float $share = 1.0,
+    ) {
+    }
+}
+
+function main(array $argv): int
+{
+    $options = getopt('', [
+        'push-socket:', 'echo-socket:', 'redis-socket:', 'redis-port:', 'http-url:', 'http-token:',
+        'iterations:', 'rounds:', 'batch:', 'markdown:', 'note:', 'only:', 'help',
+    ]);
+    if (isset($options['help'])) {
+        fwrite(STDOUT, USAGE . "\n");
+        return 0;
+    }
+    foreach (['push-socket', 'echo-socket', 'redis-socket', 'redis-port', 'http-url', 'http-token'] as $required) {
+        if (!isset($options[$required])) {
+            fwrite(STDERR, "missing --{$required}\n" . USAGE . "\n");
+            return 2;
+        }
+    }
+    foreach (['push' => 'PushClient', 'redis' => 'Redis', 'curl' => 'curl_init', 'sockets' => 'socket_create'] as $extension => $symbol) {
+        if (!extension_loaded($extension)) {
+            fwrite(STDERR, "the PHP extension '{$extension}' ({$symbol}) is not loaded\n");
+            return 2;
+        }
+    }
+    require_once dirname(__DIR__, 2) . '/yii-component/autoload.php';
+
+    $iterations = (int) ($options['iterations'] ?? 50000);
+    $rounds = max(1, (int) ($options['rounds'] ?? 5));
+    $batch = max(1, (int) ($options['batch'] ?? 1000));
+    $routes = routes($options, $batch);
+    if (isset($options['only'])) {
+        $words = explode(',', (string) $options['only']);
+        $routes = array_values(array_filter(
+            $routes,
+            static fn (Route $r): bool => $r->name === 'floor' || array_filter($words, static fn ($w) => str_contains($r->name, $w)) !== [],
+        ));
+    }
+
+    $loadBefore = sys_getloadavg();
+    $started = date('Y-m-d H:i T');
+    foreach ($routes as $route) {
+        $route->call = ($route->setup)();
+    }
+    // Warm-up: connections opened, handshakes done, caches and branch
+    // predictors warm, the daemon's buffers grown.
+    foreach ($routes as $route) {
+        runRound($route, max(100, intdiv((int) ($iterations * $route->share), 10)), $batch, false);
+    }
+    for ($round = 1; $round <= $rounds; $round++) {
+        foreach ($routes as $route) {
+            $calls = max(1, intdiv((int) ($iterations * $route->share), $rounds));
+            runRound($route, $calls, $batch, true);
+        }
+        fprintf(STDERR, "round %d/%d done\n", $round, $rounds);
+    }
+    $loadAfter = sys_getloadavg();
+
+    $rows = array_map(summary(...), $routes);
+    $floor = $rows[0]['median'];
+    $text = table($rows, $floor);
+    fwrite(STDOUT, $text);
+    $verdicts = targets($rows, $floor);
+    foreach ($verdicts as $verdict) {
+        fwrite(STDOUT, $verdict['line'] . "\n");
+    }
+
+    if (isset($options['markdown'])) {
+        $context = [
+            'started' => $started,
+            'load_before' => $loadBefore,
+            'load_after' => $loadAfter,
+            'iterations' => $iterations,
+            'rounds' => $rounds,
+            'batch' => $batch,
+            'note' => $options['note'] ?? '',
+        ];
+        writeMarkdown((string) $options['markdown'], markdown($rows, $floor, $verdicts, $context));
+        fwrite(STDOUT, "written to {$options['markdown']}\n");
+    }
+    return 0;
+}
+
+/** @return list<Route> the floor first: every ratio is to it */
+function routes(array $options, int $batch): array
+{
+    $pushSocket = (string) $options['push-socket'];
+    $echoSocket = (string) $options['echo-socket'];
+    $redisSocket = (string) $options['redis-socket'];
+    $redisPort = (int) $options['redis-port'];
+    $httpUrl = rtrim((string) $options['http-url'], '/') . '/api/publish';
+    $httpHeaders = ['Content-Type: application/json', 'Authorization: Bearer ' . $options['http-token'], 'Expect:'];
+
+    // The floor's request is a publish frame as the extension writes it,
+    // made once: the floor does no encoding, only the round trip.
+    $floorFrame = publishFrame(json_encode(MESSAGE));
+
+    return [
+        new Route('floor', 'fwrite() + fread() of a 4-byte reply, Unix socket, native echo server', static function () use ($echoSocket, $floorFrame): \Closure {
+            $stream = stream_socket_client("unix://{$echoSocket}", $errno, $errstr, 1.0);
+            if ($stream === false) {
+                throw new RuntimeException("echo server at {$echoSocket}: {$errstr}");
+            }
+            return static function () use ($stream, $floorFrame): void {
+                fwrite($stream, $floorFrame);
+                if (strlen(fread($stream, 4)) !== 4) {
+                    throw new RuntimeException('short read from the echo server');
+                }
+            };
+        }),
+        new Route('floor, ext-sockets', 'socket_write() + socket_read() of a 4-byte reply, same echo server', static function () use ($echoSocket, $floorFrame): \Closure {
+            $socket = socket_create(AF_UNIX, SOCK_STREAM, 0);
+            if (!socket_connect($socket, $echoSocket)) {
+                throw new RuntimeException("echo server at {$echoSocket}: " . socket_strerror(socket_last_error($socket)));
+            }
+            return static function () use ($socket, $floorFrame): void {
+                socket_write($socket, $floorFrame);
+                if (strlen((string) socket_read($socket, 4)) !== 4) {
+                    throw new RuntimeException('short read from the echo server');
+                }
+            };
+        }),
+        new Route('push ext sendMsg', 'PushClient::sendMsg(), reply awaited', static function () use ($pushSocket): \Closure {
+            $client = new PushClient($pushSocket);
+            return static function () use ($client): void {
+                if ($client->sendMsg(EVENT, MESSAGE) !== 0) {
+                    throw new RuntimeException('a browser is connected to the benchmark daemon');
+                }
+            };
+        }),
+        new Route('push ext pipelined', "PushClient::queue(), sendMsg() x{$batch}, flush()", static function () use ($pushSocket): array {
+            $client = new PushClient($pushSocket);
+            return [
+                static function () use ($client): void {
+                    $client->queue();
+                },
+                static function () use ($client): void {
+                    $client->sendMsg(EVENT, MESSAGE);
+                },
+                static function () use ($client): void {
+                    foreach ($client->flush() as $result) {
+                        if ($result !== 0) {
+                            throw new RuntimeException('pipelined publish failed: ' . ($result instanceof Throwable ? $result->getMessage() : $result));
+                        }
+                    }
+                },
+            ];
+        }, pipelined: true),
+        new Route('(a) pure PHP sendMsg', 'yii-component Protocol\\Client::sendMsg() over stream_socket_client, reply awaited', static function () use ($pushSocket): \Closure {
+            $client = new PushCore\Yii\Protocol\Client($pushSocket);
+            return static function () use ($client): void {
+                if ($client->sendMsg(EVENT, MESSAGE) !== 0) {
+                    throw new RuntimeException('unexpected recipients');
+                }
+            };
+        }),
+        new Route('(a) pure PHP pipelined', "the same client, queue(), sendMsg() x{$batch}, flush()", static function () use ($pushSocket): array {
+            $client = new PushCore\Yii\Protocol\Client($pushSocket);
+            return [
+                static function () use ($client): void {
+                    $client->queue();
+                },
+                static function () use ($client): void {
+                    $client->sendMsg(EVENT, MESSAGE);
+                },
+                static function () use ($client): void {
+                    foreach ($client->flush() as $result) {
+                        if ($result !== 0) {
+                            throw new RuntimeException('pipelined publish failed');
+                        }
+                    }
+                },
+            ];
+        }, pipelined: true),
+        new Route('(b) phpredis PUBLISH, unix', 'Redis::publish() of an emitter packet, redis-server over its Unix socket', static function () use ($redisSocket): \Closure {
+            return redisPublish(static fn (Redis $redis): bool => $redis->connect($redisSocket));
+        }),
+        new Route('(b) phpredis PUBLISH, tcp', 'the same over TCP 127.0.0.1', static function () use ($redisPort): \Closure {
+            return redisPublish(static fn (Redis $redis): bool => $redis->connect('127.0.0.1', $redisPort));
+        }),
+        new Route('(c) curl POST, kept handle', 'curl_exec() to push-core\'s POST /api/publish, one handle kept alive', static function () use ($httpUrl, $httpHeaders): \Closure {
+            $handle = curl_init($httpUrl);
+            curl_setopt_array($handle, [CURLOPT_POST => true, CURLOPT_HTTPHEADER => $httpHeaders, CURLOPT_RETURNTRANSFER => true]);
+            return static function () use ($handle): void {
+                curl_setopt($handle, CURLOPT_POSTFIELDS, json_encode(['namespace' => '/', 'event' => EVENT, 'data' => MESSAGE]));
+                checkHttp($handle, curl_exec($handle));
+            };
+        }),
+        new Route('(c) curl POST, new handle', 'curl_init() + curl_exec() + curl_close() per call: a TCP connection each', static function () use ($httpUrl, $httpHeaders): \Closure {
+            return static function () use ($httpUrl, $httpHeaders): void {
+                $handle = curl_init($httpUrl);
+                curl_setopt_array($handle, [
+                    CURLOPT_POST => true,
+                    CURLOPT_HTTPHEADER => $httpHeaders,
+                    CURLOPT_RETURNTRANSFER => true,
+                    CURLOPT_POSTFIELDS => json_encode(['namespace' => '/', 'event' => EVENT, 'data' => MESSAGE]),
+                ]);
+                checkHttp($handle, curl_exec($handle));
+                curl_close($handle);
+            };
+        }, share: 0.1),
+    ];
+}
+
+/**
+ * What the socket.io Redis emitter publishes: [emitter id, packet, options].
+ * The emitter packs it with msgpack; JSON is used here (no msgpack extension
+ * is installed), which is the same work for a message this small.
+ */
+function redisPublish(\Closure $connect): \Closure
+{
+    $redis = new Redis();
+    if (!$connect($redis)) {
+        throw new RuntimeException('cannot connect to redis-server');
+    }
+    return static function () use ($redis): void {
+        $packet = json_encode(['emitter', ['type' => 2, 'data' => [EVENT, MESSAGE], 'nsp' => '/'], ['rooms' => [], 'flags' => []]]);
+        if ($redis->publish(EMITTER_CHANNEL, $packet) === false) {
+            throw new RuntimeException('PUBLISH failed');
+        }
+    };
+}
+
+function checkHttp(CurlHandle $handle, string|bool $body): void
+{
+    $status = curl_getinfo($handle, CURLINFO_RESPONSE_CODE);
+    if ($status !== 200 || !is_string($body) || !str_contains($body, '"recipients":0')) {
+        throw new RuntimeException("HTTP publish failed: {$status} " . curl_error($handle) . ' ' . var_export($body, true));
+    }
+}
+
+/** A PUBLISH frame of the protocol (docs/protocol.md) to '/', broadcast. */
+function publishFrame(string $payload): string
+{
+    $str = static fn (string $s): string => pack('n', strlen($s)) . $s;
+    $body = pack('CN', 0x03, 1) . $str('/') . $str(EVENT) . pack('nnn', 0, 0, 0) . pack('N', strlen($payload)) . $payload;
+    return pack('N', strlen($body)) . $body;
+}
+
+/** Times $calls calls of $route, one hrtime() pair per call. */
+function runRound(Route $route, int $calls, int $batch, bool $record): void
+{
+    $samples = [];
+    if ($route->pipelined) {
+        [$queue, $send, $flush] = $route->call;
+        $started = hrtime(true);
+        for ($done = 0; $done < $calls;) {
+            $queue();
+            $n = min($batch, $calls - $done);
+            for ($i = 0; $i < $n; $i++) {
+                $t0 = hrtime(true);
+                $send();
+                $samples[] = hrtime(true) - $t0;
+            }
+            $flush();
+            $done += $n;
+        }
+        $wall = hrtime(true) - $started;
+    } else {
+        $call = $route->call;
+        $started = hrtime(true);
+        for ($i = 0; $i < $calls; $i++) {
+            $t0 = hrtime(true);
+            $call();
+            $samples[] = hrtime(true) - $t0;
+        }
+        $wall = hrtime(true) - $started;
+    }
+    if ($record) {
+        array_push($route->samples, ...$samples);
+        $route->calls += $calls;
+        $route->wallNs += $wall;
+    }
+}
+
+/** @return array{name: string, what: string, calls: int, median: float, p99: float, per_second: float, pipelined: bool} */
+function summary(Route $route): array
+{
+    $samples = $route->samples;
+    sort($samples);
+    $n = count($samples);
+    $at = static fn (float $q): float => $samples[min($n - 1, (int) floor($q * ($n - 1) + 0.5))] / 1000;
+    return [
+        'name' => $route->name,
+        'what' => $route->what,
+        'calls' => $route->calls,
+        'median' => $at(0.5),
+        'p99' => $at(0.99),
+        'per_second' => $route->calls / ($route->wallNs / 1e9),
+        'pipelined' => $route->pipelined,
+    ];
+}
+
+function table(array $rows, float $floor): string
+{
+    $lines = [sprintf('%-28s %9s %10s %10s %12s %9s', 'route', 'calls', 'median µs', 'p99 µs', 'calls/s', 'x floor')];
+    foreach ($rows as $row) {
+        $lines[] = sprintf(
+            '%-28s %9d %10.2f %10.2f %12s %9.2f',
+            $row['name'],
+            $row['calls'],
+            $row['median'],
+            $row['p99'],
+            number_format($row['per_second']),
+            $row['median'] / $floor,
+        );
+    }
+    return implode("\n", $lines) . "\n";
+}
+
+/** @return list<array{met: bool, line: string}> */
+function targets(array $rows, float $floor): array
+{
+    $by = array_column($rows, null, 'name');
+    $verdicts = [];
+    $add = static function (bool $met, string $line) use (&$verdicts): void {
+        $verdicts[] = ['met' => $met, 'line' => ($met ? 'met:     ' : 'NOT met: ') . $line];
+    };
+    if (isset($by['push ext sendMsg'])) {
+        $sync = $by['push ext sendMsg']['median'];
+        $add($sync <= 1.15 * $floor, sprintf('sendMsg median %.2f µs ≤ 1.15 × floor (%.2f µs): %.2f×', $sync, 1.15 * $floor, $sync / $floor));
+        if (isset($by['(b) phpredis PUBLISH, unix'])) {
+            $redis = $by['(b) phpredis PUBLISH, unix']['median'];
+            $add($sync < $redis, sprintf('sendMsg median %.2f µs < phpredis PUBLISH over Unix socket %.2f µs', $sync, $redis));
+        }
+    }
+    if (isset($by['push ext pipelined'])) {
+        $pipelined = $by['push ext pipelined'];
+        $add($pipelined['median'] <= 2.0, sprintf('pipelined median %.2f µs ≤ 2 µs per message', $pipelined['median']));
+        $add($pipelined['per_second'] >= 500000, sprintf('pipelined %s messages/s ≥ 500,000 (flushes included)', number_format($pipelined['per_second'])));
+    }
+    return $verdicts;
+}
+
+function markdown(array $rows, float $floor, array $verdicts, array $context): string
+{
+    $cpu = 'unknown CPU';
+    if (preg_match('/^model name\s*:\s*(.+)$/m', (string) @file_get_contents('/proc/cpuinfo'), $match) === 1) {
+        $cpu = trim($match[1]);
+    }
+    $cores = (int) trim((string) shell_exec('nproc'));
+    $load = static fn (array|false $l): string => $l === false ? '?' : sprintf('%.2f, %.2f, %.2f', ...$l);
+    $commit = trim((string) shell_exec('git -C ' . escapeshellarg(dirname(__DIR__, 2)) . ' rev-parse --short HEAD 2>/dev/null'));
+
+    $out = [START_MARKER, '## PHP publish path', ''];
+    $out[] = 'What one PHP process pays to hand one message to a real-time server, by route. '
+        . 'Run with `bench/php/run.sh` (it builds the release artifacts and starts every server on loopback '
+        . 'or Unix sockets in a temporary directory); this section is rewritten by each run.';
+    $out[] = '';
+    $out[] = sprintf(
+        'Measured %s on %s, %d cores, %s, PHP %s, commit %s. Load average before / after: %s / %s.%s',
+        $context['started'],
+        $cpu,
+        $cores,
+        php_uname('s') . ' ' . php_uname('r'),
+        PHP_VERSION,
+        $commit !== '' ? "`{$commit}`" : '?',
+        $load($context['load_before']),
+        $load($context['load_after']),
+        $context['note'] !== '' ? ' ' . $context['note'] : '',
+    );
+    $out[] = '';
+    $out[] = '| route | what is timed | calls | median µs | p99 µs | calls/s | median × floor |';
+    $out[] = '|---|---|--:|--:|--:|--:|--:|';
+    foreach ($rows as $row) {
+        $out[] = sprintf(
+            '| %s | %s | %s | %.2f | %.2f | %s | %.2f |',
+            $row['name'],
+            str_replace('|', '\\|', $row['what']),
+            number_format($row['calls']),
+            $row['median'],
+            $row['p99'],
+            number_format($row['per_second']),
+            $row['median'] / $floor,
+        );
+    }
+    $out[] = '';
+    $out[] = 'Targets:';
+    $out[] = '';
+    foreach ($verdicts as $verdict) {
+        $out[] = '- ' . $verdict['line'];
+    }
+    $out[] = '';
+    $out[] = 'How it is measured:';
+    $out[] = '';
+    $out[] = sprintf(
+        '- Every call is timed on its own with `hrtime(true)`; median and p99 are over those times. '
+        . 'calls/s is calls divided by the wall time of the timed loop. The routes take turns: a warm-up round, '
+        . 'then %d rounds that each run every route, so load from outside falls on all of them alike. '
+        . 'The fast routes do %s calls each, curl with a new handle a tenth of that.',
+        $context['rounds'],
+        number_format($context['iterations']),
+    );
+    $out[] = sprintf(
+        '- Pipelined rows time each `sendMsg()` between `queue()` and `flush()` (batches of %s); '
+        . 'their calls/s includes the flushes, which wait for every reply.',
+        number_format($context['batch']),
+    );
+    $out[] = '- Every route encodes the same small message (`' . json_encode(MESSAGE) . '`) per call, '
+        . 'as a site would; the floor sends a ready-made publish frame and encodes nothing.';
+    $out[] = '- No browser is connected. A publish to nobody still makes the full round trip: the daemon '
+        . 'decodes the frame, validates the JSON, selects the recipients (none) and answers with their number; '
+        . 'redis-server likewise answers PUBLISH with 0 subscribers.';
+    $out[] = '- The floor is a PHP `fwrite()` plus an `fread()` of a 4-byte reply on a Unix socket to a native echo '
+        . 'server (`bench/php/echo-floor.c`: blocking read and write, no decoding). No publish path over a socket '
+        . 'can be cheaper than that; ratios are to it.';
+    $out[] = '- (b) publishes what the socket.io Redis emitter publishes to `' . EMITTER_CHANNEL . '`, JSON-encoded '
+        . '(no msgpack extension is installed); redis-server runs with `--save \'\' --appendonly no`. '
+        . '(c) POSTs to push-core\'s own HTTP publish API, standing in for Centrifugo or Pusher.';
+    $out[] = END_MARKER;
+    return implode("\n", $out) . "\n";
+}
+
+/** Replaces this benchmark's section of $path, or appends it; other sections are left alone. */
+function writeMarkdown(string $path, string $section): void
+{
+    $existing = is_file($path) ? (string) file_get_contents($path) : "# Benchmarks\n";
+    $start = strpos($existing, START_MARKER);
+    $end = strpos($existing, END_MARKER);
+    if ($start !== false && $end !== false && $end > $start) {
+        $rest = ltrim(substr($existing, $end + strlen(END_MARKER)), "\n");
+        $updated = substr($existing, 0, $start) . $section . ($rest !== '' ? "\n" . $rest : '');
+    } else {
+        $updated = rtrim($existing, "\n") . "\n\n" . $section;
+    }
+    // Written whole and renamed, so a concurrent writer of another section
+    // never sees half of this one.
+    $temporary = $path . '.php-publish.tmp';
+    file_put_contents($temporary, $updated);
+    rename($temporary, $path);
+}
+
+exit(main($argv));

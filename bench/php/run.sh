@@ -1,0 +1,104 @@
+#!/bin/sh
+# The PHP publish benchmark: the push extension (synchronous and pipelined),
+# the pure-PHP client, phpredis PUBLISH, curl to an HTTP publish API, and the
+# floor, timed side by side from one PHP process.
+#
+#   bench/php/run.sh [--iterations N] [--rounds N] [--batch N] [--only NAME,...] [--no-write]
+#
+# Builds the release daemon and extension, starts push-core, redis-server and
+# the native echo server on Unix sockets and loopback ports in a temporary
+# directory, runs bench/php/bench.php, prints the table and writes it into
+# docs/benchmarks.md (section "PHP publish path"; --no-write skips that).
+# Needs php with the redis, curl and sockets extensions, redis-server and gcc.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cd "$root"
+
+write=1
+for argument in "$@"; do
+    [ "$argument" = --no-write ] && write=0
+done
+
+for tool in php redis-server gcc cargo; do
+    command -v "$tool" >/dev/null || { echo "bench/php: $tool is needed" >&2; exit 1; }
+done
+
+cargo build --release -p push-core -p php-ext
+
+work=$(mktemp -d /tmp/push-bench-php.XXXXXX)
+pids=""
+cleanup() {
+    for pid in $pids; do
+        kill "$pid" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+gcc -O2 -pthread -o "$work/echo-floor" "$here/echo-floor.c"
+
+free_port() {
+    php -r '$s = stream_socket_server("tcp://127.0.0.1:0"); echo substr(strrchr(stream_socket_get_name($s, false), ":"), 1);'
+}
+wait_for() { # description, test command...
+    what=$1
+    shift
+    tries=0
+    until "$@" 2>/dev/null; do
+        tries=$((tries + 1))
+        if [ "$tries" -gt 200 ]; then
+            echo "bench/php: $what did not come up; its log:" >&2
+            cat "$work"/*.log >&2 || true
+            exit 1
+        fi
+        sleep 0.05
+    done
+}
+
+token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+push_port=$(free_port)
+redis_port=$(free_port)
+
+target/release/push-core serve --socket "$work/push.sock" --listen "127.0.0.1:$push_port" \
+    --http-publish-token "$token" --log-level warn >"$work/push-core.log" 2>&1 &
+pids="$pids $!"
+redis-server --port "$redis_port" --bind 127.0.0.1 --unixsocket "$work/redis.sock" --unixsocketperm 700 \
+    --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
+pids="$pids $!"
+"$work/echo-floor" "$work/echo.sock" >"$work/echo.log" 2>&1 &
+pids="$pids $!"
+
+wait_for push-core curl -fsS -o /dev/null "http://127.0.0.1:$push_port/healthz"
+wait_for push-core test -S "$work/push.sock"
+wait_for redis-server test -S "$work/redis.sock"
+wait_for echo-floor test -S "$work/echo.sock"
+
+# PHP's own conf.d minus an installed push.ini, so the extension just built
+# is the one loaded (as tests/php/run.sh does).
+mkdir "$work/conf.d"
+conf_d=$(php --ini | sed -n 's/^Scan for additional .ini files in: //p')
+for ini in "$conf_d"/*.ini; do
+    case "$ini" in
+        *push.ini) ;;
+        *) [ -e "$ini" ] && ln -s "$ini" "$work/conf.d/" ;;
+    esac
+done
+export PHP_INI_SCAN_DIR="$work/conf.d"
+extensions="-d extension=$root/target/release/libpush.so"
+for extension in redis curl sockets; do
+    php -r "exit(extension_loaded('$extension') ? 0 : 1);" || extensions="$extensions -d extension=$extension.so"
+done
+
+markdown=""
+[ "$write" = 1 ] && markdown="--markdown=$root/docs/benchmarks.md"
+# Options bench.php does not know (--no-write) are ignored by its getopt.
+# shellcheck disable=SC2086
+php $extensions "$here/bench.php" \
+    --push-socket="$work/push.sock" --echo-socket="$work/echo.sock" \
+    --redis-socket="$work/redis.sock" --redis-port="$redis_port" \
+    --http-url="http://127.0.0.1:$push_port" --http-token="$token" \
+    $markdown "$@"
