@@ -126,14 +126,8 @@ describe('hostile input on the publish socket', () => {
   });
 
   test('a zero-length frame before HELLO gets malformed_frame and a close', async () => {
-    // DAEMON BUG (reported, not fixed here): docs/protocol.md says a
-    // malformed_frame before HELLO closes the connection, as every other
-    // failed first request does. A body too short for its header (an empty
-    // one, or fewer than 5 bytes) is answered, but the connection is kept
-    // open and a HELLO sent after it is accepted
-    // (ingest/session.rs returns Next::Continue when FrameHeader::read
-    // fails, without next_after_failed_request). Expected: the error, then
-    // a close.
+    // As docs/protocol.md says of every failed first request. (This test
+    // found the daemon keeping such a connection open; fixed in d29a0b4.)
     const connection = await open();
     assertError(await connection.call(frame(Buffer.alloc(0))), ErrorCode.MALFORMED_FRAME, 'an empty frame before HELLO');
     await connection.closedByDaemon();
