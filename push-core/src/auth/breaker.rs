@@ -29,7 +29,18 @@ pub struct CircuitBreaker {
 }
 
 impl CircuitBreaker {
-    /// May a call be made now?
+    /// True while calls are being skipped. Unlike [`CircuitBreaker::allow`]
+    /// it takes no trial call, so it can be asked before queueing.
+    pub fn is_open(&self) -> bool {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.open_until.is_some_and(|until| Instant::now() < until)
+    }
+
+    /// May a call be made now? In the half-open state this takes the one
+    /// trial call, so ask it right before calling.
     pub fn allow(&self) -> bool {
         let mut state = self
             .state

@@ -116,32 +116,26 @@ impl Authenticator {
             return verdict.map_or(Answer::Guest, Answer::User);
         }
 
-        if !self.breaker.allow() {
-            self.metrics
-                .auth_call(AuthOutcome::CircuitOpen, Duration::ZERO);
-            return Answer::Unavailable(format!(
-                "not asked: it failed {} times in a row, next try within {:?}",
-                breaker::FAILURES_TO_OPEN,
-                breaker::OPEN_FOR
-            ));
+        if self.breaker.is_open() {
+            return self.skip_failing_site();
         }
         let started = Instant::now();
         // Waiting for a free slot counts against the same timeout as the call.
-        let (outcome, answer) = match tokio::time::timeout(
-            self.settings.timeout,
-            self.in_flight.acquire(),
-        )
-        .await
-        {
-            Ok(Ok(_permit)) => self.ask_site(handshake, cookie).await,
-            Ok(Err(_)) | Err(_) => unavailable(
-                AuthOutcome::Timeout,
-                format!(
-                    "not asked: {} calls were already in flight for {:?} (auth_max_concurrency)",
-                    self.settings.max_concurrency, self.settings.timeout
-                ),
-            ),
+        let Ok(Ok(_permit)) =
+            tokio::time::timeout(self.settings.timeout, self.in_flight.acquire()).await
+        else {
+            self.metrics
+                .auth_call(AuthOutcome::Timeout, started.elapsed());
+            return Answer::Unavailable(format!(
+                "not asked: {} calls were already in flight for {:?} (auth_max_concurrency)",
+                self.settings.max_concurrency, self.settings.timeout
+            ));
         };
+        // The site may have been declared down while this call waited.
+        if !self.breaker.allow() {
+            return self.skip_failing_site();
+        }
+        let (outcome, answer) = self.ask_site(handshake, cookie).await;
         self.metrics.auth_call(outcome, started.elapsed());
         let succeeded = matches!(outcome, AuthOutcome::User | AuthOutcome::Guest);
         if self.breaker.record(succeeded) {
@@ -159,6 +153,16 @@ impl Authenticator {
             Answer::Unavailable(_) => {}
         }
         answer
+    }
+
+    fn skip_failing_site(&self) -> Answer {
+        self.metrics
+            .auth_call(AuthOutcome::CircuitOpen, Duration::ZERO);
+        Answer::Unavailable(format!(
+            "not asked: it failed {} times in a row, next try within {:?}",
+            breaker::FAILURES_TO_OPEN,
+            breaker::OPEN_FOR
+        ))
     }
 
     async fn ask_site(&self, handshake: &Handshake<'_>, cookie: &str) -> (AuthOutcome, Answer) {

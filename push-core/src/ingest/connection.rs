@@ -18,6 +18,9 @@ use super::session::{Next, Session};
 /// Initial read buffer; grows up to the frame size limit when needed.
 const READ_BUFFER: usize = 8 * 1024;
 
+/// How long a refused publisher gets to read its refusal before we close.
+const REFUSAL_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub(super) async fn run(mut stream: UnixStream, services: Services, shutdown: CancellationToken) {
     services.metrics.publisher_connected();
     let max_frame_size = services.max_frame_size;
@@ -27,7 +30,15 @@ pub(super) async fn run(mut stream: UnixStream, services: Services, shutdown: Ca
         let mut refusal = Vec::new();
         session.refuse_connection(ErrorCode::FORBIDDEN, &reason, &mut refusal);
         let _ = stream.write_all(&refusal).await;
+        // Close our side only, and read (and drop) what the peer sends for a
+        // moment: closing outright would fail the client's HELLO write with
+        // EPIPE before it could read why it was refused.
         let _ = stream.shutdown().await;
+        let mut discard = [0u8; 1024];
+        let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+            while matches!(stream.read(&mut discard).await, Ok(n) if n > 0) {}
+        })
+        .await;
         services.metrics.publisher_disconnected();
         return;
     }
