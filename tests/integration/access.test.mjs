@@ -116,15 +116,10 @@ describe('the publisher allow-list (SO_PEERCRED)', { skip }, () => {
   });
 
   test('a refused publisher using the reference client is told it is forbidden, every time', async () => {
-    // BUG (reported, not fixed here; in push-client or the daemon): the
-    // daemon writes its refusal and closes as soon as it accepts the
-    // connection, while the client is still writing HELLO. When the close
-    // wins, the client's write fails with EPIPE and it reports "cannot
-    // connect ... Broken pipe; check that the daemon is running" (in PHP:
-    // an unreachable error) instead of the daemon's reason, about half the
-    // time. Expected: the publisher always sees the forbidden refusal
-    // (the client reads the pending ERROR after a failed handshake write,
-    // or the daemon reads the HELLO before refusing).
+    // The daemon writes its refusal as soon as it accepts the connection,
+    // while the client is still writing HELLO; it keeps reading for a
+    // moment so that write does not fail with EPIPE before the client has
+    // read why it was refused.
     const daemon = await daemonWith(['--socket-mode', '0666', '--publisher-uid', '0']);
     for (let i = 0; i < 10; i++) {
       const sent = await sendAs(NOBODY, daemon.socketPath, 'from-nobody');
