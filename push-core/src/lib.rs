@@ -17,7 +17,7 @@
 //! - [`dispatch`]: turning a publish target into recipients;
 //! - `rooms`: how user and site rooms are kept apart;
 //! - `publish_api`: the optional HTTP publish API for other hosts;
-//! - `metrics`, `http`, [`shutdown`]: operations.
+//! - `metrics`, `http`, `open_files`, [`shutdown`]: operations.
 
 mod auth;
 pub mod config;
@@ -25,6 +25,7 @@ pub mod dispatch;
 mod http;
 mod ingest;
 mod metrics;
+mod open_files;
 mod publish_api;
 mod realtime;
 mod rooms;
@@ -149,6 +150,7 @@ pub enum ServeError {
 /// connections, publishes already received are answered, browsers are
 /// disconnected cleanly and the socket file is removed.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    open_files::raise_for(config.limits.max_connections);
     let (core, router) = PushCore::new(&config)?;
     let http_listener = tokio::net::TcpListener::bind(config.listen)
         .await
