@@ -270,3 +270,41 @@ fn a_pipeline_cut_by_a_restart_reports_every_publish_and_mixes_no_replies() {
     assert_eq!(replies.len(), 5);
     assert!(replies.iter().all(|r| matches!(r, Ok(0))), "{replies:?}");
 }
+
+/// A stalled half frame must not pin the connection and its buffer forever;
+/// an idle connection, on the other hand, is a kept connection and stays.
+#[test]
+fn a_frame_left_unfinished_is_given_up_after_a_while() {
+    use std::io::{Read, Write};
+
+    let dir = tempfile::tempdir().unwrap();
+    let socket = socket_in(&dir);
+    let _daemon = Daemon::start(&socket);
+
+    let mut idle = UnixStream::connect(&socket).unwrap();
+    let mut stalled = UnixStream::connect(&socket).unwrap();
+    // The length prefix of a 100-byte body, then only 3 bytes of it.
+    stalled.write_all(&[0, 0, 0, 100, 1, 0, 0]).unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    stalled.read_to_end(&mut answer).unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "given up too early"
+    );
+    // One ERROR frame (kind 0xff) with code 1, malformed_frame, then EOF.
+    assert_eq!(answer[4], 0xff, "{answer:?}");
+    assert_eq!(
+        u16::from_be_bytes([answer[9], answer[10]]),
+        ErrorCode::MALFORMED_FRAME.0
+    );
+
+    idle.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    let still_open =
+        matches!(idle.read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    assert!(still_open, "an idle connection is kept");
+}

@@ -10,6 +10,7 @@ use push_client::ErrorCode;
 use push_client::protocol::frame::{self, FrameError, LENGTH_PREFIX_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Services;
@@ -17,6 +18,10 @@ use super::session::{Next, Session};
 
 /// Initial read buffer; grows up to the frame size limit when needed.
 const READ_BUFFER: usize = 8 * 1024;
+
+/// How long a publisher may take to send the rest of a frame it started.
+/// A local PHP process writes even a 1 MiB frame in milliseconds.
+const FRAME_COMPLETION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long a refused publisher gets to read its refusal before we close.
 const REFUSAL_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
@@ -44,6 +49,7 @@ pub(super) async fn run(mut stream: UnixStream, services: Services, shutdown: Ca
     }
     let mut input = BytesMut::with_capacity(READ_BUFFER);
     let mut output = Vec::with_capacity(READ_BUFFER);
+    let mut partial_since: Option<Instant> = None;
 
     let closing = loop {
         // Answer every whole frame already buffered.
@@ -82,6 +88,21 @@ pub(super) async fn run(mut stream: UnixStream, services: Services, shutdown: Ca
             break "closed after an error";
         }
 
+        // A frame once started must be finished in time, so a stalled or
+        // hostile peer cannot pin a buffer of up to max_frame_size forever.
+        // Idle connections (nothing buffered) may stay open indefinitely.
+        if input.is_empty() {
+            partial_since = None;
+        } else if partial_since.is_none() {
+            partial_since = Some(Instant::now());
+        }
+        let frame_deadline = async {
+            match partial_since {
+                Some(since) => tokio::time::sleep_until(since + FRAME_COMPLETION_TIMEOUT).await,
+                None => std::future::pending().await,
+            }
+        };
+
         input.reserve(READ_BUFFER);
         tokio::select! {
             read = stream.read_buf(&mut input) => match read {
@@ -93,7 +114,15 @@ pub(super) async fn run(mut stream: UnixStream, services: Services, shutdown: Ca
                 Ok(_) => {}
                 Err(_) => break "read error",
             },
-                        () = shutdown.cancelled() => {
+            () = frame_deadline => {
+                let message = format!(
+                    "a frame was started but not finished within {FRAME_COMPLETION_TIMEOUT:?}; the connection is closed"
+                );
+                session.refuse_connection(ErrorCode::MALFORMED_FRAME, &message, &mut output);
+                let _ = stream.write_all(&output).await;
+                break "a frame was not finished in time";
+            }
+            () = shutdown.cancelled() => {
                 // Tell the publisher why, so its next request reconnects
                 // (to the restarted daemon) instead of failing on a dead
                 // connection.

@@ -24,6 +24,13 @@ use crate::rooms::is_user_room;
 /// socket.io clients join at once; anything slower is not a real client.
 const NAMESPACE_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Bytes each WebSocket connection keeps allocated for reading. Browsers
+/// only send pings and the namespace connect packet, a few bytes each, so
+/// engineioxide's default of 4 KiB is mostly idle memory on every
+/// connection; a larger packet is still read whole, in more reads. Measured
+/// in docs/benchmarks.md.
+const WS_READ_BUFFER_BYTES: usize = 512;
+
 /// Builds the socket.io server with every configured namespace.
 pub fn build(
     namespaces: &[String],
@@ -35,6 +42,7 @@ pub fn build(
     let max_packet = settings.max_client_packet;
     let (layer, io) = SocketIo::builder()
         .max_payload(max_packet as u64)
+        .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
         .ws_max_message_size(max_packet)
         .ws_max_frame_size(max_packet)
         .max_buffer_size(settings.max_buffered_messages)
