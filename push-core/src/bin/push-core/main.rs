@@ -10,13 +10,6 @@ use clap::{Parser, Subcommand};
 use push_core::config::{Config, LogFormat, ServeArgs};
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc instead of glibc's malloc for the daemon (the library leaves the
-/// choice to whoever embeds it). Every delivery allocates a few short-lived
-/// buffers on one worker thread and frees them on another, which glibc's
-/// per-thread arenas handle poorly; measured in docs/benchmarks.md.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "push-core",
