@@ -63,6 +63,18 @@ struct RunArgs {
     /// Print the tables but leave docs/ alone.
     #[arg(long)]
     no_write: bool,
+    /// Fan-out: only these subscriber counts (for profiling one case).
+    #[arg(long, value_delimiter = ',')]
+    subscribers: Vec<usize>,
+    /// Idle: these connection counts instead of the plan's.
+    #[arg(long, value_delimiter = ',')]
+    idle_sizes: Vec<usize>,
+    /// Idle: seconds to measure CPU over instead of the plan's 26.
+    #[arg(long)]
+    idle_window: Option<u64>,
+    /// Fan-out: these offered deliveries/s instead of the plan's steps.
+    #[arg(long, value_delimiter = ',')]
+    steps: Vec<u64>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -166,7 +178,22 @@ async fn run_all(args: RunArgs) -> anyhow::Result<bool> {
         .collect();
     let machine_before = report::Machine::observe(&workspace());
     let started = std::time::Instant::now();
-    let bench = setup(Plan::full()).await?;
+    let mut plan = Plan::full();
+    if !args.subscribers.is_empty() {
+        plan.fanout.retain(|(n, _)| args.subscribers.contains(n));
+    }
+    if !args.idle_sizes.is_empty() {
+        plan.idle_sizes.clone_from(&args.idle_sizes);
+    }
+    if let Some(seconds) = args.idle_window {
+        plan.idle_window = std::time::Duration::from_secs(seconds);
+    }
+    if !args.steps.is_empty() {
+        for (_, steps) in plan.fanout.iter_mut() {
+            steps.clone_from(&args.steps);
+        }
+    }
+    let bench = setup(plan).await?;
     let plan = bench.plan.clone();
     let mut results = Results::default();
 

@@ -88,7 +88,18 @@ impl Server {
         let (mut command, publish) = match kind {
             Kind::PushCore => {
                 let socket = programs.scratch.join(format!("push-{}.sock", addr.port()));
-                let mut command = Command::new(&programs.push_core);
+                // BENCH_PUSH_CORE_WRAPPER runs the daemon under a profiler,
+                // e.g. "valgrind --tool=dhat --dhat-out-file=/tmp/dhat.json".
+                let wrapper = std::env::var("BENCH_PUSH_CORE_WRAPPER").unwrap_or_default();
+                let mut words = wrapper.split_whitespace();
+                let mut command = match words.next() {
+                    Some(program) => {
+                        let mut command = Command::new(program);
+                        command.args(words).arg(&programs.push_core);
+                        command
+                    }
+                    None => Command::new(&programs.push_core),
+                };
                 command
                     .arg("serve")
                     .arg("--listen")
@@ -165,6 +176,18 @@ impl Server {
     }
 
     fn kill(&mut self) {
+        if std::env::var_os("BENCH_PUSH_CORE_WRAPPER").is_some() {
+            // A profiler writes its report on a graceful exit only.
+            if let Some(pid) = rustix::process::Pid::from_raw(self.pid() as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+            for _ in 0..600 {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -222,23 +245,28 @@ pub fn prepare(workspace: &Path) -> anyhow::Result<Programs> {
     let own = std::env::current_exe()?;
     let dir = own.parent().context("the bench binary has no directory")?;
     let push_core = dir.join("push-core");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build.current_dir(workspace).args([
-        "build",
-        "--quiet",
-        "-p",
-        "push-core",
-        "--bin",
-        "push-core",
-    ]);
-    if !cfg!(debug_assertions) {
-        build.arg("--release");
-    }
-    eprintln!("bench: building push-core ({})", profile());
-    let status = build.status().context("running cargo build")?;
-    if !status.success() || !push_core.exists() {
-        bail!("building push-core failed");
+    // Building it again when it is current would not be free: cargo unifies
+    // features over the packages of one build, so `-p push-core` alone
+    // rebuilds dependencies that `cargo build --workspace` already built.
+    if is_stale(&push_core, workspace) {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.current_dir(workspace).args([
+            "build",
+            "--quiet",
+            "-p",
+            "push-core",
+            "--bin",
+            "push-core",
+        ]);
+        if !cfg!(debug_assertions) {
+            build.arg("--release");
+        }
+        eprintln!("bench: building push-core ({})", profile());
+        let status = build.status().context("running cargo build")?;
+        if !status.success() || !push_core.exists() {
+            bail!("building push-core failed");
+        }
     }
 
     let peer_node = workspace.join("bench/peer-node");
@@ -260,6 +288,34 @@ pub fn prepare(workspace: &Path) -> anyhow::Result<Programs> {
         peer_node,
         scratch,
     })
+}
+
+/// True when `binary` is missing or older than a source it is built from.
+fn is_stale(binary: &Path, workspace: &Path) -> bool {
+    let Ok(built) = std::fs::metadata(binary).and_then(|m| m.modified()) else {
+        return true;
+    };
+    let sources = [
+        workspace.join("Cargo.lock"),
+        workspace.join("push-core"),
+        workspace.join("push-client"),
+    ];
+    sources.iter().any(|path| newer_than(path, built))
+}
+
+fn newer_than(path: &Path, time: std::time::SystemTime) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    if meta.modified().is_ok_and(|m| m > time) {
+        return true;
+    }
+    meta.is_dir()
+        && std::fs::read_dir(path).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|entry| newer_than(&entry.path(), time))
+        })
 }
 
 pub fn profile() -> &'static str {
