@@ -3,9 +3,13 @@
 //! The PHP extension and the C ABI are thin layers over this type, so the
 //! delivery guarantee is defined here, once:
 //!
-//! - The connection is opened lazily and kept. Before each request on an idle
-//!   connection, a non-blocking peek notices a daemon that went away (for
-//!   example a restart) and the client reconnects first.
+//! - The connection is opened lazily and kept. A daemon that went away (for
+//!   example a restart) is noticed when a request is written: on a Unix
+//!   socket, writing to a peer that closed fails at once (`EPIPE`), so the
+//!   client reconnects and sends again. No extra system call is spent on a
+//!   liveness check before each synchronous request. A pipeline, whose
+//!   frames are written in batches, peeks once before its first publish
+//!   instead, so a restart between two pipelines costs none of them.
 //! - A request is sent again on a fresh connection only when writing its
 //!   frame failed because the daemon was gone. A frame the daemon did not
 //!   receive whole is never processed, so the retry cannot duplicate it.
@@ -18,7 +22,7 @@
 //! [`Client::flush`], which returns one result per queued publish, in order.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write as _};
+use std::io::{self, Write as _};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -105,6 +109,19 @@ impl From<EncodeError> for ClientError {
 /// The outcome of one pipelined publish: the number of connections reached.
 pub type PipelinedReply = Result<u32, ClientError>;
 
+/// How much room each read of replies asks for: a synchronous reply is a few
+/// bytes, a batch of pipelined ones a few KiB, STATS a few KiB.
+const READ_CHUNK: usize = 4096;
+
+/// Whether [`Client::ensure_connected`] checks a kept connection first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Liveness {
+    /// Peek at an idle connection: one system call.
+    Peek,
+    /// Trust it; the request's own write reports a daemon that went away.
+    AssumeAlive,
+}
+
 /// An open, handshaken connection.
 struct Connection {
     stream: UnixStream,
@@ -157,7 +174,7 @@ impl Client {
 
     /// Opens the connection now instead of on first use.
     pub fn connect(&mut self) -> Result<(), ClientError> {
-        self.ensure_connected().map(|_| ())
+        self.ensure_connected(Liveness::Peek).map(|_| ())
     }
 
     /// Drops the connection. Queued publishes whose replies have not been
@@ -204,7 +221,9 @@ impl Client {
 
     /// Queues a publish without waiting for its reply; see [`Client::flush`].
     pub fn queue_publish(&mut self, publish: &Publish<'_>) -> Result<(), ClientError> {
-        self.ensure_connected()?;
+        // A pipeline's frames go out later, in batches, where a dead
+        // connection would fail the whole batch: check before the first one.
+        self.ensure_connected(Liveness::Peek)?;
         let max = self.max_frame_size();
         let id = self.take_request_id();
         Request::Publish(publish.clone()).encode(id, max, &mut self.outgoing)?;
@@ -229,7 +248,9 @@ impl Client {
         self.flush_pending_pipeline();
         let mut retried = false;
         loop {
-            self.ensure_connected()?;
+            // No peek: if the daemon closed this connection, the write below
+            // fails with EPIPE before anything is sent, and we retry once.
+            self.ensure_connected(Liveness::AssumeAlive)?;
             let max = self.max_frame_size();
             let id = self.take_request_id();
             request.encode(id, max, &mut self.outgoing)?;
@@ -324,10 +345,9 @@ impl Client {
         if self.awaiting.front() == Some(&expected_id) {
             self.awaiting.pop_front();
         }
-        let path = self.options.socket_path.clone();
         let Some(connection) = self.connection.as_mut() else {
             return Err(ClientError::ConnectionLost {
-                path,
+                path: self.options.socket_path.clone(),
                 source: io::Error::from(io::ErrorKind::NotConnected),
             });
         };
@@ -337,24 +357,26 @@ impl Client {
                 Ok(None) => {}
                 Err(error) => return Err(ClientError::Protocol(error.to_string())),
             }
-            let mut chunk = [0u8; 4096];
-            match connection.stream.read(&mut chunk) {
-                Ok(0) => {
+            // Straight into the buffer's spare room: no chunk to zero and
+            // copy on every reply.
+            connection.read_buffer.reserve(READ_CHUNK);
+            let spare = rustix::buffer::spare_capacity(&mut connection.read_buffer);
+            match rustix::net::recv(&connection.stream, spare, RecvFlags::empty()) {
+                Ok((0, _)) => {
                     let error = io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the daemon closed the connection",
                     );
                     self.drop_connection();
                     return Err(ClientError::ConnectionLost {
-                        path,
+                        path: self.options.socket_path.clone(),
                         source: error,
                     });
                 }
-                Ok(n) => connection.read_buffer.extend_from_slice(&chunk[..n]),
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(errno) => {
                     self.drop_connection();
-                    return Err(self.io_error(error, true));
+                    return Err(self.io_error(io::Error::from(errno), true));
                 }
             }
         };
@@ -384,11 +406,13 @@ impl Client {
         }
     }
 
-    fn ensure_connected(&mut self) -> Result<&mut Connection, ClientError> {
+    fn ensure_connected(&mut self, liveness: Liveness) -> Result<&mut Connection, ClientError> {
         let alive = match &self.connection {
             // With replies outstanding, unread bytes are expected: only an
             // idle connection can be checked by peeking.
-            Some(connection) if self.awaiting.is_empty() => peer_still_there(&connection.stream),
+            Some(connection) if liveness == Liveness::Peek && self.awaiting.is_empty() => {
+                peer_still_there(&connection.stream)
+            }
             Some(_) => true,
             None => false,
         };
