@@ -16,6 +16,10 @@
 //! PHP runs one request per thread, and never re-enters this code while it
 //! holds the table (no PHP code runs while a client is borrowed), so a
 //! thread-local `RefCell` is all the synchronisation needed.
+//!
+//! The table is a short list searched in order, not a hash map: a process
+//! talks to one daemon, rarely two, and comparing a path is cheaper than
+//! hashing it on every publish.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -55,7 +59,7 @@ struct Connection {
 }
 
 thread_local! {
-    static CONNECTIONS: RefCell<HashMap<Endpoint, Connection>> = RefCell::new(HashMap::new());
+    static CONNECTIONS: RefCell<Vec<(Endpoint, Connection)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `operation` with the shared client for `endpoint`, creating it (not
@@ -104,7 +108,7 @@ pub fn queue_done(
 pub fn flush(endpoint: &Endpoint, owner: Owner) -> Vec<PipelinedReply> {
     let flushed = CONNECTIONS.with(|connections| {
         let mut connections = connections.try_borrow_mut().ok()?;
-        let connection = connections.get_mut(endpoint)?;
+        let connection = find(&mut connections, endpoint)?;
         connection.collect_replies();
         connection.results.remove(&owner)
     });
@@ -116,7 +120,7 @@ pub fn flush(endpoint: &Endpoint, owner: Owner) -> Vec<PipelinedReply> {
 pub fn close(endpoint: &Endpoint) {
     CONNECTIONS.with(|connections| {
         if let Ok(mut connections) = connections.try_borrow_mut()
-            && let Some(connection) = connections.get_mut(endpoint)
+            && let Some(connection) = find(&mut connections, endpoint)
         {
             connection.collect_replies();
             connection.client.close();
@@ -133,11 +137,11 @@ pub fn close(endpoint: &Endpoint) {
 pub fn end_request() {
     CONNECTIONS.with(|connections| {
         if let Ok(mut connections) = connections.try_borrow_mut() {
-            for connection in connections.values_mut() {
+            for (_, connection) in connections.iter_mut() {
                 connection.collect_replies();
                 connection.results.clear();
             }
-            connections.retain(|_, connection| connection.persistent);
+            connections.retain(|(_, connection)| connection.persistent);
         }
     });
 }
@@ -156,16 +160,27 @@ fn with_connection<R>(
         })?;
         // Looked up before inserting, so the hot path does not clone the
         // endpoint's path.
-        if !connections.contains_key(endpoint) {
-            connections.insert(endpoint.clone(), Connection::new(endpoint, persistent));
+        if find(&mut connections, endpoint).is_none() {
+            connections.push((endpoint.clone(), Connection::new(endpoint, persistent)));
         }
-        let connection = connections.get_mut(endpoint).ok_or_else(|| {
+        let connection = find(&mut connections, endpoint).ok_or_else(|| {
             PushError::new(ErrorKind::Protocol, "the connection table lost an entry")
         })?;
         // The most recent PushClient's setting decides.
         connection.persistent = persistent;
         Ok(operation(connection))
     })
+}
+
+/// The entry for `endpoint`, if the table has one.
+fn find<'a>(
+    connections: &'a mut [(Endpoint, Connection)],
+    endpoint: &Endpoint,
+) -> Option<&'a mut Connection> {
+    connections
+        .iter_mut()
+        .find(|(key, _)| key == endpoint)
+        .map(|(_, connection)| connection)
 }
 
 impl Connection {

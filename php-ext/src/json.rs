@@ -6,11 +6,24 @@
 //! from PHP, so the extension calls the real function. A value that cannot
 //! be encoded fails here, before anything is written to the daemon.
 
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
 use ext_php_rs::boxed::ZBox;
+use ext_php_rs::ffi::{zend_call_known_function, zend_fetch_function_str, zend_function};
 use ext_php_rs::types::{ZendCallable, ZendHashTable, Zval};
+use ext_php_rs::zend::ExecutorGlobals;
 use push_client::ErrorKind;
 
 use crate::error::PushError;
+
+/// `json_encode`'s entry in PHP's function table, looked up once.
+///
+/// Every publish encodes its message, so the lookup by name (a hash of the
+/// name, a callability check, an argument vector) is done only on first use.
+/// Internal functions are registered at startup and live as long as the
+/// process, so the pointer stays valid.
+static JSON_ENCODE: AtomicPtr<zend_function> = AtomicPtr::new(ptr::null_mut());
 
 /// JSON text produced by `json_encode`, kept in its PHP string.
 pub struct Json(Zval);
@@ -26,7 +39,7 @@ impl Json {
 /// An exception thrown by a `jsonSerialize()` method is left pending, so it
 /// reaches the caller unchanged.
 pub fn encode(value: &Zval) -> Result<Json, PushError> {
-    let encoded = call("json_encode", vec![value])?;
+    let encoded = call_json_encode(value)?;
     if encoded.is_string() {
         return Ok(Json(encoded));
     }
@@ -50,6 +63,48 @@ pub fn decode_object(json: &str) -> Result<ZBox<ZendHashTable>, PushError> {
             "the daemon's STATS reply is not a JSON object; are the extension and daemon versions compatible?",
         )
     })
+}
+
+/// `json_encode($value)`, called through the cached function entry.
+fn call_json_encode(value: &Zval) -> Result<Zval, PushError> {
+    let mut function = JSON_ENCODE.load(Ordering::Relaxed);
+    if function.is_null() {
+        const NAME: &str = "json_encode";
+        // SAFETY: the name is valid for its length; the engine returns the
+        // function table's entry or null.
+        function = unsafe { zend_fetch_function_str(NAME.as_ptr().cast(), NAME.len()) };
+        if function.is_null() {
+            return Err(PushError::new(
+                ErrorKind::Encoding,
+                "calling json_encode() failed: the function does not exist",
+            ));
+        }
+        JSON_ENCODE.store(function, Ordering::Relaxed);
+    }
+    let mut encoded = Zval::new();
+    // SAFETY: `function` is the engine's own json_encode, which takes its one
+    // argument by value: the engine copies the zval into the call frame and
+    // never writes through the pointer.
+    unsafe {
+        zend_call_known_function(
+            function,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            &raw mut encoded,
+            1,
+            ptr::from_ref(value).cast_mut(),
+            ptr::null_mut(),
+        );
+    }
+    // An exception from a jsonSerialize() method stays pending and reaches
+    // the caller unchanged.
+    if let Some(class) = ExecutorGlobals::pending_exception_class() {
+        return Err(PushError::new(
+            ErrorKind::Encoding,
+            format!("calling json_encode() failed: a PHP exception of class {class} is pending"),
+        ));
+    }
+    Ok(encoded)
 }
 
 fn call(
