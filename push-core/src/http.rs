@@ -4,8 +4,9 @@
 //! Layers wrap the router from the outside in: the Origin guard runs first
 //! and refuses hostile pages before socketioxide sees the request, then the
 //! handshake rate limit, then CORS answers preflights and decorates polling
-//! responses, then socketioxide takes everything under `/socket.io/` and
-//! leaves the rest to the routes.
+//! responses, then the request head is copied out of hyper's read buffer,
+//! then socketioxide takes everything under `/socket.io/` and leaves the
+//! rest to the routes.
 
 use std::sync::Arc;
 
@@ -19,7 +20,8 @@ use socketioxide::layer::SocketIoLayer;
 
 use crate::metrics::Metrics;
 use crate::realtime::{
-    self, ConnectionLimits, OriginPolicy, cors_layer, guard_handshake_rate, guard_origin,
+    self, ConnectionLimits, OriginPolicy, cors_layer, detach_request_head, guard_handshake_rate,
+    guard_origin,
 };
 
 #[derive(Clone)]
@@ -52,6 +54,7 @@ pub(crate) fn router(parts: HttpParts) -> Router {
     }
     router
         .layer(parts.socketio)
+        .layer(axum::middleware::from_fn(detach_request_head))
         .layer(cors_layer(&parts.origins))
         .layer(axum::middleware::from_fn_with_state(
             parts.limits,

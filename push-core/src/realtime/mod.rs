@@ -7,6 +7,7 @@
 mod connect;
 mod limits;
 mod origin;
+mod request_head;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use socketioxide::{SocketIo, TransportType, layer::SocketIoLayer};
 
 pub use self::limits::{ConnectionLimits, guard_handshake_rate};
 pub use self::origin::{OriginPolicy, cors_layer, guard_origin};
+pub use self::request_head::detach_request_head;
 use crate::auth::Authenticator;
 use crate::metrics::{Census, Metrics, NamespaceCensus};
 use crate::rooms::is_user_room;
