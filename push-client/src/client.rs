@@ -18,8 +18,11 @@
 //!   have delivered the message. At most once, never twice.
 //!
 //! Pipelining: [`Client::queue_publish`] encodes into a buffer and returns
-//! without waiting. Frames go out in batches of [`PIPELINE_BATCH_BYTES`] and at
+//! without waiting. Frames go out in pieces of [`PIPELINE_WRITE_BYTES`] and at
 //! [`Client::flush`], which returns one result per queued publish, in order.
+//! Replies are read only when more than [`PIPELINE_BATCH_BYTES`] of frames
+//! would be unanswered, so the daemon works on one piece while the caller
+//! encodes the next.
 
 use std::collections::VecDeque;
 use std::io::{self, Write as _};
@@ -37,13 +40,22 @@ use crate::protocol::{
     Reply, Request,
 };
 
+/// The most bytes of pipelined frames written and not yet answered.
+///
+/// Before writing more, the client reads replies until the frames in flight
+/// fit under this bound again. Keeping it well under a Unix socket's buffer
+/// (about 200 KiB on Linux) means the replies to what is in flight always fit
+/// in the daemon's send buffer, so neither side can block waiting on the
+/// other.
+pub const PIPELINE_BATCH_BYTES: usize = 64 * 1024;
+
 /// Queued frames are written once this many bytes are waiting.
 ///
-/// Writing in batches amortises the system call, and keeping a batch well
-/// under a Unix socket's buffer (about 200 KiB on Linux) means the replies to
-/// one batch always fit in the daemon's send buffer, so neither side can block
-/// waiting on the other.
-pub const PIPELINE_BATCH_BYTES: usize = 64 * 1024;
+/// Writing in pieces amortises the system call, and a piece well under
+/// [`PIPELINE_BATCH_BYTES`] lets the daemon decode and deliver one piece
+/// while the caller is still encoding the next, instead of the two taking
+/// turns.
+pub const PIPELINE_WRITE_BYTES: usize = 16 * 1024;
 
 /// How to reach the daemon.
 #[derive(Debug, Clone)]
@@ -138,6 +150,14 @@ pub struct Client {
     outgoing: Vec<u8>,
     /// Request ids written or queued whose replies have not been read.
     awaiting: VecDeque<u32>,
+    /// Pipelined publishes in `outgoing`, not yet written; they are the last
+    /// ones of `awaiting`.
+    unwritten: usize,
+    /// Pieces of pipelined frames written and not fully answered, oldest
+    /// first: (publishes, bytes).
+    in_flight: VecDeque<(usize, usize)>,
+    /// The bytes of `in_flight`.
+    in_flight_bytes: usize,
     /// Replies of pipelined publishes already read, waiting for `flush`.
     completed: Vec<PipelinedReply>,
     /// Connections opened over this client's life; tells reuse from churn.
@@ -153,6 +173,9 @@ impl Client {
             next_request_id: 1,
             outgoing: Vec::new(),
             awaiting: VecDeque::new(),
+            unwritten: 0,
+            in_flight: VecDeque::new(),
+            in_flight_bytes: 0,
             completed: Vec::new(),
             connects: 0,
         }
@@ -228,10 +251,10 @@ impl Client {
         let id = self.take_request_id();
         Request::Publish(publish.clone()).encode(id, max, &mut self.outgoing)?;
         self.awaiting.push_back(id);
-        if self.outgoing.len() >= PIPELINE_BATCH_BYTES {
+        self.unwritten += 1;
+        if self.outgoing.len() >= PIPELINE_WRITE_BYTES {
             // A failed write is recorded per publish and reported by flush.
-            self.write_outgoing();
-            self.read_awaiting_into_completed();
+            self.write_pipelined();
         }
         Ok(())
     }
@@ -275,13 +298,43 @@ impl Client {
     /// Writes pipelined frames and keeps their replies for the next flush.
     fn flush_pending_pipeline(&mut self) {
         if !self.outgoing.is_empty() {
-            self.write_outgoing();
+            self.write_pipelined();
         }
-        self.read_awaiting_into_completed();
+        self.read_replies_into_completed(usize::MAX);
+        self.in_flight.clear();
+        self.in_flight_bytes = 0;
     }
 
-    fn read_awaiting_into_completed(&mut self) {
-        while let Some(&id) = self.awaiting.front() {
+    /// Writes the queued frames as one more piece in flight, first reading
+    /// the replies of the oldest pieces if the bound would be passed.
+    fn write_pipelined(&mut self) {
+        let bytes = self.outgoing.len();
+        while self.in_flight_bytes + bytes > PIPELINE_BATCH_BYTES {
+            let Some((publishes, piece_bytes)) = self.in_flight.pop_front() else {
+                break;
+            };
+            self.in_flight_bytes -= piece_bytes;
+            self.read_replies_into_completed(publishes);
+            if self.connection.is_none() {
+                // Lost: every awaiting publish, written or not, has its
+                // result already.
+                return;
+            }
+        }
+        let publishes = self.unwritten;
+        if self.write_outgoing() {
+            self.in_flight.push_back((publishes, bytes));
+            self.in_flight_bytes += bytes;
+        }
+    }
+
+    /// Reads up to `limit` replies of awaiting publishes into `completed`.
+    fn read_replies_into_completed(&mut self, limit: usize) {
+        let mut read = 0;
+        while read < limit
+            && let Some(&id) = self.awaiting.front()
+        {
+            read += 1;
             let result = self.read_reply(id).and_then(|reply| match reply {
                 OwnedReply::Published { recipients } => Ok(recipients),
                 other => Err(unexpected(&other)),
@@ -300,16 +353,25 @@ impl Client {
         }
     }
 
-    /// Writes `outgoing`; on failure the first awaiting publish gets the
-    /// error and the others are lost with the connection.
-    fn write_outgoing(&mut self) {
-        if let Err(error) = self.write_outgoing_raw() {
-            let error = self.io_error(error, false);
-            if self.awaiting.pop_front().is_some() {
-                self.completed.push(Err(error));
-            }
-            self.drop_connection();
+    /// Writes `outgoing`. On failure the publishes written earlier are lost
+    /// with the connection, the first of this write gets the error, and the
+    /// others are lost too. Returns whether the write succeeded.
+    fn write_outgoing(&mut self) -> bool {
+        let unwritten = std::mem::take(&mut self.unwritten);
+        let Err(error) = self.write_outgoing_raw() else {
+            return true;
+        };
+        let error = self.io_error(error, false);
+        let written_earlier = self.awaiting.len().saturating_sub(unwritten);
+        for _ in 0..written_earlier {
+            self.awaiting.pop_front();
+            self.completed.push(Err(self.lost_with_connection()));
         }
+        if self.awaiting.pop_front().is_some() {
+            self.completed.push(Err(error));
+        }
+        self.drop_connection();
+        false
     }
 
     fn write_outgoing_raw(&mut self) -> io::Result<()> {
@@ -497,14 +559,22 @@ impl Client {
     fn drop_connection(&mut self) {
         self.connection = None;
         self.outgoing.clear();
-        for _ in self.awaiting.drain(..) {
-            self.completed.push(Err(ClientError::ConnectionLost {
-                path: self.options.socket_path.clone(),
-                source: io::Error::new(
-                    io::ErrorKind::ConnectionAborted,
-                    "the connection ended before this publish's reply arrived",
-                ),
-            }));
+        self.unwritten = 0;
+        self.in_flight.clear();
+        self.in_flight_bytes = 0;
+        while self.awaiting.pop_front().is_some() {
+            self.completed.push(Err(self.lost_with_connection()));
+        }
+    }
+
+    /// The result of a publish whose connection ended before its reply.
+    fn lost_with_connection(&self) -> ClientError {
+        ClientError::ConnectionLost {
+            path: self.options.socket_path.clone(),
+            source: io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the connection ended before this publish's reply arrived",
+            ),
         }
     }
 
