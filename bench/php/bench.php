@@ -42,6 +42,9 @@ const EVENT = 'bench';
 /** The socket.io Redis emitter's channel for namespace '/'. */
 const EMITTER_CHANNEL = 'socket.io#/#';
 
+/** Linux's USER_HZ, the unit of CPU times in /proc/PID/stat. */
+const CLOCK_TICKS = 100;
+
 const START_MARKER = '<!-- php-publish:start -->';
 const END_MARKER = '<!-- php-publish:end -->';
 
@@ -54,9 +57,15 @@ final class Route
 {
     /** @var list<int> nanoseconds per call, over every round */
     public array $samples = [];
+    /** @var list<float> the median of each round, in microseconds */
+    public array $roundMedians = [];
     public int $calls = 0;
     /** Wall time of the timed calls, flushes included, in nanoseconds. */
     public int $wallNs = 0;
+    /** CPU time of this PHP process over the timed calls, in microseconds. */
+    public float $phpCpuUs = 0;
+    /** CPU time of the server answering, over the timed calls, in microseconds. */
+    public float $serverCpuUs = 0;
     /** @var \Closure|array{\Closure, \Closure}|null */
     public \Closure|array|null $call = null;
 
@@ -69,6 +78,8 @@ final class Route
         public readonly \Closure $setup,
         public readonly bool $pipelined = false,
         public readonly float $share = 1.0,
+        /** Which server answers: a key of the --*-pid options. */
+        public readonly string $server = 'push',
     ) {
     }
 }
@@ -77,8 +88,10 @@ function main(array $argv): int
 {
     $options = getopt('', [
         'push-socket:', 'echo-socket:', 'redis-socket:', 'redis-port:', 'http-url:', 'http-token:',
-        'iterations:', 'rounds:', 'batch:', 'markdown:', 'note:', 'only:', 'help',
+        'echo-epoll-socket:', 'push-pid:', 'echo-pid:', 'echo-epoll-pid:', 'redis-pid:', 'iterations:', 'rounds:', 'batch:', 'markdown:', 'note:', 'only:', 'help',
     ]);
+    // An option given twice (run.sh passes its defaults first) counts once, the last time.
+    $options = array_map(static fn ($value) => is_array($value) ? end($value) : $value, $options);
     if (isset($options['help'])) {
         fwrite(STDOUT, USAGE . "\n");
         return 0;
@@ -105,7 +118,7 @@ function main(array $argv): int
         $words = explode(',', (string) $options['only']);
         $routes = array_values(array_filter(
             $routes,
-            static fn (Route $r): bool => $r->name === 'floor' || array_filter($words, static fn ($w) => str_contains($r->name, $w)) !== [],
+            static fn (Route $r): bool => str_starts_with($r->name, 'floor') || array_filter($words, static fn ($w) => str_contains($r->name, $w)) !== [],
         ));
     }
 
@@ -119,10 +132,20 @@ function main(array $argv): int
     foreach ($routes as $route) {
         runRound($route, max(100, intdiv((int) ($iterations * $route->share), 10)), $batch, false);
     }
+    $pids = [
+        'push' => (int) ($options['push-pid'] ?? 0),
+        'echo' => (int) ($options['echo-pid'] ?? 0),
+        'echo-epoll' => (int) ($options['echo-epoll-pid'] ?? 0),
+        'redis' => (int) ($options['redis-pid'] ?? 0),
+    ];
     for ($round = 1; $round <= $rounds; $round++) {
         foreach ($routes as $route) {
             $calls = max(1, intdiv((int) ($iterations * $route->share), $rounds));
+            $php = ownCpuUs();
+            $server = processCpuUs($pids[$route->server]);
             runRound($route, $calls, $batch, true);
+            $route->phpCpuUs += ownCpuUs() - $php;
+            $route->serverCpuUs += processCpuUs($pids[$route->server]) - $server;
         }
         fprintf(STDERR, "round %d/%d done\n", $round, $rounds);
     }
@@ -136,6 +159,8 @@ function main(array $argv): int
     foreach ($verdicts as $verdict) {
         fwrite(STDOUT, $verdict['line'] . "\n");
     }
+    $steadiness = steadiness($rows[0]);
+    fwrite(STDOUT, $steadiness . "\n");
 
     if (isset($options['markdown'])) {
         $context = [
@@ -146,6 +171,7 @@ function main(array $argv): int
             'rounds' => $rounds,
             'batch' => $batch,
             'note' => $options['note'] ?? '',
+            'steadiness' => $steadiness,
         ];
         writeMarkdown((string) $options['markdown'], markdown($rows, $floor, $verdicts, $context));
         fwrite(STDOUT, "written to {$options['markdown']}\n");
@@ -158,6 +184,7 @@ function routes(array $options, int $batch): array
 {
     $pushSocket = (string) $options['push-socket'];
     $echoSocket = (string) $options['echo-socket'];
+    $echoEpollSocket = (string) ($options['echo-epoll-socket'] ?? '');
     $redisSocket = (string) $options['redis-socket'];
     $redisPort = (int) $options['redis-port'];
     $httpUrl = rtrim((string) $options['http-url'], '/') . '/api/publish';
@@ -167,20 +194,23 @@ function routes(array $options, int $batch): array
     // made once: the floor does no encoding, only the round trip.
     $floorFrame = publishFrame(json_encode(MESSAGE));
 
-    return [
-        new Route('floor', 'fwrite() + fread() of a 4-byte reply, Unix socket, native echo server', static function () use ($echoSocket, $floorFrame): \Closure {
-            $stream = stream_socket_client("unix://{$echoSocket}", $errno, $errstr, 1.0);
-            if ($stream === false) {
-                throw new RuntimeException("echo server at {$echoSocket}: {$errstr}");
+    $floor = static function (string $socket) use ($floorFrame): \Closure {
+        $stream = stream_socket_client("unix://{$socket}", $errno, $errstr, 1.0);
+        if ($stream === false) {
+            throw new RuntimeException("echo server at {$socket}: {$errstr}");
+        }
+        return static function () use ($stream, $floorFrame): void {
+            fwrite($stream, $floorFrame);
+            if (strlen(fread($stream, 4)) !== 4) {
+                throw new RuntimeException('short read from the echo server');
             }
-            return static function () use ($stream, $floorFrame): void {
-                fwrite($stream, $floorFrame);
-                if (strlen(fread($stream, 4)) !== 4) {
-                    throw new RuntimeException('short read from the echo server');
-                }
-            };
-        }),
-        new Route('floor, ext-sockets', 'socket_write() + socket_read() of a 4-byte reply, same echo server', static function () use ($echoSocket, $floorFrame): \Closure {
+        };
+    };
+
+    $routes = [
+        new Route('floor', 'fwrite() + fread() of a 4-byte reply, Unix socket, native echo server (blocking read/write)', server: 'echo', setup: static fn (): \Closure => $floor($echoSocket)),
+        new Route('floor, epoll server', 'the same, the echo server waiting in epoll_wait() as an event loop does', server: 'echo-epoll', setup: static fn (): \Closure => $floor($echoEpollSocket)),
+        new Route('floor, ext-sockets', 'socket_write() + socket_read() of a 4-byte reply, same echo server', server: 'echo', setup: static function () use ($echoSocket, $floorFrame): \Closure {
             $socket = socket_create(AF_UNIX, SOCK_STREAM, 0);
             if (!socket_connect($socket, $echoSocket)) {
                 throw new RuntimeException("echo server at {$echoSocket}: " . socket_strerror(socket_last_error($socket)));
@@ -244,10 +274,10 @@ function routes(array $options, int $batch): array
                 },
             ];
         }, pipelined: true),
-        new Route('(b) phpredis PUBLISH, unix', 'Redis::publish() of an emitter packet, redis-server over its Unix socket', static function () use ($redisSocket): \Closure {
+        new Route('(b) phpredis PUBLISH, unix', 'Redis::publish() of an emitter packet, redis-server over its Unix socket', server: 'redis', setup: static function () use ($redisSocket): \Closure {
             return redisPublish(static fn (Redis $redis): bool => $redis->connect($redisSocket));
         }),
-        new Route('(b) phpredis PUBLISH, tcp', 'the same over TCP 127.0.0.1', static function () use ($redisPort): \Closure {
+        new Route('(b) phpredis PUBLISH, tcp', 'the same over TCP 127.0.0.1', server: 'redis', setup: static function () use ($redisPort): \Closure {
             return redisPublish(static fn (Redis $redis): bool => $redis->connect('127.0.0.1', $redisPort));
         }),
         new Route('(c) curl POST, kept handle', 'curl_exec() to push-core\'s POST /api/publish, one handle kept alive', static function () use ($httpUrl, $httpHeaders): \Closure {
@@ -272,6 +302,10 @@ function routes(array $options, int $batch): array
             };
         }, share: 0.1),
     ];
+    if ($echoEpollSocket === '') {
+        $routes = array_values(array_filter($routes, static fn (Route $r): bool => $r->server !== 'echo-epoll'));
+    }
+    return $routes;
 }
 
 /**
@@ -309,6 +343,26 @@ function publishFrame(string $payload): string
     return pack('N', strlen($body)) . $body;
 }
 
+/** User plus system CPU time of this process, in microseconds. */
+function ownCpuUs(): float
+{
+    $usage = getrusage();
+    return ($usage['ru_utime.tv_sec'] + $usage['ru_stime.tv_sec']) * 1e6
+        + $usage['ru_utime.tv_usec'] + $usage['ru_stime.tv_usec'];
+}
+
+/** User plus system CPU time of another process (all its threads), in microseconds; 0 if unknown. */
+function processCpuUs(int $pid): float
+{
+    $stat = $pid > 0 ? @file_get_contents("/proc/{$pid}/stat") : false;
+    if ($stat === false) {
+        return 0.0;
+    }
+    // The fields after the command name, which may contain spaces.
+    $fields = explode(' ', substr($stat, strrpos($stat, ')') + 2));
+    return ((int) $fields[11] + (int) $fields[12]) * 1e6 / CLOCK_TICKS;
+}
+
 /** Times $calls calls of $route, one hrtime() pair per call. */
 function runRound(Route $route, int $calls, int $batch, bool $record): void
 {
@@ -339,6 +393,9 @@ function runRound(Route $route, int $calls, int $batch, bool $record): void
         $wall = hrtime(true) - $started;
     }
     if ($record) {
+        $sorted = $samples;
+        sort($sorted);
+        $route->roundMedians[] = $sorted[intdiv(count($sorted), 2)] / 1000;
         array_push($route->samples, ...$samples);
         $route->calls += $calls;
         $route->wallNs += $wall;
@@ -360,23 +417,29 @@ function summary(Route $route): array
         'p99' => $at(0.99),
         'per_second' => $route->calls / ($route->wallNs / 1e9),
         'pipelined' => $route->pipelined,
+        'round_medians' => $route->roundMedians,
+        'php_cpu' => $route->phpCpuUs / $route->calls,
+        'server_cpu' => $route->serverCpuUs / $route->calls,
     ];
 }
 
 function table(array $rows, float $floor): string
 {
-    $lines = [sprintf('%-28s %9s %10s %10s %12s %9s', 'route', 'calls', 'median µs', 'p99 µs', 'calls/s', 'x floor')];
+    $lines = [sprintf('%-28s %8s %10s %9s %10s %8s %8s %8s', 'route', 'calls', 'median µs', 'p99 µs', 'calls/s', 'x floor', 'php cpu', 'srv cpu')];
     foreach ($rows as $row) {
         $lines[] = sprintf(
-            '%-28s %9d %10.2f %10.2f %12s %9.2f',
+            '%-28s %8d %10.2f %9.2f %10s %8.2f %8.2f %8.2f',
             $row['name'],
             $row['calls'],
             $row['median'],
             $row['p99'],
             number_format($row['per_second']),
             $row['median'] / $floor,
+            $row['php_cpu'],
+            $row['server_cpu'],
         );
     }
+    $lines[] = '(php cpu, srv cpu: CPU µs per call, user + system, of this PHP process and of the server answering)';
     return implode("\n", $lines) . "\n";
 }
 
@@ -432,11 +495,11 @@ function markdown(array $rows, float $floor, array $verdicts, array $context): s
         $context['note'] !== '' ? ' ' . $context['note'] : '',
     );
     $out[] = '';
-    $out[] = '| route | what is timed | calls | median µs | p99 µs | calls/s | median × floor |';
-    $out[] = '|---|---|--:|--:|--:|--:|--:|';
+    $out[] = '| route | what is timed | calls | median µs | p99 µs | calls/s | median × floor | PHP CPU µs/call | server CPU µs/call |';
+    $out[] = '|---|---|--:|--:|--:|--:|--:|--:|--:|';
     foreach ($rows as $row) {
         $out[] = sprintf(
-            '| %s | %s | %s | %.2f | %.2f | %s | %.2f |',
+            '| %s | %s | %s | %.2f | %.2f | %s | %.2f | %.2f | %.2f |',
             $row['name'],
             str_replace('|', '\\|', $row['what']),
             number_format($row['calls']),
@@ -444,8 +507,12 @@ function markdown(array $rows, float $floor, array $verdicts, array $context): s
             $row['p99'],
             number_format($row['per_second']),
             $row['median'] / $floor,
+            $row['php_cpu'],
+            $row['server_cpu'],
         );
     }
+    $out[] = '';
+    $out[] = $context['steadiness'];
     $out[] = '';
     $out[] = 'Targets:';
     $out[] = '';
@@ -453,6 +520,9 @@ function markdown(array $rows, float $floor, array $verdicts, array $context): s
         $out[] = '- ' . $verdict['line'];
     }
     $out[] = '';
+    foreach (whereTheTimeGoes($rows) as $line) {
+        $out[] = $line;
+    }
     $out[] = 'How it is measured:';
     $out[] = '';
     $out[] = sprintf(
@@ -476,11 +546,76 @@ function markdown(array $rows, float $floor, array $verdicts, array $context): s
     $out[] = '- The floor is a PHP `fwrite()` plus an `fread()` of a 4-byte reply on a Unix socket to a native echo '
         . 'server (`bench/php/echo-floor.c`: blocking read and write, no decoding). No publish path over a socket '
         . 'can be cheaper than that; ratios are to it.';
+    $out[] = '- The epoll floor is the same echo server waiting in `epoll_wait()` on non-blocking sockets, '
+        . 'as an event loop (tokio in push-core, redis-server) does: the difference to the floor is the price '
+        . 'of the event loop alone, one more system call and wake-up per request.';
+    $out[] = '- PHP CPU and server CPU are user plus system time per call, from `getrusage()` and '
+        . '`/proc/PID/stat` (all threads) over the timed rounds; the kernel\'s work to wake the other side '
+        . 'is charged to whoever does the waking.';
     $out[] = '- (b) publishes what the socket.io Redis emitter publishes to `' . EMITTER_CHANNEL . '`, JSON-encoded '
         . '(no msgpack extension is installed); redis-server runs with `--save \'\' --appendonly no`. '
         . '(c) POSTs to push-core\'s own HTTP publish API, standing in for Centrifugo or Pusher.';
     $out[] = END_MARKER;
     return implode("\n", $out) . "\n";
+}
+
+/**
+ * The synchronous publish next to the floors, in words, from this run's
+ * figures: how much of the gap is the event loop, how much the work done on
+ * each side.
+ *
+ * @return list<string> markdown lines, empty if a route is missing
+ */
+function whereTheTimeGoes(array $rows): array
+{
+    $by = array_column($rows, null, 'name');
+    foreach (['floor', 'floor, epoll server', 'push ext sendMsg'] as $needed) {
+        if (!isset($by[$needed])) {
+            return [];
+        }
+    }
+    [$floor, $epoll, $sync] = [$by['floor'], $by['floor, epoll server'], $by['push ext sendMsg']];
+    return [
+        'Where the synchronous publish\'s time goes, from the figures above:',
+        '',
+        sprintf(
+            '- Its median is %+.2f µs from the floor\'s. The epoll echo server\'s is %+.2f µs from it: the price of '
+            . 'waiting in `epoll_wait()` rather than in `read()`, which every event-loop server pays.',
+            $sync['median'] - $floor['median'],
+            $epoll['median'] - $floor['median'],
+        ),
+        sprintf(
+            '- The daemon spends %.2f µs of CPU per publish, against %.2f µs for the blocking echo server and %.2f µs for the '
+            . 'epoll one; the difference is its work: decoding the frame, validating the JSON, selecting the recipients, '
+            . 'encoding the socket.io packet, counting, and the tokio scheduler around it.',
+            $sync['server_cpu'],
+            $floor['server_cpu'],
+            $epoll['server_cpu'],
+        ),
+        sprintf(
+            '- PHP spends %.2f µs of CPU per `sendMsg()` (json_encode, the frame, `send` and `recv`), against %.2f µs for the '
+            . 'floor\'s `fwrite()` and `fread()` (which makes three system calls: `sendto`, `poll`, `recvfrom`).',
+            $sync['php_cpu'],
+            $floor['php_cpu'],
+        ),
+        '',
+    ];
+}
+
+/**
+ * Whether the machine held still: the floor's median in each round. When it
+ * moves by more than a quarter, something else was using the CPUs and every
+ * figure of the run is suspect.
+ */
+function steadiness(array $floor): string
+{
+    $medians = $floor['round_medians'];
+    $low = min($medians);
+    $high = max($medians);
+    $list = implode(', ', array_map(static fn (float $m): string => sprintf('%.2f', $m), $medians));
+    return $high > 1.25 * $low
+        ? "UNSTEADY: the floor's median moved between rounds ({$list} µs); the machine was busy, rerun when it is quiet."
+        : "Steady: the floor's median per round was {$list} µs.";
 }
 
 /** Replaces this benchmark's section of $path, or appends it; other sections are left alone. */

@@ -6,8 +6,8 @@
 #   bench/php/run.sh [--iterations N] [--rounds N] [--batch N] [--only NAME,...] [--no-write]
 #
 # Builds the release daemon and extension, starts push-core, redis-server and
-# the native echo server on Unix sockets and loopback ports in a temporary
-# directory, runs bench/php/bench.php, prints the table and writes it into
+# the native echo server (twice: blocking, and as an epoll event loop) on Unix
+# sockets and loopback ports in a temporary directory, runs bench/php/bench.php, prints the table and writes it into
 # docs/benchmarks.md (section "PHP publish path"; --no-write skips that).
 # Needs php with the redis, curl and sockets extensions, redis-server and gcc.
 set -eu
@@ -65,17 +65,24 @@ redis_port=$(free_port)
 
 target/release/push-core serve --socket "$work/push.sock" --listen "127.0.0.1:$push_port" \
     --http-publish-token "$token" --log-level warn >"$work/push-core.log" 2>&1 &
-pids="$pids $!"
+push_pid=$!
+pids="$pids $push_pid"
 redis-server --port "$redis_port" --bind 127.0.0.1 --unixsocket "$work/redis.sock" --unixsocketperm 700 \
     --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
-pids="$pids $!"
+redis_pid=$!
+pids="$pids $redis_pid"
 "$work/echo-floor" "$work/echo.sock" >"$work/echo.log" 2>&1 &
-pids="$pids $!"
+echo_pid=$!
+pids="$pids $echo_pid"
+"$work/echo-floor" --epoll "$work/echo-epoll.sock" >"$work/echo-epoll.log" 2>&1 &
+echo_epoll_pid=$!
+pids="$pids $echo_epoll_pid"
 
 wait_for push-core curl -fsS -o /dev/null "http://127.0.0.1:$push_port/healthz"
 wait_for push-core test -S "$work/push.sock"
 wait_for redis-server test -S "$work/redis.sock"
 wait_for echo-floor test -S "$work/echo.sock"
+wait_for "echo-floor --epoll" test -S "$work/echo-epoll.sock"
 
 # PHP's own conf.d minus an installed push.ini, so the extension just built
 # is the one loaded (as tests/php/run.sh does).
@@ -98,7 +105,8 @@ markdown=""
 # Options bench.php does not know (--no-write) are ignored by its getopt.
 # shellcheck disable=SC2086
 php $extensions "$here/bench.php" \
-    --push-socket="$work/push.sock" --echo-socket="$work/echo.sock" \
+    --push-socket="$work/push.sock" --echo-socket="$work/echo.sock" --echo-epoll-socket="$work/echo-epoll.sock" \
     --redis-socket="$work/redis.sock" --redis-port="$redis_port" \
     --http-url="http://127.0.0.1:$push_port" --http-token="$token" \
+    --push-pid="$push_pid" --redis-pid="$redis_pid" --echo-pid="$echo_pid" --echo-epoll-pid="$echo_epoll_pid" \
     $markdown "$@"
