@@ -600,6 +600,13 @@ pub fn write_chart(path: &Path, results: &Results) -> anyhow::Result<()> {
             .collect();
         let x_max = steps.iter().map(|s| s.offered).max().unwrap_or(1) as f64 * 1.3;
         let x_min = steps.iter().map(|s| s.offered).min().unwrap_or(1) as f64 / 1.3;
+        let y_min = steps
+            .iter()
+            .map(|s| s.p50_ms)
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .fold(f64::MAX, f64::min)
+            .min(1.0)
+            / 2.0;
         let y_max = steps
             .iter()
             .map(|s| s.p999_ms)
@@ -611,11 +618,13 @@ pub fn write_chart(path: &Path, results: &Results) -> anyhow::Result<()> {
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(56)
-            .build_cartesian_2d((x_min..x_max).log_scale(), (0.05..y_max).log_scale())
+            .build_cartesian_2d((x_min..x_max).log_scale(), (y_min..y_max).log_scale())
             .map_err(chart_error)?;
         chart
             .configure_mesh()
-            .x_desc("offered deliveries/s")
+            .x_labels(8)
+            .light_line_style(WHITE)
+            .x_desc("offered deliveries/s (hollow: not sustained)")
             .y_desc("publish-to-receive latency, ms")
             .x_label_formatter(&|v| format!("{:.0}k", v / 1000.0))
             .y_label_formatter(&|v| format!("{v}"))
@@ -635,20 +644,28 @@ pub fn write_chart(path: &Path, results: &Results) -> anyhow::Result<()> {
                 ("p99", |s: &DeliveryStep| s.p99_ms, 2),
                 ("p99.9", |s: &DeliveryStep| s.p999_ms, 3),
             ] {
-                let points: Vec<(f64, f64)> = steps
+                let points: Vec<(f64, f64, bool)> = steps
                     .iter()
                     .filter(|s| s.kind == kind)
-                    .map(|s| (s.offered as f64, pick(s).max(0.05)))
-                    .filter(|(_, y)| y.is_finite())
+                    .map(|s| (s.offered as f64, pick(s).max(y_min), s.sustained))
+                    .filter(|(_, y, _)| y.is_finite())
                     .collect();
+                let line: Vec<(f64, f64)> = points.iter().map(|&(x, y, _)| (x, y)).collect();
                 let style = ShapeStyle::from(&colour).stroke_width(width);
                 chart
-                    .draw_series(LineSeries::new(points.clone(), style))
+                    .draw_series(LineSeries::new(line, style))
                     .map_err(chart_error)?
                     .label(format!("{} {label}", kind.label()))
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
                 chart
-                    .draw_series(points.iter().map(|&p| Circle::new(p, 2, colour.filled())))
+                    .draw_series(points.iter().map(|&(x, y, sustained)| {
+                        let marker = if sustained {
+                            colour.filled()
+                        } else {
+                            ShapeStyle::from(&colour).stroke_width(1)
+                        };
+                        Circle::new((x, y), 3, marker)
+                    }))
                     .map_err(chart_error)?;
             }
         }

@@ -63,7 +63,7 @@ impl Plan {
             fanout: vec![(1_000, steps.clone()), (10_000, steps)],
             step_duration: Duration::from_secs(5),
             private_users: 10_000,
-            private_rates: vec![1_000, 4_000],
+            private_rates: vec![1_000, 5_000, 20_000],
             storm_clients: 10_000,
             storm_users: 5_000,
         }
