@@ -454,8 +454,14 @@ function targets(array $rows, float $floor): array
     if (isset($by['push ext sendMsg'])) {
         $sync = $by['push ext sendMsg']['median'];
         $line = sprintf('sendMsg median %.2f µs ≤ 1.15 × floor (%.2f µs): %.2f×', $sync, 1.15 * $floor, $sync / $floor);
-        if (isset($by['floor, ext-sockets'])) {
-            $line .= sprintf(' (%.2f× the ext-sockets floor)', $sync / $by['floor, ext-sockets']['median']);
+        $others = [];
+        foreach (['floor, epoll server' => 'epoll', 'floor, ext-sockets' => 'ext-sockets'] as $other => $label) {
+            if (isset($by[$other])) {
+                $others[] = sprintf('%.2f× the %s floor', $sync / $by[$other]['median'], $label);
+            }
+        }
+        if ($others !== []) {
+            $line .= ' (' . implode(', ', $others) . ')';
         }
         $add($sync <= 1.15 * $floor, $line);
         if (isset($by['(b) phpredis PUBLISH, unix'])) {
