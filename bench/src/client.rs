@@ -194,6 +194,14 @@ impl Browser {
             self.target.server
         );
         let mut request = url.into_client_request()?;
+        // What a desktop browser sends besides the WebSocket headers: both
+        // servers keep the handshake's headers for the connection's life,
+        // so their size is part of the memory per connection.
+        let headers = request.headers_mut();
+        for (name, value) in BROWSER_HEADERS {
+            headers.insert(*name, value.parse()?);
+        }
+        headers.insert("origin", format!("http://{}", self.target.server).parse()?);
         if let Some(user) = self.user {
             request
                 .headers_mut()
@@ -257,6 +265,19 @@ impl Browser {
 }
 
 type WebSocket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Headers of a desktop Chrome's socket.io WebSocket request, besides the
+/// WebSocket handshake's own, the Origin and the cookie.
+const BROWSER_HEADERS: &[(&str, &str)] = &[
+    (
+        "user-agent",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    ),
+    ("accept-encoding", "gzip, deflate, br, zstd"),
+    ("accept-language", "en-US,en;q=0.9,de;q=0.8"),
+    ("cache-control", "no-cache"),
+    ("pragma", "no-cache"),
+];
 
 /// The generator keeps thousands of sockets; tungstenite's default 128 KiB
 /// read buffer each would cost it gigabytes of address space for nothing.
