@@ -51,7 +51,7 @@ const END_MARKER = '<!-- php-publish:end -->';
 /**
  * One way of publishing: a name, a line saying what it is, and how to set it
  * up. `setup` returns the function timed per call; for a pipelined route it
- * returns [queue, flush] instead, and each batch is timed send by send.
+ * returns [queue, send, flush] instead, and each batch is timed send by send.
  */
 final class Route
 {
@@ -66,11 +66,11 @@ final class Route
     public float $phpCpuUs = 0;
     /** CPU time of the server answering, over the timed calls, in microseconds. */
     public float $serverCpuUs = 0;
-    /** @var \Closure|array{\Closure, \Closure}|null */
+    /** @var \Closure|array{\Closure, \Closure, \Closure}|null */
     public \Closure|array|null $call = null;
 
     /**
-     * @param \Closure(): (\Closure|array{\Closure, \Closure}) $setup
+     * @param \Closure(): (\Closure|array{\Closure, \Closure, \Closure}) $setup
      */
     public function __construct(
         public readonly string $name,
@@ -561,7 +561,8 @@ function markdown(array $rows, float $floor, array $verdicts, array $context): s
         . 'of the event loop alone, one more system call and wake-up per request.';
     $out[] = '- PHP CPU and server CPU are user plus system time per call, from `getrusage()` and '
         . '`/proc/PID/stat` (all threads) over the timed rounds; the kernel\'s work to wake the other side '
-        . 'is charged to whoever does the waking.';
+        . 'is charged to whoever does the waking. They count in 10 ms clock ticks, so for the pipelined rows, '
+        . 'whose rounds last a few tens of milliseconds, they are rough.';
     $out[] = '- (b) publishes what the socket.io Redis emitter publishes to `' . EMITTER_CHANNEL . '`, JSON-encoded '
         . '(no msgpack extension is installed); redis-server runs with `--save \'\' --appendonly no`. '
         . '(c) POSTs to push-core\'s own HTTP publish API, standing in for Centrifugo or Pusher.';
