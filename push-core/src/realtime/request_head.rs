@@ -11,12 +11,29 @@
 //!
 //! Copying the URI and the header values, a few hundred bytes, before
 //! socketioxide sees the request lets hyper's buffer go once the handshake
-//! is answered.
+//! is answered. Only the headers read after this point are kept, see
+//! [`KEPT_HEADERS`]: a browser's user agent, languages and caching headers
+//! would otherwise stay in memory for as long as the connection.
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::middleware::Next;
 use axum::response::Response;
+
+/// The headers anything reads once a socket.io request is past this
+/// middleware: engineioxide reads `sec-websocket-key` to answer a WebSocket
+/// upgrade and the `content-type` of a polling POST; admission reads the
+/// cookies and `x-forwarded-for` when the browser joins a namespace. The
+/// Origin guard and CORS run before this middleware and see every header.
+/// Code that reads another header from `SocketRef::req_parts` must add it
+/// here.
+pub const KEPT_HEADERS: [&str; 5] = [
+    "cookie",
+    "x-forwarded-for",
+    "sec-websocket-key",
+    "content-type",
+    "content-length",
+];
 
 /// Middleware in front of socketioxide: gives socket.io requests a head that
 /// owns its bytes.
@@ -36,8 +53,11 @@ fn owned_uri(uri: &Uri) -> Uri {
 }
 
 fn owned_headers(headers: &HeaderMap) -> HeaderMap {
-    let mut owned = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
+    let mut owned = HeaderMap::new();
+    let kept = headers
+        .iter()
+        .filter(|(name, _)| KEPT_HEADERS.contains(&name.as_str()));
+    for (name, value) in kept {
         // from_bytes copies; the bytes came from a valid value.
         let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
         copy.set_sensitive(value.is_sensitive());
@@ -51,13 +71,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_copy_keeps_every_header_and_the_uri() {
+    fn the_copy_keeps_the_headers_read_later_and_the_uri() {
         let mut headers = HeaderMap::new();
         headers.append("cookie", HeaderValue::from_static("a=1"));
         headers.append("cookie", HeaderValue::from_static("b=2"));
         headers.append("x-forwarded-for", HeaderValue::from_static("203.0.113.7"));
-        let owned = owned_headers(&headers);
-        assert_eq!(owned, headers);
+        headers.append(
+            "sec-websocket-key",
+            HeaderValue::from_static("dGhlIHNhbXBsZQ=="),
+        );
+        let mut with_others = headers.clone();
+        with_others.append("user-agent", HeaderValue::from_static("Mozilla/5.0"));
+        with_others.append("accept-language", HeaderValue::from_static("en"));
+        assert_eq!(owned_headers(&with_others), headers);
         let uri: Uri = "/socket.io/?EIO=4&transport=websocket".parse().unwrap();
         assert_eq!(owned_uri(&uri), uri);
     }
