@@ -281,7 +281,7 @@ fn delivery_table(title: &str, size_name: &str, steps: &[DeliveryStep]) -> Strin
     for s in steps {
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {} | {} | {} / {} {} | {:.0} | {} | {} | {} | {} | {:.2} | {:.0} % | {:.0} % | {} | {} |",
+            "| {} | {:.0} | {} | {} | {} / {}{} | {:.0} | {} | {} | {} | {} | {:.2} | {:.0} % | {:.0} % | {} | {} |",
             s.connections,
             s.rate,
             s.offered,
@@ -289,7 +289,7 @@ fn delivery_table(title: &str, size_name: &str, steps: &[DeliveryStep]) -> Strin
             s.delivered,
             s.expected,
             if s.late > 0 {
-                format!("(+{} late)", s.late)
+                format!(" (+{} late)", s.late)
             } else {
                 String::new()
             },
@@ -463,6 +463,28 @@ fn targets(results: &Results) -> String {
                 None,
             );
         }
+    }
+    let highest_common_measured = largest_fan.and_then(|n| {
+        fan.iter()
+            .filter(|s| s.kind == Kind::Node && s.connections == n)
+            .filter_map(|node| Some((node, find(fan, Kind::PushCore, n, node.offered)?)))
+            .max_by_key(|(node, _)| node.offered)
+            .map(|(node, p)| (n, node, p))
+    });
+    if let Some((n, node, p)) = highest_common_measured
+        && !node.sustained
+    {
+        let p99 = p.p99_ms / node.p99_ms;
+        row(
+            "p99 latency at 10k subscribers ≤ 1/5 of Node's, at the highest load both were run at",
+            format!(
+                "{} ms vs {} ms at {n} subscribers, {} deliveries/s, which Node did not sustain: {p99:.2}",
+                ms(p.p99_ms),
+                ms(node.p99_ms),
+                node.offered
+            ),
+            Some(p99 <= 0.2),
+        );
     }
     match largest_fan.and_then(|n| {
         Some((
