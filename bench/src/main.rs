@@ -197,32 +197,65 @@ async fn run_all(args: RunArgs) -> anyhow::Result<bool> {
     let plan = bench.plan.clone();
     let mut results = Results::default();
 
+    // A scenario that fails against one server is written down and the run
+    // goes on: the other figures are still worth having.
+    let failed = |what: String, error: anyhow::Error, results: &mut Results| {
+        eprintln!("bench: {what} failed: {error:#}");
+        results.notes.push(format!("**{what} failed:** {error:#}"));
+    };
     if wants(Scenario::Idle) {
         for &size in &plan.idle_sizes {
             for &kind in &kinds {
-                let result = bench.idle(kind, size).await?;
-                eprintln!("{}", report::idle_line(&result));
-                results.idle.push(result);
+                match bench.idle(kind, size).await {
+                    Ok(result) => {
+                        eprintln!("{}", report::idle_line(&result));
+                        results.idle.push(result);
+                    }
+                    Err(error) => failed(
+                        format!("idle {size} against {}", kind.label()),
+                        error,
+                        &mut results,
+                    ),
+                }
             }
         }
     }
     if wants(Scenario::Fanout) {
         for (size, offered) in &plan.fanout {
             for &kind in &kinds {
-                results
-                    .fanout
-                    .extend(bench.fanout(kind, *size, offered).await?);
+                match bench.fanout(kind, *size, offered).await {
+                    Ok(steps) => results.fanout.extend(steps),
+                    Err(error) => failed(
+                        format!("fan-out to {size} against {}", kind.label()),
+                        error,
+                        &mut results,
+                    ),
+                }
             }
         }
     }
     if wants(Scenario::Private) {
         for &kind in &kinds {
-            results.private.extend(bench.private(kind).await?);
+            match bench.private(kind).await {
+                Ok(steps) => results.private.extend(steps),
+                Err(error) => failed(
+                    format!("private messages against {}", kind.label()),
+                    error,
+                    &mut results,
+                ),
+            }
         }
     }
     if wants(Scenario::Storm) {
         for &kind in &kinds {
-            results.storm.push(bench.storm(kind).await?);
+            match bench.storm(kind).await {
+                Ok(storm) => results.storm.push(storm),
+                Err(error) => failed(
+                    format!("connect storm against {}", kind.label()),
+                    error,
+                    &mut results,
+                ),
+            }
         }
     }
     let machine = machine_before.finish(started.elapsed());
