@@ -95,8 +95,8 @@ function handleHttp(request, response) {
   });
 }
 
-// The same listen backlog as push-core's (tokio's default, 1024) instead of
-// Node's 511, so a connect storm measures the servers, not their defaults.
+// The same listen backlog as push-core's (1024) instead of Node's 511, so a
+// connect storm measures the servers, not their defaults.
 httpServer.listen({ port, host: "127.0.0.1", backlog: 1024 }, () => {
   process.stdout.write(`node socket.io peer on ${port}, namespace ${namespace}\n`);
 });
