@@ -131,6 +131,13 @@ impl Authenticator {
                 self.settings.max_concurrency, self.settings.timeout
             ));
         };
+        // Another tab of the same browser may have been answered while this
+        // call waited for a slot: in a reconnect storm every user's tabs
+        // connect at once, and without this look each of them asks the site.
+        if let Some(verdict) = self.cache.get(&key) {
+            self.metrics.auth_cache_hit();
+            return verdict.map_or(Answer::Guest, Answer::User);
+        }
         // The site may have been declared down while this call waited.
         if !self.breaker.allow() {
             return self.skip_failing_site();
