@@ -7,7 +7,7 @@ namespace PushTests\Support;
 use RuntimeException;
 
 /**
- * socket.io clients in Node (support/receiver.mjs) that record what they
+ * socket.io clients in Node (tests/support/socketio-receiver.mjs) that record what they
  * receive. Each client is named and logs in through a cookie that the test
  * auth site (fixtures/auth.php) turns into a user and rooms.
  */
@@ -43,7 +43,7 @@ final class Browsers
             ];
         }
         $this->process = new Process(
-            ['node', __DIR__ . '/receiver.mjs', $daemon->url(), json_encode($specs, JSON_THROW_ON_ERROR)],
+            ['node', __DIR__ . '/../../support/socketio-receiver.mjs', $daemon->url(), json_encode($specs, JSON_THROW_ON_ERROR)],
             dirname($daemon->socket) . '/browsers.log',
             pipeStdout: true,
         );

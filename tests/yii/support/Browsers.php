@@ -6,7 +6,7 @@ namespace PushYiiTests\Support;
 
 /**
  * Browsers, played by the real socket.io-client v4 in node
- * (tests/yii/receiver.mjs): each connects to a namespace with its own
+ * (tests/support/socketio-receiver.mjs): each connects to a namespace with its own
  * cookies, and every event it receives comes back here as a JSON line.
  */
 final class Browsers
@@ -23,7 +23,7 @@ final class Browsers
         $dir = Net::tempDir('push-yii-browsers-');
         $node = getenv('NODE') ?: 'node';
         $this->process = new Process(
-            [$node, __DIR__ . '/../receiver.mjs', $url, json_encode($clients)],
+            [$node, __DIR__ . '/../../support/socketio-receiver.mjs', $url, json_encode($clients)],
             "{$dir}/receiver.log",
             null,
             true,

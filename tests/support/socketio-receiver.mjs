@@ -1,22 +1,18 @@
-// Browsers for the Yii component tests, played by the real socket.io-client v4.
+// Browsers for the PHP and Yii test suites, played by the real
+// socket.io-client v4.
 //
-// Usage: node tests/yii/receiver.mjs URL CLIENTS_JSON
-//   CLIENTS_JSON: [{"name": "alice", "namespace": "/message_namespace", "cookie": "PHPSESSID=..."}, ...]
+// Usage: node tests/support/socketio-receiver.mjs URL CLIENTS_JSON
+//   CLIENTS_JSON: [{"name": "alice", "namespace": "/ns", "cookie": "user=alice",
+//                   "transport": "websocket" (default) or "polling"}, ...]
 //
-// Prints one JSON object per line on stdout as things happen:
-//   {"type":"connect","client":"alice"}
-//   {"type":"connect_error","client":"alice","message":"..."}
+// Prints one JSON object per line on stdout, flushed as it happens:
+//   {"type":"connect","client":"alice"}            (again after each reconnect)
 //   {"type":"event","client":"alice","event":"e","data":...,"json":"..."}
-// and runs until stdin closes or it gets SIGTERM. tests/yii/support/Browsers.php
-// reads the lines.
+//   {"type":"connect_error","client":"alice","message":"..."}
+// and runs until stdin closes or it is killed. The PHP side reads the lines
+// (tests/php/support/Browsers.php, tests/yii/support/Browsers.php).
 
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
-
-// socket.io-client is installed in tests/node_modules (cd tests && npm ci).
-const require = createRequire(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'package.json'));
-const { io } = require('socket.io-client');
+import { io } from 'socket.io-client';
 
 const [url, clientsJson] = process.argv.slice(2);
 const clients = JSON.parse(clientsJson);
@@ -29,6 +25,7 @@ const sockets = clients.map(({ name, namespace, cookie, transport }) => {
   const socket = io(`${url}${namespace}`, {
     transports: [transport ?? 'websocket'],
     extraHeaders: cookie ? { Cookie: cookie } : {},
+    // A restarted daemon should be found again quickly.
     reconnectionDelay: 100,
     reconnectionDelayMax: 200,
   });
