@@ -485,7 +485,15 @@ function markdown(array $rows, float $floor, array $verdicts, array $context): s
     }
     $cores = (int) trim((string) shell_exec('nproc'));
     $load = static fn (array|false $l): string => $l === false ? '?' : sprintf('%.2f, %.2f, %.2f', ...$l);
-    $commit = trim((string) shell_exec('git -C ' . escapeshellarg(dirname(__DIR__, 2)) . ' rev-parse --short HEAD 2>/dev/null'));
+    $root = escapeshellarg(dirname(__DIR__, 2));
+    $commit = trim((string) shell_exec("git -C {$root} rev-parse --short HEAD 2>/dev/null"));
+    // What was built is the working tree: say so when it differs from the commit.
+    $dirty = rtrim((string) shell_exec("git -C {$root} status --porcelain --untracked-files=no -- push-core push-client php-ext 2>/dev/null"));
+    $built = $commit !== '' ? "`{$commit}`" : '?';
+    if ($commit !== '' && $dirty !== '') {
+        $files = array_map(static fn (string $line): string => '`' . substr($line, 3) . '`', explode("\n", $dirty));
+        $built .= ' plus uncommitted changes to ' . implode(', ', $files);
+    }
 
     $out = [START_MARKER, '## PHP publish path', ''];
     $out[] = 'What one PHP process pays to hand one message to a real-time server, by route. '
@@ -499,7 +507,7 @@ function markdown(array $rows, float $floor, array $verdicts, array $context): s
         $cores,
         php_uname('s') . ' ' . php_uname('r'),
         PHP_VERSION,
-        $commit !== '' ? "`{$commit}`" : '?',
+        $built,
         $load($context['load_before']),
         $load($context['load_after']),
         $context['note'] !== '' ? ' ' . $context['note'] : '',
