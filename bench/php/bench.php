@@ -88,7 +88,7 @@ function main(array $argv): int
 {
     $options = getopt('', [
         'push-socket:', 'echo-socket:', 'redis-socket:', 'redis-port:', 'http-url:', 'http-token:',
-        'echo-epoll-socket:', 'push-pid:', 'echo-pid:', 'echo-epoll-pid:', 'redis-pid:', 'iterations:', 'rounds:', 'batch:', 'markdown:', 'note:', 'only:', 'help',
+        'echo-epoll-socket:', 'push-pid:', 'echo-pid:', 'echo-epoll-pid:', 'redis-pid:', 'iterations:', 'rounds:', 'batch:', 'markdown:', 'note:', 'only:', 'pinned:', 'cpus:', 'help',
     ]);
     // An option given twice (run.sh passes its defaults first) counts once, the last time.
     $options = array_map(static fn ($value) => is_array($value) ? end($value) : $value, $options);
@@ -171,6 +171,7 @@ function main(array $argv): int
             'rounds' => $rounds,
             'batch' => $batch,
             'note' => $options['note'] ?? '',
+            'pinned' => $options['pinned'] ?? '',
             'steadiness' => $steadiness,
         ];
         writeMarkdown((string) $options['markdown'], markdown($rows, $floor, $verdicts, $context));
@@ -512,6 +513,11 @@ function markdown(array $rows, float $floor, array $verdicts, array $context): s
         $load($context['load_after']),
         $context['note'] !== '' ? ' ' . $context['note'] : '',
     );
+    if ($context['pinned'] !== '') {
+        $out[] = '';
+        $out[] = "PHP and every server were pinned to CPU {$context['pinned']} (`run.sh --cpus {$context['pinned']}`): "
+            . 'each round trip is two context switches on one CPU, with no wake-up of another CPU.';
+    }
     $out[] = '';
     $out[] = '| route | what is timed | calls | median µs | p99 µs | calls/s | median × floor | PHP CPU µs/call | server CPU µs/call |';
     $out[] = '|---|---|--:|--:|--:|--:|--:|--:|--:|';

@@ -3,7 +3,12 @@
 # the pure-PHP client, phpredis PUBLISH, curl to an HTTP publish API, and the
 # floor, timed side by side from one PHP process.
 #
-#   bench/php/run.sh [--iterations N] [--rounds N] [--batch N] [--only NAME,...] [--no-write]
+#   bench/php/run.sh [--cpus LIST] [--iterations N] [--rounds N] [--batch N] [--only NAME,...] [--no-write]
+#
+# --cpus LIST pins PHP and every server to those CPUs (taskset -c LIST). On a
+# virtual machine whose idle vCPUs halt, waking a process on another CPU can
+# cost tens of microseconds, more than any route's own work; --cpus 0 shows
+# the routes' own cost without it.
 #
 # Builds the release daemon and extension, starts push-core, redis-server and
 # the native echo server (twice: blocking, and as an epoll event loop) on Unix
@@ -17,9 +22,20 @@ root=$(cd "$here/../.." && pwd)
 cd "$root"
 
 write=1
+pin=""
+previous=""
 for argument in "$@"; do
     [ "$argument" = --no-write ] && write=0
+    [ "$previous" = --cpus ] && pin=$argument
+    case "$argument" in --cpus=*) pin=${argument#--cpus=} ;; esac
+    previous=$argument
 done
+run() { # command...: runs it on the --cpus CPUs, if any
+    if [ -n "$pin" ]; then taskset -c "$pin" "$@"; else "$@"; fi
+}
+start() { # command... &: the same for a server; exec keeps $! its pid
+    if [ -n "$pin" ]; then exec taskset -c "$pin" "$@"; else exec "$@"; fi
+}
 
 for tool in php redis-server gcc cargo; do
     command -v "$tool" >/dev/null || { echo "bench/php: $tool is needed" >&2; exit 1; }
@@ -63,18 +79,18 @@ token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 push_port=$(free_port)
 redis_port=$(free_port)
 
-target/release/push-core serve --socket "$work/push.sock" --listen "127.0.0.1:$push_port" \
+start target/release/push-core serve --socket "$work/push.sock" --listen "127.0.0.1:$push_port" \
     --http-publish-token "$token" --log-level warn >"$work/push-core.log" 2>&1 &
 push_pid=$!
 pids="$pids $push_pid"
-redis-server --port "$redis_port" --bind 127.0.0.1 --unixsocket "$work/redis.sock" --unixsocketperm 700 \
+start redis-server --port "$redis_port" --bind 127.0.0.1 --unixsocket "$work/redis.sock" --unixsocketperm 700 \
     --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
 redis_pid=$!
 pids="$pids $redis_pid"
-"$work/echo-floor" "$work/echo.sock" >"$work/echo.log" 2>&1 &
+start "$work/echo-floor" "$work/echo.sock" >"$work/echo.log" 2>&1 &
 echo_pid=$!
 pids="$pids $echo_pid"
-"$work/echo-floor" --epoll "$work/echo-epoll.sock" >"$work/echo-epoll.log" 2>&1 &
+start "$work/echo-floor" --epoll "$work/echo-epoll.sock" >"$work/echo-epoll.log" 2>&1 &
 echo_epoll_pid=$!
 pids="$pids $echo_epoll_pid"
 
@@ -102,9 +118,11 @@ done
 
 markdown=""
 [ "$write" = 1 ] && markdown="--markdown=$root/docs/benchmarks.md"
+pinned=""
+[ -n "$pin" ] && pinned="--pinned=$pin"
 # Options bench.php does not know (--no-write) are ignored by its getopt.
 # shellcheck disable=SC2086
-php $extensions "$here/bench.php" \
+run php $extensions "$here/bench.php" $pinned \
     --push-socket="$work/push.sock" --echo-socket="$work/echo.sock" --echo-epoll-socket="$work/echo-epoll.sock" \
     --redis-socket="$work/redis.sock" --redis-port="$redis_port" \
     --http-url="http://127.0.0.1:$push_port" --http-token="$token" \
