@@ -83,6 +83,11 @@ impl Dispatcher {
             .select(publish.namespace, &publish.target)?
             .sockets()
             .len();
+        if recipients == 0 {
+            // Nobody to hand it to: skip encoding the socket.io packet.
+            self.metrics.publish_delivered(0);
+            return Ok(0);
+        }
         let undelivered = match self
             .select(publish.namespace, &publish.target)?
             .emit(publish.event, payload)
