@@ -181,10 +181,6 @@ impl Client {
         }
     }
 
-    pub fn options(&self) -> &ClientOptions {
-        &self.options
-    }
-
     /// How many times this client opened a connection.
     pub fn connects(&self) -> u64 {
         self.connects

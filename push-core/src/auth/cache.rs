@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::Identity;
 
-type Key = [u8; 32];
+pub type Key = [u8; 32];
 
 /// What the site said about a cookie set: a user, or a guest (`None`).
 pub type Verdict = Option<Identity>;

@@ -111,9 +111,8 @@ impl Authenticator {
             return Answer::Guest;
         };
         let key = AuthCache::key(handshake.namespace, cookie);
-        if let Some(verdict) = self.cache.get(&key) {
-            self.metrics.auth_cache_hit();
-            return verdict.map_or(Answer::Guest, Answer::User);
+        if let Some(answer) = self.cached(&key) {
+            return answer;
         }
 
         if self.breaker.is_open() {
@@ -134,9 +133,8 @@ impl Authenticator {
         // Another tab of the same browser may have been answered while this
         // call waited for a slot: in a reconnect storm every user's tabs
         // connect at once, and without this look each of them asks the site.
-        if let Some(verdict) = self.cache.get(&key) {
-            self.metrics.auth_cache_hit();
-            return verdict.map_or(Answer::Guest, Answer::User);
+        if let Some(answer) = self.cached(&key) {
+            return answer;
         }
         // The site may have been declared down while this call waited.
         if !self.breaker.allow() {
@@ -160,6 +158,12 @@ impl Authenticator {
             Answer::Unavailable(_) => {}
         }
         answer
+    }
+
+    fn cached(&self, key: &cache::Key) -> Option<Answer> {
+        let verdict = self.cache.get(key)?;
+        self.metrics.auth_cache_hit();
+        Some(verdict.map_or(Answer::Guest, Answer::User))
     }
 
     fn skip_failing_site(&self) -> Answer {
