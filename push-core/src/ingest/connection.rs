@@ -50,6 +50,10 @@ pub(super) async fn run(mut stream: UnixStream, services: Services, shutdown: Ca
     let mut input = BytesMut::with_capacity(READ_BUFFER);
     let mut output = Vec::with_capacity(READ_BUFFER);
     let mut partial_since: Option<Instant> = None;
+    // Made once, not per read: waiting on the token registers a waiter,
+    // which every request would otherwise add and remove again.
+    let shutting_down = shutdown.cancelled();
+    tokio::pin!(shutting_down);
 
     let closing = loop {
         // Answer every whole frame already buffered.
@@ -122,7 +126,7 @@ pub(super) async fn run(mut stream: UnixStream, services: Services, shutdown: Ca
                 let _ = stream.write_all(&output).await;
                 break "a frame was not finished in time";
             }
-            () = shutdown.cancelled() => {
+            () = &mut shutting_down => {
                 // Tell the publisher why, so its next request reconnects
                 // (to the restarted daemon) instead of failing on a dead
                 // connection.
