@@ -9,9 +9,11 @@ declare(strict_types=1);
  * bench/php/run.sh starts the servers and runs this script; run it directly
  * only with servers of your own (see --help). Each route is timed call by
  * call with hrtime(true). The routes take turns: after a warm-up round, each
- * of --rounds rounds runs every route once more, so that load from outside
- * the benchmark (a build, another benchmark) falls on all routes alike
- * instead of on whichever happened to run at that moment.
+ * of --rounds rounds runs every route once more, in SLICES_PER_ROUND turns
+ * of about a thousand calls each, so that load from outside the benchmark (a
+ * build, another benchmark, a busy neighbour on a virtual machine's host)
+ * falls on all routes alike instead of on whichever happened to run at that
+ * moment.
  *
  * A publish here reaches no browser: the daemon still decodes, checks,
  * selects its recipients (none) and answers, which is the whole round trip
@@ -38,6 +40,13 @@ const USAGE = <<<'TXT'
 const MESSAGE = ['id' => 4242, 'title' => 'Hello from PHP', 'unread' => 3, 'tags' => ['news', 'php']];
 
 const EVENT = 'bench';
+
+/**
+ * Turns each route takes per round. A virtual machine can run a third
+ * slower for seconds at a time while its host is busy; in turns a fraction
+ * of a second long, every route gets its share of such spells.
+ */
+const SLICES_PER_ROUND = 10;
 
 /** The socket.io Redis emitter's channel for namespace '/'. */
 const EMITTER_CHANNEL = 'socket.io#/#';
@@ -130,7 +139,7 @@ function main(array $argv): int
     // Warm-up: connections opened, handshakes done, caches and branch
     // predictors warm, the daemon's buffers grown.
     foreach ($routes as $route) {
-        runRound($route, max(100, intdiv((int) ($iterations * $route->share), 10)), $batch, false);
+        runSlice($route, max(100, intdiv((int) ($iterations * $route->share), 10)), $batch);
     }
     $pids = [
         'push' => (int) ($options['push-pid'] ?? 0),
@@ -139,13 +148,23 @@ function main(array $argv): int
         'redis' => (int) ($options['redis-pid'] ?? 0),
     ];
     for ($round = 1; $round <= $rounds; $round++) {
-        foreach ($routes as $route) {
-            $calls = max(1, intdiv((int) ($iterations * $route->share), $rounds));
-            $php = ownCpuUs();
-            $server = processCpuUs($pids[$route->server]);
-            runRound($route, $calls, $batch, true);
-            $route->phpCpuUs += ownCpuUs() - $php;
-            $route->serverCpuUs += processCpuUs($pids[$route->server]) - $server;
+        $roundSamples = array_fill(0, count($routes), []);
+        for ($slice = 0; $slice < SLICES_PER_ROUND; $slice++) {
+            foreach ($routes as $index => $route) {
+                $calls = max(1, intdiv((int) ($iterations * $route->share), $rounds * SLICES_PER_ROUND));
+                $php = ownCpuUs();
+                $server = processCpuUs($pids[$route->server]);
+                [$samples, $wall] = runSlice($route, $calls, $batch);
+                $route->phpCpuUs += ownCpuUs() - $php;
+                $route->serverCpuUs += processCpuUs($pids[$route->server]) - $server;
+                array_push($roundSamples[$index], ...$samples);
+                array_push($route->samples, ...$samples);
+                $route->calls += $calls;
+                $route->wallNs += $wall;
+            }
+        }
+        foreach ($routes as $index => $route) {
+            $route->roundMedians[] = median($roundSamples[$index]) / 1000;
         }
         fprintf(STDERR, "round %d/%d done\n", $round, $rounds);
     }
@@ -220,6 +239,23 @@ function routes(array $options, int $batch): array
                 socket_write($socket, $floorFrame);
                 if (strlen((string) socket_read($socket, 4)) !== 4) {
                     throw new RuntimeException('short read from the echo server');
+                }
+            };
+        }),
+        new Route('push-core, raw frame', 'fwrite() + fread() of the floor\'s ready-made frame to push-core: the daemon\'s share, without the extension', static function () use ($pushSocket, $floorFrame): \Closure {
+            $stream = stream_socket_client("unix://{$pushSocket}", $errno, $errstr, 1.0);
+            if ($stream === false) {
+                throw new RuntimeException("push-core at {$pushSocket}: {$errstr}");
+            }
+            $hello = pack('CN', 0x01, 1) . pack('n', 1) . pack('n', 5) . 'bench';
+            fwrite($stream, pack('N', strlen($hello)) . $hello);
+            $length = unpack('N', (string) fread($stream, 4))[1];
+            fread($stream, $length);
+            return static function () use ($stream, $floorFrame): void {
+                fwrite($stream, $floorFrame);
+                // PUBLISHED: length, kind, request id and a u32 of recipients.
+                if (fread($stream, 13) !== "\x00\x00\x00\x09\x83\x00\x00\x00\x01\x00\x00\x00\x00") {
+                    throw new RuntimeException('push-core did not answer PUBLISHED to 0 connections');
                 }
             };
         }),
@@ -365,7 +401,13 @@ function processCpuUs(int $pid): float
 }
 
 /** Times $calls calls of $route, one hrtime() pair per call. */
-function runRound(Route $route, int $calls, int $batch, bool $record): void
+/**
+ * Times `$calls` calls of a route.
+ *
+ * @return array{list<int>, int} the time of each call and the wall time of
+ *     them all (flushes included), in nanoseconds
+ */
+function runSlice(Route $route, int $calls, int $batch): array
 {
     $samples = [];
     if ($route->pipelined) {
@@ -393,14 +435,14 @@ function runRound(Route $route, int $calls, int $batch, bool $record): void
         }
         $wall = hrtime(true) - $started;
     }
-    if ($record) {
-        $sorted = $samples;
-        sort($sorted);
-        $route->roundMedians[] = $sorted[intdiv(count($sorted), 2)] / 1000;
-        array_push($route->samples, ...$samples);
-        $route->calls += $calls;
-        $route->wallNs += $wall;
-    }
+    return [$samples, $wall];
+}
+
+/** @param list<int|float> $values */
+function median(array $values): int|float
+{
+    sort($values);
+    return $values[intdiv(count($values), 2)];
 }
 
 /** @return array{name: string, what: string, calls: int, median: float, p99: float, per_second: float, pipelined: bool} */
@@ -553,9 +595,10 @@ function markdown(array $rows, float $floor, array $verdicts, array $context): s
     $out[] = sprintf(
         '- Every call is timed on its own with `hrtime(true)`; median and p99 are over those times. '
         . 'calls/s is calls divided by the wall time of the timed loop. The routes take turns: a warm-up round, '
-        . 'then %d rounds that each run every route, so load from outside falls on all of them alike. '
+        . 'then %d rounds that each run every route in %d turns, so load from outside falls on all of them alike. '
         . 'The fast routes do %s calls each, curl with a new handle a tenth of that.',
         $context['rounds'],
+        SLICES_PER_ROUND,
         number_format($context['iterations']),
     );
     $out[] = sprintf(

@@ -663,7 +663,10 @@ fn wait_readable(stream: &UnixStream, deadline: Instant) -> io::Result<()> {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let timeout = rustix::event::Timespec::try_from(remaining)
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let mut polled = [rustix::event::PollFd::new(stream, rustix::event::PollFlags::IN)];
+        let mut polled = [rustix::event::PollFd::new(
+            stream,
+            rustix::event::PollFlags::IN,
+        )];
         match rustix::event::poll(&mut polled, Some(&timeout)) {
             // Readable, or hung up or failed: the read that follows says which.
             Ok(ready) if ready > 0 => return Ok(()),

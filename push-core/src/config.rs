@@ -35,6 +35,11 @@ pub mod defaults {
     /// Far above what one 2-core machine serves, low enough to stop a flood
     /// before memory runs out.
     pub const MAX_CONNECTIONS: usize = 100_000;
+    /// Publisher connections, each served by a thread of its own. A PHP
+    /// process keeps one, so this is room for every worker of several big
+    /// php-fpm pools, while a runaway local process cannot make threads
+    /// without end.
+    pub const MAX_PUBLISHERS: usize = 4096;
     /// Browsers send only pings and the connect packet; 16 KiB is plenty.
     pub const MAX_CLIENT_PACKET: usize = 16 * 1024;
     /// Events a browser may emit per minute before it is disconnected.
@@ -136,6 +141,16 @@ pub struct ServeArgs {
         help_heading = "Publishing"
     )]
     pub max_frame_size: Option<String>,
+
+    /// Most publisher connections at once; more are refused with
+    /// too_many_publishers [default: 4096]
+    #[arg(
+        long,
+        env = "PUSH_CORE_MAX_PUBLISHERS",
+        value_name = "N",
+        help_heading = "Publishing"
+    )]
+    pub max_publishers: Option<String>,
 
     /// Secret that turns on the HTTP publish API (POST /api/publish, ...)
     /// for app servers on other hosts; at least 32 characters. Unset: off.
@@ -290,6 +305,7 @@ struct FileSettings {
     publisher_uids: Option<Vec<toml::Value>>,
     publisher_gids: Option<Vec<toml::Value>>,
     max_frame_size: Option<toml::Value>,
+    max_publishers: Option<toml::Value>,
     http_publish_token: Option<toml::Value>,
     auth_url: Option<toml::Value>,
     auth_required: Option<toml::Value>,
@@ -339,6 +355,8 @@ pub struct PublishSettings {
     pub allowed_uids: Vec<u32>,
     pub allowed_gids: Vec<u32>,
     pub max_frame_size: u32,
+    /// Publisher connections served at once.
+    pub max_publishers: usize,
     /// Set: the HTTP publish API is on and requires this bearer token.
     pub http_token: Option<String>,
 }
@@ -403,6 +421,7 @@ impl Config {
                 allowed_uids: Vec::new(),
                 allowed_gids: Vec::new(),
                 max_frame_size: push_client::DEFAULT_MAX_FRAME_SIZE,
+                max_publishers: defaults::MAX_PUBLISHERS,
                 http_token: None,
             },
             auth: None,
@@ -577,6 +596,13 @@ impl ServeArgs {
                 file.max_frame_size,
                 push_client::DEFAULT_MAX_FRAME_SIZE,
                 parse_frame_size,
+            )?,
+            max_publishers: setting(
+                "max_publishers",
+                self.max_publishers,
+                file.max_publishers,
+                defaults::MAX_PUBLISHERS,
+                |text| parse_count(text).and_then(at_least_one),
             )?,
             http_token: setting(
                 "http_publish_token",

@@ -138,10 +138,12 @@ impl PushCore {
             io: self.io.clone(),
             metrics: self.metrics.clone(),
             max_frame_size: self.publish.max_frame_size,
+            max_publishers: self.publish.max_publishers,
             access: ingest::PeerAccess::new(
                 self.publish.allowed_uids.clone(),
                 self.publish.allowed_gids.clone(),
             ),
+            runtime: tokio::runtime::Handle::current(),
         };
         socket.serve(services, shutdown).await;
     }

@@ -50,6 +50,9 @@ impl ErrorCode {
     pub const SHUTTING_DOWN: Self = Self(10);
     /// The daemon failed for a reason of its own.
     pub const INTERNAL: Self = Self(11);
+    /// The daemon already serves as many publisher connections as it may
+    /// (its max_publishers setting).
+    pub const TOO_MANY_PUBLISHERS: Self = Self(12);
 
     /// The code's stable name, as used in logs and docs.
     pub fn name(self) -> &'static str {
@@ -65,6 +68,7 @@ impl ErrorCode {
             Self::FORBIDDEN => "forbidden",
             Self::SHUTTING_DOWN => "shutting_down",
             Self::INTERNAL => "internal",
+            Self::TOO_MANY_PUBLISHERS => "too_many_publishers",
             _ => "unknown",
         }
     }

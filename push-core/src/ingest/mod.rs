@@ -10,28 +10,47 @@
 //! optionally, an allow-list of peer user and group ids checked with
 //! `SO_PEERCRED` on every connection ([`access`]).
 //!
-//! Each accepted connection runs in its own task ([`connection`]), where
-//! requests are decoded and answered ([`session`]).
+//! Accepting stays on the runtime. Each admitted connection is then served
+//! by a thread of its own ([`connection`], which says why), where requests
+//! are decoded and answered ([`session`]); at most `max_publishers` at once.
+//! A peer that is refused (not on the allow-list, or one too many) is told
+//! why by a small task instead.
 
 mod access;
 mod connection;
 mod session;
+mod stop;
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use push_client::ErrorCode;
 use socketioxide::SocketIo;
 use thiserror::Error;
-use tokio::net::UnixListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::runtime::Handle;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub(crate) use self::access::PeerAccess;
+use self::session::Session;
+use self::stop::{StopSignal, StopTrigger};
 use crate::config::PublishSettings;
 use crate::dispatch::Dispatcher;
 use crate::metrics::Metrics;
+
+/// Stack of a publisher thread. Decoding, validating and handing a message
+/// over take a few pages; this leaves ample room, and costs memory only for
+/// the pages a thread touches.
+const PUBLISHER_STACK: usize = 512 * 1024;
+
+/// How long a refused publisher gets to read its refusal before we close.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
 /// Why the publish socket could not be set up.
 #[derive(Debug, Error)]
@@ -50,6 +69,8 @@ pub enum BindError {
     Bind { path: PathBuf, source: io::Error },
     #[error("cannot set the permissions or group of {path}: {source}")]
     Permissions { path: PathBuf, source: io::Error },
+    #[error("cannot create the pipe that stops the publisher threads: {0}")]
+    StopSignal(io::Error),
 }
 
 /// What every connection needs to answer requests.
@@ -59,7 +80,10 @@ pub(crate) struct Services {
     pub io: SocketIo,
     pub metrics: Arc<Metrics>,
     pub max_frame_size: u32,
+    pub max_publishers: usize,
     pub access: PeerAccess,
+    /// Where publisher threads run what must run on the runtime.
+    pub runtime: Handle,
 }
 
 /// A bound publish socket, not yet accepting.
@@ -68,6 +92,9 @@ pub struct PublishSocket {
     path: PathBuf,
     /// Device and inode of the file we created, to recognise it at removal.
     file_id: (u64, u64),
+    /// Dropped with the socket, which tells every publisher thread to stop.
+    _stop_trigger: StopTrigger,
+    stop_signal: StopSignal,
 }
 
 impl PublishSocket {
@@ -102,10 +129,13 @@ impl PublishSocket {
             std::os::unix::fs::chown(path, None, Some(gid)).map_err(permissions_error)?;
         }
         let metadata = std::fs::metadata(path).map_err(permissions_error)?;
+        let (stop_trigger, stop_signal) = stop::stop_signal().map_err(BindError::StopSignal)?;
         Ok(Self {
             listener,
             path: path.to_owned(),
             file_id: (metadata.dev(), metadata.ino()),
+            _stop_trigger: stop_trigger,
+            stop_signal,
         })
     }
 
@@ -114,27 +144,27 @@ impl PublishSocket {
     }
 
     /// Accepts publishers until `shutdown` fires, then removes the socket
-    /// file and waits for open connections to answer what they have read.
+    /// file, tells every publisher thread to finish and waits for them to
+    /// answer what they have read.
     pub(crate) async fn serve(self, services: Services, shutdown: CancellationToken) {
         let connections = TaskTracker::new();
+        let slots = Arc::new(Semaphore::new(services.max_publishers));
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        let services = services.clone();
-                        let shutdown = shutdown.clone();
-                        connections.spawn(connection::run(stream, services, shutdown));
-                    }
+                    Ok((stream, _)) => admit(stream, &services, &slots, &self.stop_signal, &connections),
                     Err(error) => {
                         // Typically EMFILE: back off briefly instead of spinning.
                         tracing::warn!(%error, "could not accept a publish connection");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },
                 () = shutdown.cancelled() => break,
             }
         }
         self.remove_file();
+        // Closes the listener and signals the stop.
+        drop(self);
         connections.close();
         connections.wait().await;
     }
@@ -146,6 +176,83 @@ impl PublishSocket {
             tracing::warn!(path = %self.path.display(), %error, "could not remove the publish socket file");
         }
     }
+}
+
+/// Serves `stream` on a thread of its own, or tells the peer why not.
+fn admit(
+    stream: UnixStream,
+    services: &Services,
+    slots: &Arc<Semaphore>,
+    stop: &StopSignal,
+    connections: &TaskTracker,
+) {
+    if let Err(reason) = services.access.check(&stream) {
+        tracing::warn!(%reason, "refused a publisher");
+        connections.spawn(refuse(
+            stream,
+            ErrorCode::FORBIDDEN,
+            reason,
+            services.clone(),
+        ));
+        return;
+    }
+    let Ok(slot) = slots.clone().try_acquire_owned() else {
+        let limit = services.max_publishers;
+        tracing::warn!(
+            limit,
+            "refused a publisher: max_publishers connections are open"
+        );
+        let message = format!(
+            "push-core already serves {limit} publisher connections, its max_publishers setting; raise it, or have fewer processes keep a connection open"
+        );
+        connections.spawn(refuse(
+            stream,
+            ErrorCode::TOO_MANY_PUBLISHERS,
+            message,
+            services.clone(),
+        ));
+        return;
+    };
+    // Out of the runtime's hands: the thread waits on the socket itself.
+    let stream = match stream.into_std() {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::warn!(%error, "could not take over a publish connection");
+            return;
+        }
+    };
+    let in_flight = connections.token();
+    let (services, stop) = (services.clone(), stop.clone());
+    let started = std::thread::Builder::new()
+        .name("push-publisher".to_owned())
+        .stack_size(PUBLISHER_STACK)
+        .spawn(move || {
+            connection::serve(stream, services, stop);
+            drop((slot, in_flight));
+        });
+    if let Err(error) = started {
+        // The connection closes with the dropped closure; its client
+        // reports the daemon as unreachable.
+        tracing::error!(%error, "could not start a thread for a publish connection");
+    }
+}
+
+/// Tells a peer that may not publish why, then closes.
+async fn refuse(mut stream: UnixStream, code: ErrorCode, reason: String, services: Services) {
+    services.metrics.publisher_connected();
+    let mut refusal = Vec::new();
+    Session::new(services.clone()).refuse_connection(code, &reason, &mut refusal);
+    let _ = stream.write_all(&refusal).await;
+    // Close our side only, and read (and drop) what the peer sends for a
+    // moment: closing outright would fail the client's HELLO write with
+    // EPIPE before it could read why it was refused.
+    let _ = stream.shutdown().await;
+    let mut discard = [0u8; 1024];
+    let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+        while matches!(stream.read(&mut discard).await, Ok(n) if n > 0) {}
+    })
+    .await;
+    services.metrics.publisher_disconnected();
 }
 
 /// Removes a socket file nobody answers on; refuses if somebody does.

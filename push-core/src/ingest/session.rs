@@ -8,6 +8,11 @@
 //! goes on, because the length prefix kept the stream in step. Only errors
 //! that leave the stream unusable (a frame over the size limit, a failed
 //! handshake) close the connection.
+//!
+//! Sessions run on publisher threads, outside the runtime. The two requests
+//! that need it, handing a message to socketioxide and counting connections
+//! for STATS, are run on it with `Handle::block_on`; a publish to local
+//! connections completes in its first poll.
 
 use push_client::protocol::frame::FrameHeader;
 use push_client::protocol::wire::{DecodeError, Reader};
@@ -37,7 +42,7 @@ impl Session {
     }
 
     /// Answers one frame body, appending the reply frame to `out`.
-    pub async fn handle(&mut self, body: &[u8], out: &mut Vec<u8>) -> Next {
+    pub fn handle(&mut self, body: &[u8], out: &mut Vec<u8>) -> Next {
         let mut reader = Reader::new(body);
         let header = match FrameHeader::read(&mut reader) {
             Ok(header) => header,
@@ -75,7 +80,11 @@ impl Session {
                 );
             }
             Request::Ping => self.reply(id, &Reply::Pong, out),
-            Request::Publish(publish) => match self.services.dispatcher.publish(&publish).await {
+            Request::Publish(publish) => match self
+                .services
+                .runtime
+                .block_on(self.services.dispatcher.publish(&publish))
+            {
                 Ok(recipients) => self.reply(id, &Reply::Published { recipients }, out),
                 Err(error) => self.error(id, error.code(), &error.to_string(), out),
             },
@@ -86,7 +95,10 @@ impl Session {
                 }
             }
             Request::Stats => {
-                let census = realtime::census(&self.services.io).await;
+                let census = self
+                    .services
+                    .runtime
+                    .block_on(realtime::census(&self.services.io));
                 let json = self.services.metrics.stats_json(&census);
                 self.reply(id, &Reply::Stats { json: &json }, out);
             }

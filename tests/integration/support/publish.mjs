@@ -78,6 +78,7 @@ export const ErrorCode = {
   FORBIDDEN: 9,
   SHUTTING_DOWN: 10,
   INTERNAL: 11,
+  TOO_MANY_PUBLISHERS: 12,
 };
 
 const u16 = (n) => { const b = Buffer.alloc(2); b.writeUInt16BE(n); return b; };

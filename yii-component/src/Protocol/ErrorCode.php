@@ -27,6 +27,7 @@ final class ErrorCode
     public const FORBIDDEN = 9;
     public const SHUTTING_DOWN = 10;
     public const INTERNAL = 11;
+    public const TOO_MANY_PUBLISHERS = 12;
 
     private const NAMES = [
         self::MALFORMED_FRAME => 'malformed_frame',
@@ -40,6 +41,7 @@ final class ErrorCode
         self::FORBIDDEN => 'forbidden',
         self::SHUTTING_DOWN => 'shutting_down',
         self::INTERNAL => 'internal',
+        self::TOO_MANY_PUBLISHERS => 'too_many_publishers',
     ];
 
     public function __construct(public readonly int $code)
