@@ -11,7 +11,8 @@
 //!
 //! How the modules fit:
 //! - [`config`]: settings from flags, environment and file;
-//! - `ingest`: the Unix-socket listener and its framed connections;
+//! - `ingest`: the Unix-socket listener, and a thread per publisher
+//!   connection that reads, answers and writes its frames;
 //! - `realtime`: socket.io namespaces, the Origin policy, admission;
 //! - `auth`: asking the site who a browser is, with a cache;
 //! - [`dispatch`]: turning a publish target into recipients;
