@@ -45,6 +45,9 @@ const REPLY_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Serves `stream` until the publisher leaves, breaks the protocol or the
 /// daemon stops. `stream` must be non-blocking.
 pub(super) fn serve(stream: UnixStream, services: Services, stop: StopSignal) {
+    // In the runtime's context for its whole life, so the futures a session
+    // polls here may use tokio (spawn, timers) as on a worker.
+    let _runtime = services.runtime.enter();
     services.metrics.publisher_connected();
     let mut publisher = Publisher {
         stream,

@@ -9,10 +9,12 @@
 //! that leave the stream unusable (a frame over the size limit, a failed
 //! handshake) close the connection.
 //!
-//! Sessions run on publisher threads, outside the runtime. The two requests
-//! that need it, handing a message to socketioxide and counting connections
-//! for STATS, are run on it with `Handle::block_on`; a publish to local
-//! connections completes in its first poll.
+//! Sessions run on publisher threads, outside the runtime's workers. The
+//! two requests that are futures, handing a message to socketioxide and
+//! counting connections for STATS, are run by [`Session::finish`].
+
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 
 use push_client::protocol::frame::FrameHeader;
 use push_client::protocol::wire::{DecodeError, Reader};
@@ -80,14 +82,12 @@ impl Session {
                 );
             }
             Request::Ping => self.reply(id, &Reply::Pong, out),
-            Request::Publish(publish) => match self
-                .services
-                .runtime
-                .block_on(self.services.dispatcher.publish(&publish))
-            {
-                Ok(recipients) => self.reply(id, &Reply::Published { recipients }, out),
-                Err(error) => self.error(id, error.code(), &error.to_string(), out),
-            },
+            Request::Publish(publish) => {
+                match self.finish(self.services.dispatcher.publish(&publish)) {
+                    Ok(recipients) => self.reply(id, &Reply::Published { recipients }, out),
+                    Err(error) => self.error(id, error.code(), &error.to_string(), out),
+                }
+            }
             Request::Online { namespace, user } => {
                 match self.services.dispatcher.connections_of(namespace, user) {
                     Ok(connections) => self.reply(id, &Reply::Online { connections }, out),
@@ -95,15 +95,29 @@ impl Session {
                 }
             }
             Request::Stats => {
-                let census = self
-                    .services
-                    .runtime
-                    .block_on(realtime::census(&self.services.io));
+                let census = self.finish(realtime::census(&self.services.io));
                 let json = self.services.metrics.stats_json(&census);
                 self.reply(id, &Reply::Stats { json: &json }, out);
             }
         }
         Next::Continue
+    }
+
+    /// Runs `future` to its end on this thread. Handing a message to local
+    /// connections is done in the future's first poll, so it is polled once
+    /// right here: `Handle::block_on` would cost a publish more than the
+    /// rest of its handling. Only a future that has to wait is left to it.
+    /// The thread is in the runtime's context (see [`super::connection`]),
+    /// so the future may use tokio as it would on a worker.
+    fn finish<F: Future>(&self, future: F) -> F::Output {
+        let mut future = pin!(future);
+        if let Poll::Ready(output) = future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            return output;
+        }
+        self.services.runtime.block_on(future)
     }
 
     /// Answers an error about the connection as a whole (request id 0).
