@@ -74,11 +74,10 @@ describe('publisher connections', { concurrency: true }, () => {
     // The first 6 bytes of a PING frame: the rest never comes.
     halfWay.write(request.ping(2).subarray(0, 6));
 
-    const started = Date.now();
     const exit = await daemon.stop();
     assert.deepEqual(exit, { code: 0, signal: null }, daemon.logTail());
-    // Well within the frame deadline: the stop does not wait for it.
-    assert.ok(Date.now() - started < DEADLINE_MS / 2, `the stop took ${Date.now() - started} ms`);
+    // Had the stop waited for the half-sent frame's deadline, that
+    // publisher would have been told malformed_frame instead.
     for (const connection of [idle, halfWay]) {
       const notice = await connection.reply();
       assert.deepEqual([notice.kind, notice.id, notice.code], [Kind.ERROR, 0, ErrorCode.SHUTTING_DOWN]);
