@@ -10,7 +10,8 @@
 //! - [`push_client_class`]: the `PushClient` class PHP code uses;
 //! - [`connections`]: the per-process connection table behind it;
 //! - [`target`]: PHP user ids and rooms into a publish target;
-//! - [`json`]: messages encoded by PHP's own `json_encode`;
+//! - [`json`]: messages encoded by PHP's own `json_encode`, and
+//!   [`plain_json`] for plain values, byte for byte the same;
 //! - [`error`]: `PushException` and its stable codes;
 //! - [`settings`]: the `push.*` INI settings.
 //!
@@ -23,6 +24,7 @@
 mod connections;
 mod error;
 mod json;
+mod plain_json;
 mod push_client_class;
 mod settings;
 mod target;
