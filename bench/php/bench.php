@@ -612,11 +612,12 @@ function markdown(array $rows, float $floor, array $verdicts, array $context): s
         . 'decodes the frame, validates the JSON, selects the recipients (none) and answers with their number; '
         . 'redis-server likewise answers PUBLISH with 0 subscribers.';
     $out[] = '- The floor is a PHP `fwrite()` plus an `fread()` of a 4-byte reply on a Unix socket to a native echo '
-        . 'server (`bench/php/echo-floor.c`: blocking read and write, no decoding). No publish path over a socket '
-        . 'can be cheaper than that; ratios are to it.';
+        . 'server (`bench/php/echo-floor.c`: blocking read and write, no decoding): the least a server can do '
+        . 'for a request with blocking system calls. Ratios are to it. A server that waits in `poll()` or '
+        . '`epoll_wait()` instead answers a little sooner on this VM, as the epoll floor shows.';
     $out[] = '- The epoll floor is the same echo server waiting in `epoll_wait()` on non-blocking sockets, '
-        . 'as an event loop (tokio in push-core, redis-server) does: the difference to the floor is the price '
-        . 'of the event loop alone, one more system call and wake-up per request.';
+        . 'as an event loop (redis-server, tokio) does: one more system call per request than the floor, '
+        . 'and on this VM a cheaper wake-up than one blocked in `read()`.';
     $out[] = '- PHP CPU and server CPU are user plus system time per call, from `getrusage()` and '
         . '`/proc/PID/stat` (all threads) over the timed rounds; the kernel\'s work to wake the other side '
         . 'is charged to whoever does the waking. They count in 10 ms clock ticks, so for the pipelined rows, '
@@ -663,8 +664,8 @@ function whereTheTimeGoes(array $rows): array
             $raw['median'] - $floor['median'],
         );
         $lines[] = sprintf(
-            '- The extension\'s share: `sendMsg()` took %+.2f µs more than that raw frame: `json_encode()`, building the '
-            . 'frame, and PHP calling into the extension.',
+            '- The extension\'s share: `sendMsg()` took %+.2f µs more than that raw frame: encoding the message (as '
+            . '`json_encode()` does), building the frame, and PHP calling into the extension.',
             $sync['median'] - $raw['median'],
         );
     }
