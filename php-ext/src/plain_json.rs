@@ -32,7 +32,7 @@ use ext_php_rs::types::{ZendHashTable, ZendStr, Zval};
 /// then applies as PHP applies it.
 const MAX_DEPTH: usize = 64;
 
-/// From Zend/zend_types.h: the array keeps bare values, keyed by position.
+/// From Zend/zend_hash.h: the array keeps bare values, keyed by position.
 const HASH_FLAG_PACKED: u32 = 1 << 2;
 
 /// Appends `json_encode($value)` to `out` and returns true; or returns

@@ -27,7 +27,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Write as _};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rustix::net::{RecvFlags, SendFlags};
@@ -494,18 +494,17 @@ impl Client {
     /// Connects and performs the HELLO handshake.
     fn open(&mut self) -> Result<Connection, ClientError> {
         let path = self.options.socket_path.clone();
-        let stream = UnixStream::connect(&path).map_err(|source| ClientError::Unreachable {
-            path: path.clone(),
-            source,
-        })?;
-        let timeout = Some(self.options.timeout.max(Duration::from_millis(1)));
-        stream
-            .set_read_timeout(timeout)
-            .and_then(|()| stream.set_write_timeout(timeout))
-            .map_err(|source| ClientError::Unreachable {
+        let timeout = self.options.timeout.max(Duration::from_millis(1));
+        let stream = connect(&path, timeout).map_err(|source| match source.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout {
+                path: path.clone(),
+                timeout,
+            },
+            _ => ClientError::Unreachable {
                 path: path.clone(),
                 source,
-            })?;
+            },
+        })?;
         self.connection = Some(Connection {
             stream,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
@@ -528,7 +527,14 @@ impl Client {
         // already have dropped the connection.
         let reply = self.read_reply(id);
         let connection = self.connection.take();
-        let reply = reply?;
+        let reply = reply.map_err(|error| match error {
+            // No request was sent yet, so nothing can have been delivered:
+            // a daemon that hangs up now is as good as unreachable.
+            ClientError::ConnectionLost { path, source } => {
+                ClientError::Unreachable { path, source }
+            }
+            other => other,
+        })?;
         let mut connection = connection.ok_or_else(|| {
             ClientError::Protocol("connection closed during the handshake".into())
         })?;
@@ -648,6 +654,26 @@ fn daemon_went_away(error: &io::Error) -> bool {
         error.kind(),
         io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::NotConnected
     )
+}
+
+/// Connects to the daemon's socket, bounding each wait by `timeout`.
+///
+/// A daemon that has stopped accepting (stuck, or paused) lets connections
+/// queue until its listen backlog is full; a connect then waits for room,
+/// for as long as the socket's send timeout allows. So the timeouts are set
+/// before connecting, which `UnixStream::connect` cannot do.
+fn connect(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
+    use rustix::net::sockopt::{Timeout, set_socket_timeout};
+    let socket = rustix::net::socket_with(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::STREAM,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )?;
+    set_socket_timeout(&socket, Timeout::Send, Some(timeout))?;
+    set_socket_timeout(&socket, Timeout::Recv, Some(timeout))?;
+    rustix::net::connect(&socket, &rustix::net::SocketAddrUnix::new(path)?)?;
+    Ok(UnixStream::from(socket))
 }
 
 /// Waits until `stream` has something to read, or fails with `TimedOut` once

@@ -602,7 +602,7 @@ impl ServeArgs {
                 self.max_publishers,
                 file.max_publishers,
                 defaults::MAX_PUBLISHERS,
-                |text| parse_count(text).and_then(at_least_one),
+                parse_max_publishers,
             )?,
             http_token: setting(
                 "http_publish_token",
@@ -853,6 +853,19 @@ fn parse_group(text: &str, group_file: &Path) -> Result<u32, String> {
         })
         .next()
         .ok_or_else(|| format!("no group named {text:?}"))
+}
+
+/// Each publisher connection is a thread: the upper bound keeps a typo from
+/// allowing a number no machine could run.
+fn parse_max_publishers(text: &str) -> Result<usize, String> {
+    const MAX: usize = 65_536;
+    match parse_count(text)? {
+        0 => Err("must be at least 1".to_owned()),
+        n if n > MAX => Err(format!(
+            "{n} is over the most this daemon allows, {MAX}: each publisher connection is a thread"
+        )),
+        n => Ok(n),
+    }
 }
 
 fn parse_frame_size(text: &str) -> Result<u32, String> {

@@ -12,7 +12,7 @@ import { ClientPool } from './support/clients.mjs';
 import { startDaemon } from './support/daemon.mjs';
 import { scrape, seriesValue } from './support/metrics.mjs';
 import { ErrorCode, Kind, RawConnection, frame, request, sendOk } from './support/publish.mjs';
-import { waitUntil } from './support/wait.mjs';
+import { sleep, waitUntil } from './support/wait.mjs';
 
 /** The daemon's deadline for the rest of a started frame, and for unread replies. */
 const DEADLINE_MS = 10_000;
@@ -108,6 +108,30 @@ describe('publisher connections', { concurrency: true }, () => {
     assert.ok(waited >= DEADLINE_MS - 500, `closed after ${waited} ms`);
     await stalled.closedByDaemon();
     assert.equal((await other.call(request.ping(3))).kind, Kind.PONG);
+  });
+
+  test('a publisher that keeps finishing frames is never cut off, however its writes split them', async (t) => {
+    const daemon = await daemonWith(t);
+    const steady = await publisher(t, daemon);
+    await steady.handshake();
+    // PINGs (9 bytes each): first 4 bytes, then 900 at a time, so that
+    // every write ends in the middle of a frame, for longer than the 10 s a
+    // started frame is given; then the last 5 bytes.
+    const pings = Buffer.concat(Array.from({ length: 60_000 }, (_, i) => request.ping(i + 2)));
+    const started = Date.now();
+    steady.write(pings.subarray(0, 4));
+    let sent = 4;
+    while (Date.now() - started < DEADLINE_MS + 1_500) {
+      await sleep(20);
+      steady.write(pings.subarray(sent, sent + 900));
+      sent += 900;
+    }
+    steady.write(pings.subarray(sent, sent + 5));
+    sent += 5;
+    await waitUntil(() => steady.replies.length >= sent / 9 || steady.ended, { what: 'every PONG' });
+    assert.equal(steady.ended, false, 'the daemon closed a publisher that kept finishing its frames');
+    assert.deepEqual(steady.replies.filter((reply) => reply.kind !== Kind.PONG), []);
+    assert.equal(steady.replies.length, sent / 9);
   });
 
   test('a publisher that never reads its replies is closed after 10 s and holds up nobody else', async (t) => {

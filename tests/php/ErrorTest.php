@@ -89,6 +89,35 @@ final class ErrorTest extends PushTestCase
         self::assertLessThan(self::TIMEOUT_MS / 1000 * 3, $elapsed);
     }
 
+    public function testAStuckDaemonWhoseBacklogIsFullTimesOutOnConnect(): void
+    {
+        $daemon = $this->startDaemon();
+        $daemon->pause();
+        $queued = [];
+        try {
+            // Connections queue in the listen backlog until it is full;
+            // after that a connect waits for room, which never comes.
+            while (count($queued) < 20000) {
+                $connection = @stream_socket_client("unix://{$daemon->socket}", $errno, $error, 1.0, STREAM_CLIENT_CONNECT | STREAM_CLIENT_ASYNC_CONNECT);
+                if ($connection === false) {
+                    break;
+                }
+                $queued[] = $connection;
+            }
+            if ($errno === 24) {
+                self::markTestSkipped('filling the listen backlog needs more open files than ulimit -n allows');
+            }
+            self::assertSame(11, $errno, "the backlog should fill up (EAGAIN), not fail with: $error");
+            $started = microtime(true);
+            $this->expectFailure(PushException::TIMEOUT, fn () => $this->client()->sendMsg('e', 1));
+            $elapsed = microtime(true) - $started;
+        } finally {
+            array_map(fclose(...), $queued);
+            $daemon->resume();
+        }
+        self::assertLessThan(self::TIMEOUT_MS / 1000 * 3, $elapsed);
+    }
+
     public function testAFrameTooLargeIsRefusedBeforeItIsSent(): void
     {
         $this->startDaemon(['--max-frame-size', '4096']);

@@ -8,7 +8,8 @@
 //! and 12.7 µs against the same echo as a tokio task (docs/benchmarks.md).
 //! Publishers are few, one per PHP process, and their number is capped by
 //! `max_publishers`, so a thread each is cheap. Handing a message to the
-//! browsers stays on the runtime (see [`super::session`]).
+//! browsers runs on this thread too, in the runtime's context (see
+//! [`super::session`]).
 //!
 //! Frames are read into one buffer and answered in order. Replies are
 //! collected and written together once no complete frame is left in the
@@ -91,6 +92,10 @@ impl Publisher {
         loop {
             let (answered, next) = self.answer_buffered(&input, &mut output);
             input.drain(..answered);
+            if answered > 0 {
+                // What is left, if anything, is a frame started just now.
+                partial_since = None;
+            }
             if !output.is_empty() {
                 if let Err(reason) = self.write_all(&output) {
                     return reason;
@@ -104,9 +109,9 @@ impl Publisher {
             // A frame once started must be finished in time, so a stalled or
             // hostile peer cannot pin a buffer of up to max_frame_size
             // forever. Idle connections (nothing buffered) may stay open
-            // indefinitely.
+            // indefinitely, and a publisher that keeps finishing frames is
+            // never cut off, however its writes split them.
             let frame_deadline = if input.is_empty() {
-                partial_since = None;
                 None
             } else {
                 Some(*partial_since.get_or_insert_with(Instant::now) + FRAME_COMPLETION_TIMEOUT)
@@ -191,7 +196,8 @@ impl Publisher {
         reason
     }
 
-    /// Writes all of `bytes`, waiting while the socket's buffer is full.
+    /// Writes all of `bytes`, waiting while the socket's buffer is full, but
+    /// no longer than [`REPLY_WRITE_TIMEOUT`] without any of it going out.
     fn write_all(&self, mut bytes: &[u8]) -> Result<(), &'static str> {
         let mut deadline = None;
         while !bytes.is_empty() {
@@ -203,7 +209,10 @@ impl Publisher {
                 SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
             ) {
                 Ok(0) => return Err("the publisher went away before reading its replies"),
-                Ok(written) => bytes = &bytes[written..],
+                Ok(written) => {
+                    bytes = &bytes[written..];
+                    deadline = None;
+                }
                 Err(Errno::INTR) => {}
                 Err(Errno::AGAIN) => {
                     let deadline =
