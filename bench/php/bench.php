@@ -268,22 +268,7 @@ function routes(array $options, int $batch): array
             };
         }),
         new Route('push ext pipelined', "PushClient::queue(), sendMsg() x{$batch}, flush()", static function () use ($pushSocket): array {
-            $client = new PushClient($pushSocket);
-            return [
-                static function () use ($client): void {
-                    $client->queue();
-                },
-                static function () use ($client): void {
-                    $client->sendMsg(EVENT, MESSAGE);
-                },
-                static function () use ($client): void {
-                    foreach ($client->flush() as $result) {
-                        if ($result !== 0) {
-                            throw new RuntimeException('pipelined publish failed: ' . ($result instanceof Throwable ? $result->getMessage() : $result));
-                        }
-                    }
-                },
-            ];
+            return pipelinedCalls(new PushClient($pushSocket));
         }, pipelined: true),
         new Route('(a) pure PHP sendMsg', 'yii-component Protocol\\Client::sendMsg() over stream_socket_client, reply awaited', static function () use ($pushSocket): \Closure {
             $client = new PushCore\Yii\Protocol\Client($pushSocket);
@@ -294,22 +279,7 @@ function routes(array $options, int $batch): array
             };
         }),
         new Route('(a) pure PHP pipelined', "the same client, queue(), sendMsg() x{$batch}, flush()", static function () use ($pushSocket): array {
-            $client = new PushCore\Yii\Protocol\Client($pushSocket);
-            return [
-                static function () use ($client): void {
-                    $client->queue();
-                },
-                static function () use ($client): void {
-                    $client->sendMsg(EVENT, MESSAGE);
-                },
-                static function () use ($client): void {
-                    foreach ($client->flush() as $result) {
-                        if ($result !== 0) {
-                            throw new RuntimeException('pipelined publish failed');
-                        }
-                    }
-                },
-            ];
+            return pipelinedCalls(new PushCore\Yii\Protocol\Client($pushSocket));
         }, pipelined: true),
         new Route('(b) phpredis PUBLISH, unix', 'Redis::publish() of an emitter packet, redis-server over its Unix socket', server: 'redis', setup: static function () use ($redisSocket): \Closure {
             return redisPublish(static fn (Redis $redis): bool => $redis->connect($redisSocket));
@@ -373,6 +343,31 @@ function checkHttp(CurlHandle $handle, string|bool $body): void
 }
 
 /** A PUBLISH frame of the protocol (docs/protocol.md) to '/', broadcast. */
+/**
+ * The three calls of a pipelined route, for either client (both have
+ * queue(), sendMsg() and flush()): start queueing, one publish, flush.
+ *
+ * @return array{\Closure, \Closure, \Closure}
+ */
+function pipelinedCalls(PushClient|PushCore\Yii\Protocol\Client $client): array
+{
+    return [
+        static function () use ($client): void {
+            $client->queue();
+        },
+        static function () use ($client): void {
+            $client->sendMsg(EVENT, MESSAGE);
+        },
+        static function () use ($client): void {
+            foreach ($client->flush() as $result) {
+                if ($result !== 0) {
+                    throw new RuntimeException('pipelined publish failed: ' . ($result instanceof Throwable ? $result->getMessage() : $result));
+                }
+            }
+        },
+    ];
+}
+
 function publishFrame(string $payload): string
 {
     $str = static fn (string $s): string => pack('n', strlen($s)) . $s;

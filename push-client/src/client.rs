@@ -656,12 +656,14 @@ fn daemon_went_away(error: &io::Error) -> bool {
     )
 }
 
-/// Connects to the daemon's socket, bounding each wait by `timeout`.
+/// Connects to the daemon's socket with a send timeout of `timeout`.
 ///
 /// A daemon that has stopped accepting (stuck, or paused) lets connections
 /// queue until its listen backlog is full; a connect then waits for room,
-/// for as long as the socket's send timeout allows. So the timeouts are set
-/// before connecting, which `UnixStream::connect` cannot do.
+/// for as long as the socket's send timeout allows. So that timeout is set
+/// before connecting, which `UnixStream::connect` cannot do; it then bounds
+/// every blocking write too. No read blocks: replies are waited for in
+/// [`wait_readable`].
 fn connect(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
     use rustix::net::sockopt::{Timeout, set_socket_timeout};
     let socket = rustix::net::socket_with(
@@ -671,7 +673,6 @@ fn connect(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
         None,
     )?;
     set_socket_timeout(&socket, Timeout::Send, Some(timeout))?;
-    set_socket_timeout(&socket, Timeout::Recv, Some(timeout))?;
     rustix::net::connect(&socket, &rustix::net::SocketAddrUnix::new(path)?)?;
     Ok(UnixStream::from(socket))
 }
