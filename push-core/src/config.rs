@@ -51,6 +51,16 @@ pub mod defaults {
     /// outpaces the WebSocket writer for a moment; 1024 absorbs such bursts
     /// while bounding a stalled connection to about 1024 messages of memory.
     pub const MAX_BUFFERED_MESSAGES: usize = 1024;
+
+    /// Loopback: the daemon listens there by default, behind a proxy on
+    /// the same host.
+    pub fn trusted_proxies() -> Vec<ipnet::IpNet> {
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        vec![
+            ipnet::IpNet::new_assert(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
+            ipnet::IpNet::new_assert(IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
+        ]
+    }
 }
 
 /// Flags of `push-core serve`. Each is optional here so that the config file
@@ -280,6 +290,18 @@ pub struct ServeArgs {
     )]
     pub max_buffered_messages: Option<String>,
 
+    /// A proxy (address or CIDR range) whose X-Forwarded-For / Forwarded
+    /// header names the browser's address for per-IP limits; repeat for
+    /// more (comma-separated in the environment) [default: 127.0.0.0/8, ::1]
+    #[arg(
+        long = "trusted-proxy",
+        env = "PUSH_CORE_TRUSTED_PROXIES",
+        value_name = "CIDR",
+        value_delimiter = ',',
+        help_heading = "Limits"
+    )]
+    pub trusted_proxies: Vec<String>,
+
     /// Log format: text or json [default: text]
     #[arg(long, env = "PUSH_CORE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -320,6 +342,7 @@ struct FileSettings {
     client_events_per_minute: Option<toml::Value>,
     max_rooms_per_connection: Option<toml::Value>,
     max_buffered_messages: Option<toml::Value>,
+    trusted_proxies: Option<Vec<String>>,
     log_format: Option<toml::Value>,
     log_level: Option<toml::Value>,
 }
@@ -375,6 +398,8 @@ pub struct ClientLimits {
     pub client_events_per_minute: u32,
     pub max_rooms_per_connection: usize,
     pub max_buffered_messages: usize,
+    /// Peers whose forwarding headers are believed for per-IP limits.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ClientLimits {
@@ -387,6 +412,7 @@ impl Default for ClientLimits {
             client_events_per_minute: defaults::CLIENT_EVENTS_PER_MINUTE,
             max_rooms_per_connection: defaults::MAX_ROOMS_PER_CONNECTION,
             max_buffered_messages: defaults::MAX_BUFFERED_MESSAGES,
+            trusted_proxies: defaults::trusted_proxies(),
         }
     }
 }
@@ -449,6 +475,7 @@ impl ConfigError {
             "allowed_origins" => "allowed-origin".to_owned(),
             "publisher_uids" => "publisher-uid".to_owned(),
             "publisher_gids" => "publisher-gid".to_owned(),
+            "trusted_proxies" => "trusted-proxy".to_owned(),
             other => other.replace('_', "-"),
         };
         Self {
@@ -736,6 +763,16 @@ impl ServeArgs {
                 defaults::MAX_BUFFERED_MESSAGES,
                 |text| parse_count(text).and_then(at_least_one),
             )?,
+            trusted_proxies: if self.trusted_proxies.is_empty() && file.trusted_proxies.is_none() {
+                defaults::trusted_proxies()
+            } else {
+                list_setting(
+                    "trusted_proxies",
+                    self.trusted_proxies,
+                    file.trusted_proxies,
+                    parse_proxy,
+                )?
+            },
         };
 
         let log_format = setting(
@@ -893,6 +930,14 @@ fn parse_token(text: &str) -> Result<String, String> {
         return Err("the token may hold only printable ASCII without spaces".to_owned());
     }
     Ok(text.to_owned())
+}
+
+/// An address (`10.0.0.1`) or a CIDR range (`10.0.0.0/8`).
+fn parse_proxy(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is not an address or CIDR range like 10.0.0.0/8"))
 }
 
 fn parse_bool(text: &str) -> Result<bool, String> {

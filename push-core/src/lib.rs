@@ -11,26 +11,26 @@
 //!
 //! How the modules fit:
 //! - [`config`]: settings from flags, environment and file;
-//! - `ingest`: the Unix-socket listener, and a thread per publisher
-//!   connection that reads, answers and writes its frames;
-//! - `realtime`: socket.io namespaces, the Origin policy, admission;
+//! - `publish`: the two ways in for publishes: `publish::socket`, the
+//!   Unix-socket listener with a thread per publisher connection, and
+//!   `publish::http`, the optional HTTP publish API for other hosts;
+//! - `socketio`: socket.io namespaces, the Origin policy, admission;
 //! - `auth`: asking the site who a browser is, with a cache;
 //! - [`dispatch`]: turning a publish target into recipients;
 //! - `rooms`: how user and site rooms are kept apart;
-//! - `publish_api`: the optional HTTP publish API for other hosts;
-//! - `metrics`, `http`, `open_files`, [`shutdown`]: operations.
+//! - `router`: the HTTP listener's routes and layers;
+//! - `metrics`, `open_files`, [`shutdown`]: operations.
 
 mod auth;
 pub mod config;
 pub mod dispatch;
-mod http;
-mod ingest;
 mod metrics;
 mod open_files;
-mod publish_api;
-mod realtime;
+mod publish;
 mod rooms;
+mod router;
 pub mod shutdown;
+mod socketio;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -45,7 +45,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::auth::AuthSetupError;
 pub use crate::config::{Config, PublishSettings};
 pub use crate::dispatch::{DispatchError, Dispatcher};
-pub use crate::ingest::{BindError, PublishSocket};
+pub use crate::publish::socket::{BindError, PublishSocket};
 
 /// How long browsers and publishers get to be closed cleanly at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -93,8 +93,8 @@ impl PushCore {
             )?)),
             None => None,
         };
-        let limits = realtime::ConnectionLimits::new(config.limits.clone(), metrics.clone());
-        let (socketio, io) = realtime::build(
+        let limits = socketio::ConnectionLimits::new(config.limits.clone(), metrics.clone());
+        let (socketio, io) = socketio::build(
             &config.namespaces,
             authenticator,
             limits.clone(),
@@ -102,7 +102,7 @@ impl PushCore {
         );
         let dispatcher = Dispatcher::new(io.clone(), metrics.clone());
         let publish_api = config.publish.http_token.as_deref().map(|token| {
-            publish_api::router(
+            publish::http::router(
                 token,
                 dispatcher.clone(),
                 io.clone(),
@@ -110,11 +110,11 @@ impl PushCore {
                 config.publish.max_frame_size,
             )
         });
-        let router = http::router(http::HttpParts {
+        let router = router::router(router::HttpParts {
             socketio,
             io: io.clone(),
             metrics: metrics.clone(),
-            origins: realtime::OriginPolicy::new(config.allowed_origins.clone(), metrics.clone()),
+            origins: socketio::OriginPolicy::new(config.allowed_origins.clone(), metrics.clone()),
             limits,
             publish_api,
         });
@@ -134,13 +134,13 @@ impl PushCore {
 
     /// Serves the publish protocol on `socket` until `shutdown` fires.
     pub async fn serve_publishers(&self, socket: PublishSocket, shutdown: CancellationToken) {
-        let services = ingest::Services {
+        let services = publish::socket::Services {
             dispatcher: self.dispatcher.clone(),
             io: self.io.clone(),
             metrics: self.metrics.clone(),
             max_frame_size: self.publish.max_frame_size,
             max_publishers: self.publish.max_publishers,
-            access: ingest::PeerAccess::new(
+            access: publish::socket::PeerAccess::new(
                 self.publish.allowed_uids.clone(),
                 self.publish.allowed_gids.clone(),
             ),

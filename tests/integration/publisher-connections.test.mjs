@@ -1,5 +1,5 @@
 // The life of a publisher connection on the daemon's side: each is served
-// by a thread of its own (push-core/src/ingest/connection.rs), so these
+// by a thread of its own (push-core/src/publish/socket/connection.rs), so these
 // tests check what that design must still guarantee: a cap on how many are
 // served, a stop that reaches every one of them at once, deadlines for a
 // half-sent frame and for replies nobody reads, and publishers that cannot

@@ -32,7 +32,7 @@ use socketioxide::SocketIo;
 
 use crate::dispatch::{DispatchError, Dispatcher};
 use crate::metrics::Metrics;
-use crate::realtime;
+use crate::socketio;
 
 #[derive(Clone)]
 struct ApiState {
@@ -183,7 +183,7 @@ async fn online(State(state): State<ApiState>, Query(query): Query<OnlineQuery>)
 }
 
 async fn stats(State(state): State<ApiState>) -> Response {
-    let census = realtime::census(&state.io).await;
+    let census = socketio::census(&state.io).await;
     (
         [(CONTENT_TYPE, "application/json")],
         state.metrics.stats_json(&census),

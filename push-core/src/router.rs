@@ -19,7 +19,7 @@ use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
 
 use crate::metrics::Metrics;
-use crate::realtime::{
+use crate::socketio::{
     self, ConnectionLimits, OriginPolicy, cors_layer, detach_request_head, guard_handshake_rate,
     guard_origin,
 };
@@ -73,7 +73,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn prometheus_metrics(State(state): State<MetricsState>) -> impl IntoResponse {
-    let census = realtime::census(&state.io).await;
+    let census = socketio::census(&state.io).await;
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.prometheus_text(&census),

@@ -21,7 +21,7 @@ use push_client::protocol::wire::{DecodeError, Reader};
 use push_client::{ErrorCode, PROTOCOL_VERSION, Reply, Request};
 
 use super::Services;
-use crate::realtime;
+use crate::socketio;
 
 /// What the connection does after a request was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +95,7 @@ impl Session {
                 }
             }
             Request::Stats => {
-                let census = self.finish(realtime::census(&self.services.io));
+                let census = self.finish(socketio::census(&self.services.io));
                 let json = self.services.metrics.stats_json(&census);
                 self.reply(id, &Reply::Stats { json: &json }, out);
             }
