@@ -30,8 +30,11 @@ async fn announce(State(dispatcher): State<Dispatcher>) -> String {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // No publish socket is bound here, so its path is never used.
-    let config = Config::with_socket("/nonexistent/push.sock");
+    // No publish socket is bound here: the app publishes through the
+    // dispatcher, so the socket settings are never used.
+    let config = Config::builder()
+        .set("allowed_origins", ["http://127.0.0.1:3001"])
+        .build()?;
     let (core, push_routes) = PushCore::new(&config)?;
 
     let app = Router::new()

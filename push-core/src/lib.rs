@@ -86,35 +86,36 @@ impl PushCore {
     /// the HTTP publish API.
     pub fn new(config: &Config) -> Result<(Self, Router), AuthSetupError> {
         let metrics = Arc::new(metrics::Metrics::default());
-        let authenticator = match &config.auth {
+        let publish = config.publish_settings();
+        let authenticator = match config.auth_settings() {
             Some(settings) => Some(Arc::new(auth::Authenticator::new(
-                settings.clone(),
+                settings,
                 metrics.clone(),
             )?)),
             None => None,
         };
-        let limits = socketio::ConnectionLimits::new(config.limits.clone(), metrics.clone());
+        let limits = socketio::ConnectionLimits::new(config.client_limits(), metrics.clone());
         let (socketio, io) = socketio::build(
-            &config.namespaces,
+            &config.served_namespaces(),
             authenticator,
             limits.clone(),
             metrics.clone(),
         );
         let dispatcher = Dispatcher::new(io.clone(), metrics.clone());
-        let publish_api = config.publish.http_token.as_deref().map(|token| {
+        let publish_api = publish.http_token.as_deref().map(|token| {
             publish::http::router(
                 token,
                 dispatcher.clone(),
                 io.clone(),
                 metrics.clone(),
-                config.publish.max_frame_size,
+                publish.max_frame_size,
             )
         });
         let router = router::router(router::HttpParts {
             socketio,
             io: io.clone(),
             metrics: metrics.clone(),
-            origins: socketio::OriginPolicy::new(config.allowed_origins.clone(), metrics.clone()),
+            origins: socketio::OriginPolicy::new(config.origins(), metrics.clone()),
             limits,
             publish_api,
         });
@@ -122,7 +123,7 @@ impl PushCore {
             io,
             dispatcher,
             metrics,
-            publish: config.publish.clone(),
+            publish,
         };
         Ok((core, router))
     }
@@ -175,15 +176,15 @@ pub enum ServeError {
 /// connections, publishes already received are answered, browsers are
 /// disconnected cleanly and the socket file is removed.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
-    open_files::raise_for(config.limits.max_connections);
+    open_files::raise_for(config.max_connections);
     let (core, router) = PushCore::new(&config)?;
     let http_listener = bind_http(config.listen).map_err(|source| ServeError::Listen {
         addr: config.listen,
         source,
     })?;
-    let publish_socket = PublishSocket::bind(&config.publish)?;
+    let publish_socket = PublishSocket::bind(&config.publish_settings())?;
     let listen = http_listener.local_addr().unwrap_or(config.listen);
-    if config.auth.is_some() && config.allowed_origins.is_empty() {
+    if config.auth_url.is_some() && config.allowed_origins.is_empty() {
         tracing::warn!(
             "auth_url is set but allowed_origins is not: any web site can open a connection with your visitors' cookies; set --allowed-origin"
         );
@@ -202,8 +203,8 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     tracing::info!(
         %listen,
         socket = %publish_socket.path().display(),
-        namespaces = ?config.namespaces,
-        auth = config.auth.is_some(),
+        namespaces = ?config.served_namespaces(),
+        auth = config.auth_url.is_some(),
         "push-core ready"
     );
     let publishers = tokio::spawn({

@@ -19,9 +19,12 @@ struct Daemon {
 
 impl Daemon {
     fn start(socket: &Path) -> Self {
-        let mut config = Config::with_socket(socket);
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.namespaces.push("/chat".to_owned());
+        let config = Config::builder()
+            .set("socket", socket)
+            .set("listen", "127.0.0.1:0")
+            .set("namespaces", ["/chat"])
+            .build()
+            .unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = thread::spawn(move || {
             let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -109,8 +112,8 @@ fn a_second_daemon_on_a_live_socket_refuses_to_start() {
     let socket = socket_in(&dir);
     let _daemon = Daemon::start(&socket);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let second =
-        runtime.block_on(async { PublishSocket::bind(&Config::with_socket(&socket).publish) });
+    let second = runtime
+        .block_on(async { PublishSocket::bind(&Config::with_socket(&socket).publish_settings()) });
     assert!(matches!(second, Err(BindError::AlreadyRunning(_))));
     assert!(socket.exists(), "the live daemon's socket must stay");
 }
@@ -121,8 +124,8 @@ fn a_file_that_is_not_a_socket_is_never_replaced() {
     let path = dir.path().join("important.txt");
     std::fs::write(&path, "keep me").unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let bound =
-        runtime.block_on(async { PublishSocket::bind(&Config::with_socket(&path).publish) });
+    let bound = runtime
+        .block_on(async { PublishSocket::bind(&Config::with_socket(&path).publish_settings()) });
     assert!(matches!(bound, Err(BindError::NotASocket(_))));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
 }

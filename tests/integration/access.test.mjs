@@ -95,7 +95,7 @@ async function daemonWith(args) {
 
 describe('the publisher allow-list (SO_PEERCRED)', { skip }, () => {
   test('a uid not on --publisher-uid gets ERROR forbidden with id 0, a close and a warning', async () => {
-    const daemon = await daemonWith(['--socket-mode', '0666', '--publisher-uid', '0']);
+    const daemon = await daemonWith(['--socket-mode', '0666', '--allow-world-writable-socket', '--publisher-uid', '0']);
     const browser = await clients.connect(daemon);
 
     const refusal = await rawRefusalAs(NOBODY, daemon.socketPath);
@@ -120,7 +120,7 @@ describe('the publisher allow-list (SO_PEERCRED)', { skip }, () => {
     // while the client is still writing HELLO; it keeps reading for a
     // moment so that write does not fail with EPIPE before the client has
     // read why it was refused.
-    const daemon = await daemonWith(['--socket-mode', '0666', '--publisher-uid', '0']);
+    const daemon = await daemonWith(['--socket-mode', '0666', '--allow-world-writable-socket', '--publisher-uid', '0']);
     for (let i = 0; i < 10; i++) {
       const sent = await sendAs(NOBODY, daemon.socketPath, 'from-nobody');
       assert.equal(sent.code, 1);
@@ -129,7 +129,7 @@ describe('the publisher allow-list (SO_PEERCRED)', { skip }, () => {
   });
 
   test('--publisher-gid admits peers by group, and then refuses others, root included', async () => {
-    const daemon = await daemonWith(['--socket-mode', '0666', '--publisher-gid', String(NOBODY.gid)]);
+    const daemon = await daemonWith(['--socket-mode', '0666', '--allow-world-writable-socket', '--publisher-gid', String(NOBODY.gid)]);
     const browser = await clients.connect(daemon);
     const sent = await sendAs(NOBODY, daemon.socketPath, 'from-nogroup');
     assert.equal(sent.code, 0, sent.stderr);

@@ -142,6 +142,34 @@ describe('the publish socket file', () => {
     const flagOverAll = await daemonFor({ args: ['--config', config, '--socket-mode', '0600'], env: { PUSH_CORE_SOCKET_MODE: '0640' } });
     assert.equal(modeOf(flagOverAll.socketPath), 0o600);
   });
+
+  // Every way a mode can be written, from each source. A TOML integer is the
+  // mode as written (0o640 is 0o640; 416 is the same number in decimal); text
+  // is octal, as chmod reads it.
+  const SPELLINGS = [
+    { how: 'flag 0640', args: ['--socket-mode', '0640'] },
+    { how: 'flag 640', args: ['--socket-mode', '640'] },
+    { how: 'flag 0o640', args: ['--socket-mode', '0o640'] },
+    { how: 'environment 0640', env: { PUSH_CORE_SOCKET_MODE: '0640' } },
+    { how: 'environment 640', env: { PUSH_CORE_SOCKET_MODE: '640' } },
+    { how: 'environment 0o640', env: { PUSH_CORE_SOCKET_MODE: '0o640' } },
+    { how: 'file integer 0o640', file: 'socket_mode = 0o640\n' },
+    { how: 'file integer 416', file: 'socket_mode = 416\n' },
+    { how: 'file text "0640"', file: 'socket_mode = "0640"\n' },
+    { how: 'file text "0o640"', file: 'socket_mode = "0o640"\n' },
+  ];
+  for (const { how, args = [], env = {}, file } of SPELLINGS) {
+    test(`socket_mode from ${how} is 0640`, async () => {
+      const all = [...args];
+      if (file !== undefined) {
+        const config = path.join(scratch(), 'push.toml');
+        fs.writeFileSync(config, file);
+        all.push('--config', config);
+      }
+      const daemon = await daemonFor({ args: all, env });
+      assert.equal(modeOf(daemon.socketPath), 0o640);
+    });
+  }
 });
 
 describe('configuration that cannot be used', () => {
@@ -164,6 +192,17 @@ describe('configuration that cannot be used', () => {
     { key: 'listen', env: { PUSH_CORE_LISTEN: '127.0.0.1:99999' } },
     { key: 'socket_mode', args: ['--socket-mode', '999'] },
     { key: 'socket_mode', file: 'socket_mode = "rw-rw----"\n' },
+    // The old bug: this file made a socket every local user could write to.
+    { key: 'socket_mode', file: 'socket_mode = 0o666\n' },
+    { key: 'socket_mode', file: 'socket_mode = "0662"\n' },
+    { key: 'socket_mode', args: ['--socket-mode', '0666'] },
+    { key: 'socket_mode', env: { PUSH_CORE_SOCKET_MODE: '0777' } },
+    // A decimal integer that is no mode, not read as 0o660 nor as 0o1224.
+    { key: 'socket_mode', file: 'socket_mode = 660\n' },
+    // 0660 is not TOML; the file is refused, not read as 660 or 0.
+    { key: 'socket_mode', file: 'socket_mode = 0660\n' },
+    { key: 'trusted_proxies', env: { PUSH_CORE_TRUSTED_PROXIES: '127.0.0.1,proxy.example' } },
+    { key: 'max_client_packet', file: 'max_client_packet = "1KB"\n' },
     { key: 'namespaces', args: ['--namespace', 'chat'] },
     { key: 'namespaces', env: { PUSH_CORE_NAMESPACES: '/ok,/bad space' } },
     { key: 'max_frame_size', args: ['--max-frame-size', '12'] },

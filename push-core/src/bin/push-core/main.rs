@@ -1,14 +1,18 @@
 //! The `push-core` command: the daemon (`serve`) and small tools that talk
 //! to a running daemon over its publish socket (`send`, `stats`, `online`).
 
+mod settings;
 mod tools;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
-use push_core::config::{Config, LogFormat, ServeArgs};
+use push_core::config::{Config, ConfigError, LogFormat};
 use tracing_subscriber::EnvFilter;
+
+use crate::settings::ServeArgs;
 
 #[derive(Parser)]
 #[command(
@@ -38,7 +42,10 @@ enum Command {
 const EXIT_BAD_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return refuse_arguments(error),
+    };
     match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Send(args) => tools::report(tools::send(args)),
@@ -75,6 +82,31 @@ fn serve(args: ServeArgs) -> ExitCode {
             tracing::error!("{error}");
             eprintln!("push-core: {error}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// A flag's value that does not parse is reported as a bad setting is,
+/// naming the key, the flag and the variable; other mistakes (an unknown
+/// flag, `--help`) are clap's to print.
+fn refuse_arguments(error: clap::Error) -> ExitCode {
+    let key = match (error.kind(), error.get(ContextKind::InvalidArg)) {
+        (ErrorKind::ValueValidation, Some(ContextValue::String(arg))) => arg
+            .trim_start_matches("--")
+            .split([' ', '='])
+            .next()
+            .and_then(push_core::config::key_for_flag),
+        _ => None,
+    };
+    let message = std::error::Error::source(&error).map(ToString::to_string);
+    match (key, message) {
+        (Some(key), Some(message)) => {
+            eprintln!("push-core: {}", ConfigError::value(key, message));
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+        _ => {
+            let _ = error.print();
+            ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(EXIT_BAD_CONFIG))
         }
     }
 }

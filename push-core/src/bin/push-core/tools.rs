@@ -15,7 +15,7 @@ pub struct SocketArgs {
     #[arg(long, env = "PUSH_CORE_SOCKET", default_value = DEFAULT_SOCKET_PATH)]
     socket: PathBuf,
     /// Give up on an unresponsive daemon after this long
-    #[arg(long, default_value = "2s", value_parser = push_core::config::parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = push_core::config::values::duration::parse)]
     timeout: std::time::Duration,
 }
 

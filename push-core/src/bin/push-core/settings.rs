@@ -1,0 +1,371 @@
+//! Where the daemon's settings come from: flags, the environment and the
+//! TOML file, over the defaults of [`Config`].
+//!
+//! The first source that sets a key wins, in this order: a command-line
+//! flag, an environment variable `PUSH_CORE_<KEY>`, the file named by
+//! `--config`. Each layer is merged whole by figment, so no setting needs
+//! code of its own here beyond its flag.
+//!
+//! Every value is read by the same types whatever its source (see
+//! `push_core::config::values`): the flags parse text with them (clap's
+//! typed value parsers), the environment hands them text as written, and
+//! the file hands them TOML values (`socket_mode = 0o660` is the mode
+//! 0o660; `"0660"` is octal text).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use figment::providers::Serialized;
+use figment::value::{Dict, Value};
+use push_core::config::values::{duration, parse_bool};
+use push_core::config::{
+    AuthUrl, ByteCount, Config, ConfigError, FileMode, LogFormat, Namespace, Origin, ProxyRange,
+    Secret, SocketGroup,
+};
+use serde::Serialize;
+use thiserror::Error;
+
+/// Flags of `push-core serve`. Each is optional, so that a flag left out
+/// leaves the key to the environment, the file or the default.
+#[derive(Debug, Default, Args, Serialize)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (keys as in
+    /// docs/configuration.md, e.g. `auth_url = "..."`).
+    #[arg(long, env = "PUSH_CORE_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Address for socket.io, /healthz and /metrics [default: 127.0.0.1:3000]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+
+    /// A socket.io namespace to serve besides `/`; repeat for more
+    /// (comma-separated in the environment)
+    #[arg(long = "namespace", value_name = "NS")]
+    namespaces: Vec<Namespace>,
+
+    /// A web origin (scheme://host[:port]) whose pages may connect; repeat
+    /// for more (comma-separated in the environment). Unset: any origin.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<Origin>,
+
+    /// Unix socket the site publishes on [default: /run/push-core/push.sock]
+    #[arg(long, value_name = "PATH", help_heading = "Publishing")]
+    socket: Option<PathBuf>,
+
+    /// Permissions of the publish socket file, in octal; a mode that lets
+    /// others write needs --allow-world-writable-socket [default: 0660]
+    #[arg(long, value_name = "MODE", help_heading = "Publishing")]
+    socket_mode: Option<FileMode>,
+
+    /// Allow a socket mode that lets every local user publish, when
+    /// --publisher-uid / --publisher-gid decide who may
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, help_heading = "Publishing")]
+    allow_world_writable_socket: Option<bool>,
+
+    /// Group (name or id) given the publish socket file, e.g. www-data
+    #[arg(long, value_name = "GROUP", help_heading = "Publishing")]
+    socket_group: Option<SocketGroup>,
+
+    /// Only processes of this user id may publish; repeat for more
+    #[arg(
+        long = "publisher-uid",
+        value_name = "UID",
+        help_heading = "Publishing"
+    )]
+    publisher_uids: Vec<u32>,
+
+    /// Only processes of this group id may publish; repeat for more
+    #[arg(
+        long = "publisher-gid",
+        value_name = "GID",
+        help_heading = "Publishing"
+    )]
+    publisher_gids: Vec<u32>,
+
+    /// Largest publish frame accepted, in bytes or with a unit (1MiB)
+    /// [default: 1048576]
+    #[arg(long, value_name = "BYTES", help_heading = "Publishing")]
+    max_frame_size: Option<ByteCount>,
+
+    /// Most publisher connections at once; more are refused with
+    /// too_many_publishers [default: 4096]
+    #[arg(long, value_name = "N", help_heading = "Publishing")]
+    max_publishers: Option<usize>,
+
+    /// Secret that turns on the HTTP publish API (POST /api/publish, ...)
+    /// for app servers on other hosts; at least 32 characters. Unset: off.
+    #[arg(long, value_name = "SECRET", help_heading = "Publishing")]
+    http_publish_token: Option<Secret>,
+
+    /// Site URL asked who a connecting browser is (its cookies are forwarded)
+    #[arg(long, value_name = "URL", help_heading = "Identity")]
+    auth_url: Option<AuthUrl>,
+
+    /// Refuse connections that the site does not identify as a user
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, help_heading = "Identity")]
+    auth_required: Option<bool>,
+
+    /// How long to wait for the auth URL [default: 2s]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse, help_heading = "Identity")]
+    #[serde(with = "humantime_serde::option")]
+    auth_timeout: Option<Duration>,
+
+    /// How long an auth answer is reused for the same cookies; 0 disables
+    /// the cache [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse, help_heading = "Identity")]
+    #[serde(with = "humantime_serde::option")]
+    auth_cache_ttl: Option<Duration>,
+
+    /// Most auth answers kept in the cache [default: 100000]
+    #[arg(long, value_name = "N", help_heading = "Identity")]
+    auth_cache_size: Option<usize>,
+
+    /// Most calls to the auth URL in flight at once [default: 32]
+    #[arg(long, value_name = "N", help_heading = "Identity")]
+    auth_max_concurrency: Option<usize>,
+
+    /// Most browser connections in total; 0 for no limit [default: 100000]
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    max_connections: Option<usize>,
+
+    /// Most browser connections from one IP address (an IPv6 /64); 0 for
+    /// no limit [default: 500]
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    max_connections_per_ip: Option<usize>,
+
+    /// New connections one IP address (an IPv6 /64) may open per minute;
+    /// 0 for no limit [default: 600]
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    handshakes_per_ip_per_minute: Option<u32>,
+
+    /// Largest packet a browser may send, in bytes or with a unit
+    /// [default: 16384]
+    #[arg(long, value_name = "BYTES", help_heading = "Limits")]
+    max_client_packet: Option<ByteCount>,
+
+    /// Events a browser may emit per minute (they are ignored) before it is
+    /// disconnected [default: 60]
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    client_events_per_minute: Option<u32>,
+
+    /// Most rooms the auth URL may put one connection in [default: 64]
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    max_rooms_per_connection: Option<usize>,
+
+    /// Messages queued for a connection that does not keep up before
+    /// further ones are dropped for it [default: 1024]
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    max_buffered_messages: Option<usize>,
+
+    /// A proxy (address or CIDR range) whose X-Forwarded-For / Forwarded
+    /// header names the browser's address for per-IP limits; repeat for
+    /// more (comma-separated in the environment) [default: 127.0.0.0/8, ::1]
+    #[arg(long = "trusted-proxy", value_name = "CIDR", help_heading = "Limits")]
+    trusted_proxies: Vec<ProxyRange>,
+
+    /// Log format: text or json [default: text]
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+
+    /// Log level or tracing filter, e.g. `info` or `push_core=debug`
+    /// [default: info]
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+}
+
+/// Why the settings could not be read.
+#[derive(Debug, Error)]
+pub enum SettingsError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    File { path: PathBuf, message: String },
+    #[error(transparent)]
+    Value(#[from] ConfigError),
+}
+
+/// The prefix of the environment variables that hold settings.
+const ENV_PREFIX: &str = "PUSH_CORE_";
+
+impl ServeArgs {
+    /// Merges the defaults, the file, the environment and the flags, and
+    /// checks every value.
+    pub fn resolve(self) -> Result<Config, SettingsError> {
+        let mut builder = Config::builder();
+        if let Some(path) = &self.config {
+            builder = builder.merge(Serialized::globals(read_file(path)?));
+        }
+        let flags = given(&self);
+        let config = builder
+            .merge(Serialized::globals(environment(std::env::vars())))
+            .merge(Serialized::globals(flags))
+            .build()
+            .map_err(|error| match error {
+                ConfigError::Unknown { key } => SettingsError::File {
+                    path: self.config.clone().unwrap_or_default(),
+                    message: format!(
+                        "unknown setting `{key}`; the settings are listed in docs/configuration.md"
+                    ),
+                },
+                other => SettingsError::Value(other),
+            })?;
+        check_log_level(&config.log_level)?;
+        Ok(config)
+    }
+}
+
+/// The file's settings, as TOML values.
+fn read_file(path: &Path) -> Result<toml::Table, SettingsError> {
+    let text = fs::read_to_string(path).map_err(|source| SettingsError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|error| SettingsError::File {
+        path: path.to_owned(),
+        message: error.to_string(),
+    })
+}
+
+/// The settings in `PUSH_CORE_<KEY>` variables, as the text written. Other
+/// `PUSH_CORE_*` variables are not settings (`PUSH_CORE_CONFIG` names the
+/// file) and are left alone. A list setting takes comma-separated items.
+fn environment(vars: impl Iterator<Item = (String, String)>) -> Dict {
+    let variables: BTreeMap<String, String> = vars.collect();
+    Config::keys()
+        .iter()
+        .filter_map(|key| {
+            let text = variables.get(&format!("{ENV_PREFIX}{}", key.to_uppercase()))?;
+            let value = if Config::is_list_key(key) {
+                Value::from(
+                    text.split(',')
+                        .map(str::trim)
+                        .filter(|item| !item.is_empty())
+                        .map(Value::from)
+                        .collect::<Vec<_>>(),
+                )
+            } else {
+                Value::from(text.as_str())
+            };
+            Some(((*key).to_owned(), value))
+        })
+        .collect()
+}
+
+/// The flags that were given: an absent flag or an empty list sets nothing.
+fn given(args: &ServeArgs) -> Dict {
+    let Ok(Value::Dict(_, flags)) = Value::serialize(args) else {
+        return Dict::new();
+    };
+    flags
+        .into_iter()
+        .filter(|(_, value)| match value {
+            Value::Empty(..) => false,
+            Value::Array(_, items) => !items.is_empty(),
+            _ => true,
+        })
+        .collect()
+}
+
+fn check_log_level(level: &str) -> Result<(), ConfigError> {
+    tracing_subscriber::EnvFilter::try_new(level)
+        .map(drop)
+        .map_err(|e| {
+            ConfigError::value(
+                "log_level",
+                format!("{level:?} is not a level or filter ({e})"),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn flags(args: &[&str]) -> ServeArgs {
+        Cli::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
+            .map(|cli| cli.serve)
+            .unwrap()
+    }
+
+    #[test]
+    fn every_key_has_a_flag() {
+        let command = <Cli as clap::CommandFactory>::command();
+        for key in Config::keys() {
+            let flag = push_core::config::flag_for(key);
+            assert!(
+                command
+                    .get_arguments()
+                    .any(|arg| arg.get_long() == Some(&flag)),
+                "no --{flag} for {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_given_flags_are_layered() {
+        let layer = given(&flags(&["--socket-mode", "0600", "--namespace", "/a"]));
+        assert_eq!(
+            layer.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["namespaces", "socket_mode"]
+        );
+    }
+
+    #[test]
+    fn the_environment_is_text_and_lists_split_on_commas() {
+        let env = environment(
+            [
+                ("PUSH_CORE_SOCKET_MODE", "0640"),
+                ("PUSH_CORE_NAMESPACES", "/a, /b"),
+                ("PUSH_CORE_CONFIG", "/etc/push.toml"),
+                ("PUSH_CORE_TEST_LOGS", "1"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        assert_eq!(env.len(), 2);
+        let config = Config::builder()
+            .merge(Serialized::globals(env))
+            .build()
+            .unwrap();
+        assert_eq!(config.socket_mode.bits(), 0o640);
+        assert_eq!(config.served_namespaces(), ["/", "/a", "/b"]);
+    }
+
+    #[test]
+    fn the_file_reads_modes_as_toml_writes_them() {
+        for (text, mode) in [
+            ("socket_mode = 0o640\n", 0o640),
+            ("socket_mode = \"0640\"\n", 0o640),
+            ("socket_mode = \"640\"\n", 0o640),
+            ("socket_mode = 416\n", 0o640),
+        ] {
+            let table: toml::Table = toml::from_str(text).unwrap();
+            let config = Config::builder()
+                .merge(Serialized::globals(table))
+                .build()
+                .unwrap();
+            assert_eq!(config.socket_mode.bits(), mode, "{text}");
+        }
+        let table: toml::Table = toml::from_str("socket_mode = 0o666\n").unwrap();
+        let error = Config::builder()
+            .merge(Serialized::globals(table))
+            .build()
+            .unwrap_err();
+        assert_eq!(error.key(), "socket_mode");
+    }
+}

@@ -1,0 +1,710 @@
+//! The daemon's settings: what they are, their defaults, and their checks.
+//!
+//! [`Config`] is the one place a setting is declared: its key (the field
+//! name, used as is in the TOML file and as `PUSH_CORE_<KEY>` in the
+//! environment), its type, its default and its doc. Each value type in
+//! [`values`] checks what it is given, so a bad value is refused at start
+//! with a message naming the key, the flag and the variable
+//! ([`ConfigError`]); [`Config::validate`] adds the checks that span
+//! settings or ranges.
+//!
+//! Settings are layered with `figment`: the defaults, then whatever the
+//! program merges over them. The `push-core` binary merges the TOML file,
+//! then the environment, then its flags (see its `settings` module); a
+//! program that embeds [`PushCore`](crate::PushCore) uses
+//! [`Config::builder`] or plain struct syntax, and pulls in no
+//! command-line or file parsing.
+//!
+//! The modules that use settings get views of the groups they need
+//! ([`PublishSettings`], [`AuthSettings`], [`ClientLimits`]).
+
+pub mod values;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::Serialized;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use url::Url;
+
+use self::values::duration;
+pub use self::values::{
+    AuthUrl, ByteCount, FileMode, LogFormat, Namespace, Origin, ProxyRange, Secret, SocketGroup,
+};
+
+/// Defaults, named so the help text, the docs and the code agree.
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const SOCKET_MODE: u32 = 0o660;
+    pub const AUTH_TIMEOUT: Duration = Duration::from_secs(2);
+    pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(30);
+    /// Enough for every tab of a busy site's online users; each entry is a
+    /// hash, a user id and a few room names.
+    pub const AUTH_CACHE_SIZE: usize = 100_000;
+    /// Calls in flight to the auth URL at once; more connects wait. Keeps a
+    /// reconnect storm from occupying every PHP worker of the site.
+    pub const AUTH_MAX_CONCURRENCY: usize = 32;
+    /// Far above what one 2-core machine serves, low enough to stop a flood
+    /// before memory runs out.
+    pub const MAX_CONNECTIONS: usize = 100_000;
+    /// A household or a small office behind one address has a few tabs
+    /// each; an office behind a NAT with hundreds of users needs more (see
+    /// docs/configuration.md). A script opening connections without end
+    /// from one address is stopped here.
+    pub const MAX_CONNECTIONS_PER_IP: usize = 500;
+    /// After a deploy every tab behind one address reconnects within
+    /// seconds: the budget lets all of [`MAX_CONNECTIONS_PER_IP`] come
+    /// back at once, with room for retries.
+    pub const HANDSHAKES_PER_IP_PER_MINUTE: u32 = 600;
+    /// Publisher connections, each served by a thread of its own. A PHP
+    /// process keeps one, so this is room for every worker of several big
+    /// php-fpm pools, while a runaway local process cannot make threads
+    /// without end.
+    pub const MAX_PUBLISHERS: usize = 4096;
+    /// Each publisher connection is a thread: past this, a typo would allow
+    /// a number no machine could run (and tokio's semaphore panics past
+    /// its own limit).
+    pub const MAX_PUBLISHERS_CEILING: usize = 65_536;
+    /// Smaller than this cannot hold a HELLO and a useful publish, nor a
+    /// browser's connect packet.
+    pub const MIN_PACKET: u64 = 1024;
+    /// Browsers send only pings and the connect packet; 16 KiB is plenty.
+    pub const MAX_CLIENT_PACKET: u64 = 16 * 1024;
+    /// Events a browser may emit per minute before it is disconnected.
+    pub const CLIENT_EVENTS_PER_MINUTE: u32 = 60;
+    /// Rooms the auth endpoint may put one connection in.
+    pub const MAX_ROOMS_PER_CONNECTION: usize = 64;
+    /// Messages queued for one slow connection before new ones are dropped.
+    /// A site publishing a burst to one user (a batch job, a deferred flush)
+    /// outpaces the WebSocket writer for a moment; 1024 absorbs such bursts
+    /// while bounding a stalled connection to about 1024 messages of memory.
+    pub const MAX_BUFFERED_MESSAGES: usize = 1024;
+
+    /// Loopback: the daemon listens there by default, behind a proxy on
+    /// the same host.
+    pub fn trusted_proxies() -> Vec<ipnet::IpNet> {
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        vec![
+            ipnet::IpNet::new_assert(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
+            ipnet::IpNet::new_assert(IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
+        ]
+    }
+}
+
+/// Every setting of the daemon. Field names are the keys of the TOML file;
+/// docs/configuration.md explains each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address for socket.io, /healthz and /metrics.
+    pub listen: SocketAddr,
+    /// socket.io namespaces served besides `/`.
+    pub namespaces: Vec<Namespace>,
+    /// Web origins whose pages may connect; empty: any.
+    pub allowed_origins: Vec<Origin>,
+
+    /// The Unix socket the site publishes on.
+    pub socket: PathBuf,
+    /// Permissions of the publish socket file.
+    pub socket_mode: FileMode,
+    /// Allows a `socket_mode` that lets every local user publish, for
+    /// setups where `publisher_uids`/`publisher_gids` decide instead.
+    pub allow_world_writable_socket: bool,
+    /// Group given the publish socket file.
+    pub socket_group: Option<SocketGroup>,
+    /// When set, only processes of these user ids may publish.
+    pub publisher_uids: Vec<u32>,
+    /// When set, only processes of these group ids may publish.
+    pub publisher_gids: Vec<u32>,
+    /// Largest publish frame accepted.
+    pub max_frame_size: ByteCount,
+    /// Most publisher connections at once.
+    pub max_publishers: usize,
+    /// Turns on the HTTP publish API, which then requires this token.
+    pub http_publish_token: Option<Secret>,
+
+    /// Site URL asked who a connecting browser is.
+    pub auth_url: Option<AuthUrl>,
+    /// Refuse connections that the site does not identify as a user.
+    pub auth_required: bool,
+    /// How long to wait for the auth URL.
+    #[serde(with = "duration")]
+    pub auth_timeout: Duration,
+    /// How long an auth answer is reused for the same cookies; 0: never.
+    #[serde(with = "duration")]
+    pub auth_cache_ttl: Duration,
+    /// Most auth answers kept.
+    pub auth_cache_size: usize,
+    /// Most calls to the auth URL in flight at once.
+    pub auth_max_concurrency: usize,
+
+    /// Most browser connections in total; 0: no limit.
+    pub max_connections: usize,
+    /// Most browser connections from one address; 0: no limit.
+    pub max_connections_per_ip: usize,
+    /// New connections one address may open per minute; 0: no limit.
+    pub handshakes_per_ip_per_minute: u32,
+    /// Largest packet a browser may send.
+    pub max_client_packet: ByteCount,
+    /// Events a browser may emit per minute before it is disconnected.
+    pub client_events_per_minute: u32,
+    /// Most rooms the auth URL may put one connection in.
+    pub max_rooms_per_connection: usize,
+    /// Messages queued for a slow connection before more are dropped.
+    pub max_buffered_messages: usize,
+    /// Proxies whose forwarding headers name the browser's address.
+    pub trusted_proxies: Vec<ProxyRange>,
+
+    /// How log lines are written.
+    pub log_format: LogFormat,
+    /// Log level or tracing filter, e.g. `info` or `push_core=debug`.
+    pub log_level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            namespaces: Vec::new(),
+            allowed_origins: Vec::new(),
+            socket: PathBuf::from(push_client::DEFAULT_SOCKET_PATH),
+            socket_mode: FileMode::new(defaults::SOCKET_MODE),
+            allow_world_writable_socket: false,
+            socket_group: None,
+            publisher_uids: Vec::new(),
+            publisher_gids: Vec::new(),
+            max_frame_size: ByteCount::new(u64::from(push_client::DEFAULT_MAX_FRAME_SIZE)),
+            max_publishers: defaults::MAX_PUBLISHERS,
+            http_publish_token: None,
+            auth_url: None,
+            auth_required: false,
+            auth_timeout: defaults::AUTH_TIMEOUT,
+            auth_cache_ttl: defaults::AUTH_CACHE_TTL,
+            auth_cache_size: defaults::AUTH_CACHE_SIZE,
+            auth_max_concurrency: defaults::AUTH_MAX_CONCURRENCY,
+            max_connections: defaults::MAX_CONNECTIONS,
+            max_connections_per_ip: defaults::MAX_CONNECTIONS_PER_IP,
+            handshakes_per_ip_per_minute: defaults::HANDSHAKES_PER_IP_PER_MINUTE,
+            max_client_packet: ByteCount::new(defaults::MAX_CLIENT_PACKET),
+            client_events_per_minute: defaults::CLIENT_EVENTS_PER_MINUTE,
+            max_rooms_per_connection: defaults::MAX_ROOMS_PER_CONNECTION,
+            max_buffered_messages: defaults::MAX_BUFFERED_MESSAGES,
+            trusted_proxies: defaults::trusted_proxies()
+                .into_iter()
+                .map(ProxyRange::new)
+                .collect(),
+            log_format: LogFormat::Text,
+            log_level: "info".to_owned(),
+        }
+    }
+}
+
+/// A setting that cannot be used, named the way the user can find it.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("invalid value for {key} (--{flag} / PUSH_CORE_{env}): {message}", flag = flag_for(key), env = key.to_uppercase())]
+    Value { key: String, message: String },
+    #[error("unknown setting `{key}`; the settings are listed in docs/configuration.md")]
+    Unknown { key: String },
+}
+
+impl ConfigError {
+    /// A bad value for `key`, said in `message`.
+    pub fn value(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Value {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The setting the error is about.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Value { key, .. } | Self::Unknown { key } => key,
+        }
+    }
+
+    /// Reads figment's error as ours: its path names the key.
+    fn from_figment(error: figment::Error) -> Self {
+        match (error.path.first(), &error.kind) {
+            (_, figment::error::Kind::UnknownField(key, _)) => Self::Unknown { key: key.clone() },
+            (Some(key), kind) => Self::value(key.as_str(), kind.to_string()),
+            (None, kind) => Self::value("(config)", kind.to_string()),
+        }
+    }
+}
+
+/// The flag of a key: list settings take one item per flag, so their flag
+/// is singular.
+pub fn flag_for(key: &str) -> String {
+    let singular = match key {
+        "namespaces" => "namespace",
+        "allowed_origins" => "allowed_origin",
+        "publisher_uids" => "publisher_uid",
+        "publisher_gids" => "publisher_gid",
+        "trusted_proxies" => "trusted_proxy",
+        other => other,
+    };
+    singular.replace('_', "-")
+}
+
+/// The key of a flag, as [`flag_for`] in reverse.
+pub fn key_for_flag(flag: &str) -> Option<&'static str> {
+    Config::keys()
+        .iter()
+        .copied()
+        .find(|key| flag_for(key) == flag)
+}
+
+/// Builds a [`Config`] from layers of settings: the defaults first, each
+/// later layer over the ones before.
+#[derive(Debug, Clone)]
+pub struct ConfigBuilder {
+    figment: Figment,
+}
+
+impl ConfigBuilder {
+    /// Sets one setting, by its key, to a value checked as a file's would
+    /// be: `set("auth_timeout", "500ms")`, `set("max_connections", 5000)`.
+    pub fn set(self, key: &str, value: impl Serialize) -> Self {
+        self.merge((key, value))
+    }
+
+    /// Merges a whole layer over the settings so far.
+    pub fn merge(self, layer: impl figment::Provider) -> Self {
+        Self {
+            figment: self.figment.merge(layer),
+        }
+    }
+
+    /// Reads and checks every setting.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let config: Config = self
+            .figment
+            .extract_lossy()
+            .map_err(ConfigError::from_figment)?;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+impl Config {
+    /// The defaults, ready for [`ConfigBuilder::set`] and the layers a
+    /// program has.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder {
+            figment: Figment::from(Serialized::defaults(Config::default())),
+        }
+    }
+
+    /// The defaults, with the publish socket at `socket`. Handy for
+    /// embedding and tests.
+    pub fn with_socket(socket: impl Into<PathBuf>) -> Self {
+        Self {
+            socket: socket.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Every key, in the order declared.
+    pub fn keys() -> &'static [&'static str] {
+        introspect::field_names::<Config>()
+    }
+
+    /// True for the settings that hold a list: one flag per item, items
+    /// separated by commas in the environment.
+    pub fn is_list_key(key: &str) -> bool {
+        figment::value::Value::serialize(Config::default())
+            .ok()
+            .and_then(|defaults| defaults.find(key))
+            .is_some_and(|value| matches!(value, figment::value::Value::Array(..)))
+    }
+
+    /// The checks that one value's type cannot make on its own.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.socket.as_os_str().is_empty() {
+            return Err(ConfigError::value("socket", "the path is empty"));
+        }
+        if self.socket_mode.others_may_write() && !self.allow_world_writable_socket {
+            return Err(ConfigError::value(
+                "socket_mode",
+                format!(
+                    "{} lets every local user connect and publish to every browser; use 0660 with socket_group (or 0600), or set allow_world_writable_socket if publisher_uids/publisher_gids decide who may publish",
+                    self.socket_mode
+                ),
+            ));
+        }
+        at_least(
+            "max_frame_size",
+            self.max_frame_size.get(),
+            defaults::MIN_PACKET,
+        )?;
+        if u32::try_from(self.max_frame_size.get()).is_err() {
+            return Err(ConfigError::value(
+                "max_frame_size",
+                format!(
+                    "{} is over the most a frame can say, {}",
+                    self.max_frame_size,
+                    u32::MAX
+                ),
+            ));
+        }
+        at_least("max_publishers", self.max_publishers, 1)?;
+        if self.max_publishers > defaults::MAX_PUBLISHERS_CEILING {
+            return Err(ConfigError::value(
+                "max_publishers",
+                format!(
+                    "{} is over the most this daemon allows, {}: each publisher connection is a thread",
+                    self.max_publishers,
+                    defaults::MAX_PUBLISHERS_CEILING
+                ),
+            ));
+        }
+        if self.auth_required && self.auth_url.is_none() {
+            return Err(ConfigError::value(
+                "auth_required",
+                "is set but auth_url is not; every connection would be refused",
+            ));
+        }
+        if self.auth_timeout.is_zero() {
+            return Err(ConfigError::value("auth_timeout", "must be more than 0"));
+        }
+        at_least("auth_max_concurrency", self.auth_max_concurrency, 1)?;
+        at_least(
+            "max_client_packet",
+            self.max_client_packet.get(),
+            defaults::MIN_PACKET,
+        )?;
+        if usize::try_from(self.max_client_packet.get()).is_err() {
+            return Err(ConfigError::value("max_client_packet", "is too large"));
+        }
+        at_least("max_buffered_messages", self.max_buffered_messages, 1)?;
+        Ok(())
+    }
+
+    /// The namespaces served: `/`, which socket.io clients join by default,
+    /// then the configured ones, each once.
+    pub fn served_namespaces(&self) -> Vec<String> {
+        let mut served = vec!["/".to_owned()];
+        for namespace in &self.namespaces {
+            if !served.iter().any(|s| s == namespace.as_str()) {
+                served.push(namespace.as_str().to_owned());
+            }
+        }
+        served
+    }
+
+    /// The allowed origins as browsers write them; empty means any.
+    pub fn origins(&self) -> Vec<String> {
+        self.allowed_origins
+            .iter()
+            .map(|origin| origin.as_str().to_owned())
+            .collect()
+    }
+
+    /// What the publish socket and the HTTP publish API need.
+    pub fn publish_settings(&self) -> PublishSettings {
+        PublishSettings {
+            socket: self.socket.clone(),
+            socket_mode: self.socket_mode.bits(),
+            socket_group: self.socket_group.as_ref().map(SocketGroup::gid),
+            allowed_uids: self.publisher_uids.clone(),
+            allowed_gids: self.publisher_gids.clone(),
+            max_frame_size: u32::try_from(self.max_frame_size.get()).unwrap_or(u32::MAX),
+            max_publishers: self.max_publishers,
+            http_token: self
+                .http_publish_token
+                .as_ref()
+                .map(|token| token.expose().to_owned()),
+        }
+    }
+
+    /// What asking the site needs; `None` when no auth URL is set.
+    pub fn auth_settings(&self) -> Option<AuthSettings> {
+        self.auth_url.as_ref().map(|url| AuthSettings {
+            url: url.url().clone(),
+            required: self.auth_required,
+            timeout: self.auth_timeout,
+            cache_ttl: self.auth_cache_ttl,
+            cache_size: self.auth_cache_size,
+            max_concurrency: self.auth_max_concurrency,
+        })
+    }
+
+    /// The limits on what browsers can make the daemon hold.
+    pub fn client_limits(&self) -> ClientLimits {
+        ClientLimits {
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            handshakes_per_ip_per_minute: self.handshakes_per_ip_per_minute,
+            max_client_packet: usize::try_from(self.max_client_packet.get()).unwrap_or(usize::MAX),
+            client_events_per_minute: self.client_events_per_minute,
+            max_rooms_per_connection: self.max_rooms_per_connection,
+            max_buffered_messages: self.max_buffered_messages,
+            trusted_proxies: self
+                .trusted_proxies
+                .iter()
+                .map(|proxy| proxy.range())
+                .collect(),
+        }
+    }
+}
+
+fn at_least<T: PartialOrd + std::fmt::Display>(
+    key: &str,
+    value: T,
+    min: T,
+) -> Result<(), ConfigError> {
+    if value >= min {
+        Ok(())
+    } else if min.to_string() == "1" {
+        Err(ConfigError::value(key, "must be at least 1"))
+    } else {
+        Err(ConfigError::value(
+            key,
+            format!("{value} is below the minimum of {min} bytes"),
+        ))
+    }
+}
+
+/// Settings for asking the site who a browser is.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub url: Url,
+    pub required: bool,
+    pub timeout: Duration,
+    pub cache_ttl: Duration,
+    pub cache_size: usize,
+    pub max_concurrency: usize,
+}
+
+/// Who may publish, and how.
+#[derive(Debug, Clone)]
+pub struct PublishSettings {
+    pub socket: PathBuf,
+    pub socket_mode: u32,
+    /// Group id given to the socket file.
+    pub socket_group: Option<u32>,
+    /// When either list is non-empty, a peer must match one of them.
+    pub allowed_uids: Vec<u32>,
+    pub allowed_gids: Vec<u32>,
+    pub max_frame_size: u32,
+    /// Publisher connections served at once.
+    pub max_publishers: usize,
+    /// Set: the HTTP publish API is on and requires this bearer token.
+    pub http_token: Option<String>,
+}
+
+/// Limits on what browsers can make the daemon do. 0 means no limit where
+/// the field says so.
+#[derive(Debug, Clone)]
+pub struct ClientLimits {
+    /// 0: no limit.
+    pub max_connections: usize,
+    /// 0: no limit.
+    pub max_connections_per_ip: usize,
+    /// 0: no limit.
+    pub handshakes_per_ip_per_minute: u32,
+    pub max_client_packet: usize,
+    pub client_events_per_minute: u32,
+    pub max_rooms_per_connection: usize,
+    pub max_buffered_messages: usize,
+    /// Peers whose forwarding headers are believed for per-IP limits.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        Config::default().client_limits()
+    }
+}
+
+/// The field names of a struct, read from its `Deserialize` impl, so that
+/// the list of keys is never written down a second time.
+mod introspect {
+    use serde::Deserialize;
+    use serde::de::{self, Deserializer, Visitor};
+
+    pub fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+        let mut fields: &'static [&'static str] = &[];
+        let _ = T::deserialize(FieldNames {
+            fields: &mut fields,
+        });
+        fields
+    }
+
+    /// A deserializer that records the fields it is asked for, then stops.
+    struct FieldNames<'a> {
+        fields: &'a mut &'static [&'static str],
+    }
+
+    #[derive(Debug)]
+    struct Stop;
+
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("field names recorded")
+        }
+    }
+
+    impl std::error::Error for Stop {}
+
+    impl de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Stop
+        }
+    }
+
+    impl<'de> Deserializer<'de> for FieldNames<'_> {
+        type Error = Stop;
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Stop> {
+            *self.fields = fields;
+            Err(Stop)
+        }
+
+        fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_resolve() {
+        let config = Config::builder().build().unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(
+            config.socket,
+            PathBuf::from(push_client::DEFAULT_SOCKET_PATH)
+        );
+        assert_eq!(config.socket_mode.bits(), 0o660);
+        assert_eq!(config.served_namespaces(), vec!["/"]);
+        assert!(config.auth_settings().is_none());
+        assert!(config.publish_settings().http_token.is_none());
+    }
+
+    #[test]
+    fn keys_are_the_fields() {
+        let keys = Config::keys();
+        assert_eq!(keys.first(), Some(&"listen"));
+        assert!(keys.contains(&"trusted_proxies"));
+        assert!(keys.contains(&"log_level"));
+        assert_eq!(key_for_flag("allowed-origin"), Some("allowed_origins"));
+        assert_eq!(key_for_flag("auth-timeout"), Some("auth_timeout"));
+    }
+
+    #[test]
+    fn values_are_read_in_every_spelling() {
+        let config = Config::builder()
+            .set("socket_mode", 0o600)
+            .set("auth_url", "http://127.0.0.1:1/auth")
+            .set("auth_timeout", "500ms")
+            .set("auth_cache_ttl", 10)
+            .set("max_frame_size", "64KiB")
+            .set("max_connections", "5")
+            .set("auth_required", "yes")
+            .set("namespaces", ["/a", "/b", "/a"])
+            .build()
+            .unwrap();
+        assert_eq!(config.socket_mode.bits(), 0o600);
+        let auth = config.auth_settings().unwrap();
+        assert_eq!(auth.timeout, Duration::from_millis(500));
+        assert_eq!(auth.cache_ttl, Duration::from_secs(10));
+        assert!(auth.required);
+        assert_eq!(config.publish_settings().max_frame_size, 64 * 1024);
+        assert_eq!(config.max_connections, 5);
+        assert_eq!(config.served_namespaces(), vec!["/", "/a", "/b"]);
+    }
+
+    #[test]
+    fn a_mode_that_lets_others_write_needs_saying_so() {
+        let error = Config::builder()
+            .set("socket_mode", "0666")
+            .build()
+            .unwrap_err();
+        assert_eq!(error.key(), "socket_mode");
+        let allowed = Config::builder()
+            .set("socket_mode", "0666")
+            .set("allow_world_writable_socket", true)
+            .build()
+            .unwrap();
+        assert_eq!(allowed.socket_mode.bits(), 0o666);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let error = Config::builder().set("lisen", "x").build().unwrap_err();
+        assert!(matches!(error, ConfigError::Unknown { .. }), "{error}");
+        assert!(error.to_string().contains("lisen"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key_flag_and_variable() {
+        let cases: &[(&str, &str)] = &[
+            ("listen", "nowhere"),
+            ("socket_mode", "999"),
+            ("socket_group", "no-such-group-here"),
+            ("namespaces", "chat"),
+            ("max_frame_size", "12"),
+            ("max_publishers", "0"),
+            ("http_publish_token", "short"),
+            ("auth_url", "ftp://x"),
+            ("auth_required", "maybe"),
+            ("auth_timeout", "soon"),
+            ("auth_timeout", "0s"),
+            ("max_connections", "-1"),
+            ("max_client_packet", "10"),
+            ("publisher_uids", "root"),
+            ("allowed_origins", "https://a.example/path"),
+            ("trusted_proxies", "proxy.example"),
+            ("log_format", "xml"),
+        ];
+        for (key, value) in cases {
+            let builder = Config::builder();
+            let builder = if Config::is_list_key(key) {
+                builder.set(key, [value])
+            } else {
+                builder.set(key, value)
+            };
+            let error = builder.build().unwrap_err();
+            assert_eq!(error.key(), *key, "{error}");
+            let text = error.to_string();
+            let flag = flag_for(key);
+            assert!(
+                text.starts_with(&format!(
+                    "invalid value for {key} (--{flag} / PUSH_CORE_{}): ",
+                    key.to_uppercase()
+                )),
+                "{text}"
+            );
+        }
+        let error = Config::builder()
+            .set("auth_required", true)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid value for auth_required (--auth-required / PUSH_CORE_AUTH_REQUIRED): is set but auth_url is not; every connection would be refused"
+        );
+    }
+}
