@@ -207,31 +207,80 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
         auth = config.auth_url.is_some(),
         "push-core ready"
     );
-    let publishers = tokio::spawn({
-        let stopping = stopping.clone();
-        async move {
-            core.serve_publishers(publish_socket, stopping).await;
-            core
-        }
+    let core = Arc::new(core);
+    let mut publishers = tokio::spawn({
+        let (core, stopping) = (core.clone(), stopping.clone());
+        async move { core.serve_publishers(publish_socket, stopping).await }
     });
 
     shutdown.await;
+    stop_in_order(stopping, &mut publishers, &core, http).await
+}
+
+/// Stops the daemon's parts in order, each given [`SHUTDOWN_GRACE`], and
+/// goes on to the next whatever the one before did: a publisher that never
+/// stops sending must not leave browsers connected or the HTTP server up.
+///
+/// 1. Publishers: the socket file is removed, no new publisher is accepted,
+///    and those connected get their pending publishes answered, then a
+///    `shutting_down` error.
+/// 2. Browsers: each is disconnected cleanly, so its client reconnects (to
+///    the next daemon) instead of waiting for a timeout.
+/// 3. The HTTP server, which by then has nothing left to serve.
+async fn stop_in_order(
+    stopping: CancellationToken,
+    publishers: &mut tokio::task::JoinHandle<()>,
+    core: &PushCore,
+    mut http: tokio::task::JoinHandle<std::io::Result<()>>,
+) -> Result<(), ServeError> {
     stopping.cancel();
-    let Ok(Ok(core)) = tokio::time::timeout(SHUTDOWN_GRACE, publishers).await else {
-        tracing::warn!("publish connections did not finish in time");
-        return Ok(());
-    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, &mut *publishers)
+        .await
+        .is_err()
+    {
+        tracing::warn!("publish connections did not finish in time; closing browsers anyway");
+    }
     if tokio::time::timeout(SHUTDOWN_GRACE, core.close())
         .await
         .is_err()
     {
         tracing::warn!("browser connections did not close in time");
     }
-    match tokio::time::timeout(SHUTDOWN_GRACE, http).await {
-        Ok(Ok(Err(error))) => return Err(ServeError::Http(error)),
-        Ok(_) => {}
-        Err(_) => tracing::warn!("the HTTP server did not stop in time"),
-    }
+    let served = match tokio::time::timeout(SHUTDOWN_GRACE, &mut http).await {
+        Ok(Ok(served)) => served.map_err(ServeError::Http),
+        Ok(Err(_)) => Ok(()),
+        Err(_) => {
+            tracing::warn!("the HTTP server did not stop in time");
+            http.abort();
+            Ok(())
+        }
+    };
     tracing::info!("push-core stopped");
-    Ok(())
+    served
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Publishers that never finish, and an HTTP server that never stops:
+    /// the shutdown still closes the browsers and returns.
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_goes_on_past_parts_that_do_not_stop() {
+        let (core, _router) = PushCore::new(&Config::default()).unwrap();
+        let stopping = CancellationToken::new();
+        let mut publishers = tokio::spawn(std::future::pending::<()>());
+        let http = tokio::spawn(std::future::pending::<std::io::Result<()>>());
+        let started = tokio::time::Instant::now();
+
+        let result = stop_in_order(stopping.clone(), &mut publishers, &core, http).await;
+
+        assert!(result.is_ok());
+        assert!(stopping.is_cancelled());
+        assert!(
+            started.elapsed() <= SHUTDOWN_GRACE * 3,
+            "each part had its grace and no more"
+        );
+        publishers.abort();
+    }
 }

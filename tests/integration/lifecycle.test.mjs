@@ -72,6 +72,52 @@ describe('graceful shutdown', () => {
   }
 });
 
+describe('shutdown under load', () => {
+  test('publishers that never stop sending do not keep browsers connected or the daemon running', async () => {
+    const daemon = await daemonFor();
+    const clients = new ClientPool();
+    later(() => clients.closeAll());
+    const ws = await clients.connect(daemon, { transport: 'websocket' });
+    const polling = await clients.connect(daemon, { transport: 'polling' });
+    const disconnected = [ws, polling].map((client) => new Promise((resolve) => client.socket.once('disconnect', resolve)));
+
+    // One publisher reads its replies, one never does (its replies fill the
+    // socket buffers); both keep writing publishes until the daemon is gone.
+    const flooders = [];
+    for (let i = 0; i < 2; i += 1) {
+      const publisher = await RawConnection.open(daemon.socketPath);
+      later(() => publisher.destroy());
+      await publisher.handshake();
+      if (i === 1) publisher.socket.pause();
+      let id = 10;
+      let sending = true;
+      const pump = () => {
+        while (sending && !publisher.ended) {
+          id += 1;
+          if (!publisher.socket.write(request.publish(id, { event: 'flood', data: { n: id } }))) {
+            publisher.socket.once('drain', pump);
+            return;
+          }
+        }
+      };
+      publisher.socket.on('error', () => { sending = false; });
+      pump();
+      flooders.push({ publisher, stop: () => { sending = false; } });
+    }
+    await ws.waitFor('flood');
+    later(() => flooders.forEach((flooder) => flooder.stop()));
+
+    const exit = await daemon.stop({ signal: 'SIGTERM' });
+    assert.deepEqual(exit, { code: 0, signal: null }, daemon.logTail());
+    await Promise.all(disconnected);
+    assert.equal(fs.existsSync(daemon.socketPath), false, 'the socket file must be removed');
+    // The steps ran in order, and every one of them.
+    const steps = ['push-core ready', 'push-core stopped'].map((line) => daemon.log.indexOf(line));
+    assert.ok(steps.every((at) => at >= 0) && steps[0] < steps[1], daemon.logTail());
+    await flooders[0].publisher.closedByDaemon();
+  });
+});
+
 describe('the publish socket file', () => {
   test('a stale socket file left by a crash is replaced', async () => {
     const dir = scratch();
