@@ -53,9 +53,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Connections the kernel may hold for us before we accept them.
 /// `TcpListener::bind` asks for 128; when a reconnect storm (every browser
 /// after a restart) brings more at once, the kernel drops the extra SYNs
-/// and those browsers retry after 1 s, 3 s, 7 s… The bench measured 98 of
-/// 1,000 connections opened 256 at a time taking one such retry. Linux
-/// caps the value at `net.core.somaxconn` (4096 by default).
+/// and those browsers retry after 1 s, 3 s, 7 s… (docs/benchmarks.md,
+/// "the listen backlog", counts such retries). Linux caps the value at
+/// `net.core.somaxconn` (4096 by default).
 const LISTEN_BACKLOG: u32 = 1024;
 
 /// Binds the HTTP listener with [`LISTEN_BACKLOG`].

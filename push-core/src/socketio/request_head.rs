@@ -5,9 +5,9 @@
 //! keeps the head of the request that opened a session for as long as the
 //! connection lives (`SocketRef::req_parts`, which admission reads the
 //! cookies from), and a slice keeps its whole buffer alive. So every
-//! connection pinned a read buffer it would never use again: about 16 KB of
-//! its 26 KB (measured with `valgrind --tool=dhat` and the bench; see
-//! docs/benchmarks.md).
+//! connection pinned a read buffer it would never use again, most of its
+//! memory (docs/benchmarks.md, "Memory per idle connection", has the
+//! figures, measured with `valgrind --tool=dhat` and the bench).
 //!
 //! Copying the URI and the header values, a few hundred bytes, before
 //! socketioxide sees the request lets hyper's buffer go once the handshake

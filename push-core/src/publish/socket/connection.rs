@@ -3,9 +3,9 @@
 //! A synchronous publish is a request and a reply on a local socket, so
 //! what it costs is mostly the round trip. A thread that waits in poll(2)
 //! on its one connection, reads, answers and writes makes that round trip
-//! shorter than a task woken through the runtime's event loop: pinned to one
-//! CPU here, a PHP `fwrite()` + `fread()` took 10.3 µs against such a thread
-//! and 12.7 µs against the same echo as a tokio task (docs/benchmarks.md).
+//! shorter than a task woken through the runtime's event loop: one wake-up
+//! and no hand-over between threads (docs/benchmarks.md compares a PHP
+//! round trip against such a thread and against a tokio task).
 //! Publishers are few, one per PHP process, and their number is capped by
 //! `max_publishers`, so a thread each is cheap. Handing a message to the
 //! browsers runs on this thread too, in the runtime's context (see
