@@ -54,7 +54,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// `TcpListener::bind` asks for 128; when a reconnect storm (every browser
 /// after a restart) brings more at once, the kernel drops the extra SYNs
 /// and those browsers retry after 1 s, 3 s, 7 s… (docs/benchmarks.md,
-/// "the listen backlog", counts such retries). Linux caps the value at
+/// "Connect storms", counts such retries). Linux caps the value at
 /// `net.core.somaxconn` (4096 by default).
 const LISTEN_BACKLOG: u32 = 1024;
 

@@ -281,6 +281,30 @@ describe('configuration that cannot be used', () => {
     });
   }
 
+  // Word for word: these messages are what an operator reads first.
+  const MESSAGES = [
+    { args: ['--max-frame-size', '12'], says: 'invalid value for max_frame_size (--max-frame-size / PUSH_CORE_MAX_FRAME_SIZE): 12 is below the minimum of 1024 bytes' },
+    { env: { PUSH_CORE_MAX_CONNECTIONS: 'lots' }, says: 'invalid value for max_connections (--max-connections / PUSH_CORE_MAX_CONNECTIONS): "lots" is not a whole number in range' },
+    { file: 'auth_timeout = "soon"\n', says: 'invalid value for auth_timeout (--auth-timeout / PUSH_CORE_AUTH_TIMEOUT): "soon" is not a duration like 500ms, 2s or 5m' },
+    { args: ['--auth-required'], says: 'invalid value for auth_required (--auth-required / PUSH_CORE_AUTH_REQUIRED): is set but auth_url is not; every connection would be refused' },
+    { args: ['--publisher-uid', 'root'], says: 'invalid value for publisher_uids (--publisher-uid / PUSH_CORE_PUBLISHER_UIDS): "root" is not a whole number in range' },
+    { args: ['--allowed-origin', 'https://app.example/path'], says: 'invalid value for allowed_origins (--allowed-origin / PUSH_CORE_ALLOWED_ORIGINS): "https://app.example/path" is not an origin like https://www.example.com (scheme and host only)' },
+    { file: 'socket_mode = 0o666\n', says: 'invalid value for socket_mode (--socket-mode / PUSH_CORE_SOCKET_MODE): 0666 lets every local user connect and publish to every browser; use 0660 with socket_group (or 0600), or set allow_world_writable_socket if publisher_uids/publisher_gids decide who may publish' },
+  ];
+  for (const { args, env, file, says } of MESSAGES) {
+    test(`says: ${says.slice(0, 60)}…`, async () => {
+      const result = await serve({ args, env, file });
+      assert.equal(result.code, 2);
+      assert.equal(result.stderr, `push-core: ${says}\n`);
+    });
+  }
+
+  test('an unknown key in the file is named, with the file', async () => {
+    const result = await serve({ file: 'lisen = "127.0.0.1:3000"\n' });
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /^push-core: config file \/.*push\.toml is not valid: unknown setting `lisen`; the settings are listed in docs\/configuration\.md\n$/);
+  });
+
   test('the listen port is not bound when the configuration is bad', async () => {
     const port = await freePort();
     const result = await serve({ args: ['--listen', `127.0.0.1:${port}`, '--log-format', 'xml'] });

@@ -230,11 +230,44 @@ impl ConfigError {
 
     /// Reads figment's error as ours: its path names the key.
     fn from_figment(error: figment::Error) -> Self {
-        match (error.path.first(), &error.kind) {
-            (_, figment::error::Kind::UnknownField(key, _)) => Self::Unknown { key: key.clone() },
-            (Some(key), kind) => Self::value(key.as_str(), kind.to_string()),
-            (None, kind) => Self::value("(config)", kind.to_string()),
+        use figment::error::Kind;
+        let key = error.path.first().map_or("(config)", String::as_str);
+        match &error.kind {
+            Kind::UnknownField(key, _) => Self::Unknown { key: key.clone() },
+            Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+                Self::value(
+                    key,
+                    format!("{} is not {}", written(actual), plain(expected)),
+                )
+            }
+            kind => Self::value(key, kind.to_string()),
         }
+    }
+}
+
+/// A value as the user wrote it.
+fn written(actual: &figment::error::Actual) -> String {
+    use figment::error::Actual;
+    match actual {
+        Actual::Str(text) => format!("{text:?}"),
+        Actual::Unsigned(n) => n.to_string(),
+        Actual::Signed(n) => n.to_string(),
+        Actual::Float(n) => n.to_string(),
+        Actual::Bool(b) => b.to_string(),
+        Actual::Seq => "a list".to_owned(),
+        Actual::Map => "a table".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// What serde expected, in the words of this page's users.
+fn plain(expected: &str) -> &str {
+    match expected {
+        "usize" | "u64" | "u32" | "u16" | "u8" => "a whole number in range",
+        "a boolean" => "true or false",
+        "a sequence" => "a list (an array in TOML, comma-separated in the environment)",
+        "a string" => "text",
+        other => other,
     }
 }
 

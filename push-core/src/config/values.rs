@@ -488,6 +488,21 @@ impl FromStr for LogFormat {
     }
 }
 
+/// A whole number, for the flags; the message is the one the file and the
+/// environment give.
+pub fn parse_number<T: FromStr>(text: &str) -> Result<T, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number in range"))
+}
+
+/// An address to listen on, for the flags.
+pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    text.trim()
+        .parse()
+        .map_err(|e| format!("{text:?} is not an address like 127.0.0.1:3000 ({e})"))
+}
+
 /// A yes/no flag value, spelled as people do in environment files.
 pub fn parse_bool(text: &str) -> Result<bool, String> {
     match text.trim().to_ascii_lowercase().as_str() {

@@ -21,7 +21,7 @@ use std::time::Duration;
 use clap::Args;
 use figment::providers::Serialized;
 use figment::value::{Dict, Value};
-use push_core::config::values::{duration, parse_bool};
+use push_core::config::values::{duration, parse_bool, parse_listen, parse_number};
 use push_core::config::{
     AuthUrl, ByteCount, Config, ConfigError, FileMode, LogFormat, Namespace, Origin, ProxyRange,
     Secret, SocketGroup,
@@ -40,7 +40,7 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
 
     /// Address for socket.io, /healthz and /metrics [default: 127.0.0.1:3000]
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     listen: Option<SocketAddr>,
 
     /// A socket.io namespace to serve besides `/`; repeat for more
@@ -74,7 +74,7 @@ pub struct ServeArgs {
     /// Only processes of this user id may publish; repeat for more
     #[arg(
         long = "publisher-uid",
-        value_name = "UID",
+        value_name = "UID", value_parser = parse_number::<u32>,
         help_heading = "Publishing"
     )]
     publisher_uids: Vec<u32>,
@@ -82,7 +82,7 @@ pub struct ServeArgs {
     /// Only processes of this group id may publish; repeat for more
     #[arg(
         long = "publisher-gid",
-        value_name = "GID",
+        value_name = "GID", value_parser = parse_number::<u32>,
         help_heading = "Publishing"
     )]
     publisher_gids: Vec<u32>,
@@ -94,7 +94,7 @@ pub struct ServeArgs {
 
     /// Most publisher connections at once; more are refused with
     /// too_many_publishers [default: 4096]
-    #[arg(long, value_name = "N", help_heading = "Publishing")]
+    #[arg(long, value_name = "N", value_parser = parse_number::<usize>, help_heading = "Publishing")]
     max_publishers: Option<usize>,
 
     /// Secret that turns on the HTTP publish API (POST /api/publish, ...)
@@ -122,25 +122,25 @@ pub struct ServeArgs {
     auth_cache_ttl: Option<Duration>,
 
     /// Most auth answers kept in the cache [default: 100000]
-    #[arg(long, value_name = "N", help_heading = "Identity")]
+    #[arg(long, value_name = "N", value_parser = parse_number::<usize>, help_heading = "Identity")]
     auth_cache_size: Option<usize>,
 
     /// Most calls to the auth URL in flight at once [default: 32]
-    #[arg(long, value_name = "N", help_heading = "Identity")]
+    #[arg(long, value_name = "N", value_parser = parse_number::<usize>, help_heading = "Identity")]
     auth_max_concurrency: Option<usize>,
 
     /// Most browser connections in total; 0 for no limit [default: 100000]
-    #[arg(long, value_name = "N", help_heading = "Limits")]
+    #[arg(long, value_name = "N", value_parser = parse_number::<usize>, help_heading = "Limits")]
     max_connections: Option<usize>,
 
     /// Most browser connections from one IP address (an IPv6 /64); 0 for
     /// no limit [default: 500]
-    #[arg(long, value_name = "N", help_heading = "Limits")]
+    #[arg(long, value_name = "N", value_parser = parse_number::<usize>, help_heading = "Limits")]
     max_connections_per_ip: Option<usize>,
 
     /// New connections one IP address (an IPv6 /64) may open per minute;
     /// 0 for no limit [default: 600]
-    #[arg(long, value_name = "N", help_heading = "Limits")]
+    #[arg(long, value_name = "N", value_parser = parse_number::<u32>, help_heading = "Limits")]
     handshakes_per_ip_per_minute: Option<u32>,
 
     /// Largest packet a browser may send, in bytes or with a unit
@@ -150,16 +150,16 @@ pub struct ServeArgs {
 
     /// Events a browser may emit per minute (they are ignored) before it is
     /// disconnected [default: 60]
-    #[arg(long, value_name = "N", help_heading = "Limits")]
+    #[arg(long, value_name = "N", value_parser = parse_number::<u32>, help_heading = "Limits")]
     client_events_per_minute: Option<u32>,
 
     /// Most rooms the auth URL may put one connection in [default: 64]
-    #[arg(long, value_name = "N", help_heading = "Limits")]
+    #[arg(long, value_name = "N", value_parser = parse_number::<usize>, help_heading = "Limits")]
     max_rooms_per_connection: Option<usize>,
 
     /// Messages queued for a connection that does not keep up before
     /// further ones are dropped for it [default: 1024]
-    #[arg(long, value_name = "N", help_heading = "Limits")]
+    #[arg(long, value_name = "N", value_parser = parse_number::<usize>, help_heading = "Limits")]
     max_buffered_messages: Option<usize>,
 
     /// A proxy (address or CIDR range) whose X-Forwarded-For / Forwarded
