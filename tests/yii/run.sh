@@ -25,7 +25,7 @@ php_args=(-d ffi.enable=1 -d zend.assertions=1)
 if [[ -f target/debug/libpush.so ]]; then
   php_args+=(-d "extension=$root/target/debug/libpush.so")
 else
-  echo "note: target/debug/libpush.so is not built; the extension transport tests will be skipped"
+  echo "note: target/debug/libpush.so is not built; the extension transport tests will be skipped (and fail under CI=true)"
 fi
 export PUSH_FFI_LIBRARY=${PUSH_FFI_LIBRARY:-$root/target/debug/libpush_ffi.so}
 export PUSH_FFI_HEADER=${PUSH_FFI_HEADER:-$root/push-ffi/include/push_ffi.h}
