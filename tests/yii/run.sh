@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Yii component's tests: the pure-PHP protocol client and the three
-# transports (protocol suite), the Yii 1.1 component and auth action (yii1),
-# and the Yii 2 ones (yii2), all against the real push-core daemon with the
+# transports (protocol suite), the component's framework-free parts
+# (component), the Yii 1.1 component and auth action (yii1), and the Yii 2
+# ones (yii2); all but component against the real push-core daemon with the
 # real socket.io client receiving.
 #
 # Builds push-core, the push extension and the FFI library when their crates
@@ -31,7 +32,7 @@ export PUSH_FFI_LIBRARY=${PUSH_FFI_LIBRARY:-$root/target/debug/libpush_ffi.so}
 export PUSH_FFI_HEADER=${PUSH_FFI_HEADER:-$root/push-ffi/include/push_ffi.h}
 
 status=0
-for suite in protocol yii1 yii2; do
+for suite in protocol component yii1 yii2; do
   echo "=== tests/yii: $suite"
   php "${php_args[@]}" "$(command -v phpunit)" -c tests/yii/phpunit.xml --testsuite "$suite" "$@" || status=1
 done
