@@ -8,8 +8,11 @@ use PushException;
 
 /**
  * The publishes a component holds back while `defer` is on, and how they go
- * out: as one pipelined batch, every frame written before any reply is
- * read, so the batch costs about one round trip however long it is.
+ * out: as one pipelined batch through the client's queue() and flush(),
+ * every frame written before any reply is read, so the batch costs about
+ * one round trip however long it is. (The FFI client cannot pipeline:
+ * between its queue() and flush() it sends each publish at once and keeps
+ * the result for flush(), so the results are the same.)
  *
  * Each publish remembers the namespace it was made in, since the component
  * may switch namespaces between publishes. What to do with a failure (log
