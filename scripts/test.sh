@@ -32,8 +32,22 @@ suite "cargo test" cargo test --workspace
 suite "fuzz the publish decoder (30 s)" scripts/fuzz.sh 30
 suite "daemon end-to-end (node)" bash -c 'cd tests && npm test'
 suite "bench smoke (push-core and Node deliver every message)" cargo run --quiet -p bench -- smoke
+# A runner that is missing or lost its execute bit is a failed suite, not a
+# skipped one: a suite that silently stops running looks like a passing one.
+runner_unusable() {
+  if [[ ! -f $1 ]]; then
+    echo "FAILED: the suite's runner $1 is missing"
+  else
+    echo "FAILED: the suite's runner $1 is not executable; chmod +x $1 (and commit the bit with git update-index --chmod=+x $1)"
+  fi
+  return 1
+}
 for runner in tests/php/run.sh tests/yii/run.sh tests/browser/run.sh; do
-  [[ -x $runner ]] && suite "$runner" "$runner"
+  if [[ -f $runner && -x $runner ]]; then
+    suite "$runner" "$runner"
+  else
+    suite "$runner" runner_unusable "$runner"
+  fi
 done
 
 echo

@@ -1,7 +1,8 @@
 <?php
 
-// Loads the test support classes. The tests run in a php that has the
-// extension under test loaded (run.sh passes -d extension=...).
+// Loads the shared test harness (tests/support/php/) and this suite's own
+// support classes. The tests run in a php that has the extension under test
+// loaded (run.sh passes -d extension=...).
 
 declare(strict_types=1);
 
@@ -10,6 +11,6 @@ if (!extension_loaded('push')) {
     exit(1);
 }
 
-foreach (glob(__DIR__ . '/support/*.php') as $file) {
+foreach ([...glob(dirname(__DIR__) . '/support/php/*.php'), ...glob(__DIR__ . '/support/*.php')] as $file) {
     require_once $file;
 }

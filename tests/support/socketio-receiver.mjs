@@ -10,7 +10,7 @@
 //   {"type":"event","client":"alice","event":"e","data":...,"json":"..."}
 //   {"type":"connect_error","client":"alice","message":"..."}
 // and runs until stdin closes or it is killed. The PHP side reads the lines
-// (tests/php/support/Browsers.php, tests/yii/support/Browsers.php).
+// (tests/support/php/Browsers.php).
 
 import { io } from 'socket.io-client';
 

@@ -6,8 +6,8 @@ namespace PushYiiTests;
 
 use PushCore\Yii\Ffi\FfiClient;
 use PushCore\Yii\Transport;
-use PushYiiTests\Support\Browsers;
-use PushYiiTests\Support\Daemon;
+use PushTests\Harness\Browsers;
+use PushTests\Harness\Daemon;
 use PushYiiTests\Support\Site;
 
 /**
@@ -33,7 +33,8 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase
     public static function setUpBeforeClass(): void
     {
         self::$site = new Site(static::siteFrontController());
-        self::$daemon = new Daemon([self::NS], self::$site->url('/push/auth'));
+        // No auth cache: each test's connect asks the auth action again.
+        self::$daemon = new Daemon([self::NS], self::$site->url('/push/auth'), ['--auth-cache-ttl', '0']);
     }
 
     public static function tearDownAfterClass(): void
@@ -46,8 +47,12 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase
 
     protected function tearDown(): void
     {
+        if ($this->hasFailed() && self::$daemon !== null) {
+            // The daemon's log usually says why.
+            fwrite(STDERR, "\n--- push-core log ---\n" . self::$daemon->log() . "\n");
+        }
         foreach ($this->browsers as $browsers) {
-            $browsers->close();
+            $browsers->stop();
         }
         $this->browsers = [];
     }
@@ -81,20 +86,48 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase
         ];
     }
 
-    /** Skips the test, saying why, when $transport cannot run here. */
+    /**
+     * Makes sure $transport can run here. When it cannot, the test is
+     * skipped with what to build, or, in CI (the CI environment variable
+     * set, as CI services and .ci/run set it), failed: CI builds every
+     * transport, so a missing one there is a broken build, and a skipped
+     * comparison must not pass for a green run.
+     */
     protected function requireTransport(string $transport): void
     {
+        $missing = self::missingTransport($transport);
+        if ($missing === null) {
+            return;
+        }
+        $message = "the {$transport} transport cannot run here: {$missing}";
+        if (self::inCi()) {
+            $this->fail("{$message} (CI builds every transport, so this is a failure there)");
+        }
+        $this->markTestSkipped($message);
+    }
+
+    /** Why $transport cannot run in this PHP, saying how to fix it; null when it can. */
+    private static function missingTransport(string $transport): ?string
+    {
         if ($transport === Transport::EXTENSION && !Transport::extensionLoaded()) {
-            $this->markTestSkipped('the push extension is not loaded: build php-ext (cargo build -p php-ext) and run through tests/yii/run.sh');
+            return 'the push extension is not loaded; build it (cargo build -p php-ext) and run the tests through tests/yii/run.sh, which loads it';
         }
         if ($transport === Transport::FFI) {
             if (!FfiClient::enabled()) {
-                $this->markTestSkipped('PHP FFI is not enabled: run through tests/yii/run.sh (php -d ffi.enable=1)');
+                return 'PHP FFI is not enabled; run the tests through tests/yii/run.sh (php -d ffi.enable=1)';
             }
             if (!is_file(self::ffiLibrary()) || !is_file(self::ffiHeader())) {
-                $this->markTestSkipped('libpush_ffi.so or push_ffi.h is not built: cargo build -p push-ffi');
+                return self::ffiLibrary() . ' or ' . self::ffiHeader() . ' does not exist; build it with cargo build -p push-ffi';
             }
         }
+        return null;
+    }
+
+    /** Whether the tests run in CI: the CI variable is set to anything but "", "0" or "false". */
+    protected static function inCi(): bool
+    {
+        $ci = getenv('CI');
+        return $ci !== false && !\in_array(strtolower($ci), ['', '0', 'false'], true);
     }
 
     protected static function ffiLibrary(): string

@@ -8,7 +8,9 @@ use PushException;
 
 /**
  * Everything the Yii 1.1 and Yii 2 components share: the configuration,
- * the publishing API, the error policy and deferred sending.
+ * the publishing API and the error policy. Deferred sending
+ * (DeferredPublishes) and the sends waiting for a commit (AfterCommitQueue)
+ * are classes of their own; this trait wires them to the framework.
  *
  * The two components extend different base classes (CApplicationComponent,
  * yii\base\Component), so the shared part is a trait and each component
@@ -105,14 +107,11 @@ trait PushComponentTrait
 
     private ?string $resolvedTransport = null;
 
-    /**
-     * @var list<array{namespace: string, method: string, args: list<mixed>}>
-     * publishes waiting for the end of the request
-     */
-    private array $deferredPublishes = [];
+    /** Publishes waiting for the end of the request; created on first use. */
+    private ?DeferredPublishes $deferredPublishes = null;
 
-    /** @var list<array{scope: object, send: callable}> sends waiting for a commit */
-    private array $afterCommitSends = [];
+    /** Sends waiting for a commit; created on first use. */
+    private ?AfterCommitQueue $afterCommitSends = null;
 
     private bool $endOfRequestHooked = false;
 
@@ -294,7 +293,7 @@ trait PushComponentTrait
             $send($this);
             return;
         }
-        $this->afterCommitSends[] = ['scope' => $scope, 'send' => $send];
+        $this->afterCommitQueue()->wait($scope, $send);
         $this->watchTransaction($scope);
         $this->hookEndOfRequestOnce();
     }
@@ -338,7 +337,7 @@ trait PushComponentTrait
     public function handleEndOfRequest(): void
     {
         $this->dropUncommittedSends('the request ended before the transaction committed');
-        if ($this->deferredPublishes === []) {
+        if ($this->deferred()->isEmpty()) {
             return;
         }
         if ($this->finishRequest) {
@@ -354,34 +353,24 @@ trait PushComponentTrait
     /** Sends the waiting after-commit sends of $scope: its transaction committed. */
     protected function releaseAfterCommit(object $scope): void
     {
-        $ready = array_filter($this->afterCommitSends, static fn (array $s): bool => $s['scope'] === $scope);
-        $this->afterCommitSends = array_values(array_filter(
-            $this->afterCommitSends,
-            static fn (array $s): bool => $s['scope'] !== $scope,
-        ));
-        foreach ($ready as $waiting) {
-            ($waiting['send'])($this);
+        foreach ($this->afterCommitQueue()->release($scope) as $send) {
+            $send($this);
         }
     }
 
     /** Forgets the waiting after-commit sends of $scope: its transaction rolled back. */
     protected function discardAfterCommit(object $scope): void
     {
-        $this->afterCommitSends = array_values(array_filter(
-            $this->afterCommitSends,
-            static fn (array $s): bool => $s['scope'] !== $scope,
-        ));
+        $this->afterCommitQueue()->discard($scope);
     }
 
     /** Drops after-commit sends whose transaction can no longer commit as far as we can tell. */
     protected function dropUncommittedSends(string $why): void
     {
-        $count = \count($this->afterCommitSends);
-        if ($count === 0) {
-            return;
+        $count = $this->afterCommitQueue()->discardAll();
+        if ($count > 0) {
+            $this->logWarning("{$count} push(es) waiting for a commit were dropped: {$why}.");
         }
-        $this->afterCommitSends = [];
-        $this->logWarning("{$count} push(es) waiting for a commit were dropped: {$why}.");
     }
 
     /**
@@ -392,7 +381,7 @@ trait PushComponentTrait
     private function publish(string $method, array $args): int
     {
         if ($this->defer) {
-            $this->deferredPublishes[] = ['namespace' => $this->namespace, 'method' => $method, 'args' => $args];
+            $this->deferred()->add($this->namespace, $method, $args);
             $this->hookEndOfRequestOnce();
             return 0;
         }
@@ -400,58 +389,31 @@ trait PushComponentTrait
     }
 
     /**
-     * Sends the deferred publishes pipelined: every frame is written, then
-     * the replies are read, so the batch costs about one round trip.
+     * Sends the deferred publishes as one pipelined batch, logs each
+     * failure, and with $mayThrow and throwOnError throws the first one
+     * once all were sent.
      *
      * @return list<int|PushException>
      */
     private function sendDeferred(bool $mayThrow): array
     {
-        $batch = $this->deferredPublishes;
-        $this->deferredPublishes = [];
-        if ($batch === []) {
-            return [];
-        }
-        $results = [];
         try {
-            $client = $this->client();
-            $queued = [];
-            $client->queue();
-            foreach ($batch as $index => $publish) {
-                try {
-                    $client->setNamespace($publish['namespace']);
-                    $client->{$publish['method']}(...$publish['args']);
-                    $queued[] = $index;
-                } catch (PushException $error) {
-                    // Known before writing (daemon down, too large): this
-                    // one failed, the others may still go.
-                    $results[$index] = $error;
-                }
-            }
-            foreach ($client->flush() as $position => $result) {
-                $results[$queued[$position]] = $result;
-            }
-        } catch (PushException $error) {
-            foreach (array_keys($batch) as $index) {
-                $results[$index] ??= $error;
-            }
+            $sent = $this->deferred()->send(fn (): object => $this->client());
         } finally {
             // The batch switched the client's namespace; getClient() resets it.
             $this->clientNamespace = null;
         }
-        ksort($results);
-        $results = array_values($results);
         $first = null;
-        foreach ($results as $index => $result) {
+        foreach ($sent as ['method' => $method, 'result' => $result]) {
             if ($result instanceof PushException) {
                 $first ??= $result;
-                $this->logError("deferred {$batch[$index]['method']} failed: " . self::describe($result));
+                $this->logError("deferred {$method} failed: " . self::describe($result));
             }
         }
         if ($first !== null && $mayThrow && $this->throwOnError) {
             throw $first;
         }
-        return $results;
+        return array_column($sent, 'result');
     }
 
     /**
@@ -480,6 +442,16 @@ trait PushComponentTrait
     private function client(): object
     {
         return $this->getClient();
+    }
+
+    private function deferred(): DeferredPublishes
+    {
+        return $this->deferredPublishes ??= new DeferredPublishes();
+    }
+
+    private function afterCommitQueue(): AfterCommitQueue
+    {
+        return $this->afterCommitSends ??= new AfterCommitQueue();
     }
 
     private function hookEndOfRequestOnce(): void

@@ -4,9 +4,14 @@ declare(strict_types=1);
 
 namespace PushTests\Support;
 
+use PushTests\Harness\Net;
+use PushTests\Harness\Process;
+
 /**
  * The site's auth endpoint (fixtures/auth.php) under PHP's built-in server:
- * the URL push-core asks who a connecting browser is. One per test run.
+ * the URL push-core asks who a connecting browser is. One per test run,
+ * started on first use; it stops when the test process ends, as every
+ * Process does.
  */
 final class AuthSite
 {
@@ -31,7 +36,6 @@ final class AuthSite
     {
         if (self::$instance === null) {
             self::$instance = new self();
-            register_shutdown_function(static fn () => self::$instance?->process->stop());
         }
         return self::$instance->url;
     }

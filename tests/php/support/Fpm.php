@@ -4,6 +4,9 @@ declare(strict_types=1);
 
 namespace PushTests\Support;
 
+use PushTests\Harness\Net;
+use PushTests\Harness\Process;
+
 /**
  * Debian's php-fpm8.2 with a throwaway config: one pool, one worker, on a
  * loopback port, with the extension under test loaded. One worker means

@@ -6,6 +6,8 @@ namespace PushTests\Support;
 
 use PHPUnit\Framework\TestCase;
 use PushClient;
+use PushTests\Harness\Browsers;
+use PushTests\Harness\Daemon;
 
 /**
  * A test against a real daemon with real socket.io clients. Each test gets
@@ -24,10 +26,27 @@ abstract class PushTestCase extends TestCase
         return $this->daemon;
     }
 
-    /** @param array<string, array{namespace?: string, user?: string|int, rooms?: list<string>}> $clients */
+    /**
+     * Browsers connected to the daemon, by name. Each logs in through a
+     * cookie that the test auth site (fixtures/auth.php) turns into its
+     * user and rooms; without a user it is a guest.
+     *
+     * @param array<string, array{namespace?: string, user?: string|int, rooms?: list<string>}> $clients
+     */
     protected function openBrowsers(array $clients): Browsers
     {
-        $this->browsers = new Browsers($this->daemon ?? $this->startDaemon(), $clients);
+        $specs = [];
+        foreach ($clients as $name => $client) {
+            $cookie = [];
+            if (isset($client['user'])) {
+                $cookie[] = 'user=' . rawurlencode((string) $client['user']);
+            }
+            if (isset($client['rooms'])) {
+                $cookie[] = 'rooms=' . rawurlencode(implode(',', $client['rooms']));
+            }
+            $specs[] = ['name' => (string) $name, 'namespace' => $client['namespace'] ?? '/ns', 'cookie' => implode('; ', $cookie)];
+        }
+        $this->browsers = new Browsers(($this->daemon ?? $this->startDaemon())->url(), $specs);
         return $this->browsers;
     }
 

@@ -117,7 +117,7 @@ final class ProtocolClientTest extends TestCase
 
         self::$daemon->kill();
         self::$daemon->start();
-        $browsers->waitFor(static fn (array $l): bool => $l['type'] === 'connect' && $l['client'] === 'alice');
+        $browsers->waitForConnects(['alice'], 2);
 
         $this->assertSame(1, $client->sendToUser(42, 'after', 2));
         $this->assertSame(2, $browsers->event('alice', 'after')['data']);

@@ -4,6 +4,9 @@ declare(strict_types=1);
 
 namespace PushYiiTests\Support;
 
+use PushTests\Harness\Net;
+use PushTests\Harness\Process;
+
 /**
  * tests/yii/support/fake-daemon.php in a child process: a protocol peer
  * that records every request frame and misbehaves on demand.
@@ -21,8 +24,7 @@ final class FakeDaemon
         $this->process = new Process(
             [PHP_BINARY, '-n', __DIR__ . '/fake-daemon.php', $this->socket, $mode],
             "{$dir}/fake.log",
-            null,
-            true,
+            pipeStdout: true,
         );
         if ($this->process->readLine(5.0) === null) {
             throw new \RuntimeException("the fake daemon did not start:\n" . $this->process->log());

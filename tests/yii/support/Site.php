@@ -4,6 +4,9 @@ declare(strict_types=1);
 
 namespace PushYiiTests\Support;
 
+use PushTests\Harness\Net;
+use PushTests\Harness\Process;
+
 /**
  * One of the stand-in sites in tests/yii/site/, served by `php -S` with
  * real PHP sessions, so that a login gives a real session cookie.
@@ -21,7 +24,7 @@ final class Site
             [PHP_BINARY, '-d', "session.save_path={$dir}", '-d', 'session.use_strict_mode=1', '-S', "127.0.0.1:{$this->port}", $frontController],
             "{$dir}/site.log",
         );
-        Net::waitUntil(fn (): bool => Net::portOpen($this->port), 'php -S listening', 10, $this->process);
+        Net::waitForPort($this->port, $this->process);
     }
 
     public function url(string $path = ''): string

@@ -4,7 +4,7 @@ declare(strict_types=1);
 
 namespace PushYiiTests\Yii1;
 
-use PushYiiTests\Support\Net;
+use PushTests\Harness\Net;
 use PushYiiTests\TestCase;
 
 require_once __DIR__ . '/../stubs/yii1.php';

@@ -5,7 +5,7 @@ declare(strict_types=1);
 namespace PushYiiTests\Yii2;
 
 use PushCore\Yii\Yii2\Push;
-use PushYiiTests\Support\Net;
+use PushTests\Harness\Net;
 use PushYiiTests\TestCase;
 
 require_once __DIR__ . '/../stubs/yii2.php';

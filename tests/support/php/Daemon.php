@@ -2,12 +2,12 @@
 
 declare(strict_types=1);
 
-namespace PushTests\Support;
+namespace PushTests\Harness;
 
 /**
  * The real push-core daemon, on a publish socket in its own temporary
- * directory and a free loopback port. Browsers connect to `url()`; PHP
- * publishes on `$socket`.
+ * directory and a free loopback port. Browsers connect to url(); PHP
+ * publishes on $socket.
  */
 final class Daemon
 {
@@ -16,23 +16,25 @@ final class Daemon
     private Process $process;
 
     /**
-     * @param list<string> $namespaces served besides `/`
+     * @param list<string> $namespaces served besides "/"
+     * @param string|null $authUrl the site's auth endpoint (--auth-url)
      * @param list<string> $extraArgs more `push-core serve` flags
      */
     public function __construct(
-        private readonly array $namespaces = ['/ns'],
+        private readonly array $namespaces,
         private readonly ?string $authUrl = null,
         private readonly array $extraArgs = [],
     ) {
-        $dir = Net::tempDir('push-php-test-');
-        $this->socket = "$dir/push.sock";
+        $dir = Net::tempDir('push-test-daemon-');
+        $this->socket = "{$dir}/push.sock";
         $this->port = Net::freePort();
         $this->start();
     }
 
+    /** The daemon under test: $PUSH_CORE_BIN, which the run scripts set, else the debug build. */
     public static function binary(): string
     {
-        return getenv('PUSH_CORE_BIN') ?: dirname(__DIR__, 3) . '/target/debug/push-core';
+        return getenv('PUSH_CORE_BIN') ?: \dirname(__DIR__, 3) . '/target/debug/push-core';
     }
 
     public function url(): string
@@ -40,7 +42,12 @@ final class Daemon
         return "http://127.0.0.1:{$this->port}";
     }
 
-    /** Starts the daemon and waits until both of its sockets accept. */
+    /**
+     * Starts the daemon (again, after stop() or kill()) and waits until both
+     * of its sockets listen. After kill() the old socket file is still
+     * there, as after a crash: the daemon must replace it, and the wait is
+     * for a listening socket, not for the file.
+     */
     public function start(): void
     {
         $command = [self::binary(), 'serve', '--socket', $this->socket, '--listen', "127.0.0.1:{$this->port}"];
@@ -51,9 +58,9 @@ final class Daemon
             array_push($command, '--auth-url', $this->authUrl);
         }
         $command = array_merge($command, $this->extraArgs);
-        $this->process = new Process($command, dirname($this->socket) . '/daemon.log', env: self::cleanEnv());
+        $this->process = new Process($command, \dirname($this->socket) . '/daemon.log', env: self::cleanEnv());
         Net::waitForPort($this->port, $this->process);
-        Net::waitUntil(fn (): bool => file_exists($this->socket), 'the publish socket', $this->process);
+        Net::waitUntil(fn (): bool => Net::unixSocketListening($this->socket), 'the publish socket to listen', $this->process);
     }
 
     /** Kills the daemon the hard way, as a crash or an OOM kill would. */
