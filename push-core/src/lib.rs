@@ -27,6 +27,7 @@ pub mod dispatch;
 mod metrics;
 mod open_files;
 mod publish;
+mod recovery;
 mod rooms;
 mod router;
 pub mod shutdown;
