@@ -84,6 +84,16 @@ pub mod defaults {
     /// while bounding a stalled connection to about 1024 messages of memory.
     pub const MAX_BUFFERED_MESSAGES: usize = 1024;
 
+    /// Long enough for a train tunnel, a laptop lid or a deploy; short
+    /// enough that a page away longer reloads its state anyway.
+    pub const RECOVERY_WINDOW: Duration = Duration::from_secs(120);
+    /// Messages kept per namespace: a site publishing 800 a second keeps
+    /// the whole default window.
+    pub const RECOVERY_MAX_MESSAGES: usize = 100_000;
+    /// Memory all histories may take together, counted per message as its
+    /// text plus bookkeeping.
+    pub const RECOVERY_MAX_MEMORY: u64 = 64 * 1024 * 1024;
+
     /// Loopback: the daemon listens there by default, behind a proxy on
     /// the same host.
     pub fn trusted_proxies() -> Vec<ipnet::IpNet> {
@@ -159,6 +169,18 @@ pub struct Config {
     /// Proxies whose forwarding headers name the browser's address.
     pub trusted_proxies: Vec<ProxyRange>,
 
+    /// How long published messages are kept for pages that reconnect; 0
+    /// turns recovery off.
+    #[serde(with = "duration")]
+    pub recovery_window: Duration,
+    /// Most messages kept per namespace for recovery.
+    pub recovery_max_messages: usize,
+    /// Most memory the recovery history takes, all namespaces together.
+    pub recovery_max_memory: ByteCount,
+    /// Directory where the recovery history is kept across restarts; unset:
+    /// in memory only.
+    pub state_dir: Option<PathBuf>,
+
     /// How log lines are written.
     pub log_format: LogFormat,
     /// Log level or tracing filter, e.g. `info` or `push_core=debug`.
@@ -197,6 +219,10 @@ impl Default for Config {
                 .into_iter()
                 .map(ProxyRange::new)
                 .collect(),
+            recovery_window: defaults::RECOVERY_WINDOW,
+            recovery_max_messages: defaults::RECOVERY_MAX_MESSAGES,
+            recovery_max_memory: ByteCount::new(defaults::RECOVERY_MAX_MEMORY),
+            state_dir: None,
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),
         }
@@ -416,6 +442,18 @@ impl Config {
             return Err(ConfigError::value("max_client_packet", "is too large"));
         }
         at_least("max_buffered_messages", self.max_buffered_messages, 1)?;
+        if !self.recovery_window.is_zero() {
+            at_least("recovery_max_messages", self.recovery_max_messages, 1)?;
+        }
+        if self.state_dir.as_ref().is_some_and(|dir| dir.as_os_str().is_empty()) {
+            return Err(ConfigError::value("state_dir", "the path is empty"));
+        }
+        if self.state_dir.is_some() && self.recovery_window.is_zero() {
+            return Err(ConfigError::value(
+                "state_dir",
+                "is set but recovery_window is 0: there is no history to keep",
+            ));
+        }
         Ok(())
     }
 
@@ -465,6 +503,15 @@ impl Config {
             cache_ttl: self.auth_cache_ttl,
             cache_size: self.auth_cache_size,
             max_concurrency: self.auth_max_concurrency,
+        })
+    }
+
+    /// How much history recovery keeps; `None` when it is off.
+    pub fn recovery_settings(&self) -> Option<crate::recovery::RecoverySettings> {
+        (!self.recovery_window.is_zero()).then(|| crate::recovery::RecoverySettings {
+            window: self.recovery_window,
+            max_messages: self.recovery_max_messages,
+            max_memory: usize::try_from(self.recovery_max_memory.get()).unwrap_or(usize::MAX),
         })
     }
 

@@ -168,6 +168,26 @@ pub struct ServeArgs {
     #[arg(long = "trusted-proxy", value_name = "CIDR", help_heading = "Limits")]
     trusted_proxies: Vec<ProxyRange>,
 
+    /// How long published messages are kept for pages that reconnect, e.g.
+    /// 2m; 0 turns recovery off [default: 2m]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse, help_heading = "Recovery")]
+    #[serde(with = "humantime_serde::option")]
+    recovery_window: Option<Duration>,
+
+    /// Most messages kept per namespace for recovery [default: 100000]
+    #[arg(long, value_name = "N", value_parser = parse_number::<usize>, help_heading = "Recovery")]
+    recovery_max_messages: Option<usize>,
+
+    /// Most memory the recovery history takes, all namespaces together
+    /// [default: 64MiB]
+    #[arg(long, value_name = "SIZE", help_heading = "Recovery")]
+    recovery_max_memory: Option<ByteCount>,
+
+    /// Directory (made 0700 if missing) where the recovery history is kept,
+    /// so a restart loses no message; unset: memory only
+    #[arg(long, value_name = "DIR", help_heading = "Recovery")]
+    state_dir: Option<PathBuf>,
+
     /// Log format: text or json [default: text]
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<LogFormat>,
