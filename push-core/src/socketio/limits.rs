@@ -51,10 +51,11 @@ use crate::metrics::{ForwardingProblem, Metrics, Refusal};
 const WINDOW: Duration = Duration::from_secs(60);
 
 /// Most addresses the handshake rate limit remembers at once. An entry is
-/// a few dozen bytes, so the table stays within a few megabytes; at the
-/// per-minute budgets people set, an address that made one handshake is
-/// forgotten within a second, so only a flood from tens of thousands of
-/// addresses (IPv4, or IPv6 /64s: one /48 holds 65,536) fills it.
+/// a few dozen bytes, so the table stays within a few megabytes. A sweep
+/// forgets an address once its state is that of a fresh one (at 600 a
+/// minute, 0.2 s after a single handshake), so only more addresses than
+/// this between two sweeps fill it: a flood from many IPv4 addresses or IPv6
+/// /64s (one /48 holds 65,536 of them).
 const MAX_RATE_LIMITED_ADDRESSES: usize = 65_536;
 
 /// How often the handshake table drops addresses whose budget is whole
@@ -109,11 +110,15 @@ impl fmt::Display for AddressKey {
 /// reconnect storm after a restart included; a per-address limit cannot
 /// stop a flood from that many addresses anyway (`max_connections` and the
 /// OS still bound it). Addresses already in the table stay limited.
+///
+/// The bound is checked, not locked: handshakes from new addresses that
+/// race each other may each add one past it, a handful at most.
 #[derive(Debug)]
 struct BoundedStore {
     table: DashMapStateStore<AddressKey>,
     metrics: Arc<Metrics>,
-    /// Set when an address was let through unremembered; cleared by a sweep.
+    /// Set when an address was let through unremembered, so that a flood
+    /// is logged once; cleared when a sweep leaves room again.
     overflowed: AtomicBool,
 }
 
@@ -144,9 +149,11 @@ impl StateStore for BoundedStore {
 impl ShrinkableKeyedStateStore<AddressKey> for BoundedStore {
     fn retain_recent(&self, drop_below: Nanos) {
         self.table.retain_recent(drop_below);
-        self.overflowed.store(false, Ordering::Relaxed);
-        self.metrics
-            .set_handshake_addresses(self.table.len() as u64);
+        let remembered = self.table.len();
+        if remembered < MAX_RATE_LIMITED_ADDRESSES {
+            self.overflowed.store(false, Ordering::Relaxed);
+        }
+        self.metrics.set_handshake_addresses(remembered as u64);
     }
 
     fn shrink_to_fit(&self) {
@@ -267,6 +274,12 @@ impl ConnectionLimits {
 
     pub fn settings(&self) -> &ClientLimits {
         &self.settings
+    }
+
+    /// Whether any limit is counted per address; if none is, which address
+    /// a browser has does not matter.
+    fn limits_per_address(&self) -> bool {
+        self.settings.max_connections_per_ip != 0 || self.handshakes.is_some()
     }
 
     /// Who a request from `peer` with `headers` comes from.
@@ -413,7 +426,10 @@ pub async fn guard_handshake_rate(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
-    if opens_session && let Some(peer) = peer {
+    if opens_session
+        && limits.limits_per_address()
+        && let Some(peer) = peer
+    {
         let address = limits.client_address(peer, request.headers());
         limits.note_forwarding_problem(address);
         if let Some(address) = address.limit_key()
