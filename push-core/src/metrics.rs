@@ -112,6 +112,26 @@ impl Refusal {
     }
 }
 
+/// How a trusted proxy failed to name the browser it forwards for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardingProblem {
+    /// No X-Forwarded-For or Forwarded header: no per-IP limits.
+    Missing,
+    /// A header whose deciding hop is not an address: limited as the proxy.
+    Unreadable,
+}
+
+impl ForwardingProblem {
+    const ALL: [ForwardingProblem; 2] = [ForwardingProblem::Missing, ForwardingProblem::Unreadable];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ForwardingProblem::Missing => "missing",
+            ForwardingProblem::Unreadable => "unreadable",
+        }
+    }
+}
+
 /// Live connection figures of one namespace, read at the time of asking.
 #[derive(Debug, Clone, Default)]
 pub struct NamespaceCensus {
@@ -146,6 +166,10 @@ pub struct Metrics {
     client_events_ignored: AtomicU64,
     flooders_disconnected: AtomicU64,
     rooms_truncated: AtomicU64,
+    forwarding_problems: [AtomicU64; ForwardingProblem::ALL.len()],
+    /// A gauge, set by the handshake rate limit whenever its table changes.
+    handshake_addresses: AtomicU64,
+    handshakes_unremembered: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -167,6 +191,9 @@ impl Default for Metrics {
             client_events_ignored: AtomicU64::new(0),
             flooders_disconnected: AtomicU64::new(0),
             rooms_truncated: AtomicU64::new(0),
+            forwarding_problems: Default::default(),
+            handshake_addresses: AtomicU64::new(0),
+            handshakes_unremembered: AtomicU64::new(0),
         }
     }
 }
@@ -241,6 +268,24 @@ impl Metrics {
 
     pub fn rooms_truncated(&self) {
         bump(&self.rooms_truncated);
+    }
+
+    pub fn forwarding_problem(&self, problem: ForwardingProblem) {
+        let index = ForwardingProblem::ALL
+            .iter()
+            .position(|p| *p == problem)
+            .unwrap_or(0);
+        bump(&self.forwarding_problems[index]);
+    }
+
+    /// How many addresses the handshake rate limit remembers now.
+    pub fn set_handshake_addresses(&self, addresses: u64) {
+        self.handshake_addresses.store(addresses, Ordering::Relaxed);
+    }
+
+    /// A handshake let through unremembered because the table was full.
+    pub fn handshake_unremembered(&self) {
+        bump(&self.handshakes_unremembered);
     }
 
     fn auth_failures(&self) -> u64 {
@@ -417,6 +462,25 @@ impl Metrics {
             "push_rooms_truncated_total",
             "Connections given more rooms than max_rooms_per_connection.",
             &self.rooms_truncated,
+        );
+        page.family(
+            "push_forwarding_header_problems_total",
+            "counter",
+            "New sessions from a trusted proxy that named no browser: a missing header (no per-IP limits), an unreadable one (limited as the proxy).",
+        );
+        for (problem, count) in ForwardingProblem::ALL.iter().zip(&self.forwarding_problems) {
+            page.sample(&format!("{{problem=\"{}\"}}", problem.label()), read(count));
+        }
+        page.family(
+            "push_handshake_rate_addresses",
+            "gauge",
+            "Addresses (IPv4, IPv6 /64) the handshake rate limit remembers.",
+        );
+        page.sample("", read(&self.handshake_addresses));
+        page.counter(
+            "push_handshake_rate_unremembered_total",
+            "New sessions not rate-limited because the handshake rate table was full.",
+            &self.handshakes_unremembered,
         );
         page.family(
             "push_uptime_seconds",

@@ -61,6 +61,15 @@ describe('what the daemon sends to the auth URL', () => {
     assert.equal(backend.calls[0].forwardedFor, '203.0.113.7, 127.0.0.1');
   });
 
+  test('a Forwarded header from a proxy in front reaches the site as X-Forwarded-For, with the peer appended', async () => {
+    const backend = await resources.backend();
+    const daemon = await resources.daemon({ args: ['--auth-url', backend.url] });
+    const forwarded = 'for=198.51.100.1, for="[2001:db8::7]:4711";proto=https';
+    await clients.connect(daemon, { cookie: cookieFor('sid-42'), headers: { forwarded } });
+    assert.equal(backend.calls.length, 1);
+    assert.equal(backend.calls[0].forwardedFor, '198.51.100.1, 2001:db8::7, 127.0.0.1');
+  });
+
   for (const transport of TRANSPORTS) {
     test(`a connection without cookies is a guest, and the backend is not asked (${transport})`, async () => {
       const backend = await resources.backend();

@@ -5,7 +5,12 @@
 // the send queue bound in slow-consumer.test.mjs.)
 //
 // A second client address is played from 127.0.0.2, which Linux routes to
-// the loopback interface without configuration.
+// the loopback interface without configuration. Loopback is a trusted proxy
+// by default, and a trusted proxy that names no browser is not limited per
+// address; the tests of per-address limits on the TCP peer therefore trust
+// a documentation address instead (UNRELATED_PROXY), which makes loopback
+// peers browsers. The tests behind a trusted proxy name browsers with
+// X-Forwarded-For or Forwarded from loopback.
 
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
@@ -19,6 +24,8 @@ import { publisherFor, sendOk, stats } from './support/publish.mjs';
 import { waitUntil } from './support/wait.mjs';
 
 const OTHER_ADDRESS = '127.0.0.2';
+/** A trusted proxy that is not loopback (TEST-NET-1, RFC 5737). */
+const UNRELATED_PROXY = '192.0.2.1';
 
 const refusals = async (daemon, reason) => seriesValue(await scrape(daemon), `push_connections_refused_total{reason="${reason}"}`);
 
@@ -66,7 +73,7 @@ describe('--max-connections', () => {
 
 describe('--max-connections-per-ip', () => {
   test('refuses a third connection from one address, not from another', async () => {
-    const daemon = await daemonWith(['--max-connections-per-ip', '2']);
+    const daemon = await daemonWith(['--max-connections-per-ip', '2', '--trusted-proxy', UNRELATED_PROXY]);
     await clients.connect(daemon, { transport: 'websocket' });
     await clients.connect(daemon, { transport: 'polling' });
     const refused = await clients.refused(daemon, { transport: 'websocket' });
@@ -84,7 +91,7 @@ describe('--max-connections-per-ip', () => {
 
 describe('--handshakes-per-ip-per-minute', () => {
   test('answers 429 to new sessions over the rate; other addresses and running sessions are unaffected', async () => {
-    const daemon = await daemonWith(['--handshakes-per-ip-per-minute', '5']);
+    const daemon = await daemonWith(['--handshakes-per-ip-per-minute', '5', '--trusted-proxy', UNRELATED_PROXY]);
     const sessions = [];
     for (let i = 0; i < 4; i++) {
       const session = await pollingHandshake(daemon);

@@ -18,6 +18,7 @@ use axum::http::header::COOKIE;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::DisconnectReason;
 
+use super::client_address::forwarded_for_site;
 use super::limits::{ConnectionLimits, EventBudget, Spent};
 use crate::auth::{Answer, Authenticator, Handshake, Identity};
 use crate::metrics::{Metrics, Refusal};
@@ -62,10 +63,12 @@ impl Admission {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| info.0);
         self.limits.check_not_flooder(socket.id).map_err(Refused)?;
-        let permit = self
-            .limits
-            .admit(peer.map(|peer| peer.ip()))
-            .map_err(Refused)?;
+        let address = peer.and_then(|peer| {
+            self.limits
+                .client_address(peer.ip(), &parts.headers)
+                .limit_key()
+        });
+        let permit = self.limits.admit(address).map_err(Refused)?;
         // Kept with the socket, so the place is given back when it goes.
         socket.extensions.insert(Arc::new(permit));
 
@@ -76,7 +79,7 @@ impl Admission {
         let handshake = Handshake {
             namespace: socket.ns(),
             cookie: cookie.as_deref(),
-            forwarded_for: forwarded_for(&parts.headers, peer),
+            forwarded_for: forwarded_for_site(&parts.headers, peer),
         };
         match authenticator.identify(&handshake).await {
             Answer::User(identity) => {
@@ -167,30 +170,4 @@ fn cookie_header(headers: &HeaderMap) -> Option<String> {
         .filter_map(|value| value.to_str().ok())
         .collect();
     (!values.is_empty()).then(|| values.join("; "))
-}
-
-/// Appends the connecting peer to any `X-Forwarded-For` a proxy in front of
-/// us set, as proxies do, so the site sees the whole chain.
-fn forwarded_for(headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
-    let earlier = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    match (earlier, peer) {
-        (Some(earlier), Some(peer)) => format!("{earlier}, {}", peer.ip()),
-        (Some(earlier), None) => earlier.to_owned(),
-        (None, Some(peer)) => peer.ip().to_string(),
-        (None, None) => String::new(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn forwarded_for_appends_the_peer() {
-        let mut headers = HeaderMap::new();
-        let peer = Some(SocketAddr::from(([127, 0, 0, 9], 5000)));
-        assert_eq!(forwarded_for(&headers, peer), "127.0.0.9");
-        headers.insert("x-forwarded-for", "203.0.113.7".parse().unwrap());
-        assert_eq!(forwarded_for(&headers, peer), "203.0.113.7, 127.0.0.9");
-    }
 }

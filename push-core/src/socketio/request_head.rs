@@ -23,13 +23,15 @@ use axum::response::Response;
 /// The headers anything reads once a socket.io request is past this
 /// middleware: engineioxide reads `sec-websocket-key` to answer a WebSocket
 /// upgrade and the `content-type` of a polling POST; admission reads the
-/// cookies and `x-forwarded-for` when the browser joins a namespace. The
+/// cookies and `x-forwarded-for` or `forwarded` when the browser joins a
+/// namespace. The
 /// Origin guard and CORS run before this middleware and see every header.
 /// Code that reads another header from `SocketRef::req_parts` must add it
 /// here.
-pub const KEPT_HEADERS: [&str; 5] = [
+pub const KEPT_HEADERS: [&str; 6] = [
     "cookie",
     "x-forwarded-for",
+    "forwarded",
     "sec-websocket-key",
     "content-type",
     "content-length",
@@ -76,6 +78,7 @@ mod tests {
         headers.append("cookie", HeaderValue::from_static("a=1"));
         headers.append("cookie", HeaderValue::from_static("b=2"));
         headers.append("x-forwarded-for", HeaderValue::from_static("203.0.113.7"));
+        headers.append("forwarded", HeaderValue::from_static("for=203.0.113.7"));
         headers.append(
             "sec-websocket-key",
             HeaderValue::from_static("dGhlIHNhbXBsZQ=="),
