@@ -218,7 +218,11 @@ impl Client {
         if !self.pipeline.unwritten_frames().is_empty() {
             self.write_piece();
         }
-        self.read_owed_replies(usize::MAX);
+        // Checked here, not only in the loop: this runs before every
+        // synchronous request, which usually follows no pipeline at all.
+        if self.pipeline.owes_replies() {
+            self.read_owed_replies(usize::MAX);
+        }
         self.pipeline.all_read();
     }
 
@@ -374,7 +378,9 @@ impl Drop for Client {
 }
 
 /// Reads the reply to request `expected_id` from `connection`, waiting at
-/// most the configured timeout for all of it.
+/// most the configured timeout for all of it. Inline, as it runs once per
+/// reply (see [`reply`]).
+#[inline]
 fn read_reply(
     connection: &mut Connection,
     options: &ClientOptions,

@@ -11,6 +11,11 @@
 //! which are in flight and in which piece, which results are in. The client
 //! does the reading and writing and tells it what happened, so every rule
 //! here can be tested without a socket.
+//!
+//! The methods called once per publish are `#[inline]`: this bookkeeping
+//! used to be written inline in the client, and a pipelined publish costs
+//! little enough (docs/benchmarks.md, "PHP publish path") that a call for
+//! each of them showed in its instruction count.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -67,6 +72,7 @@ pub(super) struct Pipeline {
 impl Pipeline {
     /// Queues the publish with request id `id`; `encode` appends its frame.
     /// If encoding fails, nothing is queued.
+    #[inline]
     pub(super) fn push<E>(
         &mut self,
         id: u32,
@@ -84,11 +90,13 @@ impl Pipeline {
     }
 
     /// Whether any queued publish still waits for its reply.
+    #[inline]
     pub(super) fn owes_replies(&self) -> bool {
         !self.owed.is_empty()
     }
 
     /// Whether enough frames are waiting to be written as a piece now.
+    #[inline]
     pub(super) fn piece_is_ready(&self) -> bool {
         self.unwritten_frames.len() >= PIPELINE_WRITE_BYTES
     }
@@ -136,11 +144,13 @@ impl Pipeline {
 
     /// The request id of the oldest publish whose reply is owed: the next
     /// reply on the connection answers it.
+    #[inline]
     pub(super) fn next_owed(&self) -> Option<u32> {
         self.owed.front().copied()
     }
 
     /// Records the result of the oldest publish still owed.
+    #[inline]
     pub(super) fn complete(&mut self, result: PipelinedReply) {
         if self.owed.pop_front().is_some() {
             self.completed.push(result);

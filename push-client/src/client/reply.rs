@@ -4,6 +4,9 @@
 //! next read reuses. The client hands replies past that point (a STATS text,
 //! an error message), so it copies out the few strings a reply has and lets
 //! the buffer go.
+//!
+//! Both functions here run once per reply and are `#[inline]`, so reading a
+//! reply costs no more calls than when this was part of the client.
 
 use super::ClientError;
 use crate::protocol::frame::FrameHeader;
@@ -23,6 +26,7 @@ pub(super) enum OwnedReply {
 
 impl OwnedReply {
     /// Decodes one frame body (the bytes after the length prefix).
+    #[inline]
     pub(super) fn decode(body: &[u8]) -> Result<(FrameHeader, OwnedReply), DecodeError> {
         let mut reader = Reader::new(body);
         let header = FrameHeader::read(&mut reader)?;
@@ -53,6 +57,7 @@ impl OwnedReply {
     /// two ends disagree about the stream. Request id 0 is the daemon's way
     /// of refusing the connection as a whole (say, a frame it could not
     /// read), which answers whatever was asked.
+    #[inline]
     pub(super) fn answering(
         self,
         header: FrameHeader,
