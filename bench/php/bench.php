@@ -42,9 +42,11 @@ const MESSAGE = ['id' => 4242, 'title' => 'Hello from PHP', 'unread' => 3, 'tags
 const EVENT = 'bench';
 
 /**
- * Turns each route takes per round. A virtual machine can run a third
- * slower for seconds at a time while its host is busy; in turns a fraction
- * of a second long, every route gets its share of such spells.
+ * Turns each route takes per round. A virtual machine can run markedly
+ * slower for seconds at a time while its host is busy (docs/benchmarks.md,
+ * "How the synchronous publish came down to the floor", has the figure for
+ * the machine measured); in turns a fraction of a second long, every
+ * route gets its share of such spells.
  */
 const SLICES_PER_ROUND = 10;
 

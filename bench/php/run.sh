@@ -7,8 +7,9 @@
 #
 # --cpus LIST pins PHP and every server to those CPUs (taskset -c LIST). On a
 # virtual machine whose idle vCPUs halt, waking a process on another CPU can
-# cost tens of microseconds, more than any route's own work; --cpus 0 shows
-# the routes' own cost without it.
+# cost more than any route's own work (docs/benchmarks.md, the unpinned run
+# at the end of "How the synchronous publish came down to the floor");
+# --cpus 0 shows the routes' own cost without it.
 #
 # Builds the release daemon and extension, starts push-core, redis-server and
 # the native echo server (twice: blocking, and as an epoll event loop) on Unix

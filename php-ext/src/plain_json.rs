@@ -2,9 +2,10 @@
 //!
 //! Most messages are arrays of strings, integers, booleans and nulls. For
 //! those, what `json_encode()` writes with its default flags follows from a
-//! handful of rules, and writing them here costs less than calling the
-//! engine's encoder: 1,785 instructions against 2,733 for the benchmark's
-//! message (measured with callgrind). Everything else is left to the real
+//! handful of rules, and writing them here takes fewer instructions than
+//! calling the engine's encoder (measured with callgrind on the benchmark's
+//! message: docs/benchmarks.md, "How the synchronous publish came down to
+//! the floor", step 4). Everything else is left to the real
 //! `json_encode()` ([`crate::json`]), so that its output and its errors stay
 //! PHP's own: floats (PHP's shortest round-trip printing), objects
 //! (`JsonSerializable`, public properties, enums), references, strings that

@@ -3,9 +3,112 @@
 use std::borrow::Cow;
 
 use proptest::prelude::*;
-use push_client::protocol::frame::{self, FrameHeader, LENGTH_PREFIX_LEN};
-use push_client::protocol::wire::Reader;
+use proptest::test_runner::TestCaseError;
+use push_client::protocol::frame::{self, FrameError, FrameHeader, LENGTH_PREFIX_LEN};
+use push_client::protocol::wire::{DecodeError, Reader};
 use push_client::{ErrorCode, Publish, Reply, Request, Target};
+
+/// The frame size limit the hostile-input tests frame with.
+const FRAME_LIMIT: u32 = 1024;
+
+/// The most heap bytes decoding may hold per byte of body.
+///
+/// Only lists allocate. Each entry takes at least two bytes of body (its
+/// length), and is held as a `&str` in a vector that may have grown to twice
+/// the entries it holds, then copied into a `Cow<str>`: per two bytes of
+/// body, at most two `&str` and one `Cow<str>`. A decoder that trusted a
+/// count and reserved for it would hold up to 65,535 entries for a body of
+/// a dozen bytes.
+const HEAP_PER_BODY_BYTE: usize = (2 * size_of::<&str>() + size_of::<Cow<'_, str>>()) / 2;
+
+/// Counts the heap each thread holds, so a test can see the most that a
+/// piece of code held at once. The test threads run side by side, so the
+/// count is per thread.
+///
+/// Unsafe, though unsafe code is otherwise kept to the FFI layers: a global
+/// allocator is the one place every allocation passes through, and
+/// implementing one is unsafe by definition. It lives only in this test
+/// binary, adds bookkeeping and forwards every call to the system allocator
+/// unchanged.
+mod heap {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    struct Counting;
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    thread_local! {
+        /// Bytes allocated minus bytes freed since the measurement began:
+        /// negative when memory from before it was freed.
+        static HELD: Cell<isize> = const { Cell::new(0) };
+        /// The most `HELD` reached since the measurement began.
+        static PEAK: Cell<isize> = const { Cell::new(0) };
+    }
+
+    fn record(change: isize) {
+        // `try_with`: an allocation while the thread is torn down is not
+        // counted, rather than aborting.
+        let _ = HELD.try_with(|held| {
+            let now = held.get() + change;
+            held.set(now);
+            let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+        });
+    }
+
+    fn size(bytes: usize) -> isize {
+        isize::try_from(bytes).unwrap_or(isize::MAX)
+    }
+
+    // SAFETY: every method forwards to `System` with the caller's own
+    // arguments, so `System` upholds the contract; the bookkeeping touches
+    // only thread-locals that need no allocation and have no destructor.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: forwarded as received.
+            let pointer = unsafe { System.alloc(layout) };
+            if !pointer.is_null() {
+                record(size(layout.size()));
+            }
+            pointer
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: forwarded as received.
+            let pointer = unsafe { System.alloc_zeroed(layout) };
+            if !pointer.is_null() {
+                record(size(layout.size()));
+            }
+            pointer
+        }
+
+        unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
+            // SAFETY: forwarded as received.
+            unsafe { System.dealloc(pointer, layout) };
+            record(-size(layout.size()));
+        }
+
+        unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            // SAFETY: forwarded as received.
+            let moved = unsafe { System.realloc(pointer, layout, new_size) };
+            if !moved.is_null() {
+                record(size(new_size) - size(layout.size()));
+            }
+            moved
+        }
+    }
+
+    /// Runs `f` and returns its result with the most bytes it held on the
+    /// heap at once, counting what it returns.
+    pub fn peak_during<R>(f: impl FnOnce() -> R) -> (R, usize) {
+        HELD.with(|held| held.set(0));
+        PEAK.with(|peak| peak.set(0));
+        let result = f();
+        let peak = PEAK.with(Cell::get);
+        (result, usize::try_from(peak).unwrap_or(0))
+    }
+}
 
 /// Splits one encoded frame back into header and body reader.
 fn open_frame(bytes: &[u8]) -> (FrameHeader, Reader<'_>) {
@@ -28,6 +131,131 @@ fn names() -> impl Strategy<Value = Vec<String>> {
 
 fn cows(list: &[String]) -> Vec<Cow<'_, str>> {
     list.iter().map(|s| Cow::Borrowed(s.as_str())).collect()
+}
+
+/// Decodes `body` as a request, header included.
+fn decode_request(body: &[u8]) -> Result<(FrameHeader, Request<'_>), DecodeError> {
+    let mut reader = Reader::new(body);
+    let header = FrameHeader::read(&mut reader)?;
+    Ok((header, Request::decode(header.kind, reader)?))
+}
+
+/// Decodes `body` as a reply, header included.
+fn decode_reply(body: &[u8]) -> Result<(FrameHeader, Reply<'_>), DecodeError> {
+    let mut reader = Reader::new(body);
+    let header = FrameHeader::read(&mut reader)?;
+    Ok((header, Reply::decode(header.kind, reader)?))
+}
+
+/// Bytes for the decoder to choke on: random ones, and valid publish frames
+/// with a few bytes overwritten, which get past the header into lying
+/// counts, lengths and length prefixes far more often than random bytes do.
+fn garbage() -> impl Strategy<Value = Vec<u8>> {
+    let name = || "[a-z0-9]{0,12}";
+    let names = move || prop::collection::vec(name(), 0..8);
+    let publish_frame = (
+        name(),
+        name(),
+        names(),
+        names(),
+        names(),
+        prop::collection::vec(any::<u8>(), 0..64),
+    )
+        .prop_map(|(namespace, event, users, rooms, except, payload)| {
+            let mut bytes = Vec::new();
+            Request::Publish(Publish {
+                namespace: &namespace,
+                event: &event,
+                target: Target {
+                    users: cows(&users),
+                    rooms: cows(&rooms),
+                    except_users: cows(&except),
+                },
+                payload: &payload,
+            })
+            .encode(1, u32::MAX, &mut bytes)
+            .unwrap();
+            bytes
+        });
+    let edits = prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4);
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..512),
+        (publish_frame, edits).prop_map(|(mut bytes, edits)| {
+            for (at, byte) in edits {
+                let at = at.index(bytes.len());
+                bytes[at] = byte;
+            }
+            bytes
+        }),
+    ]
+}
+
+/// Checks what `frame::check` says of `bytes` against their length prefix,
+/// and returns the whole frame's length if there is one.
+///
+/// A reader buffers until `check` finds a whole frame, so "needs more" for
+/// a prefix over the limit would have it buffer whatever the prefix claims.
+fn check_within_limit(bytes: &[u8]) -> Result<Option<usize>, TestCaseError> {
+    let checked = frame::check(bytes, FRAME_LIMIT);
+    let Some(prefix) = bytes.first_chunk::<LENGTH_PREFIX_LEN>() else {
+        prop_assert_eq!(checked, Ok(None), "a partial length prefix needs more");
+        return Ok(None);
+    };
+    let declared = u32::from_be_bytes(*prefix);
+    let whole = LENGTH_PREFIX_LEN + declared as usize;
+    match checked {
+        Err(FrameError::TooLarge { len, max }) => {
+            prop_assert!(declared > FRAME_LIMIT, "refused a {declared}-byte body");
+            prop_assert_eq!((len, max), (u64::from(declared), FRAME_LIMIT));
+            Ok(None)
+        }
+        Ok(None) => {
+            prop_assert!(
+                declared <= FRAME_LIMIT,
+                "asked to buffer a {declared}-byte body"
+            );
+            prop_assert!(bytes.len() < whole, "needs more with the whole frame there");
+            Ok(None)
+        }
+        Ok(Some(total)) => {
+            prop_assert!(declared <= FRAME_LIMIT, "accepted a {declared}-byte body");
+            prop_assert_eq!(total, whole);
+            Ok(Some(total))
+        }
+    }
+}
+
+/// Decodes `body` as a request and as a reply, checking the heap each held
+/// and that whatever was accepted encodes back to exactly `body`.
+fn decode_within_bounds(body: &[u8]) -> Result<(), TestCaseError> {
+    let bound = body.len() * HEAP_PER_BODY_BYTE;
+
+    let (request, peak) = heap::peak_during(|| decode_request(body));
+    prop_assert!(
+        peak <= bound,
+        "a request decode held {peak} bytes for a {}-byte body",
+        body.len()
+    );
+    if let Ok((header, request)) = request {
+        let mut encoded = Vec::new();
+        request
+            .encode(header.request_id, u32::MAX, &mut encoded)
+            .unwrap();
+        prop_assert_eq!(&encoded[LENGTH_PREFIX_LEN..], body);
+    }
+
+    let (reply, peak) = heap::peak_during(|| decode_reply(body));
+    prop_assert!(
+        peak <= bound,
+        "a reply decode held {peak} bytes for a {}-byte body",
+        body.len()
+    );
+    if let Ok((header, reply)) = reply {
+        let mut encoded = Vec::new();
+        reply.encode(header.request_id, &mut encoded).unwrap();
+        prop_assert_eq!(&encoded[LENGTH_PREFIX_LEN..], body);
+    }
+    Ok(())
 }
 
 proptest! {
@@ -72,20 +300,18 @@ proptest! {
         }
     }
 
-    /// Whatever the bytes, decoding answers Ok or Err and never panics or
-    /// allocates beyond the input.
+    /// Whatever the bytes, framing and decoding never panic, a reader is
+    /// never asked to buffer more than the frame size limit, the heap that
+    /// decoding holds grows with the body and not with the counts and
+    /// lengths the body claims, and what is accepted is exactly what the
+    /// decoded value encodes to.
     #[test]
-    fn garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-        if let Ok(Some(total)) = frame::check(&bytes, 1024) {
-            let mut reader = Reader::new(&bytes[LENGTH_PREFIX_LEN..total]);
-            if let Ok(header) = FrameHeader::read(&mut reader) {
-                let _ = Request::decode(header.kind, reader);
-            }
+    fn garbage_never_panics_nor_overallocates(bytes in garbage()) {
+        if let Some(total) = check_within_limit(&bytes)? {
+            decode_within_bounds(&bytes[LENGTH_PREFIX_LEN..total])?;
         }
-        let mut reader = Reader::new(&bytes);
-        if let Ok(header) = FrameHeader::read(&mut reader) {
-            let _ = Request::decode(header.kind, reader);
-        }
+        // The same bytes as a body, as if some frame had carried them.
+        decode_within_bounds(&bytes)?;
     }
 
     /// Every strict prefix of a valid request is either incomplete or refused.
@@ -105,9 +331,39 @@ proptest! {
 fn a_lying_list_count_is_refused_without_allocating() {
     // kind PUBLISH, namespace "/", event "e", then users count 65535 with no entries.
     let body = [0x03, 0, 0, 0, 1, 0, 1, b'/', 0, 1, b'e', 0xff, 0xff];
-    let mut reader = Reader::new(&body);
-    let header = FrameHeader::read(&mut reader).unwrap();
-    assert!(Request::decode(header.kind, reader).is_err());
+    let (decoded, peak) = heap::peak_during(|| {
+        let mut reader = Reader::new(&body);
+        let header = FrameHeader::read(&mut reader).unwrap();
+        Request::decode(header.kind, reader)
+    });
+    assert!(decoded.is_err());
+    assert_eq!(peak, 0, "bytes held on the heap while refusing");
+}
+
+#[test]
+fn a_body_of_nothing_but_list_entries_stays_within_the_heap_bound() {
+    // The most list entries a body can carry: every user name empty, so
+    // each costs only its 2-byte length. Any count of them, up to what
+    // fits under the frame limit, must stay within the bound.
+    for users in [1, 2, 3, 4, 5, 17, 100, (FRAME_LIMIT as usize - 30) / 2] {
+        let names = vec![String::new(); users];
+        let request = Request::Publish(Publish {
+            namespace: "/",
+            event: "e",
+            target: Target::users(names.iter().map(String::as_str)),
+            payload: b"",
+        });
+        let mut frame = Vec::new();
+        request.encode(1, FRAME_LIMIT, &mut frame).unwrap();
+        let body = &frame[LENGTH_PREFIX_LEN..];
+        let (decoded, peak) = heap::peak_during(|| decode_request(body));
+        assert_eq!(decoded.unwrap().1, request);
+        assert!(
+            peak <= body.len() * HEAP_PER_BODY_BYTE,
+            "{users} users: {peak} bytes held for a body of {}",
+            body.len()
+        );
+    }
 }
 
 #[test]
