@@ -17,7 +17,8 @@ use socketioxide::{BroadcastError, SocketIo, operators::BroadcastOperators};
 use thiserror::Error;
 
 use crate::metrics::Metrics;
-use crate::rooms::{public_room, user_room};
+use crate::recovery::{OffsetArgument, Recovery};
+use crate::rooms::{RESUMING_ROOM, public_room, user_room};
 
 /// Event names the socket.io client handles itself; a publish under one of
 /// them would never reach the page's handlers, or would confuse the client.
@@ -43,6 +44,10 @@ pub enum DispatchError {
     InvalidPayload(String),
     #[error("the message could not be encoded for socket.io: {0}")]
     Encoding(String),
+    #[error(
+        "missed-message recovery is off on this daemon (recovery_window = 0), so there are no offsets; turn it on, or render pages without one"
+    )]
+    RecoveryOff,
 }
 
 impl DispatchError {
@@ -55,6 +60,7 @@ impl DispatchError {
             }
             DispatchError::InvalidPayload(_) => ErrorCode::INVALID_PAYLOAD,
             DispatchError::Encoding(_) => ErrorCode::INTERNAL,
+            DispatchError::RecoveryOff => ErrorCode::RECOVERY_OFF,
         }
     }
 }
@@ -64,18 +70,64 @@ impl DispatchError {
 pub struct Dispatcher {
     io: SocketIo,
     metrics: Arc<Metrics>,
+    /// Set when missed-message recovery is on.
+    recovery: Option<Arc<Recovery>>,
 }
 
 impl Dispatcher {
-    pub(crate) fn new(io: SocketIo, metrics: Arc<Metrics>) -> Self {
-        Self { io, metrics }
+    pub(crate) fn new(
+        io: SocketIo,
+        metrics: Arc<Metrics>,
+        recovery: Option<Arc<Recovery>>,
+    ) -> Self {
+        Self {
+            io,
+            metrics,
+            recovery,
+        }
     }
 
     /// Delivers `publish`; returns how many connections it was handed to.
+    ///
+    /// With recovery on, the message is numbered and kept first, and handed
+    /// out under its namespace's lock, so every connection receives a
+    /// namespace's messages in the order of their offsets.
     pub async fn publish(&self, publish: &Publish<'_>) -> Result<u32, DispatchError> {
         check_event(publish.event)?;
         let payload = parse_payload(publish.payload)?;
+        let Some(recovery) = &self.recovery else {
+            return self.deliver(publish, payload).await;
+        };
+        let mut stream = recovery
+            .lock(publish.namespace)
+            .await
+            .ok_or_else(|| DispatchError::UnknownNamespace(publish.namespace.to_owned()))?;
+        let offset = stream.record(publish.event, payload, &publish.target);
+        let argument = OffsetArgument {
+            offset: offset.to_string(),
+        };
+        let delivered = self.deliver(publish, &(payload, argument)).await;
+        drop(stream);
+        delivered
+    }
 
+    /// The namespace's current offset, for a page to start from.
+    pub async fn position(&self, namespace: &str) -> Result<String, DispatchError> {
+        let recovery = self.recovery.as_ref().ok_or(DispatchError::RecoveryOff)?;
+        recovery
+            .position(namespace)
+            .await
+            .map(|offset| offset.to_string())
+            .ok_or_else(|| DispatchError::UnknownNamespace(namespace.to_owned()))
+    }
+
+    /// Hands `data` (the payload, or the payload and its offset argument)
+    /// to the publish's recipients.
+    async fn deliver<T: ?Sized + serde::Serialize>(
+        &self,
+        publish: &Publish<'_>,
+        data: &T,
+    ) -> Result<u32, DispatchError> {
         // socketioxide's emit does not say how many connections it reached,
         // so the selection is made twice: once to count, once to send. Both
         // are lookups in the same room map.
@@ -90,7 +142,7 @@ impl Dispatcher {
         }
         let undelivered = match self
             .select(publish.namespace, &publish.target)?
-            .emit(publish.event, payload)
+            .emit(publish.event, data)
             .await
         {
             Ok(()) => 0,
@@ -145,7 +197,7 @@ impl Dispatcher {
                 .collect();
             operators.to(rooms)
         };
-        Ok(if target.except_users.is_empty() {
+        let operators = if target.except_users.is_empty() {
             operators
         } else {
             operators.except(
@@ -155,6 +207,14 @@ impl Dispatcher {
                     .map(|user| user_room(user))
                     .collect::<Vec<_>>(),
             )
+        };
+        // A connection still being sent what it missed gets this message
+        // from its replay, after the older ones, not now. When none is
+        // replaying the room does not exist and this is one map lookup.
+        Ok(if self.recovery.is_some() {
+            operators.except(RESUMING_ROOM)
+        } else {
+            operators
         })
     }
 }

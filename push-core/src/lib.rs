@@ -17,6 +17,7 @@
 //! - `socketio`: socket.io namespaces, the Origin policy, admission;
 //! - `auth`: asking the site who a browser is, with a cache;
 //! - [`dispatch`]: turning a publish target into recipients;
+//! - `recovery`: offsets, the history of recent messages, its journal;
 //! - `rooms`: how user and site rooms are kept apart;
 //! - `router`: the HTTP listener's routes and layers;
 //! - `metrics`, `open_files`, [`shutdown`]: operations.
@@ -47,6 +48,7 @@ pub use crate::auth::AuthSetupError;
 pub use crate::config::{Config, PublishSettings};
 pub use crate::dispatch::{DispatchError, Dispatcher};
 pub use crate::publish::socket::{BindError, PublishSocket};
+pub use crate::recovery::journal::JournalError;
 
 /// How long browsers and publishers get to be closed cleanly at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -79,14 +81,39 @@ pub struct PushCore {
     dispatcher: Dispatcher,
     metrics: Arc<metrics::Metrics>,
     publish: PublishSettings,
+    recovery: Option<Arc<recovery::Recovery>>,
+}
+
+/// Why a [`PushCore`] could not be built.
+#[derive(Debug, Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Auth(#[from] AuthSetupError),
+    #[error(transparent)]
+    StateDir(#[from] JournalError),
 }
 
 impl PushCore {
     /// Builds the server from `config`, returning it with the axum router
     /// that serves `/socket.io/`, `/healthz`, `/metrics` and, when turned on,
     /// the HTTP publish API.
-    pub fn new(config: &Config) -> Result<(Self, Router), AuthSetupError> {
+    pub fn new(config: &Config) -> Result<(Self, Router), SetupError> {
         let metrics = Arc::new(metrics::Metrics::default());
+        let recovery = match config.recovery_settings() {
+            Some(settings) => {
+                let journal = match &config.state_dir {
+                    Some(dir) => Some(recovery::journal::Journal::open(dir, settings.window)?),
+                    None => None,
+                };
+                let namespaces = config.served_namespaces();
+                Some(Arc::new(recovery::Recovery::new(
+                    settings,
+                    &namespaces,
+                    journal,
+                )))
+            }
+            None => None,
+        };
         let publish = config.publish_settings();
         let authenticator = match config.auth_settings() {
             Some(settings) => Some(Arc::new(auth::Authenticator::new(
@@ -101,8 +128,9 @@ impl PushCore {
             authenticator,
             limits.clone(),
             metrics.clone(),
+            recovery.clone(),
         );
-        let dispatcher = Dispatcher::new(io.clone(), metrics.clone());
+        let dispatcher = Dispatcher::new(io.clone(), metrics.clone(), recovery.clone());
         let publish_api = publish.http_token.as_deref().map(|token| {
             publish::http::router(
                 token,
@@ -125,6 +153,7 @@ impl PushCore {
             dispatcher,
             metrics,
             publish,
+            recovery,
         };
         Ok((core, router))
     }
@@ -151,9 +180,13 @@ impl PushCore {
         socket.serve(services, shutdown).await;
     }
 
-    /// Disconnects every browser cleanly.
+    /// Disconnects every browser cleanly, then writes the recovery
+    /// history out to `state_dir`, if one is set.
     pub async fn close(&self) {
         self.io.close().await;
+        if let Some(recovery) = &self.recovery {
+            recovery.close();
+        }
     }
 }
 
@@ -161,7 +194,7 @@ impl PushCore {
 #[derive(Debug, Error)]
 pub enum ServeError {
     #[error(transparent)]
-    Auth(#[from] AuthSetupError),
+    Setup(#[from] SetupError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,

@@ -22,6 +22,11 @@ pub fn is_user_room(room: &str) -> bool {
     room.starts_with(USER_PREFIX)
 }
 
+/// Connections being sent the messages they missed (see
+/// `socketio::resume`): live messages leave them out until the replay has
+/// caught up. Neither prefix can make this name.
+pub const RESUMING_ROOM: &str = "push:resuming";
+
 const USER_PREFIX: &str = "user:";
 const PUBLIC_PREFIX: &str = "room:";
 

@@ -155,6 +155,15 @@ impl Client {
         }
     }
 
+    /// The namespace's current recovery offset. A page rendered with it
+    /// and connecting with it receives every message published after.
+    pub fn position(&mut self, namespace: &str) -> Result<String, ClientError> {
+        match self.call(&Request::Position { namespace })? {
+            OwnedReply::Position { offset } => Ok(offset),
+            other => Err(other.unexpected()),
+        }
+    }
+
     /// Measures one round trip.
     pub fn ping(&mut self) -> Result<Duration, ClientError> {
         let started = Instant::now();

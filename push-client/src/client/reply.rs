@@ -21,6 +21,7 @@ pub(super) enum OwnedReply {
     Published { recipients: u32 },
     Online { connections: u32 },
     Stats { json: String },
+    Position { offset: String },
     Error { code: ErrorCode, message: String },
 }
 
@@ -37,6 +38,9 @@ impl OwnedReply {
             Reply::Online { connections } => OwnedReply::Online { connections },
             Reply::Stats { json } => OwnedReply::Stats {
                 json: json.to_owned(),
+            },
+            Reply::Position { offset } => OwnedReply::Position {
+                offset: offset.to_owned(),
             },
             Reply::Error { code, message } => OwnedReply::Error {
                 code,

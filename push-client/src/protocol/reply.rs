@@ -17,6 +17,7 @@ pub mod kind {
     pub const PUBLISHED: u8 = 0x83;
     pub const ONLINE: u8 = 0x84;
     pub const STATS: u8 = 0x85;
+    pub const POSITION: u8 = 0x86;
     pub const ERROR: u8 = 0xff;
 }
 
@@ -53,6 +54,9 @@ impl ErrorCode {
     /// The daemon already serves as many publisher connections as it may
     /// (its max_publishers setting).
     pub const TOO_MANY_PUBLISHERS: Self = Self(12);
+    /// The request needs missed-message recovery, which the daemon runs
+    /// without (its recovery_window is 0).
+    pub const RECOVERY_OFF: Self = Self(13);
 
     /// The code's stable name, as used in logs and docs.
     pub fn name(self) -> &'static str {
@@ -69,6 +73,7 @@ impl ErrorCode {
             Self::SHUTTING_DOWN => "shutting_down",
             Self::INTERNAL => "internal",
             Self::TOO_MANY_PUBLISHERS => "too_many_publishers",
+            Self::RECOVERY_OFF => "recovery_off",
             _ => "unknown",
         }
     }
@@ -101,6 +106,10 @@ pub enum Reply<'a> {
     Stats {
         json: &'a str,
     },
+    Position {
+        /// The namespace's current offset, an opaque string.
+        offset: &'a str,
+    },
     Error {
         code: ErrorCode,
         message: &'a str,
@@ -115,6 +124,7 @@ impl<'a> Reply<'a> {
             Reply::Published { .. } => kind::PUBLISHED,
             Reply::Online { .. } => kind::ONLINE,
             Reply::Stats { .. } => kind::STATS,
+            Reply::Position { .. } => kind::POSITION,
             Reply::Error { .. } => kind::ERROR,
         }
     }
@@ -143,6 +153,7 @@ impl<'a> Reply<'a> {
                 Reply::Published { recipients } => w.u32(*recipients),
                 Reply::Online { connections } => w.u32(*connections),
                 Reply::Stats { json } => w.blob("stats", json.as_bytes())?,
+                Reply::Position { offset } => w.str("offset", offset)?,
                 Reply::Error { code, message } => {
                     w.u16(code.0);
                     w.str("error message", truncate_to_u16(message))?;
@@ -174,6 +185,9 @@ impl<'a> Reply<'a> {
                         .map_err(|_| DecodeError::InvalidUtf8("stats"))?,
                 }
             }
+            kind::POSITION => Reply::Position {
+                offset: reader.str("offset")?,
+            },
             kind::ERROR => Reply::Error {
                 code: ErrorCode(reader.u16("error code")?),
                 message: reader.str("error message")?,

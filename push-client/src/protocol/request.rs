@@ -17,6 +17,7 @@ pub mod kind {
     pub const PUBLISH: u8 = 0x03;
     pub const ONLINE: u8 = 0x04;
     pub const STATS: u8 = 0x05;
+    pub const POSITION: u8 = 0x06;
 }
 
 /// Who receives a publish.
@@ -90,6 +91,9 @@ pub enum Request<'a> {
     Online { namespace: &'a str, user: &'a str },
     /// Counters and gauges of the daemon, as a JSON object.
     Stats,
+    /// The namespace's current recovery offset, for a page to render: its
+    /// first connect with it receives what was published after.
+    Position { namespace: &'a str },
 }
 
 impl<'a> Request<'a> {
@@ -100,6 +104,7 @@ impl<'a> Request<'a> {
             Request::Publish(_) => kind::PUBLISH,
             Request::Online { .. } => kind::ONLINE,
             Request::Stats => kind::STATS,
+            Request::Position { .. } => kind::POSITION,
         }
     }
 
@@ -134,6 +139,7 @@ impl<'a> Request<'a> {
                     w.str("namespace", namespace)?;
                     w.str("user", user)?;
                 }
+                Request::Position { namespace } => w.str("namespace", namespace)?,
             }
             Ok(())
         })
@@ -163,6 +169,9 @@ impl<'a> Request<'a> {
                 user: reader.str("user")?,
             },
             kind::STATS => Request::Stats,
+            kind::POSITION => Request::Position {
+                namespace: reader.str("namespace")?,
+            },
             other => return Err(DecodeError::UnknownKind(other)),
         };
         reader.finish()?;

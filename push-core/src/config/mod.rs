@@ -445,7 +445,11 @@ impl Config {
         if !self.recovery_window.is_zero() {
             at_least("recovery_max_messages", self.recovery_max_messages, 1)?;
         }
-        if self.state_dir.as_ref().is_some_and(|dir| dir.as_os_str().is_empty()) {
+        if self
+            .state_dir
+            .as_ref()
+            .is_some_and(|dir| dir.as_os_str().is_empty())
+        {
             return Err(ConfigError::value("state_dir", "the path is empty"));
         }
         if self.state_dir.is_some() && self.recovery_window.is_zero() {

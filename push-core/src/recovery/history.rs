@@ -109,6 +109,7 @@ impl History {
         self.last_seq
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -74,6 +74,9 @@ pub enum Resume {
     Recovered {
         from: Offset,
         entries: Vec<Arc<Entry>>,
+        /// The stream's position when `entries` were taken: whatever
+        /// comes after is not in them.
+        upto: Offset,
     },
     /// No offset, or one that cannot be honoured: the page starts at
     /// `position` and should reload its state (unless it sent no offset).
@@ -148,7 +151,11 @@ impl Recovery {
             .filter(|offset| offset.epoch == self.epoch);
         Some(
             match from.map(|from| (from, stream.after(from.seq, recipient))) {
-                Some((from, Ok(entries))) => Resume::Recovered { from, entries },
+                Some((from, Ok(entries))) => Resume::Recovered {
+                    from,
+                    entries,
+                    upto: position,
+                },
                 _ => Resume::Reset { position },
             },
         )
@@ -161,7 +168,8 @@ impl Recovery {
         }
     }
 
-    fn offset(&self, seq: u64) -> Offset {
+    /// The offset of the message numbered `seq`.
+    pub fn offset(&self, seq: u64) -> Offset {
         Offset {
             epoch: self.epoch,
             seq,
@@ -310,12 +318,16 @@ mod tests {
         let seen = publish(&recovery, "/", &[]).await;
         publish(&recovery, "/", &["42"]).await;
         publish(&recovery, "/", &[]).await;
-        let Some(Resume::Recovered { from, entries }) =
-            recovery.resume("/", Some(&seen.to_string()), ANYONE).await
+        let Some(Resume::Recovered {
+            from,
+            entries,
+            upto,
+        }) = recovery.resume("/", Some(&seen.to_string()), ANYONE).await
         else {
             panic!("should recover");
         };
         assert_eq!(from, seen);
+        assert_eq!(upto.seq, 3);
         assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);
 
         let other_epoch = Offset {

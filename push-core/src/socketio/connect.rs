@@ -20,9 +20,11 @@ use socketioxide::socket::DisconnectReason;
 
 use super::client_address::forwarded_for_site;
 use super::limits::{ConnectionLimits, EventBudget, Spent};
+use super::resume;
 use crate::auth::{Answer, Authenticator, Handshake, Identity};
 use crate::metrics::{Metrics, Refusal};
-use crate::rooms::{public_room, user_room};
+use crate::recovery::Recovery;
+use crate::rooms::{RESUMING_ROOM, public_room, user_room};
 
 /// Why a connection is refused; the text is what the browser's
 /// `connect_error` handler receives as `err.message`.
@@ -41,6 +43,7 @@ pub struct Admission {
     authenticator: Option<Arc<Authenticator>>,
     limits: Arc<ConnectionLimits>,
     metrics: Arc<Metrics>,
+    recovery: Option<Arc<Recovery>>,
 }
 
 impl Admission {
@@ -48,11 +51,13 @@ impl Admission {
         authenticator: Option<Arc<Authenticator>>,
         limits: Arc<ConnectionLimits>,
         metrics: Arc<Metrics>,
+        recovery: Option<Arc<Recovery>>,
     ) -> Self {
         Self {
             authenticator,
             limits,
             metrics,
+            recovery,
         }
     }
 
@@ -71,6 +76,10 @@ impl Admission {
         let permit = self.limits.admit(address).map_err(Refused)?;
         // Kept with the socket, so the place is given back when it goes.
         socket.extensions.insert(Arc::new(permit));
+        if self.recovery.is_some() {
+            // Live messages wait until what it missed has been sent.
+            socket.join(RESUMING_ROOM);
+        }
 
         let Some(authenticator) = &self.authenticator else {
             return Ok(());
@@ -102,7 +111,8 @@ impl Admission {
     }
 
     /// Joins the user's private room and at most `max_rooms_per_connection`
-    /// of the rooms the site named.
+    /// of the rooms the site named, and keeps who it is for the replay of
+    /// missed messages.
     fn join_rooms(&self, socket: &SocketRef, identity: &Identity) {
         tracing::debug!(sid = %socket.id, ns = socket.ns(), user = %identity.user_id, "connection identified");
         let max_rooms = self.limits.settings().max_rooms_per_connection;
@@ -125,6 +135,12 @@ impl Admission {
             )
             .collect();
         socket.join(rooms);
+        if self.recovery.is_some() {
+            socket.extensions.insert(Arc::new(Identity {
+                user_id: identity.user_id.clone(),
+                rooms: identity.rooms.iter().take(max_rooms).cloned().collect(),
+            }));
+        }
     }
 
     fn refuse(&self, refusal: Refusal) -> Result<(), Refused> {
@@ -132,10 +148,15 @@ impl Admission {
         Err(Refused(refusal))
     }
 
-    /// Runs once the client has been told it is connected: events it emits
-    /// are counted and ignored, and too many of them end the connection.
-    pub fn connected(&self, socket: SocketRef) {
+    /// Runs once the client has been told it is connected: with recovery
+    /// on, it is sent what it missed since `offset` (see [`resume`]);
+    /// events it emits are counted and ignored, and too many of them end
+    /// the connection.
+    pub fn connected(&self, socket: SocketRef, offset: Option<String>) {
         tracing::debug!(sid = %socket.id, ns = socket.ns(), transport = ?socket.transport_type(), "connected");
+        if let Some(recovery) = &self.recovery {
+            resume::start(socket.clone(), recovery.clone(), offset);
+        }
         let budget = Arc::new(EventBudget::new(
             self.limits.settings().client_events_per_minute,
         ));

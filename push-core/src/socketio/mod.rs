@@ -9,10 +9,12 @@ mod connect;
 mod limits;
 mod origin;
 mod request_head;
+mod resume;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use socketioxide::extract::TryData;
 use socketioxide::handler::ConnectHandler;
 use socketioxide::{SocketIo, TransportType, layer::SocketIoLayer};
 
@@ -21,6 +23,7 @@ pub use self::origin::{OriginPolicy, cors_layer, guard_origin};
 pub use self::request_head::detach_request_head;
 use crate::auth::Authenticator;
 use crate::metrics::{Census, Metrics, NamespaceCensus};
+use crate::recovery::Recovery;
 use crate::rooms::is_user_room;
 
 /// How long an engine.io connection may stay without joining a namespace.
@@ -40,6 +43,7 @@ pub fn build(
     authenticator: Option<Arc<Authenticator>>,
     limits: Arc<ConnectionLimits>,
     metrics: Arc<Metrics>,
+    recovery: Option<Arc<Recovery>>,
 ) -> (SocketIoLayer, SocketIo) {
     let settings = limits.settings();
     let max_packet = settings.max_client_packet;
@@ -51,13 +55,13 @@ pub fn build(
         .max_buffer_size(settings.max_buffered_messages)
         .connect_timeout(NAMESPACE_JOIN_TIMEOUT)
         .build_layer();
-    let admission = connect::Admission::new(authenticator, limits, metrics);
+    let admission = connect::Admission::new(authenticator, limits, metrics, recovery);
     for namespace in namespaces {
         let on_connect = admission.clone();
         let on_admit = admission.clone();
-        let handler = (move |socket| {
+        let handler = (move |socket, TryData(auth): TryData<resume::ResumeAuth>| {
             let admission = on_connect.clone();
-            async move { admission.connected(socket) }
+            async move { admission.connected(socket, auth.ok().and_then(|auth| auth.offset)) }
         })
         .with(move |socket| {
             let admission = on_admit.clone();

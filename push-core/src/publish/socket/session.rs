@@ -94,6 +94,12 @@ impl Session {
                     Err(error) => self.error(id, error.code(), &error.to_string(), out),
                 }
             }
+            Request::Position { namespace } => {
+                match self.finish(self.services.dispatcher.position(namespace)) {
+                    Ok(offset) => self.reply(id, &Reply::Position { offset: &offset }, out),
+                    Err(error) => self.error(id, error.code(), &error.to_string(), out),
+                }
+            }
             Request::Stats => {
                 let census = self.finish(socketio::census(&self.services.io));
                 let json = self.services.metrics.stats_json(&census);

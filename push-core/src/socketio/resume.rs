@@ -1,0 +1,220 @@
+//! Sending a connecting page what it missed, before anything live.
+//!
+//! With recovery on, a connection joins the resuming room at admission, so
+//! no live message reaches it directly (dispatch leaves that room out of
+//! every publish). Once it is connected:
+//!
+//! 1. it gets the `push:recovery` status, first of all;
+//! 2. if its offset could be honoured, every kept message after it that
+//!    was meant for it, in order, paced by its send buffer;
+//! 3. then whatever was published meanwhile, the same way, until little
+//!    is left; that last part is sent under the namespace's lock, and the
+//!    connection leaves the resuming room under it too. Publishes hand out
+//!    messages under the same lock, so the next one after that is the first
+//!    live message it receives: nothing twice, nothing lost, all in order.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use socketioxide::extract::SocketRef;
+use socketioxide::{SendError, SocketError};
+
+use crate::auth::Identity;
+use crate::recovery::{Entry, Offset, OffsetArgument, Recipient, Recovery, Resume, STATUS_EVENT};
+use crate::rooms::RESUMING_ROOM;
+
+/// Messages few enough to send while holding the namespace's lock. More
+/// are sent without it first, so publishers never wait on a long replay.
+const CATCH_UP_UNDER_LOCK: usize = 64;
+
+/// How long to wait for room in a connection's send buffer when the page
+/// reads slowly (long-polling fetches in rounds).
+const BUFFER_WAIT: Duration = Duration::from_millis(5);
+
+/// A page that takes nothing for this long during its replay is left to
+/// its transport's own timeout; it resumes from its last offset when it
+/// comes back.
+const STALLED_AFTER: Duration = Duration::from_secs(30);
+
+/// What a page sends in the socket.io `auth` object.
+#[derive(Debug, Default, Deserialize)]
+pub struct ResumeAuth {
+    #[serde(default)]
+    pub offset: Option<String>,
+}
+
+/// The `push:recovery` event.
+#[derive(Debug, Serialize)]
+struct Status {
+    recovered: bool,
+    replayed: usize,
+    offset: String,
+}
+
+/// Why a replay stopped early.
+#[derive(Debug)]
+enum Stopped {
+    /// The connection closed, or stopped reading.
+    Gone,
+}
+
+/// Sends the status, the replay and the catch-up to `socket`, in the
+/// background.
+pub fn start(socket: SocketRef, recovery: Arc<Recovery>, requested: Option<String>) {
+    tokio::spawn(async move {
+        if let Err(Stopped::Gone) = resume(&socket, &recovery, requested.as_deref()).await {
+            tracing::debug!(sid = %socket.id, ns = socket.ns(), "the connection went away during its replay");
+        }
+    });
+}
+
+async fn resume(
+    socket: &SocketRef,
+    recovery: &Recovery,
+    requested: Option<&str>,
+) -> Result<(), Stopped> {
+    let identity = socket.extensions.get::<Arc<Identity>>();
+    let recipient = Recipient {
+        user: identity.as_ref().map(|identity| identity.user_id.as_str()),
+        rooms: identity.as_ref().map_or(&[], |identity| &identity.rooms),
+    };
+    let namespace = socket.ns();
+    let Some(resume) = recovery.resume(namespace, requested, recipient).await else {
+        socket.leave(RESUMING_ROOM);
+        return Ok(());
+    };
+    let mut seen = match resume {
+        Resume::Recovered {
+            from,
+            entries,
+            upto,
+        } => {
+            send_status(socket, true, entries.len(), from).await?;
+            tracing::debug!(sid = %socket.id, ns = namespace, replayed = entries.len(), "recovering missed messages");
+            send_paced(socket, recovery, &entries).await?;
+            upto.seq
+        }
+        Resume::Reset { position } => {
+            send_status(socket, false, 0, position).await?;
+            position.seq
+        }
+    };
+    loop {
+        let Some(stream) = recovery.lock(namespace).await else {
+            break;
+        };
+        let Ok(batch) = stream.after(seen, recipient) else {
+            // The window or a cap dropped messages not yet sent: say so,
+            // as for an offset that is too old.
+            let position = stream.position();
+            drop(stream);
+            send_status(socket, false, 0, position).await?;
+            seen = position.seq;
+            continue;
+        };
+        if batch.len() <= CATCH_UP_UNDER_LOCK {
+            match send_now(socket, recovery, &batch) {
+                Ok(()) => {
+                    socket.leave(RESUMING_ROOM);
+                    return Ok(());
+                }
+                Err(Sent::Some(last)) => seen = last,
+                Err(Sent::Closed) => return Err(Stopped::Gone),
+            }
+            drop(stream);
+            tokio::time::sleep(BUFFER_WAIT).await;
+            continue;
+        }
+        let position = stream.position();
+        drop(stream);
+        send_paced(socket, recovery, &batch).await?;
+        seen = position.seq;
+    }
+    socket.leave(RESUMING_ROOM);
+    Ok(())
+}
+
+async fn send_status(
+    socket: &SocketRef,
+    recovered: bool,
+    replayed: usize,
+    offset: Offset,
+) -> Result<(), Stopped> {
+    let status = Status {
+        recovered,
+        replayed,
+        offset: offset.to_string(),
+    };
+    send_waiting(socket, STATUS_EVENT, &status).await
+}
+
+/// Sends `entries` in order, waiting for room in the send buffer.
+async fn send_paced(
+    socket: &SocketRef,
+    recovery: &Recovery,
+    entries: &[Arc<Entry>],
+) -> Result<(), Stopped> {
+    for entry in entries {
+        send_waiting(socket, &entry.event, &delivered(recovery, entry)).await?;
+    }
+    Ok(())
+}
+
+/// The arguments of a delivered event: the message, then its offset.
+fn delivered<'a>(
+    recovery: &Recovery,
+    entry: &'a Entry,
+) -> (&'a serde_json::value::RawValue, OffsetArgument) {
+    (
+        &entry.payload,
+        OffsetArgument {
+            offset: recovery.offset(entry.seq).to_string(),
+        },
+    )
+}
+
+async fn send_waiting<T: Serialize + ?Sized>(
+    socket: &SocketRef,
+    event: &str,
+    data: &T,
+) -> Result<(), Stopped> {
+    let mut full_since: Option<Instant> = None;
+    loop {
+        match socket.emit(event, data) {
+            Ok(()) => return Ok(()),
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+                let since = *full_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > STALLED_AFTER {
+                    return Err(Stopped::Gone);
+                }
+                tokio::time::sleep(BUFFER_WAIT).await;
+            }
+            Err(_) => return Err(Stopped::Gone),
+        }
+    }
+}
+
+/// How far [`send_now`] got.
+enum Sent {
+    /// The buffer filled after the entry with this sequence number (or
+    /// before the first, which leaves `seen` as it was).
+    Some(u64),
+    Closed,
+}
+
+/// Sends `entries` without waiting: under the namespace's lock, a full
+/// buffer means trying again after releasing it.
+fn send_now(socket: &SocketRef, recovery: &Recovery, entries: &[Arc<Entry>]) -> Result<(), Sent> {
+    let mut last_sent = None;
+    for entry in entries {
+        match socket.emit(&*entry.event, &delivered(recovery, entry)) {
+            Ok(()) => last_sent = Some(entry.seq),
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+                return Err(Sent::Some(last_sent.unwrap_or(entry.seq - 1)));
+            }
+            Err(_) => return Err(Sent::Closed),
+        }
+    }
+    Ok(())
+}
