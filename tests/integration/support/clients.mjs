@@ -32,9 +32,16 @@ export class Client {
     this.socket = socket;
     this.name = name;
     this.events = [];
+    /** The push:recovery statuses, one per connect, kept apart from events. */
+    this.statuses = [];
     this.waiters = new Set();
     socket.onAny((event, ...args) => {
-      this.events.push({ event, data: args[0] });
+      if (event === 'push:recovery') {
+        this.statuses.push(args[0]);
+      } else {
+        // With recovery on, the last argument is { offset }.
+        this.events.push({ event, data: args[0], offset: args[1]?.offset });
+      }
       for (const waiter of this.waiters) waiter();
     });
   }
