@@ -89,9 +89,10 @@ export class ClientPool {
    * Opens a client to `daemon` and resolves once it is connected (and, for
    * the `upgrade` transport, upgraded to WebSocket). Rejects with the
    * connect_error if the server refuses it.
-   * Options: transport, namespace, cookie, origin, name, headers.
+   * Options: transport, namespace, cookie, origin, name, headers, and
+   * auth (the socket.io auth object, e.g. { offset }).
    */
-  async connect(daemon, { transport = 'websocket', namespace = '/', cookie, origin, name, headers = {} } = {}) {
+  async connect(daemon, { transport = 'websocket', namespace = '/', cookie, origin, name, headers = {}, auth } = {}) {
     const extraHeaders = { ...headers };
     if (cookie !== undefined) extraHeaders.cookie = cookie;
     if (origin !== undefined) extraHeaders.origin = origin;
@@ -102,6 +103,7 @@ export class ClientPool {
       reconnection: false,
       timeout: GUARD_MS,
       extraHeaders,
+      ...(auth === undefined ? {} : { auth }),
     });
     const client = new Client(socket, label);
     this.clients.push(client);

@@ -58,11 +58,13 @@ export const Kind = {
   PUBLISH: 0x03,
   ONLINE: 0x04,
   STATS: 0x05,
+  POSITION: 0x06,
   HELLO_REPLY: 0x81,
   PONG: 0x82,
   PUBLISHED: 0x83,
   ONLINE_REPLY: 0x84,
   STATS_REPLY: 0x85,
+  POSITION_REPLY: 0x86,
   ERROR: 0xff,
 };
 
@@ -79,6 +81,7 @@ export const ErrorCode = {
   SHUTTING_DOWN: 10,
   INTERNAL: 11,
   TOO_MANY_PUBLISHERS: 12,
+  RECOVERY_OFF: 13,
 };
 
 const u16 = (n) => { const b = Buffer.alloc(2); b.writeUInt16BE(n); return b; };
@@ -102,6 +105,7 @@ export const request = {
       blob(Buffer.isBuffer(data) ? data : Buffer.from(JSON.stringify(data))))),
   online: (id, namespace, user) => frame(body(Kind.ONLINE, id, str(namespace), str(user))),
   stats: (id) => frame(body(Kind.STATS, id)),
+  position: (id, namespace) => frame(body(Kind.POSITION, id, str(namespace))),
 };
 
 function decodeReply(buf) {
@@ -131,6 +135,9 @@ function decodeReply(buf) {
     case Kind.ONLINE_REPLY:
       reply.connections = buf.readUInt32BE(at);
       at += 4;
+      break;
+    case Kind.POSITION_REPLY:
+      reply.offset = readStr();
       break;
     case Kind.STATS_REPLY: {
       const len = buf.readUInt32BE(at);
