@@ -28,6 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::recorder::Recorder;
 
+/// The start of the event push-core sends first after each connect.
+const RECOVERY_STATUS: &str = "[\"push:recovery\",";
+
 /// Loopback source addresses the connections are spread over. 64 addresses
 /// × ~28k ports is far more than one run opens, even with every port of a
 /// previous scenario still in TIME_WAIT.
@@ -250,7 +253,11 @@ impl Browser {
             match message {
                 Some(Ok(Message::Text(text))) => {
                     if let Some(event) = text.strip_prefix(event_prefix.as_str()) {
-                        self.recorder.record_event(event, self.user);
+                        // push-core's recovery status after each connect
+                        // (docs/recovery.md) is not a message of the bench.
+                        if !event.starts_with(RECOVERY_STATUS) {
+                            self.recorder.record_event(event, self.user);
+                        }
                     } else if text.as_str() == "2" && ws.send(Message::text("3")).await.is_err() {
                         return !self.stop.is_cancelled();
                     }
