@@ -17,7 +17,7 @@ use socketioxide::{BroadcastError, SocketIo, operators::BroadcastOperators};
 use thiserror::Error;
 
 use crate::metrics::Metrics;
-use crate::rooms::{public_room, user_room};
+use crate::rooms::{UNIDENTIFIED_ROOM, public_room, user_room};
 
 /// Event names the socket.io client handles itself; a publish under one of
 /// them would never reach the page's handlers, or would confuse the client.
@@ -135,7 +135,10 @@ impl Dispatcher {
     ) -> Result<BroadcastOperators, DispatchError> {
         let operators = self.namespace(namespace)?;
         let operators = if target.is_everyone() {
-            operators.broadcast()
+            // Connections still waiting for their identity under
+            // auth_required get nothing. When none wait, the room does not
+            // exist and leaving it out costs one map lookup.
+            operators.broadcast().except(UNIDENTIFIED_ROOM)
         } else {
             let rooms: Vec<String> = target
                 .users

@@ -8,6 +8,10 @@
 //! Admission takes a place under the connection limits first (cheap), then
 //! asks the site who the browser is (slow), so a flood is turned away before
 //! it costs the site anything.
+//!
+//! When the site cannot say (overloaded, failing), the connection is
+//! admitted all the same and identified later, in the background: see
+//! [`super::auth_retry`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,11 +21,13 @@ use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::DisconnectReason;
+use tokio_util::sync::CancellationToken;
 
+use super::auth_retry::{Unidentified, identify_later};
 use super::limits::{ConnectionLimits, EventBudget, Spent};
-use crate::auth::{Answer, Authenticator, Handshake, Identity};
+use crate::auth::{Answer, Authenticator, Handshake, Identity, Urgency};
 use crate::metrics::{Metrics, Refusal};
-use crate::rooms::{public_room, user_room};
+use crate::rooms::{UNIDENTIFIED_ROOM, public_room, user_room};
 
 /// Why a connection is refused; the text is what the browser's
 /// `connect_error` handler receives as `err.message`.
@@ -78,7 +84,7 @@ impl Admission {
             cookie: cookie.as_deref(),
             forwarded_for: forwarded_for(&parts.headers, peer),
         };
-        match authenticator.identify(&handshake).await {
+        match authenticator.identify(&handshake, Urgency::Connect).await {
             Answer::User(identity) => {
                 self.join_rooms(&socket, &identity);
                 Ok(())
@@ -86,21 +92,27 @@ impl Admission {
             Answer::Guest if authenticator.required() => self.refuse(Refusal::Unauthorized),
             Answer::Guest => Ok(()),
             Answer::Unavailable(reason) => {
-                tracing::warn!(ns = socket.ns(), %reason, "auth URL could not identify a connection");
+                tracing::warn!(sid = %socket.id, ns = socket.ns(), %reason, "auth URL could not identify a connection; asking again in the background");
                 if authenticator.required() {
-                    self.refuse(Refusal::AuthUnavailable)
-                } else {
-                    // Degrade to a guest: broadcasts still arrive, and the
-                    // next reconnect asks the site again.
-                    Ok(())
+                    // Admitted, but it receives nothing until identified.
+                    socket.join(UNIDENTIFIED_ROOM);
                 }
+                // Without auth_required it is a guest meanwhile, and
+                // broadcasts reach it. The retry starts once the client is
+                // connected (see `connected`).
+                if let Some(cookie) = &cookie {
+                    socket
+                        .extensions
+                        .insert(Unidentified::new(cookie, &handshake.forwarded_for));
+                }
+                Ok(())
             }
         }
     }
 
     /// Joins the user's private room and at most `max_rooms_per_connection`
     /// of the rooms the site named.
-    fn join_rooms(&self, socket: &SocketRef, identity: &Identity) {
+    pub(super) fn join_rooms(&self, socket: &SocketRef, identity: &Identity) {
         tracing::debug!(sid = %socket.id, ns = socket.ns(), user = %identity.user_id, "connection identified");
         let max_rooms = self.limits.settings().max_rooms_per_connection;
         if identity.rooms.len() > max_rooms {
@@ -133,6 +145,7 @@ impl Admission {
     /// are counted and ignored, and too many of them end the connection.
     pub fn connected(&self, socket: SocketRef) {
         tracing::debug!(sid = %socket.id, ns = socket.ns(), transport = ?socket.transport_type(), "connected");
+        let retry = self.identify_later(&socket);
         let budget = Arc::new(EventBudget::new(
             self.limits.settings().client_events_per_minute,
         ));
@@ -152,9 +165,31 @@ impl Admission {
                 }
             }
         });
-        socket.on_disconnect(async |socket: SocketRef, reason: DisconnectReason| {
-            tracing::debug!(sid = %socket.id, ns = socket.ns(), ?reason, "disconnected");
+        socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
+            if let Some(retry) = &retry {
+                retry.cancel();
+            }
+            async move {
+                tracing::debug!(sid = %socket.id, ns = socket.ns(), ?reason, "disconnected");
+            }
         });
+    }
+
+    /// Starts asking the site again about a connection it could not
+    /// identify at connect. The token stops that when the connection goes.
+    fn identify_later(&self, socket: &SocketRef) -> Option<CancellationToken> {
+        let unidentified = socket.extensions.remove::<Unidentified>()?;
+        let authenticator = self.authenticator.clone()?;
+        let gone = CancellationToken::new();
+        tokio::spawn(identify_later(
+            socket.clone(),
+            unidentified,
+            authenticator,
+            self.clone(),
+            self.metrics.clone(),
+            gone.clone(),
+        ));
+        Some(gone)
     }
 }
 

@@ -4,6 +4,7 @@
 //! HTTP long-polling. The server only ever sends: events a browser emits are
 //! counted and ignored, and a flood of them ends the connection.
 
+mod auth_retry;
 mod connect;
 mod limits;
 mod origin;

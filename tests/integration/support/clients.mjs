@@ -82,9 +82,10 @@ export class ClientPool {
    * Opens a client to `daemon` and resolves once it is connected (and, for
    * the `upgrade` transport, upgraded to WebSocket). Rejects with the
    * connect_error if the server refuses it.
-   * Options: transport, namespace, cookie, origin, name, headers.
+   * Options: transport, namespace, cookie, origin, name, headers, and
+   * timeoutMs (the guard on connecting, GUARD_MS by default).
    */
-  async connect(daemon, { transport = 'websocket', namespace = '/', cookie, origin, name, headers = {} } = {}) {
+  async connect(daemon, { transport = 'websocket', namespace = '/', cookie, origin, name, headers = {}, timeoutMs = GUARD_MS } = {}) {
     const extraHeaders = { ...headers };
     if (cookie !== undefined) extraHeaders.cookie = cookie;
     if (origin !== undefined) extraHeaders.origin = origin;
@@ -93,7 +94,7 @@ export class ClientPool {
       ...transportOptions(transport),
       forceNew: true,
       reconnection: false,
-      timeout: GUARD_MS,
+      timeout: timeoutMs,
       extraHeaders,
     });
     const client = new Client(socket, label);
@@ -102,7 +103,7 @@ export class ClientPool {
       socket.once('connect', resolve);
       socket.once('connect_error', reject);
     });
-    await withGuard(connected, `${label} to connect\n${daemon.logTail?.() ?? ''}`);
+    await withGuard(connected, `${label} to connect\n${daemon.logTail?.() ?? ''}`, timeoutMs);
     if (transport === 'upgrade' && client.transport !== 'websocket') {
       const engine = socket.io.engine;
       await withGuard(
