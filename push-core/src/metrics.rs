@@ -71,9 +71,11 @@ impl AuthOutcome {
 /// Why a socket.io connection was turned away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// `auth_required` and the site said guest.
+    /// `auth_required` and the site said guest: at connect, or later about a
+    /// connection admitted while it could not answer (then disconnected).
     Unauthorized,
-    /// `auth_required` and the site could not be asked.
+    /// `auth_required`, admitted while the site could not answer, and every
+    /// background attempt failed too: disconnected.
     AuthUnavailable,
     /// The page's Origin is not allowed.
     Origin,
