@@ -46,7 +46,7 @@ const MAX_USER_ID_LEN: usize = 256;
 /// backlog then drains at the pace the site can take, in arrival order,
 /// instead of timing out and coming back. Past this the attempt counts as
 /// failed and is retried later, like any other failure.
-pub const BACKGROUND_SLOT_WAIT: Duration = Duration::from_secs(60);
+const BACKGROUND_SLOT_WAIT: Duration = Duration::from_secs(60);
 
 /// Who waits for an answer, which decides how long it may queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

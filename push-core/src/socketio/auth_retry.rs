@@ -144,11 +144,16 @@ impl Retry {
             }
         }
         self.metrics.auth_retries_exhausted();
-        if required {
-            tracing::warn!(sid = %socket.id, ns = socket.ns(), attempts = MAX_ATTEMPTS, "the auth URL could not identify a connection after every retry; disconnecting it (auth_required)");
-            self.disconnect(Refusal::AuthUnavailable);
+        let outcome = if required {
+            "disconnecting it (auth_required)"
         } else {
-            tracing::warn!(sid = %socket.id, ns = socket.ns(), attempts = MAX_ATTEMPTS, "the auth URL could not identify a connection after every retry; it stays a guest");
+            "it stays a guest"
+        };
+        if let Some(left_out) = self.admission.given_up_warnings().allow() {
+            tracing::warn!(sid = %socket.id, ns = socket.ns(), attempts = MAX_ATTEMPTS, similar_left_out = left_out, "the auth URL could not identify a connection after every retry; {outcome}");
+        }
+        if required {
+            self.disconnect(Refusal::AuthUnavailable);
         }
     }
 

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth_retry::{Unidentified, identify_later};
 use super::limits::{ConnectionLimits, EventBudget, Spent};
+use super::log_throttle::LogThrottle;
 use crate::auth::{Answer, Authenticator, Handshake, Identity, Urgency};
 use crate::metrics::{Metrics, Refusal};
 use crate::rooms::{UNIDENTIFIED_ROOM, public_room, user_room};
@@ -46,6 +47,10 @@ pub struct Admission {
     authenticator: Option<Arc<Authenticator>>,
     limits: Arc<ConnectionLimits>,
     metrics: Arc<Metrics>,
+    /// Warnings repeated for every connection of a storm, a line a second:
+    /// not identified at connect, and not identified by any retry.
+    unidentified_warnings: Arc<LogThrottle>,
+    given_up_warnings: Arc<LogThrottle>,
 }
 
 impl Admission {
@@ -58,6 +63,8 @@ impl Admission {
             authenticator,
             limits,
             metrics,
+            unidentified_warnings: Arc::default(),
+            given_up_warnings: Arc::default(),
         }
     }
 
@@ -92,7 +99,9 @@ impl Admission {
             Answer::Guest if authenticator.required() => self.refuse(Refusal::Unauthorized),
             Answer::Guest => Ok(()),
             Answer::Unavailable(reason) => {
-                tracing::warn!(sid = %socket.id, ns = socket.ns(), %reason, "auth URL could not identify a connection; asking again in the background");
+                if let Some(left_out) = self.unidentified_warnings.allow() {
+                    tracing::warn!(sid = %socket.id, ns = socket.ns(), %reason, similar_left_out = left_out, "auth URL could not identify a connection; asking again in the background");
+                }
                 if authenticator.required() {
                     // Admitted, but it receives nothing until identified.
                     socket.join(UNIDENTIFIED_ROOM);
@@ -134,6 +143,12 @@ impl Admission {
             )
             .collect();
         socket.join(rooms);
+    }
+
+    /// The throttle for warnings about connections whose background
+    /// attempts all failed.
+    pub(super) fn given_up_warnings(&self) -> &LogThrottle {
+        &self.given_up_warnings
     }
 
     fn refuse(&self, refusal: Refusal) -> Result<(), Refused> {

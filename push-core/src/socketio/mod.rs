@@ -7,6 +7,7 @@
 mod auth_retry;
 mod connect;
 mod limits;
+mod log_throttle;
 mod origin;
 mod request_head;
 
