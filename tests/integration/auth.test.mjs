@@ -131,6 +131,27 @@ describe('the auth cache', () => {
     assert.equal(backend.calls.length, 2);
   });
 
+  for (const ttl of ['30s', '0']) {
+    test(`connects with the same cookie at the same moment share one call (--auth-cache-ttl ${ttl})`, async () => {
+      const backend = await resources.backend({ hold: true });
+      const daemon = await resources.daemon({ args: ['--auth-url', backend.url, '--auth-cache-ttl', ttl, '--auth-timeout', '10s'] });
+      const tabs = Array.from({ length: 5 }, () => clients.connect(daemon, { cookie: cookieFor('sid-42') }));
+      await waitUntil(() => backend.calls.length === 1, { what: 'the daemon to ask the backend' });
+      // Every tab has its engine.io session, and so has sent its namespace
+      // connect, before the answer is released.
+      await waitUntil(() => clients.clients.every((tab) => tab.socket.io.engine?.readyState === 'open'), {
+        what: 'every tab to open its session',
+      });
+      await sleep(300);
+      backend.release();
+      const connected = await Promise.all(tabs);
+      assert.equal(backend.calls.length, 1);
+      assert.equal(seriesValue(await scrape(daemon), 'push_auth_merged_total'), 4);
+      assert.equal(await sendOk(daemon.socketPath, { event: 'private', users: ['42'], data: 'all' }), 5);
+      for (const tab of connected) assert.equal(await tab.waitFor('private'), 'all');
+    });
+  }
+
   test('an answer is asked again once its TTL has passed', async () => {
     const backend = await resources.backend();
     const daemon = await resources.daemon({ args: ['--auth-url', backend.url, '--auth-cache-ttl', '300ms'] });
