@@ -18,7 +18,7 @@ use thiserror::Error;
 
 use crate::metrics::Metrics;
 use crate::recovery::{OffsetArgument, Recovery};
-use crate::rooms::{RESUMING_ROOM, public_room, user_room};
+use crate::rooms::{RESUMING_ROOM, UNIDENTIFIED_ROOM, public_room, user_room};
 
 /// Event names the socket.io client handles itself; a publish under one of
 /// them would never reach the page's handlers, or would confuse the client.
@@ -187,7 +187,10 @@ impl Dispatcher {
     ) -> Result<BroadcastOperators, DispatchError> {
         let operators = self.namespace(namespace)?;
         let operators = if target.is_everyone() {
-            operators.broadcast()
+            // Connections still waiting for their identity under
+            // auth_required get nothing. When none wait, the room does not
+            // exist and leaving it out costs one map lookup.
+            operators.broadcast().except(UNIDENTIFIED_ROOM)
         } else {
             let rooms: Vec<String> = target
                 .users

@@ -71,9 +71,11 @@ impl AuthOutcome {
 /// Why a socket.io connection was turned away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// `auth_required` and the site said guest.
+    /// `auth_required` and the site said guest: at connect, or later about a
+    /// connection admitted while it could not answer (then disconnected).
     Unauthorized,
-    /// `auth_required` and the site could not be asked.
+    /// `auth_required`, admitted while the site could not answer, and every
+    /// background attempt failed too: disconnected.
     AuthUnavailable,
     /// The page's Origin is not allowed.
     Origin,
@@ -158,6 +160,9 @@ pub struct Metrics {
     protocol_errors: [AtomicU64; MAX_ERROR_CODE + 1],
     auth_outcomes: [AtomicU64; AuthOutcome::ALL.len()],
     auth_cache_hits: AtomicU64,
+    auth_merged: AtomicU64,
+    auth_retries: AtomicU64,
+    auth_retries_exhausted: AtomicU64,
     auth_latency_buckets: [AtomicU64; AUTH_LATENCY_BUCKETS.len()],
     auth_latency_micros_sum: AtomicU64,
     auth_latency_count: AtomicU64,
@@ -183,6 +188,9 @@ impl Default for Metrics {
             protocol_errors: Default::default(),
             auth_outcomes: Default::default(),
             auth_cache_hits: AtomicU64::new(0),
+            auth_merged: AtomicU64::new(0),
+            auth_retries: AtomicU64::new(0),
+            auth_retries_exhausted: AtomicU64::new(0),
             auth_latency_buckets: Default::default(),
             auth_latency_micros_sum: AtomicU64::new(0),
             auth_latency_count: AtomicU64::new(0),
@@ -246,6 +254,21 @@ impl Metrics {
 
     pub fn auth_cache_hit(&self) {
         bump(&self.auth_cache_hits);
+    }
+
+    /// A lookup answered by an identical lookup's call in flight.
+    pub fn auth_merged(&self) {
+        bump(&self.auth_merged);
+    }
+
+    /// A background attempt to identify an admitted connection.
+    pub fn auth_retry(&self) {
+        bump(&self.auth_retries);
+    }
+
+    /// A connection whose background attempts all failed.
+    pub fn auth_retries_exhausted(&self) {
+        bump(&self.auth_retries_exhausted);
     }
 
     pub fn connection_refused(&self, refusal: Refusal) {
@@ -342,6 +365,9 @@ impl Metrics {
                 "calls": auth_calls,
                 "failures": self.auth_failures(),
                 "cache_hits": read(&self.auth_cache_hits),
+                "merged": read(&self.auth_merged),
+                "retries": read(&self.auth_retries),
+                "retries_exhausted": read(&self.auth_retries_exhausted),
             },
         })
         .to_string()
@@ -425,6 +451,21 @@ impl Metrics {
             "push_auth_cache_hits_total",
             "Connections identified from the auth cache.",
             &self.auth_cache_hits,
+        );
+        page.counter(
+            "push_auth_merged_total",
+            "Connections identified by an identical lookup's call already in flight.",
+            &self.auth_merged,
+        );
+        page.counter(
+            "push_auth_retries_total",
+            "Background attempts to identify connections the site could not identify at connect.",
+            &self.auth_retries,
+        );
+        page.counter(
+            "push_auth_retries_exhausted_total",
+            "Connections still unidentified after every background attempt.",
+            &self.auth_retries_exhausted,
         );
         page.family(
             "push_auth_latency_seconds",

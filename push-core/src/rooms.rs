@@ -6,6 +6,9 @@
 //! and every name is wrapped on the way in, so no room name the site or its
 //! auth backend chooses can ever equal a user's private room: isolation by
 //! construction rather than by validation.
+//!
+//! One more room, [`UNIDENTIFIED_ROOM`], has neither prefix, so no site
+//! name can reach it either.
 
 /// The socket.io room holding every connection of `user_id`.
 pub fn user_room(user_id: &str) -> String {
@@ -21,6 +24,11 @@ pub fn public_room(name: &str) -> String {
 pub fn is_user_room(room: &str) -> bool {
     room.starts_with(USER_PREFIX)
 }
+
+/// Under `auth_required`, connections whose identity is still being asked
+/// in the background wait here; publishes to everyone leave this room out,
+/// so such a connection receives nothing until it is identified.
+pub const UNIDENTIFIED_ROOM: &str = "unidentified";
 
 /// Connections being sent the messages they missed (see
 /// `socketio::resume`): live messages leave them out until the replay has
@@ -39,6 +47,8 @@ mod tests {
         for hostile in ["user:42", "room:user:42", "", "42"] {
             assert_ne!(public_room(hostile), user_room("42"));
             assert!(!is_user_room(&public_room(hostile)));
+            assert_ne!(public_room(hostile), UNIDENTIFIED_ROOM);
+            assert_ne!(user_room(hostile), UNIDENTIFIED_ROOM);
         }
     }
 }

@@ -236,6 +236,41 @@ describe('reconnecting with the last offset', () => {
   });
 });
 
+describe('recovery and identity', () => {
+  test('under --auth-required, a page the site could not identify at its reconnect is replayed its private messages once identified, and nothing before', async () => {
+    let failing = false;
+    const site = await startAuthBackend({
+      respond(req, res) {
+        if (!failing) return false;
+        res.writeHead(503);
+        res.end();
+        return true;
+      },
+    });
+    later(() => site.close());
+    const daemon = await daemonWith(['--auth-url', site.url, '--auth-required', '--auth-cache-ttl', '0']);
+    const clients = pool();
+    const page = await clients.connect(daemon, { cookie: cookieFor('sid-42') });
+    await status(page);
+    page.close();
+    await (await publisher(daemon)).publish([
+      { event: 'private', users: ['42'], data: 'for alice' },
+      { event: 'everyone', data: 'for all' },
+    ]);
+
+    failing = true;
+    const back = await reconnect(clients, daemon, page, { cookie: cookieFor('sid-42') });
+    await sleep(300);
+    assert.deepEqual(back.statuses, [], 'nothing, not even the status, before it is identified');
+    assert.deepEqual(back.events, []);
+    failing = false;
+    const resumed = await status(back);
+    assert.equal(resumed.recovered, true);
+    await waitUntil(() => back.events.length === 2, { what: 'the replay after identification' });
+    assert.deepEqual(back.events.map((e) => e.data), ['for alice', 'for all']);
+  });
+});
+
 describe('across a restart of the daemon', () => {
   async function missAcrossRestart(args) {
     const dir = tempDir();

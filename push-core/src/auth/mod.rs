@@ -12,7 +12,8 @@
 //! followed, so a misconfigured or compromised endpoint cannot bounce them to
 //! another host.
 //!
-//! The site is protected from us too: answers are cached, at most
+//! The site is protected from us too: answers are cached, lookups of the
+//! same cookies at the same moment share one call, at most
 //! `auth_max_concurrency` calls are in flight, and a circuit breaker stops
 //! calls to a site that keeps failing.
 
@@ -29,7 +30,7 @@ use thiserror::Error;
 use tokio::sync::Semaphore;
 
 use self::breaker::CircuitBreaker;
-use self::cache::AuthCache;
+use self::cache::{AuthCache, LookupError, Source};
 use crate::config::AuthSettings;
 use crate::metrics::{AuthOutcome, Metrics};
 
@@ -39,6 +40,22 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// Longest user id accepted; ids are used in room names and logs.
 const MAX_USER_ID_LEN: usize = 256;
+
+/// How long a background lookup may queue for a call slot. Nobody's
+/// handshake waits on it, so it queues far longer than a connect: a storm's
+/// backlog then drains at the pace the site can take, in arrival order,
+/// instead of timing out and coming back. Past this the attempt counts as
+/// failed and is retried later, like any other failure.
+const BACKGROUND_SLOT_WAIT: Duration = Duration::from_secs(60);
+
+/// Who waits for an answer, which decides how long it may queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Urgency {
+    /// A browser's connect is waiting: bounded by `auth_timeout`.
+    Connect,
+    /// A retry for a connection that is already admitted.
+    Background,
+}
 
 /// A user as identified by the site.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,42 +120,71 @@ impl Authenticator {
         self.settings.required
     }
 
-    /// Who is this browser? Answers from the cache when it can.
-    pub async fn identify(&self, handshake: &Handshake<'_>) -> Answer {
+    /// Who is this browser? Answers from the cache, or from an identical
+    /// lookup's call in flight, when it can.
+    pub async fn identify(&self, handshake: &Handshake<'_>, urgency: Urgency) -> Answer {
         // Without cookies there is no session for the site to find, so
         // asking would only add load: such a browser is a guest.
         let Some(cookie) = handshake.cookie.filter(|c| !c.trim().is_empty()) else {
             return Answer::Guest;
         };
         let key = AuthCache::key(handshake.namespace, cookie);
-        if let Some(answer) = self.cached(&key) {
-            return answer;
+        // A connect may find a background lookup's call in flight, and those
+        // queue far longer for a slot than a handshake may wait. It waits for
+        // it as long as its own lookup could take (a slot, then a call, each
+        // up to auth_timeout), then is handled like any other failure.
+        let patience = match urgency {
+            Urgency::Connect => Some(self.settings.timeout.saturating_mul(2)),
+            Urgency::Background => None,
+        };
+        let lookup = self
+            .cache
+            .get_or_ask(key, self.ask(handshake, cookie, urgency), patience);
+        match lookup.await {
+            Ok((verdict, source)) => {
+                match source {
+                    Source::Cache => self.metrics.auth_cache_hit(),
+                    Source::Merged => self.metrics.auth_merged(),
+                    Source::Asked => {}
+                }
+                verdict.map_or(Answer::Guest, Answer::User)
+            }
+            Err(LookupError::Failed(reason)) => Answer::Unavailable(reason.to_string()),
+            Err(LookupError::GaveUpWaiting(waited)) => Answer::Unavailable(format!(
+                "the call in flight for the same cookies did not end within {waited:?}"
+            )),
         }
+    }
 
+    /// One call to the site, within the concurrency limit and the breaker.
+    /// `Err` means the site could not be asked, with the reason for the log.
+    async fn ask(
+        &self,
+        handshake: &Handshake<'_>,
+        cookie: &str,
+        urgency: Urgency,
+    ) -> Result<Option<Identity>, String> {
         if self.breaker.is_open() {
-            return self.skip_failing_site();
+            return Err(self.skip_failing_site());
         }
         let started = Instant::now();
-        // Waiting for a free slot counts against the same timeout as the call.
-        let Ok(Ok(_permit)) =
-            tokio::time::timeout(self.settings.timeout, self.in_flight.acquire()).await
+        let slot_wait = match urgency {
+            // Waiting for a free slot counts against the same timeout as the call.
+            Urgency::Connect => self.settings.timeout,
+            Urgency::Background => BACKGROUND_SLOT_WAIT,
+        };
+        let Ok(Ok(_permit)) = tokio::time::timeout(slot_wait, self.in_flight.acquire()).await
         else {
             self.metrics
                 .auth_call(AuthOutcome::Timeout, started.elapsed());
-            return Answer::Unavailable(format!(
-                "not asked: {} calls were already in flight for {:?} (auth_max_concurrency)",
-                self.settings.max_concurrency, self.settings.timeout
+            return Err(format!(
+                "not asked: {} calls were already in flight for {slot_wait:?} (auth_max_concurrency)",
+                self.settings.max_concurrency
             ));
         };
-        // Another tab of the same browser may have been answered while this
-        // call waited for a slot: in a reconnect storm every user's tabs
-        // connect at once, and without this look each of them asks the site.
-        if let Some(answer) = self.cached(&key) {
-            return answer;
-        }
         // The site may have been declared down while this call waited.
         if !self.breaker.allow() {
-            return self.skip_failing_site();
+            return Err(self.skip_failing_site());
         }
         let (outcome, answer) = self.ask_site(handshake, cookie).await;
         self.metrics.auth_call(outcome, started.elapsed());
@@ -150,30 +196,21 @@ impl Authenticator {
                 breaker::OPEN_FOR
             );
         }
-        match &answer {
-            Answer::User(identity) => self.cache.insert(key, Some(identity.clone())),
-            Answer::Guest => self.cache.insert(key, None),
-            // Failures are not cached: the next connect asks again, so the
-            // daemon recovers as soon as the site does.
-            Answer::Unavailable(_) => {}
+        match answer {
+            Answer::User(identity) => Ok(Some(identity)),
+            Answer::Guest => Ok(None),
+            Answer::Unavailable(reason) => Err(reason),
         }
-        answer
     }
 
-    fn cached(&self, key: &cache::Key) -> Option<Answer> {
-        let verdict = self.cache.get(key)?;
-        self.metrics.auth_cache_hit();
-        Some(verdict.map_or(Answer::Guest, Answer::User))
-    }
-
-    fn skip_failing_site(&self) -> Answer {
+    fn skip_failing_site(&self) -> String {
         self.metrics
             .auth_call(AuthOutcome::CircuitOpen, Duration::ZERO);
-        Answer::Unavailable(format!(
+        format!(
             "not asked: it failed {} times in a row, next try within {:?}",
             breaker::FAILURES_TO_OPEN,
             breaker::OPEN_FOR
-        ))
+        )
     }
 
     async fn ask_site(&self, handshake: &Handshake<'_>, cookie: &str) -> (AuthOutcome, Answer) {

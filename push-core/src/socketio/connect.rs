@@ -8,6 +8,10 @@
 //! Admission takes a place under the connection limits first (cheap), then
 //! asks the site who the browser is (slow), so a flood is turned away before
 //! it costs the site anything.
+//!
+//! When the site cannot say (overloaded, failing), the connection is
+//! admitted all the same and identified later, in the background: see
+//! [`super::auth_retry`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,14 +21,17 @@ use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::DisconnectReason;
+use tokio_util::sync::CancellationToken;
 
+use super::auth_retry::{Unidentified, identify_later};
 use super::client_address::forwarded_for_site;
 use super::limits::{ConnectionLimits, EventBudget, Spent};
+use super::log_throttle::LogThrottle;
 use super::resume;
-use crate::auth::{Answer, Authenticator, Handshake, Identity};
+use crate::auth::{Answer, Authenticator, Handshake, Identity, Urgency};
 use crate::metrics::{Metrics, Refusal};
 use crate::recovery::Recovery;
-use crate::rooms::{RESUMING_ROOM, public_room, user_room};
+use crate::rooms::{RESUMING_ROOM, UNIDENTIFIED_ROOM, public_room, user_room};
 
 /// Why a connection is refused; the text is what the browser's
 /// `connect_error` handler receives as `err.message`.
@@ -37,6 +44,10 @@ impl std::fmt::Display for Refused {
     }
 }
 
+/// The offset a connection sent, kept until it is identified.
+#[derive(Clone)]
+struct HeldResume(Option<String>);
+
 /// Decides whether a connection may join a namespace, and as whom.
 #[derive(Clone)]
 pub struct Admission {
@@ -44,6 +55,10 @@ pub struct Admission {
     limits: Arc<ConnectionLimits>,
     metrics: Arc<Metrics>,
     recovery: Option<Arc<Recovery>>,
+    /// Warnings repeated for every connection of a storm, a line a second:
+    /// not identified at connect, and not identified by any retry.
+    unidentified_warnings: Arc<LogThrottle>,
+    given_up_warnings: Arc<LogThrottle>,
 }
 
 impl Admission {
@@ -58,6 +73,8 @@ impl Admission {
             limits,
             metrics,
             recovery,
+            unidentified_warnings: Arc::default(),
+            given_up_warnings: Arc::default(),
         }
     }
 
@@ -90,7 +107,7 @@ impl Admission {
             cookie: cookie.as_deref(),
             forwarded_for: forwarded_for_site(&parts.headers, peer),
         };
-        match authenticator.identify(&handshake).await {
+        match authenticator.identify(&handshake, Urgency::Connect).await {
             Answer::User(identity) => {
                 self.join_rooms(&socket, &identity);
                 Ok(())
@@ -98,14 +115,22 @@ impl Admission {
             Answer::Guest if authenticator.required() => self.refuse(Refusal::Unauthorized),
             Answer::Guest => Ok(()),
             Answer::Unavailable(reason) => {
-                tracing::warn!(ns = socket.ns(), %reason, "auth URL could not identify a connection");
-                if authenticator.required() {
-                    self.refuse(Refusal::AuthUnavailable)
-                } else {
-                    // Degrade to a guest: broadcasts still arrive, and the
-                    // next reconnect asks the site again.
-                    Ok(())
+                if let Some(left_out) = self.unidentified_warnings.allow() {
+                    tracing::warn!(sid = %socket.id, ns = socket.ns(), %reason, similar_left_out = left_out, "auth URL could not identify a connection; asking again in the background");
                 }
+                if authenticator.required() {
+                    // Admitted, but it receives nothing until identified.
+                    socket.join(UNIDENTIFIED_ROOM);
+                }
+                // Without auth_required it is a guest meanwhile, and
+                // broadcasts reach it. The retry starts once the client is
+                // connected (see `connected`).
+                if let Some(cookie) = &cookie {
+                    socket
+                        .extensions
+                        .insert(Unidentified::new(cookie, &handshake.forwarded_for));
+                }
+                Ok(())
             }
         }
     }
@@ -113,7 +138,7 @@ impl Admission {
     /// Joins the user's private room and at most `max_rooms_per_connection`
     /// of the rooms the site named, and keeps who it is for the replay of
     /// missed messages.
-    fn join_rooms(&self, socket: &SocketRef, identity: &Identity) {
+    pub(super) fn join_rooms(&self, socket: &SocketRef, identity: &Identity) {
         tracing::debug!(sid = %socket.id, ns = socket.ns(), user = %identity.user_id, "connection identified");
         let max_rooms = self.limits.settings().max_rooms_per_connection;
         if identity.rooms.len() > max_rooms {
@@ -143,6 +168,22 @@ impl Admission {
         }
     }
 
+    /// Starts the replay of a connection that was held back until it was
+    /// identified (under `auth_required`).
+    pub(super) fn resume_held(&self, socket: &SocketRef) {
+        if let Some(recovery) = &self.recovery
+            && let Some(HeldResume(offset)) = socket.extensions.remove::<HeldResume>()
+        {
+            resume::start(socket.clone(), recovery.clone(), offset);
+        }
+    }
+
+    /// The throttle for warnings about connections whose background
+    /// attempts all failed.
+    pub(super) fn given_up_warnings(&self) -> &LogThrottle {
+        &self.given_up_warnings
+    }
+
     fn refuse(&self, refusal: Refusal) -> Result<(), Refused> {
         self.metrics.connection_refused(refusal);
         Err(Refused(refusal))
@@ -155,8 +196,20 @@ impl Admission {
     pub fn connected(&self, socket: SocketRef, offset: Option<String>) {
         tracing::debug!(sid = %socket.id, ns = socket.ns(), transport = ?socket.transport_type(), "connected");
         if let Some(recovery) = &self.recovery {
-            resume::start(socket.clone(), recovery.clone(), offset);
+            let waits_for_identity = self
+                .authenticator
+                .as_ref()
+                .is_some_and(|authenticator| authenticator.required())
+                && socket.extensions.get::<Unidentified>().is_some();
+            if waits_for_identity {
+                // It may receive nothing yet, not even a replay of
+                // broadcasts: its replay starts once it is identified.
+                socket.extensions.insert(HeldResume(offset));
+            } else {
+                resume::start(socket.clone(), recovery.clone(), offset);
+            }
         }
+        let retry = self.identify_later(&socket);
         let budget = Arc::new(EventBudget::new(
             self.limits.settings().client_events_per_minute,
         ));
@@ -176,9 +229,31 @@ impl Admission {
                 }
             }
         });
-        socket.on_disconnect(async |socket: SocketRef, reason: DisconnectReason| {
-            tracing::debug!(sid = %socket.id, ns = socket.ns(), ?reason, "disconnected");
+        socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
+            if let Some(retry) = &retry {
+                retry.cancel();
+            }
+            async move {
+                tracing::debug!(sid = %socket.id, ns = socket.ns(), ?reason, "disconnected");
+            }
         });
+    }
+
+    /// Starts asking the site again about a connection it could not
+    /// identify at connect. The token stops that when the connection goes.
+    fn identify_later(&self, socket: &SocketRef) -> Option<CancellationToken> {
+        let unidentified = socket.extensions.remove::<Unidentified>()?;
+        let authenticator = self.authenticator.clone()?;
+        let gone = CancellationToken::new();
+        tokio::spawn(identify_later(
+            socket.clone(),
+            unidentified,
+            authenticator,
+            self.clone(),
+            self.metrics.clone(),
+            gone.clone(),
+        ));
+        Some(gone)
     }
 }
 

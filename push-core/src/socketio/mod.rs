@@ -4,9 +4,11 @@
 //! HTTP long-polling. The server only ever sends: events a browser emits are
 //! counted and ignored, and a flood of them ends the connection.
 
+mod auth_retry;
 mod client_address;
 mod connect;
 mod limits;
+mod log_throttle;
 mod origin;
 mod request_head;
 mod resume;

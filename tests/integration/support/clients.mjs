@@ -90,9 +90,10 @@ export class ClientPool {
    * the `upgrade` transport, upgraded to WebSocket). Rejects with the
    * connect_error if the server refuses it.
    * Options: transport, namespace, cookie, origin, name, headers, and
-   * auth (the socket.io auth object, e.g. { offset }).
+   * timeoutMs (the guard on connecting, GUARD_MS by default), and auth
+   * (the socket.io auth object, e.g. { offset }).
    */
-  async connect(daemon, { transport = 'websocket', namespace = '/', cookie, origin, name, headers = {}, auth } = {}) {
+  async connect(daemon, { transport = 'websocket', namespace = '/', cookie, origin, name, headers = {}, timeoutMs = GUARD_MS, auth } = {}) {
     const extraHeaders = { ...headers };
     if (cookie !== undefined) extraHeaders.cookie = cookie;
     if (origin !== undefined) extraHeaders.origin = origin;
@@ -101,7 +102,7 @@ export class ClientPool {
       ...transportOptions(transport),
       forceNew: true,
       reconnection: false,
-      timeout: GUARD_MS,
+      timeout: timeoutMs,
       extraHeaders,
       ...(auth === undefined ? {} : { auth }),
     });
@@ -111,7 +112,7 @@ export class ClientPool {
       socket.once('connect', resolve);
       socket.once('connect_error', reject);
     });
-    await withGuard(connected, `${label} to connect\n${daemon.logTail?.() ?? ''}`);
+    await withGuard(connected, `${label} to connect\n${daemon.logTail?.() ?? ''}`, timeoutMs);
     if (transport === 'upgrade' && client.transport !== 'websocket') {
       const engine = socket.io.engine;
       await withGuard(

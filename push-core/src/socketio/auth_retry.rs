@@ -1,0 +1,204 @@
+//! Identifying, in the background, a connection the site could not
+//! identify at connect.
+//!
+//! When push-core restarts, every browser reconnects within seconds, and
+//! the site cannot answer them all within `auth_timeout`. A connection whose
+//! identity could not be decided (no call slot in time, a timeout, a 5xx, a
+//! bad answer, the breaker open) is therefore admitted anyway, and the site
+//! is asked again from here, with backoff, until it gives an answer:
+//!
+//! - a user: the connection joins its private room and the site's rooms,
+//!   exactly as it would have at connect;
+//! - a guest: under `auth_required` the connection is disconnected,
+//!   otherwise it simply stays the guest it already was.
+//!
+//! Under `auth_required` the connection waits in
+//! [`UNIDENTIFIED_ROOM`] meanwhile, which publishes to everyone leave out,
+//! so it receives nothing before it is identified.
+//!
+//! Refusing the connect instead, or disconnecting it to make the browser
+//! come back, would not work with the stock socket.io client: it does not
+//! retry a refused connect, and a server-side disconnect stops its
+//! reconnecting too. Only closing the underlying transport makes it come
+//! back, which socketioxide gives a handler no way to do; and every
+//! comeback would repeat the handshake and the auth call, adding to the
+//! storm it was meant to wait out.
+//!
+//! Attempts are bounded ([`MAX_ATTEMPTS`]), spaced by an exponential
+//! backoff with jitter so a storm's failures do not come back all at once,
+//! and stop as soon as the connection goes away.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use socketioxide::extract::SocketRef;
+use tokio_util::sync::CancellationToken;
+
+use super::connect::Admission;
+use crate::auth::{Answer, Authenticator, Handshake, Urgency};
+use crate::metrics::{Metrics, Refusal};
+use crate::rooms::UNIDENTIFIED_ROOM;
+
+/// Delay before the first background attempt. Short, because the usual
+/// cause is a burst of connects that the site clears within seconds.
+const FIRST_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Longest delay between two attempts, so a connection is identified
+/// within about a minute of the site coming back.
+const LONGEST_RETRY_DELAY: Duration = Duration::from_secs(60);
+
+/// Attempts before giving up. With the delays above they span four to five
+/// minutes: long enough to ride out a deploy or a restart of the site, not
+/// so long that a site that is really down is asked forever.
+const MAX_ATTEMPTS: u32 = 10;
+
+/// What is needed to ask the site again about a connection: the request
+/// parts of its handshake, kept with the socket until the retry starts.
+#[derive(Clone)]
+pub struct Unidentified {
+    cookie: Arc<str>,
+    forwarded_for: Arc<str>,
+}
+
+impl Unidentified {
+    pub fn new(cookie: &str, forwarded_for: &str) -> Self {
+        Self {
+            cookie: cookie.into(),
+            forwarded_for: forwarded_for.into(),
+        }
+    }
+}
+
+/// Asks the site again about `socket` until it answers, the attempts run
+/// out, or `gone` is cancelled because the connection closed.
+pub async fn identify_later(
+    socket: SocketRef,
+    unidentified: Unidentified,
+    authenticator: Arc<Authenticator>,
+    admission: Admission,
+    metrics: Arc<Metrics>,
+    gone: CancellationToken,
+) {
+    let retry = Retry {
+        socket,
+        unidentified,
+        authenticator,
+        admission,
+        metrics,
+    };
+    tokio::select! {
+        () = gone.cancelled() => {
+            tracing::debug!(sid = %retry.socket.id, "connection closed before it was identified; no more auth retries");
+        }
+        () = retry.run() => {}
+    }
+}
+
+struct Retry {
+    socket: SocketRef,
+    unidentified: Unidentified,
+    authenticator: Arc<Authenticator>,
+    admission: Admission,
+    metrics: Arc<Metrics>,
+}
+
+impl Retry {
+    async fn run(&self) {
+        let socket = &self.socket;
+        let handshake = Handshake {
+            namespace: socket.ns(),
+            cookie: Some(&self.unidentified.cookie),
+            forwarded_for: self.unidentified.forwarded_for.to_string(),
+        };
+        let required = self.authenticator.required();
+        for attempt in 1..=MAX_ATTEMPTS {
+            tokio::time::sleep(delay_before(attempt)).await;
+            self.metrics.auth_retry();
+            match self
+                .authenticator
+                .identify(&handshake, Urgency::Background)
+                .await
+            {
+                Answer::User(identity) => {
+                    self.admission.join_rooms(socket, &identity);
+                    socket.leave(UNIDENTIFIED_ROOM);
+                    self.admission.resume_held(socket);
+                    // A disconnect between the answer and the join would
+                    // leave the rooms holding a closed connection: the
+                    // close marks the socket first and then leaves its
+                    // rooms, so whichever came second cleans up.
+                    if !socket.connected() {
+                        socket.leave_all();
+                    }
+                    tracing::debug!(sid = %socket.id, ns = socket.ns(), attempt, "identified by a background auth attempt");
+                    return;
+                }
+                Answer::Guest if required => {
+                    tracing::info!(sid = %socket.id, ns = socket.ns(), "the auth URL answered guest for a connection admitted while it was unavailable; disconnecting it (auth_required)");
+                    self.disconnect(Refusal::Unauthorized);
+                    return;
+                }
+                Answer::Guest => return,
+                Answer::Unavailable(reason) => {
+                    tracing::debug!(sid = %socket.id, ns = socket.ns(), attempt, %reason, "background auth attempt failed");
+                }
+            }
+        }
+        self.metrics.auth_retries_exhausted();
+        let outcome = if required {
+            "disconnecting it (auth_required)"
+        } else {
+            "it stays a guest"
+        };
+        if let Some(left_out) = self.admission.given_up_warnings().allow() {
+            tracing::warn!(sid = %socket.id, ns = socket.ns(), attempts = MAX_ATTEMPTS, similar_left_out = left_out, "the auth URL could not identify a connection after every retry; {outcome}");
+        }
+        if required {
+            self.disconnect(Refusal::AuthUnavailable);
+        }
+    }
+
+    fn disconnect(&self, why: Refusal) {
+        self.metrics.connection_refused(why);
+        if let Err(error) = self.socket.clone().disconnect() {
+            // It stays in the unidentified room, so it still receives
+            // nothing; its own close will end it.
+            tracing::warn!(sid = %self.socket.id, %error, "could not disconnect an unidentified connection");
+        }
+    }
+}
+
+/// The wait before background attempt `attempt` (from 1): doubling from
+/// [`FIRST_RETRY_AFTER`] up to [`LONGEST_RETRY_DELAY`], then a random point
+/// in its upper half, so connections that failed together spread out.
+fn delay_before(attempt: u32) -> Duration {
+    let doubled = FIRST_RETRY_AFTER.saturating_mul(1 << attempt.saturating_sub(1).min(16));
+    let ceiling = doubled.min(LONGEST_RETRY_DELAY);
+    ceiling / 2 + ceiling.mul_f64(fastrand::f64() / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_up_to_the_cap_with_jitter() {
+        for _ in 0..100 {
+            let first = delay_before(1);
+            assert!(first >= FIRST_RETRY_AFTER / 2 && first <= FIRST_RETRY_AFTER);
+            let third = delay_before(3);
+            assert!(third >= FIRST_RETRY_AFTER * 2 && third <= FIRST_RETRY_AFTER * 4);
+            for attempt in [8, MAX_ATTEMPTS, u32::MAX] {
+                let late = delay_before(attempt);
+                assert!(late >= LONGEST_RETRY_DELAY / 2 && late <= LONGEST_RETRY_DELAY);
+            }
+        }
+    }
+
+    #[test]
+    fn jitter_spreads_delays() {
+        let delays: std::collections::HashSet<Duration> =
+            (0..20).map(|_| delay_before(4)).collect();
+        assert!(delays.len() > 1);
+    }
+}
