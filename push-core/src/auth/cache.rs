@@ -39,9 +39,10 @@ pub type Key = [u8; 32];
 /// What the site said about a cookie set: a user, or a guest (`None`).
 pub type Verdict = Option<Identity>;
 
-/// moka refuses (panics on) a TTL over 1000 years. An answer kept for a day
-/// is already far past any sensible setting, so longer ones are cut to it.
-const LONGEST_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// moka refuses (panics on) a TTL over 1000 years. The config refuses a TTL
+/// over a day; an embedding program that builds settings by hand gets its
+/// TTL cut to that.
+const LONGEST_TTL: Duration = crate::config::defaults::AUTH_CACHE_TTL_MAX;
 
 /// Where a lookup's verdict came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

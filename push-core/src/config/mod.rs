@@ -42,6 +42,9 @@ pub mod defaults {
     pub const SOCKET_MODE: u32 = 0o660;
     pub const AUTH_TIMEOUT: Duration = Duration::from_secs(2);
     pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(30);
+    /// A cached answer outlives a logout or a ban for this long at most;
+    /// a day is already far past any sensible setting.
+    pub const AUTH_CACHE_TTL_MAX: Duration = Duration::from_secs(24 * 60 * 60);
     /// Enough for every tab of a busy site's online users; each entry is a
     /// hash, a user id and a few room names.
     pub const AUTH_CACHE_SIZE: usize = 100_000;
@@ -432,6 +435,12 @@ impl Config {
         if self.auth_timeout.is_zero() {
             return Err(ConfigError::value("auth_timeout", "must be more than 0"));
         }
+        if self.auth_cache_ttl > defaults::AUTH_CACHE_TTL_MAX {
+            return Err(ConfigError::value(
+                "auth_cache_ttl",
+                "must be at most 1 day: a cached answer outlives a logout for that long",
+            ));
+        }
         at_least("auth_max_concurrency", self.auth_max_concurrency, 1)?;
         at_least(
             "max_client_packet",
@@ -756,6 +765,7 @@ mod tests {
             ("auth_required", "maybe"),
             ("auth_timeout", "soon"),
             ("auth_timeout", "0s"),
+            ("auth_cache_ttl", "2days"),
             ("max_connections", "-1"),
             ("max_client_packet", "10"),
             ("publisher_uids", "root"),
