@@ -18,18 +18,8 @@ import { ClientPool, TRANSPORTS } from './support/clients.mjs';
 import { freePort, startDaemon } from './support/daemon.mjs';
 import { scrape, seriesValue } from './support/metrics.mjs';
 import { online, publisherFor, sendOk, stats } from './support/publish.mjs';
+import { Resources } from './support/resources.mjs';
 import { sleep, waitUntil } from './support/wait.mjs';
-
-/** Everything a test started, stopped in reverse order afterwards. */
-class Resources {
-  constructor() { this.stack = []; }
-  add(resource, stop) { this.stack.push(() => stop(resource)); return resource; }
-  async daemon(options) { return this.add(await startDaemon(options), (d) => d.cleanup()); }
-  async backend(options) { return this.add(await startAuthBackend(options), (b) => b.close()); }
-  async release() {
-    while (this.stack.length > 0) await this.stack.pop()();
-  }
-}
 
 describe('what the daemon sends to the auth URL', () => {
   const resources = new Resources();

@@ -39,6 +39,19 @@ const scratch = () => {
   return dir;
 };
 
+/**
+ * A browser on each transport, and a promise each that resolves when the
+ * daemon disconnects it.
+ */
+async function browsersOnBothTransports(daemon) {
+  const clients = new ClientPool();
+  later(() => clients.closeAll());
+  const ws = await clients.connect(daemon, { transport: 'websocket' });
+  const polling = await clients.connect(daemon, { transport: 'polling' });
+  const disconnected = [ws, polling].map((client) => new Promise((resolve) => client.socket.once('disconnect', resolve)));
+  return { ws, polling, disconnected };
+}
+
 describe('health', () => {
   test('/healthz answers 200 ok', async () => {
     const daemon = await daemonFor();
@@ -52,11 +65,7 @@ describe('graceful shutdown', () => {
   for (const signal of ['SIGTERM', 'SIGINT']) {
     test(`${signal} disconnects browsers, removes the socket file and exits 0`, async () => {
       const daemon = await daemonFor();
-      const clients = new ClientPool();
-      later(() => clients.closeAll());
-      const ws = await clients.connect(daemon, { transport: 'websocket' });
-      const polling = await clients.connect(daemon, { transport: 'polling' });
-      const disconnected = [ws, polling].map((client) => new Promise((resolve) => client.socket.once('disconnect', resolve)));
+      const { disconnected } = await browsersOnBothTransports(daemon);
       const publisher = await RawConnection.open(daemon.socketPath);
       later(() => publisher.destroy());
       await publisher.handshake();
@@ -75,11 +84,7 @@ describe('graceful shutdown', () => {
 describe('shutdown under load', () => {
   test('publishers that never stop sending do not keep browsers connected or the daemon running', async () => {
     const daemon = await daemonFor();
-    const clients = new ClientPool();
-    later(() => clients.closeAll());
-    const ws = await clients.connect(daemon, { transport: 'websocket' });
-    const polling = await clients.connect(daemon, { transport: 'polling' });
-    const disconnected = [ws, polling].map((client) => new Promise((resolve) => client.socket.once('disconnect', resolve)));
+    const { ws, disconnected } = await browsersOnBothTransports(daemon);
 
     // One publisher reads its replies, one never does (its replies fill the
     // socket buffers); both keep writing publishes until the daemon is gone.

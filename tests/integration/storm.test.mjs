@@ -22,12 +22,13 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 
-import { cookieFor, startAuthBackend } from './support/auth-backend.mjs';
+import { cookieFor } from './support/auth-backend.mjs';
 import { startBusySite } from './support/busy-site.mjs';
 import { ClientPool } from './support/clients.mjs';
 import { startDaemon } from './support/daemon.mjs';
 import { scrape, seriesValue } from './support/metrics.mjs';
 import { Kind, online, RawConnection, request, sendOk, stats } from './support/publish.mjs';
+import { Resources } from './support/resources.mjs';
 import { sleep, waitUntil } from './support/wait.mjs';
 
 const USERS = 1000;
@@ -179,17 +180,6 @@ describe('a reconnect storm against a site that can take 8 calls at a time', () 
     assert.equal(seriesValue(metrics, 'push_auth_retries_exhausted_total'), 0);
   });
 });
-
-/** Everything a test started, stopped in reverse order afterwards. */
-class Resources {
-  constructor() { this.stack = []; }
-  add(resource, stop) { this.stack.push(() => stop(resource)); return resource; }
-  async daemon(options) { return this.add(await startDaemon(options), (d) => d.cleanup()); }
-  async backend(options) { return this.add(await startAuthBackend(options), (b) => b.close()); }
-  async release() {
-    while (this.stack.length > 0) await this.stack.pop()();
-  }
-}
 
 /** A backend that answers 500 to every call until `heal()`, then normally. */
 async function failingBackend(resources, { answerAfterHealing } = {}) {
