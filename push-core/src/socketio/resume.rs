@@ -52,18 +52,15 @@ struct Status {
     offset: String,
 }
 
-/// Why a replay stopped early.
+/// The connection closed, or stopped reading, before its replay ended.
 #[derive(Debug)]
-enum Stopped {
-    /// The connection closed, or stopped reading.
-    Gone,
-}
+struct Gone;
 
 /// Sends the status, the replay and the catch-up to `socket`, in the
 /// background.
 pub fn start(socket: SocketRef, recovery: Arc<Recovery>, requested: Option<String>) {
     tokio::spawn(async move {
-        if let Err(Stopped::Gone) = resume(&socket, &recovery, requested.as_deref()).await {
+        if let Err(Gone) = resume(&socket, &recovery, requested.as_deref()).await {
             tracing::debug!(sid = %socket.id, ns = socket.ns(), "the connection went away during its replay");
         }
     });
@@ -73,7 +70,7 @@ async fn resume(
     socket: &SocketRef,
     recovery: &Recovery,
     requested: Option<&str>,
-) -> Result<(), Stopped> {
+) -> Result<(), Gone> {
     let identity = socket.extensions.get::<Arc<Identity>>();
     let recipient = Recipient {
         user: identity.as_ref().map(|identity| identity.user_id.as_str()),
@@ -120,7 +117,7 @@ async fn resume(
                     return Ok(());
                 }
                 Err(Sent::Some(last)) => seen = last,
-                Err(Sent::Closed) => return Err(Stopped::Gone),
+                Err(Sent::Closed) => return Err(Gone),
             }
             drop(stream);
             tokio::time::sleep(BUFFER_WAIT).await;
@@ -140,7 +137,7 @@ async fn send_status(
     recovered: bool,
     replayed: usize,
     offset: Offset,
-) -> Result<(), Stopped> {
+) -> Result<(), Gone> {
     let status = Status {
         recovered,
         replayed,
@@ -154,7 +151,7 @@ async fn send_paced(
     socket: &SocketRef,
     recovery: &Recovery,
     entries: &[Arc<Entry>],
-) -> Result<(), Stopped> {
+) -> Result<(), Gone> {
     for entry in entries {
         send_waiting(socket, &entry.event, &delivered(recovery, entry)).await?;
     }
@@ -178,7 +175,7 @@ async fn send_waiting<T: Serialize + ?Sized>(
     socket: &SocketRef,
     event: &str,
     data: &T,
-) -> Result<(), Stopped> {
+) -> Result<(), Gone> {
     let mut full_since: Option<Instant> = None;
     loop {
         match socket.emit(event, data) {
@@ -186,11 +183,11 @@ async fn send_waiting<T: Serialize + ?Sized>(
             Err(SendError::Socket(SocketError::InternalChannelFull)) => {
                 let since = *full_since.get_or_insert_with(Instant::now);
                 if since.elapsed() > STALLED_AFTER {
-                    return Err(Stopped::Gone);
+                    return Err(Gone);
                 }
                 tokio::time::sleep(BUFFER_WAIT).await;
             }
-            Err(_) => return Err(Stopped::Gone),
+            Err(_) => return Err(Gone),
         }
     }
 }
@@ -211,7 +208,7 @@ fn send_now(socket: &SocketRef, recovery: &Recovery, entries: &[Arc<Entry>]) -> 
         match socket.emit(&*entry.event, &delivered(recovery, entry)) {
             Ok(()) => last_sent = Some(entry.seq),
             Err(SendError::Socket(SocketError::InternalChannelFull)) => {
-                return Err(Sent::Some(last_sent.unwrap_or(entry.seq - 1)));
+                return Err(Sent::Some(last_sent.unwrap_or(entry.seq.saturating_sub(1))));
             }
             Err(_) => return Err(Sent::Closed),
         }
