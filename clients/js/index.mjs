@@ -128,10 +128,12 @@ export class PushSocket {
     if (this.#recoveryOn && args.length > 0 && isOffsetArgument(args[args.length - 1])) {
       this.#offset = args.pop().offset;
     }
-    for (const handler of [...(this.#handlers.get(event) ?? [])]) handler(...args);
-    if (this.#replayPending > 0) {
-      this.#replayPending -= 1;
-      if (this.#replayPending === 0) this.#reportRecovered();
+    const endsReplay = this.#replayPending > 0 && --this.#replayPending === 0;
+    try {
+      for (const handler of [...(this.#handlers.get(event) ?? [])]) handler(...args);
+    } finally {
+      // A handler that throws must not keep the page from learning it recovered.
+      if (endsReplay) this.#reportRecovered();
     }
   }
 
