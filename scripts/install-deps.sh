@@ -2,7 +2,8 @@
 # Installs what building and testing push-core needs on Debian 12, and only
 # what is missing: PHP 8.2 with its headers (the extension), libclang (the
 # extension's bindgen), PHPUnit, php-fpm (the persistent-connection test),
-# Chromium (the browser tests), the npm packages of the end-to-end tests and, where a nightly toolchain is
+# Chromium (the browser tests), the npm packages of the end-to-end tests and of the page helper's
+# tests (clients/js) and, where a nightly toolchain is
 # installed, cargo-fuzz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,7 @@ fi
 # playwright-core drives Debian's chromium: it must never download browsers.
 (cd tests && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 (cd bench/peer-node && npm ci --no-audit --no-fund --loglevel=error)
+(cd clients/js && npm ci --no-audit --no-fund --loglevel=error)
 
 # cargo-fuzz for scripts/fuzz.sh, only where a nightly toolchain exists
 # (fuzzing needs one). A failure here is not fatal: the fuzz suite then

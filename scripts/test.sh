@@ -31,6 +31,7 @@ suite "cargo build" cargo build --workspace
 suite "cargo test" cargo test --workspace
 suite "fuzz the publish decoder (30 s)" scripts/fuzz.sh 30
 suite "daemon end-to-end (node)" bash -c 'cd tests && npm test'
+suite "page helper clients/js (node)" bash -c 'cd clients/js && npm test'
 suite "bench smoke (push-core and Node deliver every message)" cargo run --quiet -p bench -- smoke
 # A runner that is missing or lost its execute bit is a failed suite, not a
 # skipped one: a suite that silently stops running looks like a passing one.

@@ -6,10 +6,14 @@ export const STATUS_EVENT: 'push:recovery';
 export interface RecoveredInfo { replayed: number; offset: string }
 export interface ResetInfo { offset: string }
 
-export interface PushOptions extends Partial<ManagerOptions & SocketOptions> {
+export interface PushOptions extends Partial<Omit<ManagerOptions & SocketOptions, 'auth'>> {
+  /** Where the page starts, e.g. rendered from PHP's PushClient::position(). */
   offset?: string;
+  /** Extra auth fields; the helper adds `offset`. */
   auth?: Record<string, unknown>;
+  /** The page connected with an offset and the `replayed` messages it missed reached the handlers. */
   onRecovered?: (info: RecoveredInfo) => void;
+  /** The page connected with an offset push-core could not honour: reload the page's state. */
   onReset?: (info: ResetInfo) => void;
 }
 

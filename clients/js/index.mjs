@@ -42,11 +42,17 @@ function isOffsetArgument(value) {
  *   `PushClient::position()`; the first connect then receives everything
  *   published after the page was rendered.
  * - `auth`: extra auth fields to send (an object); `offset` is added to it.
- * - `onRecovered({ replayed, offset })`: the page had an offset and every
- *   message it missed has been replayed (before any live one).
- * - `onReset({ offset })`: the page had an offset but what it missed could
- *   not be recovered (too old, or the server lost its history): reload the
- *   page's state.
+ * - `onRecovered({ replayed, offset })`: the page connected with an offset
+ *   and the `replayed` messages it missed have all reached your handlers,
+ *   in order (called after the last of them; at once when none were
+ *   missed). `offset` is the page's offset then.
+ * - `onReset({ offset })`: the page connected with an offset but what it
+ *   missed could not be recovered (older than the server's window, or the
+ *   server lost its history): reload the page's state. The helper goes on
+ *   from `offset`, the stream's current position.
+ *
+ * Without recovery on the server (no `push:recovery` status after a
+ * connect), messages are passed on untouched and neither callback fires.
  */
 export function connect(io, url, options = {}) {
   return new PushSocket(io, url, options);
@@ -57,22 +63,40 @@ export class PushSocket {
   #handlers = new Map();
   #onRecovered;
   #onReset;
+  // Whether this connection speaks recovery: push-core sent its status
+  // first. Only then is a trailing `{ offset }` push-core's and not part of
+  // the message (with recovery off, a message may itself be `{ offset }`).
+  #recoveryOn = false;
+  // After a recovered status: how many replayed messages are still to come,
+  // and what to report once they are all delivered.
+  #replayPending = 0;
+  #recovered = null;
 
   constructor(io, url, { offset, auth, onRecovered, onReset, ...ioOptions } = {}) {
     if (typeof io !== 'function') {
       throw new TypeError('connect(io, url): pass the socket.io client\'s io function first');
     }
+    if (auth !== undefined && (auth === null || typeof auth !== 'object' || Array.isArray(auth))) {
+      throw new TypeError('connect(io, url, { auth }): auth must be an object of extra fields');
+    }
     this.#offset = typeof offset === 'string' && offset !== '' ? offset : undefined;
     this.#onRecovered = onRecovered;
     this.#onReset = onReset;
-    const extra = auth && typeof auth === 'object' ? auth : {};
+    const extra = auth ?? {};
     this.socket = io(url, {
       ...ioOptions,
       // A function, so each reconnect sends the offset as it is then.
       auth: (send) => send(this.#offset === undefined ? { ...extra } : { ...extra, offset: this.#offset }),
     });
-    this.socket.on(STATUS_EVENT, (status) => this.#status(status));
-    this.socket.onAny((event, ...args) => this.#deliver(event, args));
+    // onAny listeners run before on() ones, and see every event, status included.
+    this.socket.onAny((event, ...args) => this.#receive(event, args));
+    this.socket.on('disconnect', () => {
+      // The next connection says again whether it recovers; a replay cut
+      // short is resumed from the last offset seen, not reported.
+      this.#recoveryOn = false;
+      this.#replayPending = 0;
+      this.#recovered = null;
+    });
   }
 
   /** The offset of the last message the page has seen, if any. */
@@ -96,11 +120,34 @@ export class PushSocket {
     this.socket.close();
   }
 
+  #receive(event, args) {
+    if (event === STATUS_EVENT) {
+      this.#status(args[0]);
+      return;
+    }
+    if (this.#recoveryOn && args.length > 0 && isOffsetArgument(args[args.length - 1])) {
+      this.#offset = args.pop().offset;
+    }
+    const endsReplay = this.#replayPending > 0 && --this.#replayPending === 0;
+    try {
+      for (const handler of [...(this.#handlers.get(event) ?? [])]) handler(...args);
+    } finally {
+      // A handler that throws must not keep the page from learning it recovered.
+      if (endsReplay) this.#reportRecovered();
+    }
+  }
+
   #status(status) {
     if (!status || typeof status.offset !== 'string') return;
+    this.#recoveryOn = true;
     const hadOffset = this.#offset !== undefined;
     if (status.recovered) {
-      this.#onRecovered?.({ replayed: status.replayed, offset: status.offset });
+      // Reported once the replayed messages have reached the handlers, so
+      // that onRecovered can tell the page it is complete again.
+      const replayed = Number.isInteger(status.replayed) && status.replayed > 0 ? status.replayed : 0;
+      this.#recovered = { replayed, offset: status.offset };
+      this.#replayPending = replayed;
+      if (replayed === 0) this.#reportRecovered();
     } else {
       // Nothing could be replayed: start from where the stream is now.
       this.#offset = status.offset;
@@ -108,11 +155,9 @@ export class PushSocket {
     }
   }
 
-  #deliver(event, args) {
-    if (event === STATUS_EVENT) return;
-    if (args.length > 0 && isOffsetArgument(args[args.length - 1])) {
-      this.#offset = args.pop().offset;
-    }
-    for (const handler of this.#handlers.get(event) ?? []) handler(...args);
+  #reportRecovered() {
+    const info = { ...this.#recovered, offset: this.#offset };
+    this.#recovered = null;
+    this.#onRecovered?.(info);
   }
 }

@@ -7,7 +7,9 @@ declare(strict_types=1);
  *
  * Files in public/ (the page's script and style sheet) are left to the
  * built-in server. The socket.io client comes straight from the npm package
- * `run` installed, so the page always runs the stock client, never a copy.
+ * `run` installed, and push-core's page helper straight from clients/js/,
+ * so the page always runs the stock client and the helper as they are in
+ * the repository, never a copy.
  */
 
 require __DIR__ . '/app/demo.php';
@@ -24,6 +26,8 @@ $clientFiles = [
     '/socket.io.min.js' => 'application/javascript',
     '/socket.io.min.js.map' => 'application/json',
 ];
+// The page helper (clients/js): a module script must come with a JavaScript content type.
+$helper = ['/push-core-client.mjs' => __DIR__ . '/../../clients/js/index.mjs'];
 
 $path = parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH) ?: '/';
 
@@ -44,6 +48,13 @@ if (isset($clientFiles[$path])) {
     header('Content-Type: ' . $clientFiles[$path]);
     header('Cache-Control: max-age=3600');
     readfile($file);
+
+    return true;
+}
+if (isset($helper[$path])) {
+    header('Content-Type: text/javascript');
+    header('Cache-Control: no-cache');
+    readfile($helper[$path]);
 
     return true;
 }

@@ -98,6 +98,32 @@ function demo_publisher(): object
     return new \PushCore\Yii\Protocol\Client($config['socket'], $config['namespace']);
 }
 
+/**
+ * Where the namespace's stream is now, for the page to start from (the page
+ * helper's `offset` option): every message published after the page was
+ * rendered then reaches it, even one published before its socket.io
+ * connection was up.
+ *
+ * null when the publisher cannot tell: a push extension without
+ * PushClient::position(), the pure-PHP client, recovery turned off in
+ * push-core, or push-core unreachable. The page then starts from wherever
+ * the stream is when it connects, as a page without recovery would.
+ */
+function demo_position(): ?string
+{
+    try {
+        $push = demo_publisher();
+        if (!method_exists($push, 'position')) {
+            return null;
+        }
+        $offset = $push->position();
+
+        return is_string($offset) && $offset !== '' ? $offset : null;
+    } catch (PushException) {
+        return null;
+    }
+}
+
 /** Which publisher demo_publisher() returns, in words for the page. */
 function demo_publisher_name(): string
 {

@@ -17,6 +17,8 @@ if ($me === null) {
 $config = demo_config();
 $csrf = demo_csrf_token();
 session_write_close();
+// Rendered last thing before the page goes out: what is published from here on reaches the page.
+$offset = demo_position();
 $others = array_values(array_diff(array_keys(DEMO_USERS), [$me]));
 $rooms = array_unique(array_merge(...array_column(DEMO_USERS, 'rooms')));
 ?>
@@ -29,7 +31,8 @@ $rooms = array_unique(array_merge(...array_column(DEMO_USERS, 'rooms')));
   <link rel="stylesheet" href="/style.css">
 </head>
 <body data-user="<?= h($me) ?>" data-namespace="<?= h($config['namespace']) ?>"
-      data-push-port="<?= $config['push_port'] ?>" data-csrf="<?= h($csrf) ?>">
+      data-push-port="<?= $config['push_port'] ?>" data-csrf="<?= h($csrf) ?>"
+      <?php if ($offset !== null): ?>data-push-offset="<?= h($offset) ?>"<?php endif ?>>
   <header class="topbar">
     <div class="title"><span class="brand">push-core</span> demo</div>
     <div id="status" class="status" data-state="connecting">
@@ -85,12 +88,13 @@ $rooms = array_unique(array_merge(...array_column(DEMO_USERS, 'rooms')));
 
     <section class="card feed">
       <h2>Live messages <span class="room-list">rooms: <?= h(implode(', ', DEMO_USERS[$me]['rooms'])) ?></span></h2>
+      <p id="recovery" class="recovery" aria-live="polite" hidden></p>
       <ol id="feed" reversed></ol>
       <p id="feed-empty" class="empty">Nothing yet. Messages pushed to you appear here as they arrive.</p>
     </section>
   </main>
 
   <script src="/socket.io.min.js"></script>
-  <script src="/app.js"></script>
+  <script type="module" src="/app.js"></script>
 </body>
 </html>

@@ -1,12 +1,15 @@
 // The live part of the demo page: connects to push-core with the stock
-// socket.io client, shows what arrives, publishes through the PHP site, and
-// polls who is online.
+// socket.io client (loaded by a <script> tag, the global `io`) through
+// push-core's page helper (clients/js), shows what arrives, says what was
+// recovered after a cut, publishes through the PHP site, and polls who is
+// online.
 //
 // `?transports=polling` (or `websocket`) restricts the client to those
 // transports, as for a browser without WebSocket.
-'use strict';
 
-(() => {
+import { connect } from '/push-core-client.mjs';
+
+{
   const settings = document.body.dataset;
   const POLL_ONLINE_MS = 3000;
   const KINDS = { broadcast: 'Broadcast', private: 'Private', team: 'Room' };
@@ -20,8 +23,55 @@
   if (transports) {
     options.transports = transports.split(',');
   }
-  const socket = io(url, options);
-  window.demo = { socket };   // for the browser console and the tests
+  // Set when this page was loaded because the last one could not recover
+  // what it missed (see onReset below).
+  const RESET_MARK = 'push-demo-reset';
+  const reloadedAfterReset = sessionStorage.getItem(RESET_MARK) !== null;
+  sessionStorage.removeItem(RESET_MARK);
+  let received = 0;   // messages shown
+  let connects = 0;   // socket.io connects, the first one included
+
+  const push = connect(window.io, url, {
+    ...options,
+    // Where PHP's PushClient::position() said the stream was when it
+    // rendered this page (absent without it): what is published from then
+    // on reaches the page, even before its connection is up.
+    offset: settings.pushOffset,
+    onRecovered: ({ replayed }) => {
+      // A page connecting for the first time at its rendered offset usually
+      // missed nothing: only a reconnect, or something missed, is news.
+      if (replayed > 0 || connects > 1) {
+        showRecovery('recovered', `missed ${replayed} message${replayed === 1 ? '' : 's'}, recovered`);
+      }
+    },
+    onReset: () => {
+      // What was missed is gone: a site would reload its state. The demo's
+      // state is the page itself, so it reloads. A page that was itself
+      // loaded for a reset and has shown nothing yet only says so, so that
+      // a reset can never turn into a reload loop.
+      if (reloadedAfterReset && received === 0) {
+        showRecovery('reset', 'could not recover, reloaded');
+        return;
+      }
+      sessionStorage.setItem(RESET_MARK, '1');
+      location.reload();
+    },
+  });
+  const socket = push.socket;
+  window.demo = { socket, push };   // for the browser console and the tests
+
+  // --- recovery
+
+  const recovery = document.getElementById('recovery');
+  function showRecovery(state, text) {
+    recovery.dataset.state = state;
+    recovery.dataset.count = Number(recovery.dataset.count ?? 0) + 1;
+    recovery.textContent = text;
+    recovery.hidden = false;
+  }
+  if (reloadedAfterReset) {
+    showRecovery('reset', 'could not recover, reloaded');
+  }
 
   // --- connection status
 
@@ -36,6 +86,7 @@
     showStatus('connected', `connected · ${transport}`);
   }
   socket.on('connect', () => {
+    connects += 1;
     showConnected();
     socket.io.engine.once('upgrade', showConnected);
     refreshOnline();
@@ -73,7 +124,10 @@
     document.getElementById('feed-empty').hidden = true;
   }
   for (const event of Object.keys(KINDS)) {
-    socket.on(event, (message) => showMessage(event, message));
+    push.on(event, (message) => {
+      received += 1;
+      showMessage(event, message);
+    });
   }
 
   // --- publishing, through PHP
@@ -137,4 +191,4 @@
   }
   refreshOnline();
   setInterval(refreshOnline, POLL_ONLINE_MS);
-})();
+}
