@@ -4,9 +4,11 @@
 //! reason on the handle, where `push_last_error_code` and
 //! `push_last_error_message` read it, errno-style. The message is kept as a
 //! C string so the pointer handed out stays valid until the next call on the
-//! same handle.
+//! same handle. A call that answers with a string (`push_position`) keeps
+//! its answer on the handle the same way.
 
-use std::ffi::{CStr, CString};
+use std::ffi::{CStr, CString, c_char};
+use std::ptr;
 
 use push_client::{Client, ClientError, ErrorKind};
 
@@ -17,6 +19,9 @@ use crate::error_code::PushErrorCode;
 pub struct PushClient {
     pub client: Client,
     last_error: Option<(PushErrorCode, CString)>,
+    /// The last string a call answered with; the pointer handed to C
+    /// points into it.
+    last_text: CString,
 }
 
 /// Why a call failed, before it is stored on the handle.
@@ -46,6 +51,7 @@ impl PushClient {
         Self {
             client,
             last_error: None,
+            last_text: CString::default(),
         }
     }
 
@@ -58,12 +64,41 @@ impl PushClient {
                 i64::from(count)
             }
             Err(failure) => {
-                // A message cannot carry a NUL into C; drop any.
-                let message = CString::new(failure.message.replace('\0', "")).unwrap_or_default();
-                self.last_error = Some((failure.kind.into(), message));
+                self.fail(failure);
                 -1
             }
         }
+    }
+
+    /// Stores the outcome of a call that answers with a string and turns it
+    /// into the C return value: the string, kept on the handle until the
+    /// next call, or NULL.
+    pub fn finish_text(&mut self, outcome: Result<String, Failure>) -> *const c_char {
+        let text = outcome.and_then(|text| {
+            CString::new(text).map_err(|_| {
+                Failure::new(
+                    ErrorKind::Protocol,
+                    "the daemon answered with a string that contains a NUL byte",
+                )
+            })
+        });
+        match text {
+            Ok(text) => {
+                self.last_error = None;
+                self.last_text = text;
+                self.last_text.as_ptr()
+            }
+            Err(failure) => {
+                self.fail(failure);
+                ptr::null()
+            }
+        }
+    }
+
+    fn fail(&mut self, failure: Failure) {
+        // A message cannot carry a NUL into C; drop any.
+        let message = CString::new(failure.message.replace('\0', "")).unwrap_or_default();
+        self.last_error = Some((failure.kind.into(), message));
     }
 
     pub fn last_error_code(&self) -> PushErrorCode {

@@ -16,9 +16,9 @@ use PushException;
  * The extension's PushClient API over push-ffi's C ABI, through PHP's FFI.
  *
  * For sites that can load a shared library with FFI but cannot install a
- * PHP extension. Publishing and isOnline() go through libpush_ffi.so, so the
- * connection handling and the delivery guarantee are push-client's, as with
- * the extension. The arguments are checked and the message encoded here
+ * PHP extension. Publishing, isOnline() and position() go through
+ * libpush_ffi.so, so the connection handling and the delivery guarantee are
+ * push-client's, as with the extension. The arguments are checked and the message encoded here
  * with the same rules as the extension (Protocol\Target, Protocol\Json), and
  * the C ABI's error messages get the extension's advice, so failures read
  * the same.
@@ -110,6 +110,19 @@ final class FfiClient implements Publisher
         $user = self::cString(Target::name($user, 'the user'), 'the user');
         $handle = $this->handle();
         return $this->check($this->lib->push_online($handle, $this->namespace, $user), $handle) > 0;
+    }
+
+    public function position(?string $ns = null): string
+    {
+        $namespace = self::cString($ns ?? $this->namespace, 'the namespace');
+        $handle = $this->handle();
+        // FFI copies a returned `const char *` into a PHP string at once, so
+        // the handle may reuse its buffer; NULL arrives as null.
+        $offset = $this->lib->push_position($handle, $namespace);
+        if (!\is_string($offset)) {
+            $this->check(-1, $handle, $namespace);
+        }
+        return $offset;
     }
 
     /** The C ABI has no STATS; asked through the pure-PHP client. */
@@ -215,7 +228,7 @@ final class FfiClient implements Publisher
      *
      * @throws PushException
      */
-    private function check(int $result, FFI\CData $handle): int
+    private function check(int $result, FFI\CData $handle, ?string $namespace = null): int
     {
         if ($result >= 0) {
             return $result;
@@ -224,7 +237,7 @@ final class FfiClient implements Publisher
             (string) $this->lib->push_last_error_message($handle),
             (int) $this->lib->push_last_error_code($handle),
         );
-        throw $failure->toPushException($this->namespace);
+        throw $failure->toPushException($namespace ?? $this->namespace);
     }
 
     /**
