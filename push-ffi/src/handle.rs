@@ -114,3 +114,45 @@ impl PushClient {
             .map_or(c"", |(_, message)| message.as_c_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use push_client::ClientOptions;
+
+    use super::*;
+
+    fn handle() -> PushClient {
+        PushClient::new(Client::new(ClientOptions::default()))
+    }
+
+    #[test]
+    fn a_string_answer_is_kept_on_the_handle_and_clears_the_last_error() {
+        let mut handle = handle();
+        handle.finish(Err(Failure::new(ErrorKind::Timeout, "slow")));
+
+        let pointer = handle.finish_text(Ok("18ecede38e9a4833-7".to_owned()));
+
+        // SAFETY: the handle owns the string until its next call.
+        assert_eq!(unsafe { CStr::from_ptr(pointer) }, c"18ecede38e9a4833-7");
+        assert_eq!(handle.last_error_code(), PushErrorCode::PUSH_OK);
+        assert_eq!(handle.last_error_message(), c"");
+    }
+
+    #[test]
+    fn a_failed_string_answer_is_null_with_the_error_on_the_handle() {
+        let mut handle = handle();
+
+        let refused = handle.finish_text(Err(Failure::new(ErrorKind::RecoveryOff, "off")));
+        assert!(refused.is_null());
+        assert_eq!(
+            handle.last_error_code(),
+            PushErrorCode::PUSH_ERROR_RECOVERY_OFF
+        );
+        assert_eq!(handle.last_error_message(), c"off");
+
+        // C cannot be handed a string with a NUL inside.
+        let with_nul = handle.finish_text(Ok("a\0b".to_owned()));
+        assert!(with_nul.is_null());
+        assert_eq!(handle.last_error_code(), PushErrorCode::PUSH_ERROR_PROTOCOL);
+    }
+}
