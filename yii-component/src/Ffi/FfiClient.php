@@ -18,10 +18,10 @@ use PushException;
  * For sites that can load a shared library with FFI but cannot install a
  * PHP extension. Publishing, isOnline() and position() go through
  * libpush_ffi.so, so the connection handling and the delivery guarantee are
- * push-client's, as with the extension. The arguments are checked and the message encoded here
- * with the same rules as the extension (Protocol\Target, Protocol\Json), and
- * the C ABI's error messages get the extension's advice, so failures read
- * the same.
+ * push-client's, as with the extension. The arguments are checked and the
+ * message encoded here with the same rules as the extension
+ * (Protocol\Target, Protocol\Json), and the C ABI's error messages get the
+ * extension's advice, so failures read the same.
  *
  * What the C ABI does not have:
  * - stats() and ping() go through the pure-PHP client on the same socket;
@@ -120,7 +120,7 @@ final class FfiClient implements Publisher
         // the handle may reuse its buffer; NULL arrives as null.
         $offset = $this->lib->push_position($handle, $namespace);
         if (!\is_string($offset)) {
-            $this->check(-1, $handle, $namespace);
+            $this->check(-1, $handle);
         }
         return $offset;
     }
@@ -228,7 +228,7 @@ final class FfiClient implements Publisher
      *
      * @throws PushException
      */
-    private function check(int $result, FFI\CData $handle, ?string $namespace = null): int
+    private function check(int $result, FFI\CData $handle): int
     {
         if ($result >= 0) {
             return $result;
@@ -237,7 +237,7 @@ final class FfiClient implements Publisher
             (string) $this->lib->push_last_error_message($handle),
             (int) $this->lib->push_last_error_code($handle),
         );
-        throw $failure->toPushException($namespace ?? $this->namespace);
+        throw $failure->toPushException($this->namespace);
     }
 
     /**

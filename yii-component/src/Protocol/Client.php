@@ -128,11 +128,7 @@ final class Client implements Publisher
             self::checkUtf8($ns, 'ns');
         }
         $namespace = $ns ?? $this->namespace;
-        try {
-            return SharedConnections::get($this->socketPath, $this->timeoutMs)->position($namespace);
-        } catch (Failure $failure) {
-            throw $failure->toPushException($namespace);
-        }
+        return $this->call(static fn (DaemonConnection $c): string => $c->position($namespace));
     }
 
     /** @return array<string, mixed> */
