@@ -88,6 +88,18 @@ class PushClient
     public function isOnline(mixed $user): bool {}
 
     /**
+     * The namespace's current recovery offset, for the page to render: a
+     * browser whose first connect sends it (io(url, {auth: {offset}}))
+     * receives every message published after this call, then live ones.
+     * The offset is opaque: pass it on unchanged.
+     *
+     * @param string|null $ns the namespace; null means the client's own (see setNamespace())
+     * @throws PushException RECOVERY_OFF when the daemon runs with --recovery-window 0,
+     *                       UNKNOWN_NAMESPACE when it does not serve the namespace
+     */
+    public function position(?string $ns = null): string {}
+
+    /**
      * The daemon's counters and gauges (its STATS reply, decoded).
      *
      * @return array<string, mixed>
@@ -159,4 +171,6 @@ class PushException extends \Exception
     public const REFUSED = 9;
     /** The two ends do not understand each other. */
     public const PROTOCOL = 10;
+    /** The call needs missed-message recovery, which the daemon runs without (--recovery-window 0). */
+    public const RECOVERY_OFF = 11;
 }

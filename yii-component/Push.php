@@ -26,7 +26,7 @@ use PushCore\Yii\PushComponentTrait;
  *     $push->sendMsg('message_event_type', $messageContent);
  *     $push->close();
  *
- * and sendToUser(), sendToUsers(), sendToRoom(), isOnline(), stats(),
+ * and sendToUser(), sendToUsers(), sendToRoom(), isOnline(), position(), stats(),
  * ping(), flush() and sendAfterCommit() are new. The properties are
  * documented in PushCore\Yii\PushComponentTrait, the guide is docs/yii.md.
  *

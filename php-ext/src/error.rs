@@ -57,7 +57,11 @@ impl From<ClientError> for PushError {
         let kind = error.kind();
         let advice = match kind {
             ErrorKind::UnknownNamespace => {
-                "; give PushClient's constructor or setNamespace() a namespace the daemon serves"
+                "; give PushClient's constructor, setNamespace() or position() a namespace the daemon serves"
+                    .to_owned()
+            }
+            ErrorKind::RecoveryOff => {
+                "; position() needs missed-message recovery: start push-core with --recovery-window above 0 (the default is 2m), or render the page without an offset"
                     .to_owned()
             }
             ErrorKind::VersionMismatch => format!(

@@ -144,6 +144,15 @@ impl PushClient {
         Ok(connections > 0)
     }
 
+    /// The namespace's current recovery offset, for the page to render: a
+    /// browser whose first connect sends it (`auth: {offset}`) receives
+    /// every message published after this call. `ns` defaults to the
+    /// client's namespace.
+    pub fn position(&mut self, ns: Option<String>) -> PhpResult<String> {
+        let namespace = ns.as_deref().unwrap_or(&self.namespace);
+        Ok(self.call(|client| client.position(namespace))?)
+    }
+
     /// The daemon's counters and gauges.
     pub fn stats(&mut self) -> PhpResult<ZBox<ZendHashTable>> {
         let text = self.call(|client| client.stats())?;

@@ -37,11 +37,14 @@ pub enum ErrorKind {
     /// The two ends do not understand each other: a bug or incompatible
     /// versions.
     Protocol = 10,
+    /// The request needs missed-message recovery, which the daemon runs
+    /// without (its recovery_window is 0).
+    RecoveryOff = 11,
 }
 
 impl ErrorKind {
     /// Every kind, in code order.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::Unreachable,
         ErrorKind::Timeout,
         ErrorKind::ConnectionLost,
@@ -52,6 +55,7 @@ impl ErrorKind {
         ErrorKind::InvalidArgument,
         ErrorKind::Refused,
         ErrorKind::Protocol,
+        ErrorKind::RecoveryOff,
     ];
 
     /// The stable number.
@@ -72,6 +76,7 @@ impl ErrorKind {
             ErrorKind::InvalidArgument => "INVALID_ARGUMENT",
             ErrorKind::Refused => "REFUSED",
             ErrorKind::Protocol => "PROTOCOL",
+            ErrorKind::RecoveryOff => "RECOVERY_OFF",
         }
     }
 }
@@ -101,6 +106,7 @@ fn kind_of_refusal(code: ErrorCode) -> ErrorKind {
         // A stopping daemon took nothing: for the caller that is the same
         // as a daemon that is not there, and retrying later is the answer.
         ErrorCode::SHUTTING_DOWN => ErrorKind::Unreachable,
+        ErrorCode::RECOVERY_OFF => ErrorKind::RecoveryOff,
         ErrorCode::MALFORMED_FRAME
         | ErrorCode::HANDSHAKE_REQUIRED
         | ErrorCode::UNKNOWN_OPERATION => ErrorKind::Protocol,
@@ -132,6 +138,10 @@ mod tests {
         assert_eq!(
             refused(ErrorCode::UNSUPPORTED_VERSION).kind(),
             ErrorKind::VersionMismatch
+        );
+        assert_eq!(
+            refused(ErrorCode::RECOVERY_OFF).kind(),
+            ErrorKind::RecoveryOff
         );
         assert_eq!(refused(ErrorCode::FORBIDDEN).kind(), ErrorKind::Refused);
         assert_eq!(refused(ErrorCode(999)).kind(), ErrorKind::Refused);

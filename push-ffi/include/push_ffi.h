@@ -34,6 +34,9 @@ typedef enum PushErrorCode {
   // The two ends do not understand each other, or this library failed
   // internally.
   PUSH_ERROR_PROTOCOL = 10,
+  // The call needs missed-message recovery, which the daemon runs
+  // without (its recovery_window is 0).
+  PUSH_ERROR_RECOVERY_OFF = 11,
 } PushErrorCode;
 
 // An open publisher. Opaque to C: created by `push_open`, freed by
@@ -78,6 +81,18 @@ int64_t push_send(struct PushClient *client,
 //
 // As for [`push_send`].
 int64_t push_online(struct PushClient *client, const char *ns, const char *user);
+
+// The current recovery offset of namespace `ns`, or NULL (see
+// `push_last_error_code`; `PUSH_ERROR_RECOVERY_OFF` when the daemon runs
+// without recovery). A page rendered with it and connecting with it
+// (`auth: {offset}`) receives every message published after this call.
+// The string belongs to the handle and is valid until the next call on it;
+// copy it to keep it.
+//
+// # Safety
+//
+// As for [`push_send`].
+const char *push_position(struct PushClient *client, const char *ns);
 
 // Why the last call on `client` failed; `PUSH_OK` if it did not.
 //

@@ -37,6 +37,9 @@ pub enum PushErrorCode {
     /// The two ends do not understand each other, or this library failed
     /// internally.
     PUSH_ERROR_PROTOCOL = 10,
+    /// The call needs missed-message recovery, which the daemon runs
+    /// without (its recovery_window is 0).
+    PUSH_ERROR_RECOVERY_OFF = 11,
 }
 
 impl From<ErrorKind> for PushErrorCode {
@@ -52,6 +55,7 @@ impl From<ErrorKind> for PushErrorCode {
             ErrorKind::InvalidArgument => PushErrorCode::PUSH_ERROR_INVALID_ARGUMENT,
             ErrorKind::Refused => PushErrorCode::PUSH_ERROR_REFUSED,
             ErrorKind::Protocol => PushErrorCode::PUSH_ERROR_PROTOCOL,
+            ErrorKind::RecoveryOff => PushErrorCode::PUSH_ERROR_RECOVERY_OFF,
         }
     }
 }

@@ -4,9 +4,11 @@
 //! reason on the handle, where `push_last_error_code` and
 //! `push_last_error_message` read it, errno-style. The message is kept as a
 //! C string so the pointer handed out stays valid until the next call on the
-//! same handle.
+//! same handle. A call that answers with a string (`push_position`) keeps
+//! its answer on the handle the same way.
 
-use std::ffi::{CStr, CString};
+use std::ffi::{CStr, CString, c_char};
+use std::ptr;
 
 use push_client::{Client, ClientError, ErrorKind};
 
@@ -17,6 +19,9 @@ use crate::error_code::PushErrorCode;
 pub struct PushClient {
     pub client: Client,
     last_error: Option<(PushErrorCode, CString)>,
+    /// The last string a call answered with; the pointer handed to C
+    /// points into it.
+    last_text: CString,
 }
 
 /// Why a call failed, before it is stored on the handle.
@@ -46,6 +51,7 @@ impl PushClient {
         Self {
             client,
             last_error: None,
+            last_text: CString::default(),
         }
     }
 
@@ -58,12 +64,41 @@ impl PushClient {
                 i64::from(count)
             }
             Err(failure) => {
-                // A message cannot carry a NUL into C; drop any.
-                let message = CString::new(failure.message.replace('\0', "")).unwrap_or_default();
-                self.last_error = Some((failure.kind.into(), message));
+                self.fail(failure);
                 -1
             }
         }
+    }
+
+    /// Stores the outcome of a call that answers with a string and turns it
+    /// into the C return value: the string, kept on the handle until the
+    /// next call, or NULL.
+    pub fn finish_text(&mut self, outcome: Result<String, Failure>) -> *const c_char {
+        let text = outcome.and_then(|text| {
+            CString::new(text).map_err(|_| {
+                Failure::new(
+                    ErrorKind::Protocol,
+                    "the daemon answered with a string that contains a NUL byte",
+                )
+            })
+        });
+        match text {
+            Ok(text) => {
+                self.last_error = None;
+                self.last_text = text;
+                self.last_text.as_ptr()
+            }
+            Err(failure) => {
+                self.fail(failure);
+                ptr::null()
+            }
+        }
+    }
+
+    fn fail(&mut self, failure: Failure) {
+        // A message cannot carry a NUL into C; drop any.
+        let message = CString::new(failure.message.replace('\0', "")).unwrap_or_default();
+        self.last_error = Some((failure.kind.into(), message));
     }
 
     pub fn last_error_code(&self) -> PushErrorCode {
@@ -77,5 +112,47 @@ impl PushClient {
         self.last_error
             .as_ref()
             .map_or(c"", |(_, message)| message.as_c_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use push_client::ClientOptions;
+
+    use super::*;
+
+    fn handle() -> PushClient {
+        PushClient::new(Client::new(ClientOptions::default()))
+    }
+
+    #[test]
+    fn a_string_answer_is_kept_on_the_handle_and_clears_the_last_error() {
+        let mut handle = handle();
+        handle.finish(Err(Failure::new(ErrorKind::Timeout, "slow")));
+
+        let pointer = handle.finish_text(Ok("18ecede38e9a4833-7".to_owned()));
+
+        // SAFETY: the handle owns the string until its next call.
+        assert_eq!(unsafe { CStr::from_ptr(pointer) }, c"18ecede38e9a4833-7");
+        assert_eq!(handle.last_error_code(), PushErrorCode::PUSH_OK);
+        assert_eq!(handle.last_error_message(), c"");
+    }
+
+    #[test]
+    fn a_failed_string_answer_is_null_with_the_error_on_the_handle() {
+        let mut handle = handle();
+
+        let refused = handle.finish_text(Err(Failure::new(ErrorKind::RecoveryOff, "off")));
+        assert!(refused.is_null());
+        assert_eq!(
+            handle.last_error_code(),
+            PushErrorCode::PUSH_ERROR_RECOVERY_OFF
+        );
+        assert_eq!(handle.last_error_message(), c"off");
+
+        // C cannot be handed a string with a NUL inside.
+        let with_nul = handle.finish_text(Ok("a\0b".to_owned()));
+        assert!(with_nul.is_null());
+        assert_eq!(handle.last_error_code(), PushErrorCode::PUSH_ERROR_PROTOCOL);
     }
 }

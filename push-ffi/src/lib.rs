@@ -7,8 +7,9 @@
 //!
 //! The functions here are thin: each checks its handle, reads its arguments
 //! with [`c_args`], calls [`push_client::Client`] and records the outcome on
-//! the handle ([`handle`]). Calls that can fail return -1 and leave the error
-//! code ([`error_code`]) and a message on the handle. No panic crosses into
+//! the handle ([`handle`]). Calls that can fail return -1 (NULL for the one
+//! that answers with a string) and leave the error code ([`error_code`]) and
+//! a message on the handle. No panic crosses into
 //! C: every function catches unwinding at the boundary and reports it as an
 //! error.
 //!
@@ -136,6 +137,33 @@ pub unsafe extern "C" fn push_online(
     }
 }
 
+/// The current recovery offset of namespace `ns`, or NULL (see
+/// `push_last_error_code`; `PUSH_ERROR_RECOVERY_OFF` when the daemon runs
+/// without recovery). A page rendered with it and connecting with it
+/// (`auth: {offset}`) receives every message published after this call.
+/// The string belongs to the handle and is valid until the next call on it;
+/// copy it to keep it.
+///
+/// # Safety
+///
+/// As for [`push_send`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn push_position(
+    client: *mut PushClient,
+    ns: *const c_char,
+) -> *const c_char {
+    // SAFETY: the caller guarantees `client` and `ns`, as documented.
+    let Some(handle) = (unsafe { client.as_mut() }) else {
+        return ptr::null();
+    };
+    let outcome = catching_panics(|| {
+        // SAFETY: the caller guarantees `ns` is NULL or a C string.
+        let ns = unsafe { c_args::text(ns, "ns") }?;
+        Ok(handle.client.position(ns)?)
+    });
+    handle.finish_text(outcome)
+}
+
 /// Why the last call on `client` failed; `PUSH_OK` if it did not.
 ///
 /// # Safety
@@ -197,7 +225,13 @@ unsafe fn with_handle(
     let Some(handle) = (unsafe { client.as_mut() }) else {
         return -1;
     };
-    let outcome = catch_unwind(AssertUnwindSafe(|| call(&mut *handle))).unwrap_or_else(|panic| {
+    let outcome = catching_panics(|| call(&mut *handle));
+    handle.finish(outcome)
+}
+
+/// Runs `call`, turning a panic into a failure: no panic may unwind into C.
+fn catching_panics<T>(call: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
+    catch_unwind(AssertUnwindSafe(call)).unwrap_or_else(|panic| {
         let reason = panic
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())
@@ -207,8 +241,7 @@ unsafe fn with_handle(
             ErrorKind::Protocol,
             format!("push-ffi failed internally ({reason}); please report this bug"),
         ))
-    });
-    handle.finish(outcome)
+    })
 }
 
 fn into_cows(names: Vec<&str>) -> Vec<std::borrow::Cow<'_, str>> {

@@ -1,5 +1,5 @@
 // The command-line tools against a running daemon: `send` (DATA or stdin,
-// its count and its errors), `stats` and `online`.
+// its count and its errors), `stats`, `online` and `position`.
 
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -55,6 +55,40 @@ describe('push-core tools', () => {
     const result = await runBinary(['online', '--socket', daemon.socketPath, '--namespace', '/nowhere', '42']);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /unknown_namespace/);
+  });
+
+  test('position prints the namespace offset, which moves with each publish to that namespace only', async () => {
+    const position = async (namespace) => {
+      const result = await runBinary(['position', '--socket', daemon.socketPath, '--namespace', namespace]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /^\S+\n$/);
+      return result.stdout.trim();
+    };
+    const chat = await position('/chat');
+    const root = await position('/');
+    assert.equal(await position('/chat'), chat);
+    await sendOk(daemon.socketPath, { namespace: '/chat', event: 'e', data: 1 });
+    assert.notEqual(await position('/chat'), chat);
+    assert.equal(await position('/'), root);
+  });
+
+  test('position in an unknown namespace fails', async () => {
+    const result = await runBinary(['position', '--socket', daemon.socketPath, '--namespace', '/nowhere']);
+    assert.equal(result.code, 1);
+    assert.equal(result.stdout, '');
+    assert.match(result.stderr, /unknown_namespace/);
+  });
+
+  test('position fails with recovery_off when the daemon runs without recovery', async () => {
+    const plain = await startDaemon({ args: ['--recovery-window', '0'] });
+    try {
+      const result = await runBinary(['position', '--socket', plain.socketPath]);
+      assert.equal(result.code, 1);
+      assert.equal(result.stdout, '');
+      assert.match(result.stderr, /recovery is off.*\[recovery_off \(13\)\]/);
+    } finally {
+      await plain.cleanup();
+    }
   });
 
   test('stats reports connections per namespace and transport, users, publishes and auth', async () => {
@@ -126,7 +160,8 @@ describe('push-core tools', () => {
       assert.match(result.stderr, /^push-core: /);
       assert.match(result.stderr, pattern);
       await clients.flush((m) => sendOk(daemon.socketPath, m), [client]);
-      assert.deepEqual(client.events.map((e) => e.event), ['marker']);
+      // push:recovery is the daemon's status after the connect, not a message.
+      assert.deepEqual(client.events.map((e) => e.event).filter((e) => e !== 'push:recovery'), ['marker']);
     });
   }
 
@@ -136,6 +171,7 @@ describe('push-core tools', () => {
       ['send', '--socket', socket, '--event', 'e', '1'],
       ['stats', '--socket', socket],
       ['online', '--socket', socket, '42'],
+      ['position', '--socket', socket],
     ]) {
       const result = await runBinary(args);
       assert.equal(result.code, 1, args[0]);

@@ -59,15 +59,19 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase
 
     /**
      * Browsers connected to the daemon: name => user id to log in as, or
-     * null for a guest.
+     * null for a guest. With an $offset they connect as a page rendered
+     * with that recovery offset does (auth: {offset}).
      *
      * @param array<string, string|int|null> $users
      */
-    protected function browsers(array $users, string $namespace = self::NS): Browsers
+    protected function browsers(array $users, string $namespace = self::NS, ?string $offset = null): Browsers
     {
         $clients = [];
         foreach ($users as $name => $user) {
             $client = ['name' => $name, 'namespace' => $namespace];
+            if ($offset !== null) {
+                $client['offset'] = $offset;
+            }
             if ($user !== null) {
                 $client['cookie'] = self::$site->login($user);
             }
@@ -154,6 +158,15 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase
             $config['ffiHeader'] = self::ffiHeader();
         }
         return $config;
+    }
+
+    /**
+     * A daemon of its own with missed-message recovery off, for position()'s
+     * failure; the caller stops it.
+     */
+    protected static function daemonWithoutRecovery(): Daemon
+    {
+        return new Daemon([self::NS], null, ['--recovery-window', '0']);
     }
 
     /** A socket path where no daemon listens. */

@@ -35,4 +35,6 @@ class PushException extends \Exception
     public const REFUSED = 9;
     /** The two ends do not understand each other: a bug or incompatible versions. */
     public const PROTOCOL = 10;
+    /** The call needs missed-message recovery, which the daemon runs without (--recovery-window 0). */
+    public const RECOVERY_OFF = 11;
 }

@@ -55,6 +55,16 @@ interface Publisher
     public function isOnline(mixed $user): bool;
 
     /**
+     * The namespace's current recovery offset, for the page to render: a
+     * browser whose first connect sends it (`auth: {offset}`) receives every
+     * message published after this call.
+     *
+     * @param string|null $ns null: the client's namespace
+     * @throws PushException RECOVERY_OFF when the daemon runs without recovery
+     */
+    public function position(?string $ns = null): string;
+
+    /**
      * @return array<string, mixed>
      * @throws PushException
      */

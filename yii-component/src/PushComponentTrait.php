@@ -231,6 +231,24 @@ trait PushComponentTrait
     }
 
     /**
+     * The namespace's current recovery offset, for the page to render into
+     * its socket.io connect (io(url, {auth: {offset}})): the browser then
+     * receives every message published after this call, even those sent
+     * before its socket was up. See docs/recovery.md.
+     *
+     * Null when it failed and was logged (throwOnError off): the page then
+     * connects without an offset, and gets only what is published after it
+     * connects, as without recovery. With recovery off on the daemon
+     * (--recovery-window 0) the failure is PushException::RECOVERY_OFF.
+     *
+     * @param string|null $ns null: the component's namespace
+     */
+    public function position(?string $ns = null): ?string
+    {
+        return $this->attempt('position', fn (): string => $this->client()->position($ns), null);
+    }
+
+    /**
      * The daemon's counters (docs/protocol.md, STATS); [] when it failed and was logged.
      *
      * @return array<string, mixed>

@@ -16,7 +16,10 @@ use PushTests\Harness\Daemon;
 abstract class PushTestCase extends TestCase
 {
     protected ?Daemon $daemon = null;
+    /** The browsers openBrowsers() opened last. */
     protected ?Browsers $browsers = null;
+    /** @var list<Browsers> every set opened, stopped at tearDown */
+    private array $openedBrowsers = [];
     private int $markers = 0;
 
     /** @param list<string> $extraArgs more `push-core serve` flags */
@@ -29,9 +32,10 @@ abstract class PushTestCase extends TestCase
     /**
      * Browsers connected to the daemon, by name. Each logs in through a
      * cookie that the test auth site (fixtures/auth.php) turns into its
-     * user and rooms; without a user it is a guest.
+     * user and rooms; without a user it is a guest. With an offset, it
+     * connects as a page rendered with that recovery offset would.
      *
-     * @param array<string, array{namespace?: string, user?: string|int, rooms?: list<string>}> $clients
+     * @param array<string, array{namespace?: string, user?: string|int, rooms?: list<string>, offset?: string}> $clients
      */
     protected function openBrowsers(array $clients): Browsers
     {
@@ -44,9 +48,14 @@ abstract class PushTestCase extends TestCase
             if (isset($client['rooms'])) {
                 $cookie[] = 'rooms=' . rawurlencode(implode(',', $client['rooms']));
             }
-            $specs[] = ['name' => (string) $name, 'namespace' => $client['namespace'] ?? '/ns', 'cookie' => implode('; ', $cookie)];
+            $spec = ['name' => (string) $name, 'namespace' => $client['namespace'] ?? '/ns', 'cookie' => implode('; ', $cookie)];
+            if (isset($client['offset'])) {
+                $spec['offset'] = $client['offset'];
+            }
+            $specs[] = $spec;
         }
         $this->browsers = new Browsers(($this->daemon ?? $this->startDaemon())->url(), $specs);
+        $this->openedBrowsers[] = $this->browsers;
         return $this->browsers;
     }
 
@@ -77,8 +86,11 @@ abstract class PushTestCase extends TestCase
             // The daemon's log usually says why.
             fwrite(STDERR, "\n--- push-core log ---\n" . $this->daemon->log() . "\n");
         }
-        $this->browsers?->stop();
+        foreach ($this->openedBrowsers as $browsers) {
+            $browsers->stop();
+        }
         $this->daemon?->stop();
+        $this->openedBrowsers = [];
         $this->browsers = null;
         $this->daemon = null;
     }

@@ -15,11 +15,22 @@ use RuntimeException;
  * untouched, so the bytes of an event packet here are the bytes the
  * extension sent: this is how a test holds the extension to json_encode()
  * byte for byte.
+ *
+ * With recovery on, the daemon sends its push:recovery status first after
+ * the connect, and follows each message with an argument of its own,
+ * `{"offset":"..."}`: the status is skipped and the argument cut off, so
+ * what is compared is the message alone.
  */
 final class RawPolling
 {
     /** Separates packets in one polling response (engine.io v4). */
     private const RECORD_SEPARATOR = "\x1e";
+
+    /** The event the daemon reports its recovery status with. */
+    private const RECOVERY_EVENT = 'push:recovery';
+
+    /** The argument the daemon adds after each message when recovery is on, and the closing bracket. */
+    private const OFFSET_ARGUMENT = '/,\{"offset":"[^"\\\\]*"\}\]$/';
 
     private string $sid;
 
@@ -35,7 +46,10 @@ final class RawPolling
             // A response may hold nothing but a ping.
             $connected = $this->packets();
         } while ($connected === []);
-        if (count($connected) !== 1 || !str_starts_with($connected[0], "40{$namespace},")) {
+        // The recovery status may come in the same response; payloads()
+        // skips it when it comes later.
+        $others = array_filter(\array_slice($connected, 1), fn (string $p): bool => !$this->isRecoveryStatus($p));
+        if (!str_starts_with($connected[0], "40{$namespace},") || $others !== []) {
             throw new RuntimeException('the namespace was not joined: ' . implode(' | ', $connected));
         }
     }
@@ -56,14 +70,25 @@ final class RawPolling
                 throw new RuntimeException(sprintf('only %d of %d messages arrived', count($payloads), $count));
             }
             foreach ($this->packets() as $packet) {
+                if ($this->isRecoveryStatus($packet)) {
+                    continue;
+                }
                 if (str_starts_with($packet, $prefix) && str_ends_with($packet, ']')) {
-                    $payloads[] = substr($packet, strlen($prefix), -1);
+                    $message = substr($packet, strlen($prefix));
+                    $alone = preg_replace(self::OFFSET_ARGUMENT, '', $message, 1, $cut);
+                    // Without the argument (recovery off) only the closing bracket follows.
+                    $payloads[] = $cut === 1 ? $alone : substr($message, 0, -1);
                 } else {
                     throw new RuntimeException("unexpected packet: $packet");
                 }
             }
         }
         return $payloads;
+    }
+
+    private function isRecoveryStatus(string $packet): bool
+    {
+        return str_starts_with($packet, "42{$this->namespace}," . '[' . json_encode(self::RECOVERY_EVENT) . ',');
     }
 
     /**

@@ -11,6 +11,8 @@ use RuntimeException;
  * (tests/support/socketio-receiver.mjs): each connects to a namespace with
  * its own cookies, and everything it sees (connects, connect errors,
  * events) comes back here as a JSON line, kept in the order it arrived.
+ * The daemon's push:recovery status (first after each connect) is kept
+ * apart from the events: recovery() reads it.
  *
  * Tests look at that record in one of two ways:
  * - what has arrived so far: waitForConnects(), waitForEvent(), received(),
@@ -32,7 +34,8 @@ final class Browsers
     /**
      * Starts the clients and waits until each has connected.
      *
-     * @param list<array{name: string, namespace: string, cookie?: string, transport?: string}> $clients
+     * @param list<array{name: string, namespace: string, cookie?: string, transport?: string, offset?: string}> $clients
+     *        offset: the recovery offset the client connects with (auth: {offset})
      * @param float $timeout how long each wait may take
      */
     public function __construct(string $url, array $clients, private readonly float $timeout = Net::WAIT_SECONDS)
@@ -96,9 +99,20 @@ final class Browsers
     }
 
     /**
+     * Takes the next push:recovery status $client receives, waiting for it.
+     *
+     * @return array{recovered: bool, replayed: int, offset: string}
+     */
+    public function recovery(string $client): array
+    {
+        return $this->waitFor(static fn (array $l): bool => $l['type'] === 'recovery' && $l['client'] === $client)['data'];
+    }
+
+    /**
      * Takes the next event $client receives called $event, waiting for it.
      *
-     * @return array<string, mixed> with "data" (decoded) and "json" (as received)
+     * @return array<string, mixed> with "data" (decoded), "json" (as received)
+     *         and "offset" (the recovery offset it came with, when recovery is on)
      */
     public function event(string $client, string $event, ?float $timeout = null): array
     {

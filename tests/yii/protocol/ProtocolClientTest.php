@@ -66,6 +66,60 @@ final class ProtocolClientTest extends TestCase
         $this->assertSame([], array_values($unexpected), 'a browser received a message that was not for it');
     }
 
+    public function testEncodesPosition(): void
+    {
+        $this->assertSame(
+            '0000000c' . '06' . '00000005' . '00052f6e657773',
+            bin2hex(Request::position('/news')->frame(5, 1 << 20)),
+        );
+    }
+
+    public function testAPageRenderedWithThePositionReceivesExactlyWhatWasPublishedAfter(): void
+    {
+        $client = new Client(self::$daemon->socket, self::NS);
+        $client->sendToUser(42, 'news', 'before the page');
+        $offset = $client->position();
+        $this->assertIsString($offset);
+        $this->assertSame($offset, $client->position(self::NS));
+        $this->assertSame(0, $client->sendToUser(42, 'news', 'after the page'));
+        $this->assertNotSame($offset, $client->position());
+
+        $browsers = $this->browsers(['page' => 42], self::NS, $offset);
+
+        $this->assertSame(['recovered' => true, 'replayed' => 1, 'offset' => $offset], $browsers->recovery('page'));
+        $this->assertSame('after the page', $browsers->event('page', 'news')['data']);
+        $client->sendToUser(42, 'marker', null);
+        $browsers->event('page', 'marker');
+        $this->assertSame([], $browsers->drain(0.0), 'the message before the page arrived too');
+    }
+
+    public function testPositionFailsClearlyWithRecoveryOffOrAnUnknownNamespace(): void
+    {
+        try {
+            (new Client(self::$daemon->socket, self::NS))->position('/nope');
+            $this->fail('position() of a namespace not served returned');
+        } catch (\PushException $error) {
+            $this->assertSame(\PushException::UNKNOWN_NAMESPACE, $error->getCode());
+            $this->assertStringContainsString('"/nope" is not served', $error->getMessage());
+        }
+        $daemon = self::daemonWithoutRecovery();
+        try {
+            $client = new Client($daemon->socket, self::NS);
+            try {
+                $client->position();
+                $this->fail('position() returned with recovery off');
+            } catch (\PushException $error) {
+                $this->assertSame(\PushException::RECOVERY_OFF, $error->getCode());
+                $this->assertStringContainsString('recovery_off (13)', $error->getMessage());
+                $this->assertStringContainsString('--recovery-window', $error->getMessage());
+            }
+            // The connection is still good for publishing.
+            $this->assertSame(0, $client->sendMsg('still', 'works'));
+        } finally {
+            $daemon->stop();
+        }
+    }
+
     public function testPipelinedSendsReturnTheirResultsAtFlush(): void
     {
         $browsers = $this->browsers(['alice' => 42]);

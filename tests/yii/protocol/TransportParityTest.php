@@ -60,8 +60,8 @@ final class TransportParityTest extends TestCase
     public function testEveryTransportWritesTheSameFrames(string $transport): void
     {
         $php = $this->recordFrames(Transport::PHP);
-        $this->assertCount(6, $php['frames']);
-        $this->assertSame([7, 7, 7, 7, 7, true], $php['results']);
+        $this->assertCount(8, $php['frames']);
+        $this->assertSame([7, 7, 7, 7, 7, true, 'fake-epoch-7', 'fake-epoch-7'], $php['results']);
 
         $this->requireTransport($transport);
         $this->assertSame($php, $this->recordFrames($transport), "{$transport} differs from the pure-PHP client");
@@ -85,9 +85,11 @@ final class TransportParityTest extends TestCase
                 $client->sendToRoom(['group:0', 5], 'room', null),
                 $client->sendToRoom('lobby', 'room', false),
                 $client->isOnline(42),
+                $client->position(),
+                $client->position('/elsewhere'),
             ];
             // Everything but the HELLO, whose client name tells the transports apart.
-            $frames = array_values(array_filter($fake->frames(7), static fn (array $f): bool => $f['kind'] !== 1));
+            $frames = array_values(array_filter($fake->frames(9), static fn (array $f): bool => $f['kind'] !== 1));
             return ['results' => $results, 'frames' => array_column($frames, 'hex')];
         } finally {
             $fake->stop();
@@ -125,6 +127,8 @@ final class TransportParityTest extends TestCase
             'message not encodable' => [\PushException::ENCODING, static fn (self $t): array => [$real($t), static fn ($c) => $c->sendMsg('e', ['x' => NAN])]],
             'invalid utf-8 in the message' => [\PushException::ENCODING, static fn (self $t): array => [$real($t), static fn ($c) => $c->sendToUser(1, 'e', "\xff")]],
             'user of a wrong type' => [\PushException::INVALID_ARGUMENT, static fn (self $t): array => [$real($t), static fn ($c) => $c->sendToUser(1.5, 'e', 1)]],
+            'position of a namespace not served' => [\PushException::UNKNOWN_NAMESPACE, static fn (self $t): array => [$real($t), static fn ($c) => $c->position('/nope')]],
+            'position with recovery off' => [\PushException::RECOVERY_OFF, 'recovery-off'],
             'excepted user of a wrong type' => [\PushException::INVALID_ARGUMENT, static fn (self $t): array => [$real($t), static fn ($c) => $c->sendMsg('e', 1, [null])]],
             'daemon silent' => [\PushException::TIMEOUT, 'silent'],
             'daemon closes mid-request' => [\PushException::CONNECTION_LOST, 'close-after-request'],
@@ -180,7 +184,10 @@ final class TransportParityTest extends TestCase
         $fake = null;
         if (\is_string($scenario)) {
             $fake = new FakeDaemon($scenario, $fakeSocket);
-            [$socket, $call] = [$fake->socket, static fn ($c) => $c->sendToUser(42, 'e', str_repeat('y', 100))];
+            $call = $scenario === 'recovery-off'
+                ? static fn ($c) => $c->position()
+                : static fn ($c) => $c->sendToUser(42, 'e', str_repeat('y', 100));
+            [$socket, $call] = [$fake->socket, $call];
         } else {
             [$socket, $call] = $scenario($this);
         }

@@ -8,12 +8,15 @@
  * to fail the same way.
  *
  * Usage: php fake-daemon.php SOCKET MODE
- *   ok                   answers everything (PUBLISHED 7, ONLINE 1, PONG, STATS {})
+ *   ok                   answers everything (PUBLISHED 7, ONLINE 1, PONG, STATS {},
+ *                        POSITION "fake-epoch-7")
  *   silent               answers HELLO, then nothing (the client times out)
  *   close-after-request  answers HELLO, closes on the next request (connection lost)
  *   old-version          refuses HELLO with unsupported_version and closes
  *   garbage              answers requests with an unknown reply kind
  *   small-frames         announces a max frame size of 64 bytes
+ *   recovery-off         answers POSITION with recovery_off, as a daemon with
+ *                        --recovery-window 0 does
  */
 
 declare(strict_types=1);
@@ -101,6 +104,9 @@ while (true) {
                 0x03 => frame(0x83, $id, pack('N', 7)),
                 0x04 => frame(0x84, $id, pack('N', 1)),
                 0x05 => frame(0x85, $id, pack('N', 2) . '{}'),
+                0x06 => $mode === 'recovery-off'
+                    ? frame(0xff, $id, pack('n', 13) . str16('missed-message recovery is off on this daemon (recovery_window = 0), so there are no offsets; turn it on, or render pages without one'))
+                    : frame(0x86, $id, str16('fake-epoch-7')),
                 default => frame(0xff, $id, pack('n', 5) . str16('unknown operation')),
             };
             fwrite($stream, $reply);

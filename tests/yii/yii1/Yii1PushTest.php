@@ -90,6 +90,55 @@ final class Yii1PushTest extends TestCase
         $this->assertSame([], self::pushLogs());
     }
 
+    /**
+     * The page-render bootstrap: the offset PHP renders into the page lets
+     * the page, connecting later, receive what was published in between,
+     * and only that.
+     *
+     * @dataProvider transports
+     */
+    public function testPositionLetsAPageConnectingLaterReceiveWhatWasPublishedAfterIt(string $transport): void
+    {
+        $push = $this->app($this->transportConfig($transport))->Push;
+        $push->sendToUser(42, 'news', 'before the page');
+        $offset = $push->position();
+        $this->assertIsString($offset);
+        $this->assertSame(0, $push->sendToUser(42, 'news', "after the page, over {$transport}"));
+
+        $browsers = $this->browsers(['page' => 42], self::NS, $offset);
+
+        $this->assertSame(['recovered' => true, 'replayed' => 1, 'offset' => $offset], $browsers->recovery('page'));
+        $this->assertSame("after the page, over {$transport}", $browsers->event('page', 'news')['data']);
+        $push->sendToUser(42, 'marker', null);
+        $browsers->event('page', 'marker');
+        $this->assertSame([], $browsers->drain(0.0), 'the message before the page arrived too');
+        $this->assertSame([], self::pushLogs());
+    }
+
+    /** @dataProvider transports */
+    public function testPositionWithRecoveryOffIsLoggedAsRecoveryOffOrThrown(string $transport): void
+    {
+        $daemon = self::daemonWithoutRecovery();
+        try {
+            $push = $this->app(['socket' => $daemon->socket] + $this->transportConfig($transport))->Push;
+            $this->assertNull($push->position());
+            $logs = self::pushLogs(\CLogger::LEVEL_ERROR);
+            $this->assertCount(1, $logs);
+            $this->assertStringStartsWith('position failed: push-core refused the request: missed-message recovery is off', $logs[0][0]);
+            $this->assertStringEndsWith('(PushException code ' . \PushException::RECOVERY_OFF . ')', $logs[0][0]);
+
+            $push->throwOnError = true;
+            try {
+                $push->position();
+                $this->fail('position() returned with recovery off and throwOnError');
+            } catch (\PushException $error) {
+                $this->assertSame(\PushException::RECOVERY_OFF, $error->getCode());
+            }
+        } finally {
+            $daemon->stop();
+        }
+    }
+
     /** @return array<string, array{0: array<string, mixed>, 1: string}> */
     public function badConfigurations(): array
     {

@@ -76,6 +76,46 @@ final class Yii2PushTest extends TestCase
         $this->assertSame([], $browsers->drain());
     }
 
+    /** @dataProvider transports */
+    public function testPositionLetsAPageConnectingLaterReceiveWhatWasPublishedAfterIt(string $transport): void
+    {
+        $push = $this->app($this->transportConfig($transport))->get('push');
+        $push->sendToUser(7, 'news', 'before the page');
+        $offset = $push->position(self::NS);
+        $this->assertIsString($offset);
+        $this->assertSame($offset, $push->position());
+        $this->assertSame(0, $push->sendToUser(7, 'news', "after the page, over {$transport}"));
+
+        $browsers = $this->browsers(['page' => 7], self::NS, $offset);
+
+        $this->assertSame(['recovered' => true, 'replayed' => 1, 'offset' => $offset], $browsers->recovery('page'));
+        $this->assertSame("after the page, over {$transport}", $browsers->event('page', 'news')['data']);
+        $push->sendToUser(7, 'marker', null);
+        $browsers->event('page', 'marker');
+        $this->assertSame([], $browsers->drain(0.0), 'the message before the page arrived too');
+        $this->assertSame([], self::pushLogs(Logger::LEVEL_ERROR));
+    }
+
+    /** @dataProvider transports */
+    public function testPositionWithRecoveryOffIsLoggedOrThrown(string $transport): void
+    {
+        $daemon = self::daemonWithoutRecovery();
+        try {
+            $push = $this->app(['socket' => $daemon->socket] + $this->transportConfig($transport))->get('push');
+            $this->assertNull($push->position());
+            $logs = self::pushLogs(Logger::LEVEL_ERROR);
+            $this->assertCount(1, $logs);
+            $this->assertStringEndsWith('(PushException code ' . \PushException::RECOVERY_OFF . ')', $logs[0][0]);
+
+            $push->throwOnError = true;
+            $this->expectException(\PushException::class);
+            $this->expectExceptionCode(\PushException::RECOVERY_OFF);
+            $push->position();
+        } finally {
+            $daemon->stop();
+        }
+    }
+
     public function testInitRefusesABadConfiguration(): void
     {
         $this->expectException(InvalidConfigException::class);

@@ -16,12 +16,12 @@ use PushException;
  * The extension's PushClient API over push-ffi's C ABI, through PHP's FFI.
  *
  * For sites that can load a shared library with FFI but cannot install a
- * PHP extension. Publishing and isOnline() go through libpush_ffi.so, so the
- * connection handling and the delivery guarantee are push-client's, as with
- * the extension. The arguments are checked and the message encoded here
- * with the same rules as the extension (Protocol\Target, Protocol\Json), and
- * the C ABI's error messages get the extension's advice, so failures read
- * the same.
+ * PHP extension. Publishing, isOnline() and position() go through
+ * libpush_ffi.so, so the connection handling and the delivery guarantee are
+ * push-client's, as with the extension. The arguments are checked and the
+ * message encoded here with the same rules as the extension
+ * (Protocol\Target, Protocol\Json), and the C ABI's error messages get the
+ * extension's advice, so failures read the same.
  *
  * What the C ABI does not have:
  * - stats() and ping() go through the pure-PHP client on the same socket;
@@ -110,6 +110,19 @@ final class FfiClient implements Publisher
         $user = self::cString(Target::name($user, 'the user'), 'the user');
         $handle = $this->handle();
         return $this->check($this->lib->push_online($handle, $this->namespace, $user), $handle) > 0;
+    }
+
+    public function position(?string $ns = null): string
+    {
+        $namespace = self::cString($ns ?? $this->namespace, 'the namespace');
+        $handle = $this->handle();
+        // FFI copies a returned `const char *` into a PHP string at once, so
+        // the handle may reuse its buffer; NULL arrives as null.
+        $offset = $this->lib->push_position($handle, $namespace);
+        if (!\is_string($offset)) {
+            $this->check(-1, $handle);
+        }
+        return $offset;
     }
 
     /** The C ABI has no STATS; asked through the pure-PHP client. */

@@ -118,6 +118,19 @@ final class Client implements Publisher
         return $this->call(static fn (DaemonConnection $c): int => $c->online($namespace, $user)) > 0;
     }
 
+    /**
+     * The namespace's current recovery offset, for the page to render; $ns
+     * defaults to the client's namespace.
+     */
+    public function position(?string $ns = null): string
+    {
+        if ($ns !== null) {
+            self::checkUtf8($ns, 'ns');
+        }
+        $namespace = $ns ?? $this->namespace;
+        return $this->call(static fn (DaemonConnection $c): string => $c->position($namespace));
+    }
+
     /** @return array<string, mixed> */
     public function stats(): array
     {

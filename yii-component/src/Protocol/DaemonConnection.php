@@ -132,6 +132,16 @@ final class DaemonConnection
     }
 
     /**
+     * The namespace's current recovery offset.
+     *
+     * @throws Failure
+     */
+    public function position(string $namespace): string
+    {
+        return $this->expect($this->call(fn (): Request => Request::position($namespace)), Frame::POSITION_REPLY);
+    }
+
+    /**
      * One round trip, in seconds.
      *
      * @throws Failure

@@ -28,6 +28,7 @@ final class ErrorCode
     public const SHUTTING_DOWN = 10;
     public const INTERNAL = 11;
     public const TOO_MANY_PUBLISHERS = 12;
+    public const RECOVERY_OFF = 13;
 
     private const NAMES = [
         self::MALFORMED_FRAME => 'malformed_frame',
@@ -42,6 +43,7 @@ final class ErrorCode
         self::SHUTTING_DOWN => 'shutting_down',
         self::INTERNAL => 'internal',
         self::TOO_MANY_PUBLISHERS => 'too_many_publishers',
+        self::RECOVERY_OFF => 'recovery_off',
     ];
 
     public function __construct(public readonly int $code)
@@ -72,6 +74,7 @@ final class ErrorCode
             // A stopping daemon took nothing: for the caller that is the
             // same as a daemon that is not there.
             self::SHUTTING_DOWN => PushException::UNREACHABLE,
+            self::RECOVERY_OFF => PushException::RECOVERY_OFF,
             self::MALFORMED_FRAME, self::HANDSHAKE_REQUIRED, self::UNKNOWN_OPERATION => PushException::PROTOCOL,
             default => PushException::REFUSED,
         };

@@ -75,7 +75,8 @@ final class Failure extends \RuntimeException
     public function toPushException(string $namespace): PushException
     {
         $advice = match ($this->getCode()) {
-            PushException::UNKNOWN_NAMESPACE => "; give PushClient's constructor or setNamespace() a namespace the daemon serves",
+            PushException::UNKNOWN_NAMESPACE => "; give PushClient's constructor, setNamespace() or position() a namespace the daemon serves",
+            PushException::RECOVERY_OFF => '; position() needs missed-message recovery: start push-core with --recovery-window above 0 (the default is 2m), or render the page without an offset',
             PushException::VERSION_MISMATCH => '; this extension speaks protocol version ' . Frame::PROTOCOL_VERSION . ': install the push extension that matches the daemon',
             default => '',
         };

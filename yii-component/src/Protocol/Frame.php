@@ -35,6 +35,7 @@ final class Frame
     public const PUBLISH = 0x03;
     public const ONLINE = 0x04;
     public const STATS = 0x05;
+    public const POSITION = 0x06;
 
     // Reply kinds.
     public const HELLO_REPLY = 0x81;
@@ -42,6 +43,7 @@ final class Frame
     public const PUBLISHED = 0x83;
     public const ONLINE_REPLY = 0x84;
     public const STATS_REPLY = 0x85;
+    public const POSITION_REPLY = 0x86;
     public const ERROR = 0xff;
 
     /**

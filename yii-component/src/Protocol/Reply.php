@@ -8,8 +8,8 @@ namespace PushCore\Yii\Protocol;
  * What the daemon answered to one request.
  *
  * $value holds the kind's one field: max frame size for HELLO, recipients
- * for PUBLISHED, connections for ONLINE, the JSON text for STATS, null for
- * PONG. An ERROR reply has $errorCode and $errorMessage instead.
+ * for PUBLISHED, connections for ONLINE, the JSON text for STATS, the
+ * offset for POSITION, null for PONG. An ERROR reply has $errorCode and $errorMessage instead.
  */
 final class Reply
 {
@@ -38,6 +38,7 @@ final class Reply
             Frame::PUBLISHED => new self($kind, $id, $reader->u32('recipients')),
             Frame::ONLINE_REPLY => new self($kind, $id, $reader->u32('connections')),
             Frame::STATS_REPLY => self::stats($reader, $id),
+            Frame::POSITION_REPLY => new self($kind, $id, $reader->str('offset')),
             Frame::ERROR => new self(
                 $kind,
                 $id,
@@ -68,6 +69,7 @@ final class Reply
             Frame::PUBLISHED => "Published { recipients: {$this->value} }",
             Frame::ONLINE_REPLY => "Online { connections: {$this->value} }",
             Frame::STATS_REPLY => 'Stats { json: ' . json_encode($this->value) . ' }',
+            Frame::POSITION_REPLY => 'Position { offset: ' . json_encode($this->value) . ' }',
             default => "Error { code: ErrorCode({$this->errorCode?->code}), message: "
                 . json_encode($this->errorMessage) . ' }',
         };

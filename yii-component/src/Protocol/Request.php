@@ -54,6 +54,12 @@ final class Request
         return new self(Frame::STATS, '');
     }
 
+    /** @throws EncodeError */
+    public static function position(string $namespace): self
+    {
+        return new self(Frame::POSITION, Wire::str('namespace', $namespace));
+    }
+
     /**
      * @throws FrameTooLarge
      */

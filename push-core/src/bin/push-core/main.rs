@@ -1,5 +1,6 @@
 //! The `push-core` command: the daemon (`serve`) and small tools that talk
-//! to a running daemon over its publish socket (`send`, `stats`, `online`).
+//! to a running daemon over its publish socket (`send`, `stats`, `online`,
+//! `position`).
 
 mod settings;
 mod tools;
@@ -35,6 +36,8 @@ enum Command {
     Stats(tools::SocketArgs),
     /// Tell whether a user is connected to a namespace.
     Online(tools::OnlineArgs),
+    /// Print a namespace's current recovery offset, as a page would render it.
+    Position(tools::PositionArgs),
 }
 
 /// Exit code for a configuration the daemon cannot use; clap uses the same
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Send(args) => tools::report(tools::send(args)),
         Command::Stats(args) => tools::report(tools::stats(args)),
         Command::Online(args) => tools::report(tools::online(args)),
+        Command::Position(args) => tools::report(tools::position(args)),
     }
 }
 

@@ -1,5 +1,6 @@
-//! `send`, `stats` and `online`: the publish protocol from the shell, for
-//! operators and scripts. They use the same blocking client as PHP does.
+//! `send`, `stats`, `online` and `position`: the publish protocol from the
+//! shell, for operators and scripts. They use the same blocking client as PHP
+//! does.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -49,6 +50,14 @@ pub struct OnlineArgs {
     namespace: String,
     /// The user id as the site's auth endpoint reports it
     user: String,
+}
+
+#[derive(Args)]
+pub struct PositionArgs {
+    #[command(flatten)]
+    socket: SocketArgs,
+    #[arg(long, default_value = "/")]
+    namespace: String,
 }
 
 /// Prints an error the way a shell user expects and picks the exit code.
@@ -110,5 +119,12 @@ pub fn online(args: OnlineArgs) -> Result<()> {
         "connections": connections,
     });
     println!("{answer}");
+    Ok(())
+}
+
+/// Prints the offset alone on its line, so a script can capture it with
+/// `$(push-core position ...)`.
+pub fn position(args: PositionArgs) -> Result<()> {
+    println!("{}", client(&args.socket).position(&args.namespace)?);
     Ok(())
 }
