@@ -17,6 +17,7 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
@@ -26,7 +27,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::publisher::{EVENT, push_core_client};
 use crate::recorder::payload;
-use crate::servers::{Kind, NAMESPACE, Programs, Server};
+use crate::servers::{Kind, NAMESPACE, Programs, PublishEndpoint, Server};
 
 /// The event push-core sends first after each namespace connect.
 const RECOVERY_EVENT: &str = "push:recovery";
@@ -82,8 +83,8 @@ async fn one_run(programs: &Programs, messages: u64) -> anyhow::Result<ReplayRun
     // broadcast to a namespace nobody is connected to, so the daemon only
     // numbers and keeps it.
     let socket = match &server.publish {
-        crate::servers::PublishEndpoint::Unix(path) => path.clone(),
-        crate::servers::PublishEndpoint::Http(_) => bail!("push-core publishes on a Unix socket"),
+        PublishEndpoint::Unix(path) => path.clone(),
+        PublishEndpoint::Http(_) => bail!("push-core publishes on a Unix socket"),
     };
     tokio::task::spawn_blocking(move || publish_backlog(socket, messages))
         .await
@@ -113,7 +114,7 @@ async fn one_run(programs: &Programs, messages: u64) -> anyhow::Result<ReplayRun
 /// Publishes `messages` broadcasts to the bench namespace in one pipelined
 /// batch. Message `i` carries `i` where the fan-out carries its due time,
 /// so the replay's order can be checked.
-fn publish_backlog(socket: std::path::PathBuf, messages: u64) -> anyhow::Result<()> {
+fn publish_backlog(socket: PathBuf, messages: u64) -> anyhow::Result<()> {
     let mut client = push_core_client(socket)?;
     let payloads: Vec<String> = (0..messages).map(|i| payload(i, None, 0)).collect();
     for body in &payloads {
