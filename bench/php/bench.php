@@ -24,7 +24,7 @@ const USAGE = <<<'TXT'
     usage: php -d extension=libpush.so bench.php --push-socket PATH --echo-socket PATH
                --redis-socket PATH --redis-port PORT --http-url URL --http-token SECRET
                [--iterations N] [--rounds N] [--batch N] [--markdown FILE] [--note TEXT]
-               [--only NAME[,NAME...]]
+               [--only NAME[,NAME...]] [--push-norecovery-socket PATH]
 
     --iterations  calls per route for the fast routes (default 50000); curl with a
                   new handle per call does a tenth of them (each one costs a TCP
@@ -34,6 +34,10 @@ const USAGE = <<<'TXT'
     --markdown    write the results into this file between the php-publish markers
     --note        a line about the machine's state, written into the markdown
     --only        run only the routes whose names contain one of these words
+    --push-norecovery-socket
+                  a second push-core started with --recovery-window 0: adds the
+                  "recovery off" routes, to compare with the daemon at --push-socket
+                  (recovery on, the default)
     TXT;
 
 /** The message every route publishes, encoded per call as a site would. */
@@ -99,7 +103,7 @@ function main(array $argv): int
 {
     $options = getopt('', [
         'push-socket:', 'echo-socket:', 'redis-socket:', 'redis-port:', 'http-url:', 'http-token:',
-        'echo-epoll-socket:', 'push-pid:', 'echo-pid:', 'echo-epoll-pid:', 'redis-pid:', 'iterations:', 'rounds:', 'batch:', 'markdown:', 'note:', 'only:', 'pinned:', 'cpus:', 'help',
+        'echo-epoll-socket:', 'push-norecovery-socket:', 'push-norecovery-pid:', 'push-pid:', 'echo-pid:', 'echo-epoll-pid:', 'redis-pid:', 'iterations:', 'rounds:', 'batch:', 'markdown:', 'note:', 'only:', 'pinned:', 'cpus:', 'help',
     ]);
     // An option given twice (run.sh passes its defaults first) counts once, the last time.
     $options = array_map(static fn ($value) => is_array($value) ? end($value) : $value, $options);
@@ -145,6 +149,7 @@ function main(array $argv): int
     }
     $pids = [
         'push' => (int) ($options['push-pid'] ?? 0),
+        'push-norecovery' => (int) ($options['push-norecovery-pid'] ?? 0),
         'echo' => (int) ($options['echo-pid'] ?? 0),
         'echo-epoll' => (int) ($options['echo-epoll-pid'] ?? 0),
         'redis' => (int) ($options['redis-pid'] ?? 0),
@@ -180,6 +185,9 @@ function main(array $argv): int
     foreach ($verdicts as $verdict) {
         fwrite(STDOUT, $verdict['line'] . "\n");
     }
+    foreach (recoveryRatios($rows) as $line) {
+        fwrite(STDOUT, $line . "\n");
+    }
     $steadiness = steadiness($rows[0]);
     fwrite(STDOUT, $steadiness . "\n");
 
@@ -207,6 +215,7 @@ function routes(array $options, int $batch): array
     $pushSocket = (string) $options['push-socket'];
     $echoSocket = (string) $options['echo-socket'];
     $echoEpollSocket = (string) ($options['echo-epoll-socket'] ?? '');
+    $noRecoverySocket = (string) ($options['push-norecovery-socket'] ?? '');
     $redisSocket = (string) $options['redis-socket'];
     $redisPort = (int) $options['redis-port'];
     $httpUrl = rtrim((string) $options['http-url'], '/') . '/api/publish';
@@ -272,6 +281,19 @@ function routes(array $options, int $batch): array
         new Route('push ext pipelined', "PushClient::queue(), sendMsg() x{$batch}, flush()", static function () use ($pushSocket): array {
             return pipelinedCalls(new PushClient($pushSocket));
         }, pipelined: true),
+        // The same two routes against the daemon with recovery off: what
+        // numbering and keeping each message for replay costs the publisher.
+        new Route('push ext sendMsg, recovery off', 'PushClient::sendMsg(), reply awaited, to push-core with --recovery-window 0', server: 'push-norecovery', setup: static function () use ($noRecoverySocket): \Closure {
+            $client = new PushClient($noRecoverySocket);
+            return static function () use ($client): void {
+                if ($client->sendMsg(EVENT, MESSAGE) !== 0) {
+                    throw new RuntimeException('a browser is connected to the benchmark daemon');
+                }
+            };
+        }),
+        new Route('push ext pipelined, recovery off', "the same as push ext pipelined, to push-core with --recovery-window 0", server: 'push-norecovery', setup: static function () use ($noRecoverySocket): array {
+            return pipelinedCalls(new PushClient($noRecoverySocket));
+        }, pipelined: true),
         new Route('(a) pure PHP sendMsg', 'yii-component Protocol\\Client::sendMsg() over stream_socket_client, reply awaited', static function () use ($pushSocket): \Closure {
             $client = new PushCore\Yii\Protocol\Client($pushSocket);
             return static function () use ($client): void {
@@ -313,6 +335,9 @@ function routes(array $options, int $batch): array
     ];
     if ($echoEpollSocket === '') {
         $routes = array_values(array_filter($routes, static fn (Route $r): bool => $r->server !== 'echo-epoll'));
+    }
+    if ($noRecoverySocket === '') {
+        $routes = array_values(array_filter($routes, static fn (Route $r): bool => $r->server !== 'push-norecovery'));
     }
     return $routes;
 }
@@ -465,10 +490,10 @@ function summary(Route $route): array
 
 function table(array $rows, float $floor): string
 {
-    $lines = [sprintf('%-28s %8s %10s %9s %10s %8s %8s %8s', 'route', 'calls', 'median µs', 'p99 µs', 'calls/s', 'x floor', 'php cpu', 'srv cpu')];
+    $lines = [sprintf('%-34s %8s %10s %9s %10s %8s %8s %8s', 'route', 'calls', 'median µs', 'p99 µs', 'calls/s', 'x floor', 'php cpu', 'srv cpu')];
     foreach ($rows as $row) {
         $lines[] = sprintf(
-            '%-28s %8d %10.2f %9.2f %10s %8.2f %8.2f %8.2f',
+            '%-34s %8d %10.2f %9.2f %10s %8.2f %8.2f %8.2f',
             $row['name'],
             $row['calls'],
             $row['median'],
@@ -515,6 +540,38 @@ function targets(array $rows, float $floor): array
         $add($pipelined['per_second'] >= 500000, sprintf('pipelined %s messages/s ≥ 500,000 (flushes included)', number_format($pipelined['per_second'])));
     }
     return $verdicts;
+}
+
+/**
+ * The cost of missed-message recovery to the publisher: each push ext route
+ * against the daemon with recovery on (the default) over the same route
+ * against the daemon started with --recovery-window 0. Not a target, a ratio.
+ *
+ * @return list<string> one line per pair present in this run
+ */
+function recoveryRatios(array $rows): array
+{
+    $by = array_column($rows, null, 'name');
+    $lines = [];
+    foreach (['push ext sendMsg', 'push ext pipelined'] as $on) {
+        $off = "{$on}, recovery off";
+        if (!isset($by[$on], $by[$off])) {
+            continue;
+        }
+        $lines[] = sprintf(
+            'recovery on / off, %s: median %.2f / %.2f µs = %.3f×, calls/s %s / %s = %.3f×, server CPU %.2f / %.2f µs per call',
+            $on,
+            $by[$on]['median'],
+            $by[$off]['median'],
+            $by[$on]['median'] / $by[$off]['median'],
+            number_format($by[$on]['per_second']),
+            number_format($by[$off]['per_second']),
+            $by[$on]['per_second'] / $by[$off]['per_second'],
+            $by[$on]['server_cpu'],
+            $by[$off]['server_cpu'],
+        );
+    }
+    return $lines;
 }
 
 function markdown(array $rows, float $floor, array $verdicts, array $context): string
@@ -584,6 +641,16 @@ function markdown(array $rows, float $floor, array $verdicts, array $context): s
         $out[] = '- ' . $verdict['line'];
     }
     $out[] = '';
+    $ratios = recoveryRatios($rows);
+    if ($ratios !== []) {
+        $out[] = 'Missed-message recovery (docs/recovery.md), on in the daemon of every push-core row except the '
+            . '"recovery off" ones, which publish to a second daemon started with `--recovery-window 0`:';
+        $out[] = '';
+        foreach ($ratios as $line) {
+            $out[] = '- ' . $line;
+        }
+        $out[] = '';
+    }
     foreach (whereTheTimeGoes($rows) as $line) {
         $out[] = $line;
     }

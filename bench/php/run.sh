@@ -11,7 +11,9 @@
 # at the end of "How the synchronous publish came down to the floor");
 # --cpus 0 shows the routes' own cost without it.
 #
-# Builds the release daemon and extension, starts push-core, redis-server and
+# Builds the release daemon and extension, starts push-core (twice: with
+# missed-message recovery on, the default, and with --recovery-window 0 for
+# the "recovery off" routes), redis-server and
 # the native echo server (twice: blocking, and as an epoll event loop) on Unix
 # sockets and loopback ports in a temporary directory, runs bench/php/bench.php, prints the table and writes it into
 # docs/benchmarks.md (section "PHP publish path"; --no-write skips that).
@@ -78,12 +80,17 @@ wait_for() { # description, test command...
 
 token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 push_port=$(free_port)
+norecovery_port=$(free_port)
 redis_port=$(free_port)
 
 start target/release/push-core serve --socket "$work/push.sock" --listen "127.0.0.1:$push_port" \
     --http-publish-token "$token" --log-level warn >"$work/push-core.log" 2>&1 &
 push_pid=$!
 pids="$pids $push_pid"
+start target/release/push-core serve --socket "$work/push-norecovery.sock" --listen "127.0.0.1:$norecovery_port" \
+    --recovery-window 0 --log-level warn >"$work/push-core-norecovery.log" 2>&1 &
+norecovery_pid=$!
+pids="$pids $norecovery_pid"
 start redis-server --port "$redis_port" --bind 127.0.0.1 --unixsocket "$work/redis.sock" --unixsocketperm 700 \
     --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
 redis_pid=$!
@@ -97,6 +104,7 @@ pids="$pids $echo_epoll_pid"
 
 wait_for push-core curl -fsS -o /dev/null "http://127.0.0.1:$push_port/healthz"
 wait_for push-core test -S "$work/push.sock"
+wait_for "push-core --recovery-window 0" test -S "$work/push-norecovery.sock"
 wait_for redis-server test -S "$work/redis.sock"
 wait_for echo-floor test -S "$work/echo.sock"
 wait_for "echo-floor --epoll" test -S "$work/echo-epoll.sock"
@@ -127,5 +135,6 @@ run php $extensions "$here/bench.php" $pinned \
     --push-socket="$work/push.sock" --echo-socket="$work/echo.sock" --echo-epoll-socket="$work/echo-epoll.sock" \
     --redis-socket="$work/redis.sock" --redis-port="$redis_port" \
     --http-url="http://127.0.0.1:$push_port" --http-token="$token" \
+    --push-norecovery-socket="$work/push-norecovery.sock" --push-norecovery-pid="$norecovery_pid" \
     --push-pid="$push_pid" --redis-pid="$redis_pid" --echo-pid="$echo_pid" --echo-epoll-pid="$echo_epoll_pid" \
     $markdown "$@"

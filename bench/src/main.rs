@@ -5,7 +5,9 @@
 //! process and writes `docs/benchmarks.md` and `docs/benchmarks-latency.svg`.
 //! `cargo run -p bench -- smoke` is the quick check the test suite runs: a
 //! few dozen browsers, a few seconds, exit status 1 unless both servers
-//! delivered every message to the right browsers.
+//! delivered every message to the right browsers. `cargo run --release -p
+//! bench -- replay` times push-core's replay of a backlog to one browser
+//! that reconnects (missed-message recovery).
 //!
 //! How the parts fit:
 //! - `client`: the socket.io v4 WebSocket client and a fleet of them;
@@ -14,13 +16,15 @@
 //! - `servers`: the servers as child processes, and /proc readings;
 //! - `auth`: the site's auth endpoint, in-process;
 //! - `scenarios`: the four scenarios of the benchmark;
-//! - `report`: tables, `docs/benchmarks.md` and the chart.
+//! - `report`: tables, `docs/benchmarks.md` and the chart;
+//! - `replay`: the replay of missed messages to one reconnecting browser.
 
 mod auth;
 mod client;
 mod limits;
 mod publisher;
 mod recorder;
+mod replay;
 mod report;
 mod scenarios;
 mod servers;
@@ -50,6 +54,19 @@ enum Mode {
     /// A few dozen browsers for a few seconds; fails unless both servers
     /// deliver every message to the right browsers. Timings are not checked.
     Smoke,
+    /// Times push-core's replay of a backlog to one browser reconnecting
+    /// with its last offset (missed-message recovery). Prints a table.
+    Replay(ReplayArgs),
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// Messages published while the browser is away.
+    #[arg(long, default_value_t = 10_000)]
+    messages: u64,
+    /// Runs, each with a fresh push-core; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
 }
 
 #[derive(clap::Args)]
@@ -57,7 +74,8 @@ struct RunArgs {
     /// Run only these scenarios.
     #[arg(long, value_delimiter = ',')]
     only: Vec<Scenario>,
-    /// Run only against these servers.
+    /// Run only against these servers, in this order (default: push-core,
+    /// node). push-core-no-recovery is push-core with `--recovery-window 0`.
     #[arg(long, value_delimiter = ',')]
     servers: Vec<ServerArg>,
     /// Print the tables but leave docs/ alone.
@@ -88,7 +106,18 @@ enum Scenario {
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ServerArg {
     PushCore,
+    PushCoreNoRecovery,
     Node,
+}
+
+impl ServerArg {
+    fn kind(self) -> Kind {
+        match self {
+            ServerArg::PushCore => Kind::PushCore,
+            ServerArg::PushCoreNoRecovery => Kind::PushCoreNoRecovery,
+            ServerArg::Node => Kind::Node,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -106,6 +135,7 @@ fn main() -> ExitCode {
     let outcome = match cli.mode {
         Mode::All(args) => runtime.block_on(run_all(args)),
         Mode::Smoke => runtime.block_on(run_smoke()),
+        Mode::Replay(args) => runtime.block_on(run_replay(args)),
     };
     // Browsers still open end with the runtime.
     runtime.shutdown_background();
@@ -166,16 +196,17 @@ fn shrink_to_limit(mut plan: Plan, most: usize) -> Plan {
 
 async fn run_all(args: RunArgs) -> anyhow::Result<bool> {
     let wants = |scenario| args.only.is_empty() || args.only.contains(&scenario);
-    let kinds: Vec<Kind> = Kind::BOTH
-        .into_iter()
-        .filter(|kind| {
-            args.servers.is_empty()
-                || args.servers.contains(&match kind {
-                    Kind::PushCore => ServerArg::PushCore,
-                    Kind::Node => ServerArg::Node,
-                })
-        })
-        .collect();
+    let kinds: Vec<Kind> = if args.servers.is_empty() {
+        Kind::BOTH.to_vec()
+    } else {
+        let mut kinds: Vec<Kind> = Vec::new();
+        for kind in args.servers.iter().map(|server| server.kind()) {
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        kinds
+    };
     let machine_before = report::Machine::observe(&workspace());
     let started = std::time::Instant::now();
     let mut plan = Plan::full();
@@ -323,6 +354,17 @@ async fn run_smoke() -> anyhow::Result<bool> {
     let _ = std::fs::remove_dir_all(&bench.programs.scratch);
     println!("smoke: {}", if ok { "passed" } else { "FAILED" });
     Ok(ok)
+}
+
+/// Replays a backlog to one reconnecting browser a few times and prints
+/// the table.
+async fn run_replay(args: ReplayArgs) -> anyhow::Result<bool> {
+    anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
+    let programs = servers::prepare(&workspace())?;
+    let runs = replay::measure(&programs, args.messages, args.runs).await;
+    let _ = std::fs::remove_dir_all(&programs.scratch);
+    println!("{}", replay::table(args.messages, &runs?));
+    Ok(true)
 }
 
 fn check(kind: Kind, what: &str, got: u64, expected: u64, misdelivered: u64) -> bool {

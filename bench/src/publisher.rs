@@ -119,7 +119,7 @@ impl Sink {
     }
 }
 
-fn push_core_client(socket_path: PathBuf) -> anyhow::Result<Client> {
+pub fn push_core_client(socket_path: PathBuf) -> anyhow::Result<Client> {
     let mut client = Client::new(ClientOptions {
         socket_path,
         // Generous: at saturation the daemon answers late, and a timed-out

@@ -207,6 +207,7 @@ pub fn tables(results: &Results) -> String {
             &results.fanout,
         ));
         out.push_str(&fanout_ratios(&results.fanout));
+        out.push_str(&recovery_ratios(&results.fanout));
     }
     if !results.private.is_empty() {
         out.push_str(&delivery_table(
@@ -342,6 +343,55 @@ fn fanout_ratios(steps: &[DeliveryStep]) -> String {
             _ => "–".to_owned(),
         };
         let _ = writeln!(out, "| {n} | {} | {} | {r} |", show(p), show(node));
+    }
+    out
+}
+
+/// What missed-message recovery costs per delivery: push-core with
+/// recovery on (its default) against push-core with `--recovery-window 0`,
+/// at each fan-out step both were run at. Empty unless both were.
+fn recovery_ratios(steps: &[DeliveryStep]) -> String {
+    let pairs: Vec<(&DeliveryStep, &DeliveryStep)> = steps
+        .iter()
+        .filter(|s| s.kind == Kind::PushCore)
+        .filter_map(|on| {
+            Some((
+                on,
+                find(steps, Kind::PushCoreNoRecovery, on.connections, on.offered)?,
+            ))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\nRecovery on / off: push-core's CPU µs per delivery, user and system, with recovery on (the default) and with `--recovery-window 0`, at the same offered load:\n\n| subscribers | offered deliveries/s | user on | user off | user on / off | system on | system off | system on / off | total on / off | p50 on / off | p99 on / off |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (on, off) in pairs {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.3} | {:.3} | {} | {:.3} | {:.3} | {} | {} | {} | {} |",
+            on.connections,
+            on.offered,
+            on.server_user_us_per_delivery,
+            off.server_user_us_per_delivery,
+            ratio(
+                on.server_user_us_per_delivery,
+                off.server_user_us_per_delivery
+            ),
+            on.server_system_us_per_delivery,
+            off.server_system_us_per_delivery,
+            ratio(
+                on.server_system_us_per_delivery,
+                off.server_system_us_per_delivery
+            ),
+            ratio(
+                on.server_cpu_us_per_delivery,
+                off.server_cpu_us_per_delivery
+            ),
+            ratio(on.p50_ms, off.p50_ms),
+            ratio(on.p99_ms, off.p99_ms)
+        );
     }
     out
 }
@@ -654,6 +704,7 @@ pub fn write_chart(path: &Path, results: &Results) -> anyhow::Result<()> {
             .map_err(chart_error)?;
         let colours = [
             (Kind::PushCore, RGBColor(31, 119, 180)),
+            (Kind::PushCoreNoRecovery, RGBColor(44, 160, 44)),
             (Kind::Node, RGBColor(214, 39, 40)),
         ];
         for (kind, colour) in colours {

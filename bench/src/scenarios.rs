@@ -123,6 +123,9 @@ pub struct DeliveryStep {
     pub p999_ms: f64,
     pub max_ms: f64,
     pub server_cpu_us_per_delivery: f64,
+    /// The user and system parts of `server_cpu_us_per_delivery`.
+    pub server_user_us_per_delivery: f64,
+    pub server_system_us_per_delivery: f64,
     pub server_cpu: f64,
     pub bench_cpu: f64,
     pub sustained: bool,
@@ -250,7 +253,9 @@ impl Bench {
     pub async fn private(&self, kind: Kind) -> anyhow::Result<Vec<DeliveryStep>> {
         let users = self.plan.private_users;
         let server = match kind {
-            Kind::PushCore => Server::start(kind, &self.programs, Some(&self.auth.url))?,
+            Kind::PushCore | Kind::PushCoreNoRecovery => {
+                Server::start(kind, &self.programs, Some(&self.auth.url))?
+            }
             // The Node peer trusts the uid cookie itself.
             Kind::Node => Server::start(kind, &self.programs, None)?,
         };
@@ -425,6 +430,10 @@ fn build_step(
         p999_ms: figures.percentile_ms(99.9),
         max_ms: figures.percentile_ms(100.0),
         server_cpu_us_per_delivery: server_cpu_us as f64 / delivered.max(1) as f64,
+        server_user_us_per_delivery: server.1.user_us.saturating_sub(server.0.user_us) as f64
+            / delivered.max(1) as f64,
+        server_system_us_per_delivery: server.1.system_us.saturating_sub(server.0.system_us) as f64
+            / delivered.max(1) as f64,
         server_cpu,
         bench_cpu,
         sustained: published.errors == 0

@@ -1,12 +1,14 @@
-//! The two servers under test, as child processes, and what /proc says
+//! The servers under test, as child processes, and what /proc says
 //! about them.
 //!
 //! Each scenario starts a fresh server so that memory figures start from
-//! the same empty process. Both get the same namespace, the same
+//! the same empty process. All get the same namespace, the same
 //! per-user rooms and, where the scenario wants one, the same auth
 //! backend. push-core takes publishes on its Unix socket; the Node peer
 //! (`bench/peer-node/server.js`) on an HTTP POST, as the PHP site's
-//! publishes reached the Node server it replaces.
+//! publishes reached the Node server it replaces. push-core runs with
+//! missed-message recovery on, its default; a third kind runs it with
+//! `--recovery-window 0`, to measure what recovery costs.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -24,15 +26,19 @@ pub const NAMESPACE: &str = "/bench";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     PushCore,
+    /// push-core started with `--recovery-window 0`.
+    PushCoreNoRecovery,
     Node,
 }
 
 impl Kind {
+    /// The servers a run compares unless told otherwise.
     pub const BOTH: [Kind; 2] = [Kind::PushCore, Kind::Node];
 
     pub fn label(self) -> &'static str {
         match self {
             Kind::PushCore => "push-core",
+            Kind::PushCoreNoRecovery => "push-core (recovery off)",
             Kind::Node => "node socket.io",
         }
     }
@@ -67,6 +73,11 @@ pub struct ProcSample {
     pub rss_bytes: u64,
     /// User plus system CPU time, in microseconds.
     pub cpu_us: u64,
+    /// The user part of `cpu_us`.
+    pub user_us: u64,
+    /// The system part of `cpu_us`: the kernel's work on the process's
+    /// behalf, mostly socket writes for a push server.
+    pub system_us: u64,
     pub at: Instant,
 }
 
@@ -86,7 +97,7 @@ impl Server {
     pub fn start(kind: Kind, programs: &Programs, auth_url: Option<&str>) -> anyhow::Result<Self> {
         let addr = free_port()?;
         let (mut command, publish) = match kind {
-            Kind::PushCore => {
+            Kind::PushCore | Kind::PushCoreNoRecovery => {
                 let socket = programs.scratch.join(format!("push-{}.sock", addr.port()));
                 // BENCH_PUSH_CORE_WRAPPER runs the daemon under a profiler,
                 // e.g. "valgrind --tool=dhat --dhat-out-file=/tmp/dhat.json".
@@ -112,6 +123,9 @@ impl Server {
                     .arg("error");
                 if let Some(url) = auth_url {
                     command.arg("--auth-url").arg(url);
+                }
+                if kind == Kind::PushCoreNoRecovery {
+                    command.arg("--recovery-window").arg("0");
                 }
                 (command, PublishEndpoint::Unix(socket))
             }
@@ -210,13 +224,14 @@ pub fn proc_sample(pid: u32) -> anyhow::Result<ProcSample> {
         .map(|(_, rest)| rest)
         .context("unexpected /proc/PID/stat")?;
     let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: u64 = fields
+    let (user_ticks, system_ticks): (u64, u64) = fields
         .get(11)
         .zip(fields.get(12))
-        .and_then(|(u, s)| Some(u.parse::<u64>().ok()? + s.parse::<u64>().ok()?))
+        .and_then(|(u, s)| Some((u.parse().ok()?, s.parse().ok()?)))
         .context("no CPU times in /proc/PID/stat")?;
-    let per_second = rustix::param::clock_ticks_per_second();
-    let cpu_us = ticks * 1_000_000 / per_second.max(1);
+    let per_second = rustix::param::clock_ticks_per_second().max(1);
+    let user_us = user_ticks * 1_000_000 / per_second;
+    let system_us = system_ticks * 1_000_000 / per_second;
 
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let rss_kb: u64 = status
@@ -227,7 +242,9 @@ pub fn proc_sample(pid: u32) -> anyhow::Result<ProcSample> {
         .context("no VmRSS in /proc/PID/status")?;
     Ok(ProcSample {
         rss_bytes: rss_kb * 1024,
-        cpu_us,
+        cpu_us: user_us + system_us,
+        user_us,
+        system_us,
         at,
     })
 }
