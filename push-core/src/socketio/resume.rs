@@ -28,9 +28,14 @@ use crate::rooms::RESUMING_ROOM;
 /// are sent without it first, so publishers never wait on a long replay.
 const CATCH_UP_UNDER_LOCK: usize = 64;
 
-/// How long to wait for room in a connection's send buffer when the page
-/// reads slowly (long-polling fetches in rounds).
-const BUFFER_WAIT: Duration = Duration::from_millis(5);
+/// The first wait for room in a connection's send buffer. socketio gives
+/// no signal when the buffer drains, so the replay tries again: soon at
+/// first, since a WebSocket page drains a full buffer within a millisecond
+/// or two, then less often while the buffer stays full (a long-polling page
+/// fetches in rounds), up to [`LONGEST_BUFFER_WAIT`]. docs/benchmarks.md
+/// ("The cost of recovery") measured the replay with a fixed wait.
+const BUFFER_WAIT: Duration = Duration::from_millis(1);
+const LONGEST_BUFFER_WAIT: Duration = Duration::from_millis(16);
 
 /// A page that takes nothing for this long during its replay is left to
 /// its transport's own timeout; it resumes from its last offset when it
@@ -177,6 +182,7 @@ async fn send_waiting<T: Serialize + ?Sized>(
     data: &T,
 ) -> Result<(), Gone> {
     let mut full_since: Option<Instant> = None;
+    let mut wait = BUFFER_WAIT;
     loop {
         match socket.emit(event, data) {
             Ok(()) => return Ok(()),
@@ -185,7 +191,8 @@ async fn send_waiting<T: Serialize + ?Sized>(
                 if since.elapsed() > STALLED_AFTER {
                     return Err(Gone);
                 }
-                tokio::time::sleep(BUFFER_WAIT).await;
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(LONGEST_BUFFER_WAIT);
             }
             Err(_) => return Err(Gone),
         }
