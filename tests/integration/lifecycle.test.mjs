@@ -310,6 +310,31 @@ describe('configuration that cannot be used', () => {
     assert.match(result.stderr, /^push-core: config file \/.*push\.toml is not valid: unknown setting `lisen`; the settings are listed in docs\/configuration\.md\n$/);
   });
 
+  test('check-config prints the effective settings as a file that reads back the same, secrets hidden; serve --print-config too', async () => {
+    const dir = scratch();
+    const token = 'k'.repeat(40);
+    const env = { PUSH_CORE_MAX_CONNECTIONS: '5000' };
+    const first = await runBinary(['check-config', '--namespace', '/news', '--socket-mode', '0640'], { env });
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /^namespaces = \["\/news"\]$/m);
+    assert.match(first.stdout, /^socket_mode = "0640"$/m);
+    assert.match(first.stdout, /^max_connections = 5000$/m);
+    const file = path.join(dir, 'effective.toml');
+    fs.writeFileSync(file, first.stdout);
+    const again = await runBinary(['check-config', '--config', file]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.stdout, first.stdout);
+
+    const secret = await runBinary(['serve', '--print-config', '--http-publish-token', token]);
+    assert.equal(secret.code, 0, secret.stderr);
+    assert.ok(!secret.stdout.includes(token), 'the token must not be printed');
+    assert.match(secret.stdout, /^http_publish_token = "\(hidden\)"$/m);
+
+    const bad = await runBinary(['check-config', '--max-frame-size', '12']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /invalid value for max_frame_size/);
+  });
+
   test('the listen port is not bound when the configuration is bad', async () => {
     const port = await freePort();
     const result = await serve({ args: ['--listen', `127.0.0.1:${port}`, '--log-format', 'xml'] });

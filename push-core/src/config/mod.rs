@@ -372,6 +372,14 @@ impl Config {
         }
     }
 
+    /// A copy fit to print or log: secrets are replaced by `(hidden)`.
+    pub fn with_secrets_hidden(&self) -> Config {
+        Config {
+            http_publish_token: self.http_publish_token.as_ref().map(|_| Secret::hidden()),
+            ..self.clone()
+        }
+    }
+
     /// Every key, in the order declared.
     pub fn keys() -> &'static [&'static str] {
         introspect::field_names::<Config>()
@@ -742,6 +750,21 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(allowed.socket_mode.bits(), 0o666);
+    }
+
+    #[test]
+    fn printed_settings_hide_secrets() {
+        let token = "t".repeat(40);
+        let config = Config::builder()
+            .set("http_publish_token", &token)
+            .build()
+            .unwrap();
+        let shown = format!("{:?}", config.with_secrets_hidden());
+        assert!(!shown.contains(&token), "{shown}");
+        assert_eq!(
+            config.publish_settings().http_token.as_deref(),
+            Some(token.as_str())
+        );
     }
 
     #[test]

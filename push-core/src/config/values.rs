@@ -414,6 +414,11 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// What is printed in a secret's place.
+    pub(super) fn hidden() -> Self {
+        Self("(hidden)".to_owned())
+    }
 }
 
 impl fmt::Debug for Secret {

@@ -30,6 +30,9 @@ struct Cli {
 enum Command {
     /// Run the daemon.
     Serve(Box<ServeArgs>),
+    /// Check the settings serve would use (flags, PUSH_CORE_*, the file)
+    /// and print them, secrets hidden; exit 2 naming a bad one.
+    CheckConfig(Box<ServeArgs>),
     /// Publish one message, print how many connections it reached.
     Send(tools::SendArgs),
     /// Print the daemon's counters as JSON.
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve(args) => serve(*args),
+        Command::CheckConfig(args) => check_config(*args),
         Command::Send(args) => tools::report(tools::send(args)),
         Command::Stats(args) => tools::report(tools::stats(args)),
         Command::Online(args) => tools::report(tools::online(args)),
@@ -58,7 +62,21 @@ fn main() -> ExitCode {
     }
 }
 
+fn check_config(args: ServeArgs) -> ExitCode {
+    match args.resolve() {
+        Ok(config) => {
+            print!("{}", settings::printable(&config));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("push-core: {error}");
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+    }
+}
+
 fn serve(args: ServeArgs) -> ExitCode {
+    let print_only = args.print_config;
     let config = match args.resolve() {
         Ok(config) => config,
         Err(error) => {
@@ -66,6 +84,10 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
+    if print_only {
+        print!("{}", settings::printable(&config));
+        return ExitCode::SUCCESS;
+    }
     init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -39,6 +39,11 @@ pub struct ServeArgs {
     #[serde(skip)]
     pub config: Option<PathBuf>,
 
+    /// Print the effective settings (secrets hidden) as TOML, and exit
+    #[arg(long)]
+    #[serde(skip)]
+    pub print_config: bool,
+
     /// Address for socket.io, /healthz and /metrics [default: 127.0.0.1:3000]
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     listen: Option<SocketAddr>,
@@ -240,6 +245,13 @@ impl ServeArgs {
         check_log_level(&config.log_level)?;
         Ok(config)
     }
+}
+
+/// The effective settings as a TOML file would write them, secrets
+/// hidden. Unset optional settings are left out.
+pub fn printable(config: &Config) -> String {
+    toml::to_string(&config.with_secrets_hidden())
+        .unwrap_or_else(|error| format!("# the settings could not be written as TOML: {error}\n"))
 }
 
 /// The file's settings, as TOML values.
