@@ -101,11 +101,16 @@ impl PushCore {
         let metrics = Arc::new(metrics::Metrics::default());
         let recovery = match config.recovery_settings() {
             Some(settings) => {
+                let namespaces = config.served_namespaces();
+                let keep = recovery::journal::Keep {
+                    window: settings.window,
+                    max_messages: settings.max_messages,
+                    namespaces: &namespaces,
+                };
                 let journal = match &config.state_dir {
-                    Some(dir) => Some(recovery::journal::Journal::open(dir, settings.window)?),
+                    Some(dir) => Some(recovery::journal::Journal::open(dir, keep)?),
                     None => None,
                 };
-                let namespaces = config.served_namespaces();
                 Some(Arc::new(recovery::Recovery::new(
                     settings,
                     &namespaces,
@@ -183,9 +188,23 @@ impl PushCore {
     /// Disconnects every browser cleanly, then writes the recovery
     /// history out to `state_dir`, if one is set.
     pub async fn close(&self) {
+        self.close_browsers().await;
+        self.save_history().await;
+    }
+
+    async fn close_browsers(&self) {
         self.io.close().await;
-        if let Some(recovery) = &self.recovery {
-            recovery.close();
+    }
+
+    /// Writes and syncs the recovery journal and records a clean stop; on
+    /// a blocking thread, since it waits for the disk.
+    async fn save_history(&self) {
+        if let Some(recovery) = self.recovery.clone()
+            && tokio::task::spawn_blocking(move || recovery.close())
+                .await
+                .is_err()
+        {
+            tracing::error!("writing the recovery journal at shutdown failed");
         }
     }
 }
@@ -237,6 +256,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     tracing::info!(
         %listen,
         socket = %publish_socket.path().display(),
+        socket_mode = %config.socket_mode,
         namespaces = ?config.served_namespaces(),
         auth = config.auth_url.is_some(),
         "push-core ready"
@@ -260,7 +280,9 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
 ///    `shutting_down` error.
 /// 2. Browsers: each is disconnected cleanly, so its client reconnects (to
 ///    the next daemon) instead of waiting for a timeout.
-/// 3. The HTTP server, which by then has nothing left to serve.
+/// 3. The recovery journal, if `state_dir` is set: written, synced and
+///    marked as a clean stop, whatever the steps before did.
+/// 4. The HTTP server, which by then has nothing left to serve.
 async fn stop_in_order(
     stopping: CancellationToken,
     publishers: &mut tokio::task::JoinHandle<()>,
@@ -274,12 +296,13 @@ async fn stop_in_order(
     {
         tracing::warn!("publish connections did not finish in time; closing browsers anyway");
     }
-    if tokio::time::timeout(SHUTDOWN_GRACE, core.close())
+    if tokio::time::timeout(SHUTDOWN_GRACE, core.close_browsers())
         .await
         .is_err()
     {
         tracing::warn!("browser connections did not close in time");
     }
+    core.save_history().await;
     let served = match tokio::time::timeout(SHUTDOWN_GRACE, &mut http).await {
         Ok(Ok(served)) => served.map_err(ServeError::Http),
         Ok(Err(_)) => Ok(()),

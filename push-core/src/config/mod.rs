@@ -96,6 +96,10 @@ pub mod defaults {
     /// Memory all histories may take together, counted per message as its
     /// text plus bookkeeping.
     pub const RECOVERY_MAX_MEMORY: u64 = 64 * 1024 * 1024;
+    /// Most messages replayed to one connection. A page that missed more
+    /// reloads its state, which is cheaper; and a client cannot make every
+    /// connect cost a replay of the whole history.
+    pub const RECOVERY_MAX_REPLAY: usize = 10_000;
 
     /// Loopback: the daemon listens there by default, behind a proxy on
     /// the same host.
@@ -180,6 +184,9 @@ pub struct Config {
     pub recovery_max_messages: usize,
     /// Most memory the recovery history takes, all namespaces together.
     pub recovery_max_memory: ByteCount,
+    /// Most messages replayed to one connection; a page that missed more
+    /// is told to reload its state.
+    pub recovery_max_replay: usize,
     /// Directory where the recovery history is kept across restarts; unset:
     /// in memory only.
     pub state_dir: Option<PathBuf>,
@@ -225,6 +232,7 @@ impl Default for Config {
             recovery_window: defaults::RECOVERY_WINDOW,
             recovery_max_messages: defaults::RECOVERY_MAX_MESSAGES,
             recovery_max_memory: ByteCount::new(defaults::RECOVERY_MAX_MEMORY),
+            recovery_max_replay: defaults::RECOVERY_MAX_REPLAY,
             state_dir: None,
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),
@@ -533,6 +541,7 @@ impl Config {
             window: self.recovery_window,
             max_messages: self.recovery_max_messages,
             max_memory: usize::try_from(self.recovery_max_memory.get()).unwrap_or(usize::MAX),
+            max_replay: self.recovery_max_replay,
         })
     }
 

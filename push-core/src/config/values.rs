@@ -59,9 +59,11 @@ impl Visitor<'_> for TextVisitor {
 /// Permissions of the publish socket file.
 ///
 /// A TOML integer is a mode as written (`0o660`); text is octal (`"0660"`,
-/// `"660"` or `"0o660"`), because that is how `chmod` spells it. A bare
-/// TOML integer like `660` is refused instead of being read as decimal 660
-/// (`0o1224`): it cannot be told apart from a mistake.
+/// `"660"` or `"0o660"`), because that is how `chmod` spells it. An
+/// integer over `0o777`, such as `660` meant as octal, is refused rather
+/// than read as decimal 660 (`0o1224`); a smaller decimal integer cannot be
+/// told from the mode it is, so docs/configuration.md asks for `0o` or
+/// text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileMode(u32);
 

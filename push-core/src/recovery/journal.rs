@@ -2,8 +2,9 @@
 //!
 //! With `state_dir` set, every message recorded for recovery is also
 //! appended to a journal there, and a daemon that starts on the same
-//! directory reads the journal back: same epoch, same sequence numbers, so
-//! offsets that pages hold from before the restart still mean the same.
+//! directory after a clean stop reads it back: same epoch, same sequence
+//! numbers, so offsets that pages hold from before the restart still mean
+//! the same.
 //!
 //! The store is a plain append-only file of JSON lines, one message each,
 //! cut into segments. We chose it over an embedded database because the
@@ -13,15 +14,22 @@
 //! is older than the recovery window, so the journal holds about one window
 //! of messages and no compaction is needed.
 //!
-//! Appending happens on a thread of its own, fed by a channel, so a publish
-//! never waits for the disk. What it guarantees:
+//! A clean stop also writes where every namespace's numbering stands
+//! ([`CLEAN_STOP_FILE`]), which the next start reads and removes. Without
+//! it the daemon did not stop cleanly, and messages it handed to pages may
+//! be missing from the journal: numbering them again would let a page that
+//! saw the lost ones skip their new namesakes. So such a start begins a new
+//! epoch instead, and every page is told to reload its state.
+//!
+//! Appending happens on a thread of its own, fed by a bounded queue, so a
+//! publish never waits for the disk. What it guarantees:
 //! - a clean stop (SIGTERM) writes and syncs everything: nothing is lost;
-//! - the daemon crashing (or being killed) loses only messages still in
-//!   the channel, which the thread empties as fast as they come (each batch
-//!   is written before the thread waits again);
-//! - the machine crashing loses at most the last [`SYNC_INTERVAL`] of
-//!   messages, since the file is synced that often while messages arrive.
-//!   A line torn by such a crash is skipped when reading back.
+//! - a crash, `kill -9` or a power loss loses the history: the next start is
+//!   a new epoch and pages reload their state (as without `state_dir`);
+//! - the queue holds [`QUEUE_LENGTH`] messages; if the disk falls that far
+//!   behind, messages are left out of the journal (counted and logged), and
+//!   pages whose offset precedes such a gap are told to reload after a
+//!   restart.
 //!
 //! The files hold private messages, so the directory is made `0700` and
 //! the files `0600`.
@@ -29,9 +37,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -54,7 +63,12 @@ const SEGMENT_SPAN: Duration = Duration::from_secs(30);
 /// huge file that can only go when its newest line has aged out.
 const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Messages waiting for the writer. A disk that far behind is failing; the
+/// bound keeps it from taking the daemon's memory with it.
+const QUEUE_LENGTH: usize = 65_536;
+
 const EPOCH_FILE: &str = "epoch";
+const CLEAN_STOP_FILE: &str = "clean-stop.json";
 const SEGMENT_PREFIX: &str = "journal-";
 const SEGMENT_SUFFIX: &str = ".jsonl";
 
@@ -63,10 +77,6 @@ const SEGMENT_SUFFIX: &str = ".jsonl";
 pub enum JournalError {
     #[error("cannot use the state directory {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
-    #[error(
-        "the epoch file {path} is not one this daemon wrote; remove the state directory's files to start afresh"
-    )]
-    BadEpoch { path: PathBuf },
 }
 
 /// What a journal held when the daemon started.
@@ -83,6 +93,15 @@ impl Loaded {
             streams: HashMap::new(),
         }
     }
+}
+
+/// How much of a journal is worth reading back.
+#[derive(Debug, Clone, Copy)]
+pub struct Keep<'a> {
+    pub window: Duration,
+    pub max_messages: usize,
+    /// Namespaces served now; others' lines are skipped.
+    pub namespaces: &'a [String],
 }
 
 /// One line of a segment, as written.
@@ -106,59 +125,102 @@ enum Command {
 
 /// The writing end of a journal.
 pub struct Journal {
-    sender: Mutex<Option<Sender<Command>>>,
+    sender: Mutex<Option<SyncSender<Command>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Messages left out because the writer was [`QUEUE_LENGTH`] behind.
+    dropped: AtomicU64,
 }
 
 impl Journal {
     /// Opens the journal in `dir` (made if missing), reads back what it
-    /// holds, and starts its writer thread. Messages older than `window`
-    /// are neither read back nor kept.
-    pub fn open(dir: &Path, window: Duration) -> Result<(Self, Loaded), JournalError> {
+    /// holds after a clean stop, or starts a new epoch after any other, and
+    /// starts its writer thread.
+    pub fn open(dir: &Path, keep: Keep<'_>) -> Result<(Self, Loaded), JournalError> {
         let io_error = |source| JournalError::Io {
             path: dir.to_owned(),
             source,
         };
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io_error)?;
-        let epoch = read_or_make_epoch(dir)?;
+        prepare_dir(dir).map_err(io_error)?;
         let segments = list_segments(dir).map_err(io_error)?;
-        let mut loaded = Loaded::empty(epoch);
-        for path in segments.values() {
-            read_segment(path, &mut loaded.streams).map_err(|source| JournalError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        }
+        let loaded = match (read_epoch(dir), read_clean_stop(dir)) {
+            (Some(epoch), Some(positions)) => {
+                let mut loaded = Loaded::empty(epoch);
+                for path in segments.values() {
+                    read_segment(path, keep, &mut loaded.streams).map_err(|source| {
+                        JournalError::Io {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?;
+                }
+                for (namespace, last_seq) in positions {
+                    let history = loaded
+                        .streams
+                        .entry(namespace)
+                        .or_insert_with(|| History::starting_after(last_seq));
+                    if history.last_seq() < last_seq {
+                        *history = History::starting_after(last_seq);
+                    }
+                }
+                remove_synced(dir, CLEAN_STOP_FILE).map_err(io_error)?;
+                loaded
+            }
+            (had_epoch, _) => {
+                if had_epoch.is_some() {
+                    tracing::warn!(dir = %dir.display(), "push-core did not stop cleanly last time: its recovery history cannot be trusted, so a new epoch begins and pages will be told to reload their state");
+                }
+                for path in segments.values() {
+                    fs::remove_file(path).map_err(io_error)?;
+                }
+                let epoch = new_epoch();
+                write_synced(dir, EPOCH_FILE, format!("{epoch:x}\n").as_bytes())
+                    .map_err(io_error)?;
+                Loaded::empty(epoch)
+            }
+        };
         let next_number = segments.keys().next_back().map_or(1, |last| last + 1);
         let mut segment = Segment::create(dir, next_number).map_err(io_error)?;
-        segment.retire_old(&segments, window);
+        segment.retire_old(&list_segments(dir).map_err(io_error)?, keep.window);
+        let positions: HashMap<String, u64> = loaded
+            .streams
+            .iter()
+            .map(|(namespace, history)| (namespace.clone(), history.last_seq()))
+            .collect();
 
-        let (sender, receiver) = mpsc::channel();
+        let (sender, receiver) = mpsc::sync_channel(QUEUE_LENGTH);
+        let window = keep.window;
         let writer = std::thread::Builder::new()
             .name("push-journal".to_owned())
-            .spawn(move || write_until_closed(segment, receiver, window))
+            .spawn(move || Writer::new(segment, positions).run(receiver, window))
             .map_err(io_error)?;
         let journal = Self {
             sender: Mutex::new(Some(sender)),
             writer: Mutex::new(Some(writer)),
+            dropped: AtomicU64::new(0),
         };
         Ok((journal, loaded))
     }
 
-    /// Queues a message to be written.
+    /// Queues a message to be written; never waits.
     pub fn append(&self, namespace: &str, entry: Arc<Entry>) {
-        if let Ok(sender) = self.sender.lock()
-            && let Some(sender) = sender.as_ref()
+        let Ok(sender) = self.sender.lock() else {
+            return;
+        };
+        let Some(sender) = sender.as_ref() else {
+            return;
+        };
+        if let Err(TrySendError::Full(_)) =
+            sender.try_send(Command::Append(namespace.into(), entry))
+            && self.dropped.fetch_add(1, Ordering::Relaxed) == 0
         {
-            let _ = sender.send(Command::Append(namespace.into(), entry));
+            tracing::error!(
+                "the recovery journal's writer is {QUEUE_LENGTH} messages behind the disk; messages are left out of it until it catches up"
+            );
         }
     }
 
-    /// Writes and syncs everything queued, and stops the writer.
+    /// Writes and syncs everything queued, records where each namespace
+    /// stands, and stops the writer. Blocks until that is done.
     pub fn close(&self) {
         if let Ok(mut sender) = self.sender.lock()
             && let Some(sender) = sender.take()
@@ -179,6 +241,87 @@ impl Drop for Journal {
     }
 }
 
+/// The writer thread's state.
+struct Writer {
+    segment: Segment,
+    /// The last sequence number written, per namespace.
+    positions: HashMap<String, u64>,
+    /// Set while writes fail, so that a failing disk is reported once.
+    failing: bool,
+}
+
+impl Writer {
+    fn new(segment: Segment, positions: HashMap<String, u64>) -> Self {
+        Self {
+            segment,
+            positions,
+            failing: false,
+        }
+    }
+
+    /// Appends what comes, syncs every [`SYNC_INTERVAL`] while there is
+    /// something to sync, and everything at the close.
+    fn run(mut self, commands: Receiver<Command>, window: Duration) {
+        let mut unsynced = false;
+        let mut last_sync = Instant::now();
+        loop {
+            let mut next = match commands.recv_timeout(SYNC_INTERVAL) {
+                Ok(command) => Some(command),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => Some(Command::Close),
+            };
+            // Take everything already queued before writing it out.
+            while let Some(command) = next {
+                match command {
+                    Command::Append(namespace, entry) => {
+                        let written = self.segment.append(&namespace, &entry);
+                        self.report(written);
+                        self.positions.insert(namespace.into(), entry.seq);
+                        unsynced = true;
+                    }
+                    Command::Close => {
+                        let closed = self.segment.sync().and_then(|()| self.write_positions());
+                        self.report(closed);
+                        return;
+                    }
+                }
+                next = commands.try_recv().ok();
+            }
+            let flushed = self.segment.file.flush();
+            self.report(flushed);
+            if unsynced && last_sync.elapsed() >= SYNC_INTERVAL {
+                let synced = self.segment.sync();
+                self.report(synced);
+                unsynced = false;
+                last_sync = Instant::now();
+            }
+            let rotated = self.segment.rotate_if_due(window);
+            self.report(rotated);
+        }
+    }
+
+    /// Where every namespace stands, for the next start.
+    fn write_positions(&self) -> io::Result<()> {
+        let text = serde_json::to_vec(&self.positions).map_err(io::Error::other)?;
+        write_synced(&self.segment.dir, CLEAN_STOP_FILE, &text)
+    }
+
+    /// Logs the first failure of a streak, and the recovery after it.
+    fn report(&mut self, result: io::Result<()>) {
+        match (result, self.failing) {
+            (Err(error), false) => {
+                self.failing = true;
+                tracing::error!(%error, "could not write the recovery journal; messages published now may not survive a restart");
+            }
+            (Ok(()), true) => {
+                self.failing = false;
+                tracing::info!("the recovery journal is written again");
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The segment being appended to.
 struct Segment {
     dir: PathBuf,
@@ -192,15 +335,10 @@ struct Segment {
 
 impl Segment {
     fn create(dir: &Path, number: u64) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(segment_path(dir, number))?;
         Ok(Self {
             dir: dir.to_owned(),
             number,
-            file: BufWriter::new(file),
+            file: BufWriter::new(open_segment(dir, number)?),
             opened: Instant::now(),
             bytes: 0,
             closed: BTreeMap::new(),
@@ -223,18 +361,21 @@ impl Segment {
         self.file.get_ref().sync_data()
     }
 
-    /// Starts the next segment once this one is old or big enough.
+    /// Starts the next segment once this one is old or big enough. The next
+    /// file is opened first, so a failure leaves the segment as it was.
     fn rotate_if_due(&mut self, window: Duration) -> io::Result<()> {
         if self.opened.elapsed() < SEGMENT_SPAN && self.bytes < SEGMENT_BYTES {
             return Ok(());
         }
         self.sync()?;
-        let closed = std::mem::take(&mut self.closed);
-        let previous = (segment_path(&self.dir, self.number), SystemTime::now());
-        let number = self.number;
-        *self = Self::create(&self.dir, number + 1)?;
-        self.closed = closed;
-        self.closed.insert(number, previous);
+        let next = open_segment(&self.dir, self.number + 1)?;
+        let finished = segment_path(&self.dir, self.number);
+        self.closed
+            .insert(self.number, (finished, SystemTime::now()));
+        self.number += 1;
+        self.file = BufWriter::new(next);
+        self.opened = Instant::now();
+        self.bytes = 0;
         let listed = self
             .closed
             .iter()
@@ -247,6 +388,9 @@ impl Segment {
     /// Deletes closed segments whose newest message is older than `window`.
     fn retire_old(&mut self, segments: &BTreeMap<u64, PathBuf>, window: Duration) {
         for (number, path) in segments {
+            if *number == self.number {
+                continue;
+            }
             let written = self
                 .closed
                 .get(number)
@@ -267,53 +411,12 @@ impl Segment {
     }
 }
 
-/// The writer thread: appends what comes, syncs every [`SYNC_INTERVAL`]
-/// while there is something to sync, and everything at the close.
-fn write_until_closed(mut segment: Segment, commands: Receiver<Command>, window: Duration) {
-    let mut unsynced = false;
-    let mut last_sync = Instant::now();
-    let report = |error: io::Error| {
-        tracing::error!(%error, "could not write the recovery journal; messages published now will not survive a restart");
-    };
-    loop {
-        let command = match commands.recv_timeout(SYNC_INTERVAL) {
-            Ok(command) => Some(command),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => Some(Command::Close),
-        };
-        let mut next = command;
-        // Take everything already queued before writing it out.
-        while let Some(command) = next {
-            match command {
-                Command::Append(namespace, entry) => {
-                    if let Err(error) = segment.append(&namespace, &entry) {
-                        report(error);
-                    }
-                    unsynced = true;
-                }
-                Command::Close => {
-                    if let Err(error) = segment.sync() {
-                        report(error);
-                    }
-                    return;
-                }
-            }
-            next = commands.try_recv().ok();
-        }
-        if let Err(error) = segment.file.flush() {
-            report(error);
-        }
-        if unsynced && last_sync.elapsed() >= SYNC_INTERVAL {
-            if let Err(error) = segment.sync() {
-                report(error);
-            }
-            unsynced = false;
-            last_sync = Instant::now();
-        }
-        if let Err(error) = segment.rotate_if_due(window) {
-            report(error);
-        }
-    }
+fn open_segment(dir: &Path, number: u64) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(segment_path(dir, number))
 }
 
 fn segment_path(dir: &Path, number: u64) -> PathBuf {
@@ -338,24 +441,45 @@ fn list_segments(dir: &Path) -> io::Result<BTreeMap<u64, PathBuf>> {
     Ok(segments)
 }
 
-/// Adds a segment's messages to `streams`. A line that does not parse (torn
-/// by a crash) is skipped, and so is the history before a gap: a stream
-/// continues only from messages that follow each other.
-fn read_segment(path: &Path, streams: &mut HashMap<String, History>) -> io::Result<()> {
+/// Adds a segment's messages to `streams`, keeping what `keep` asks for.
+/// A line that does not parse (torn by a crash, even inside a character) is
+/// skipped, and so is the history before a gap: a stream continues only
+/// from messages that follow each other. Old messages still move a
+/// stream's numbering on, so the next message follows the last one written.
+fn read_segment(
+    path: &Path,
+    keep: Keep<'_>,
+    streams: &mut HashMap<String, History>,
+) -> io::Result<()> {
+    let oldest_ms =
+        Entry::now_ms().saturating_sub(u64::try_from(keep.window.as_millis()).unwrap_or(u64::MAX));
+    let mut reader = BufReader::new(File::open(path)?);
+    let mut line = Vec::new();
     let mut skipped = 0usize;
-    for line in BufReader::new(File::open(path)?).lines() {
-        let line = line?;
-        let Ok(LineIn { ns, entry }) = serde_json::from_str::<LineIn>(&line) else {
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        let Ok(LineIn { ns, entry }) = serde_json::from_slice::<LineIn>(&line) else {
             skipped += 1;
             continue;
         };
+        if entry.seq == 0 || !keep.namespaces.contains(&ns) {
+            continue;
+        }
         let history = streams
             .entry(ns)
-            .or_insert_with(|| History::starting_after(entry.seq.saturating_sub(1)));
-        if entry.seq != history.last_seq() + 1 {
-            *history = History::starting_after(entry.seq.saturating_sub(1));
+            .or_insert_with(|| History::starting_after(entry.seq - 1));
+        if Some(entry.seq) != history.last_seq().checked_add(1) {
+            *history = History::starting_after(entry.seq - 1);
         }
-        history.push(Arc::new(entry));
+        if entry.published_ms < oldest_ms {
+            *history = History::starting_after(entry.seq);
+        } else {
+            history.push(Arc::new(entry));
+            history.expire(oldest_ms, keep.max_messages);
+        }
     }
     if skipped > 0 {
         tracing::warn!(path = %path.display(), skipped, "skipped journal lines that could not be read (torn by a crash?)");
@@ -363,30 +487,51 @@ fn read_segment(path: &Path, streams: &mut HashMap<String, History>) -> io::Resu
     Ok(())
 }
 
-/// The epoch of the journal in `dir`, made (and synced) on first use.
-fn read_or_make_epoch(dir: &Path) -> Result<u64, JournalError> {
-    let path = dir.join(EPOCH_FILE);
-    match fs::read_to_string(&path) {
-        Ok(text) => u64::from_str_radix(text.trim(), 16)
-            .map_err(|_| JournalError::BadEpoch { path: path.clone() }),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {
-            let epoch = new_epoch();
-            let io_error = |source| JournalError::Io {
-                path: path.clone(),
-                source,
-            };
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(io_error)?;
-            writeln!(file, "{epoch:x}").map_err(io_error)?;
-            file.sync_all().map_err(io_error)?;
-            Ok(epoch)
-        }
-        Err(source) => Err(JournalError::Io { path, source }),
+/// Makes `dir` if missing, private; says so if an existing one is not.
+fn prepare_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mode = fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        tracing::warn!(dir = %dir.display(), mode = format!("{mode:04o}"), "the state directory is open to other users; it holds private messages: chmod 700 it");
     }
+    Ok(())
+}
+
+/// The epoch a clean stop left, if the file reads as one.
+fn read_epoch(dir: &Path) -> Option<u64> {
+    let text = fs::read_to_string(dir.join(EPOCH_FILE)).ok()?;
+    u64::from_str_radix(text.trim(), 16).ok()
+}
+
+/// Where each namespace stood at the last clean stop, if there was one.
+fn read_clean_stop(dir: &Path) -> Option<HashMap<String, u64>> {
+    let text = fs::read(dir.join(CLEAN_STOP_FILE)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// Replaces `dir/name` with `contents` so that a crash leaves either the
+/// old file or the new one: a synced temporary file, renamed over it.
+fn write_synced(dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
+    let temporary = dir.join(format!("{name}.tmp"));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    fs::rename(&temporary, dir.join(name))?;
+    File::open(dir)?.sync_all()
+}
+
+/// Removes `dir/name`, and makes the removal durable.
+fn remove_synced(dir: &Path, name: &str) -> io::Result<()> {
+    fs::remove_file(dir.join(name))?;
+    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -394,12 +539,26 @@ mod tests {
     use super::*;
     use serde_json::value::RawValue;
 
-    fn entry(seq: u64) -> Arc<Entry> {
+    const WINDOW: Duration = Duration::from_secs(120);
+
+    fn keep(namespaces: &[String]) -> Keep<'_> {
+        Keep {
+            window: WINDOW,
+            max_messages: 1000,
+            namespaces,
+        }
+    }
+
+    fn served() -> Vec<String> {
+        vec!["/".to_owned(), "/chat".to_owned()]
+    }
+
+    fn entry(seq: u64, text: &str) -> Arc<Entry> {
         Arc::new(Entry {
             seq,
             published_ms: Entry::now_ms(),
             event: "e".into(),
-            payload: RawValue::from_string(format!("{{\"n\":{seq}}}")).unwrap(),
+            payload: RawValue::from_string(format!("{text:?}")).unwrap(),
             users: vec!["42".into()],
             rooms: Vec::new(),
             except_users: Vec::new(),
@@ -407,43 +566,78 @@ mod tests {
     }
 
     #[test]
-    fn a_reopened_journal_has_the_same_epoch_and_messages() {
+    fn after_a_clean_stop_the_epoch_numbering_and_messages_come_back() {
         let dir = tempfile::tempdir().unwrap();
-        let window = Duration::from_secs(120);
-        let (journal, loaded) = Journal::open(dir.path(), window).unwrap();
-        assert!(loaded.streams.is_empty());
+        let namespaces = served();
+        let (journal, first) = Journal::open(dir.path(), keep(&namespaces)).unwrap();
+        assert!(first.streams.is_empty());
         for seq in 1..=3 {
-            journal.append("/", entry(seq));
+            journal.append("/", entry(seq, "hello"));
         }
-        journal.append("/chat", entry(1));
+        journal.append("/chat", entry(1, "hi"));
         journal.close();
 
-        let (_journal, again) = Journal::open(dir.path(), window).unwrap();
-        assert_eq!(again.epoch, loaded.epoch);
+        let (journal, again) = Journal::open(dir.path(), keep(&namespaces)).unwrap();
+        assert_eq!(again.epoch, first.epoch);
         assert_eq!(again.streams["/"].last_seq(), 3);
         assert_eq!(again.streams["/"].len(), 3);
         assert_eq!(again.streams["/chat"].last_seq(), 1);
+        journal.close();
     }
 
     #[test]
-    fn a_torn_line_and_a_gap_are_survived() {
+    fn a_quiet_namespace_keeps_its_numbering_when_its_messages_are_gone() {
         let dir = tempfile::tempdir().unwrap();
-        let window = Duration::from_secs(120);
-        let (journal, _) = Journal::open(dir.path(), window).unwrap();
-        journal.append("/", entry(1));
-        journal.append("/", entry(2));
-        journal.append("/", entry(5));
+        let namespaces = served();
+        let (journal, _) = Journal::open(dir.path(), keep(&namespaces)).unwrap();
+        journal.append("/chat", entry(7, "old"));
+        journal.close();
+        for segment in list_segments(dir.path()).unwrap().values() {
+            fs::remove_file(segment).unwrap();
+        }
+        let (journal, again) = Journal::open(dir.path(), keep(&namespaces)).unwrap();
+        assert_eq!(again.streams["/chat"].last_seq(), 7);
+        assert_eq!(again.streams["/chat"].len(), 0);
+        journal.close();
+    }
+
+    #[test]
+    fn after_a_stop_that_was_not_clean_a_new_epoch_begins() {
+        let dir = tempfile::tempdir().unwrap();
+        let namespaces = served();
+        let (journal, first) = Journal::open(dir.path(), keep(&namespaces)).unwrap();
+        journal.append("/", entry(1, "a"));
+        journal.close();
+        // As if killed: no record of a clean stop.
+        fs::remove_file(dir.path().join(CLEAN_STOP_FILE)).unwrap();
+        let (journal, again) = Journal::open(dir.path(), keep(&namespaces)).unwrap();
+        assert_ne!(again.epoch, first.epoch);
+        assert!(again.streams.is_empty());
+        journal.close();
+        // And the stop after it was clean again.
+        let (_journal, third) = Journal::open(dir.path(), keep(&namespaces)).unwrap();
+        assert_eq!(third.epoch, again.epoch);
+    }
+
+    #[test]
+    fn a_torn_line_even_inside_a_character_and_a_gap_are_survived() {
+        let dir = tempfile::tempdir().unwrap();
+        let namespaces = served();
+        let (journal, _) = Journal::open(dir.path(), keep(&namespaces)).unwrap();
+        journal.append("/", entry(1, "caf\u{e9}"));
+        journal.append("/", entry(2, "b"));
+        journal.append("/", entry(5, "c"));
         journal.close();
         let segment = list_segments(dir.path())
             .unwrap()
             .into_values()
-            .next()
+            .next_back()
             .unwrap();
         let mut file = OpenOptions::new().append(true).open(&segment).unwrap();
-        file.write_all(b"{\"ns\":\"/\",\"entry\":{\"seq\":6,\"publ")
+        file.write_all(b"{\"ns\":\"/\",\"entry\":{\"seq\":6,\"payload\":\"caf\xc3")
             .unwrap();
 
-        let (_journal, loaded) = Journal::open(dir.path(), window).unwrap();
+        let (_journal, loaded) = Journal::open(dir.path(), keep(&namespaces)).unwrap();
         let history = &loaded.streams["/"];
         assert_eq!(history.last_seq(), 5);
         assert_eq!(history.len(), 1, "only what follows the gap is a stream");
@@ -451,14 +645,16 @@ mod tests {
 
     #[test]
     fn files_are_private() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
-        let (journal, _) = Journal::open(&state, Duration::from_secs(120)).unwrap();
+        let namespaces = served();
+        let (journal, _) = Journal::open(&state, keep(&namespaces)).unwrap();
+        journal.append("/", entry(1, "x"));
         journal.close();
         let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&state), 0o700);
         assert_eq!(mode(&state.join(EPOCH_FILE)), 0o600);
+        assert_eq!(mode(&state.join(CLEAN_STOP_FILE)), 0o600);
         for segment in list_segments(&state).unwrap().values() {
             assert_eq!(mode(segment), 0o600);
         }

@@ -48,6 +48,8 @@ pub struct RecoverySettings {
     pub window: Duration,
     pub max_messages: usize,
     pub max_memory: usize,
+    /// More missed messages than this are not replayed: the page resets.
+    pub max_replay: usize,
 }
 
 /// The trailing argument of every delivered event.
@@ -151,11 +153,13 @@ impl Recovery {
             .filter(|offset| offset.epoch == self.epoch);
         Some(
             match from.map(|from| (from, stream.after(from.seq, recipient))) {
-                Some((from, Ok(entries))) => Resume::Recovered {
-                    from,
-                    entries,
-                    upto: position,
-                },
+                Some((from, Ok(entries))) if entries.len() <= self.settings.max_replay => {
+                    Resume::Recovered {
+                        from,
+                        entries,
+                        upto: position,
+                    }
+                }
                 _ => Resume::Reset { position },
             },
         )
@@ -278,6 +282,7 @@ mod tests {
                 window: Duration::from_secs(120),
                 max_messages,
                 max_memory,
+                max_replay: 2,
             },
             &["/".to_owned(), "/chat".to_owned()],
             None,
@@ -318,6 +323,17 @@ mod tests {
         let seen = publish(&recovery, "/", &[]).await;
         publish(&recovery, "/", &["42"]).await;
         publish(&recovery, "/", &[]).await;
+        // User 42 missed three, more than max_replay (2): reset, not a
+        // long replay.
+        let start = Offset { seq: 0, ..seen };
+        let user = Recipient {
+            user: Some("42"),
+            rooms: &[],
+        };
+        assert!(matches!(
+            recovery.resume("/", Some(&start.to_string()), user).await,
+            Some(Resume::Reset { .. })
+        ));
         let Some(Resume::Recovered {
             from,
             entries,

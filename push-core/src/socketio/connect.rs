@@ -27,7 +27,7 @@ use super::auth_retry::{Unidentified, identify_later};
 use super::client_address::forwarded_for_site;
 use super::limits::{ConnectionLimits, EventBudget, Spent};
 use super::log_throttle::LogThrottle;
-use super::resume;
+use super::resume::{self, AdmittedAt};
 use crate::auth::{Answer, Authenticator, Handshake, Identity, Urgency};
 use crate::metrics::{Metrics, Refusal};
 use crate::recovery::Recovery;
@@ -93,9 +93,13 @@ impl Admission {
         let permit = self.limits.admit(address).map_err(Refused)?;
         // Kept with the socket, so the place is given back when it goes.
         socket.extensions.insert(Arc::new(permit));
-        if self.recovery.is_some() {
-            // Live messages wait until what it missed has been sent.
+        if let Some(recovery) = &self.recovery {
+            // Live messages wait until what it missed has been sent; what
+            // is published from now on is sent with it.
             socket.join(RESUMING_ROOM);
+            if let Some(position) = recovery.position(socket.ns()).await {
+                socket.extensions.insert(AdmittedAt(position));
+            }
         }
 
         let Some(authenticator) = &self.authenticator else {
@@ -205,6 +209,11 @@ impl Admission {
                 // It may receive nothing yet, not even a replay of
                 // broadcasts: its replay starts once it is identified.
                 socket.extensions.insert(HeldResume(offset));
+            } else if socket.extensions.get::<Unidentified>().is_some() {
+                // A guest for now: replaying a guest's share would leave
+                // out its user's messages while saying "recovered", so it
+                // is told to reload its state instead.
+                resume::start(socket.clone(), recovery.clone(), None);
             } else {
                 resume::start(socket.clone(), recovery.clone(), offset);
             }

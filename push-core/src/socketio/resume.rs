@@ -42,6 +42,12 @@ const LONGEST_BUFFER_WAIT: Duration = Duration::from_millis(16);
 /// comes back.
 const STALLED_AFTER: Duration = Duration::from_secs(30);
 
+/// Where the namespace's stream stood when the connection was admitted:
+/// a connection that sent no offset (or one that cannot be honoured)
+/// starts here, so what is published while it connects reaches it too.
+#[derive(Debug, Clone, Copy)]
+pub struct AdmittedAt(pub Offset);
+
 /// What a page sends in the socket.io `auth` object.
 #[derive(Debug, Default, Deserialize)]
 pub struct ResumeAuth {
@@ -98,10 +104,15 @@ async fn resume(
             upto.seq
         }
         Resume::Reset { position } => {
-            send_status(socket, false, 0, position).await?;
-            position.seq
+            let start = socket
+                .extensions
+                .get::<AdmittedAt>()
+                .map_or(position, |admitted| admitted.0);
+            send_status(socket, false, 0, start).await?;
+            start.seq
         }
     };
+    let mut full = Backoff::default();
     loop {
         let Some(stream) = recovery.lock(namespace).await else {
             break;
@@ -125,7 +136,7 @@ async fn resume(
                 Err(Sent::Closed) => return Err(Gone),
             }
             drop(stream);
-            tokio::time::sleep(BUFFER_WAIT).await;
+            full.wait().await?;
             continue;
         }
         let position = stream.position();
@@ -181,21 +192,33 @@ async fn send_waiting<T: Serialize + ?Sized>(
     event: &str,
     data: &T,
 ) -> Result<(), Gone> {
-    let mut full_since: Option<Instant> = None;
-    let mut wait = BUFFER_WAIT;
+    let mut full = Backoff::default();
     loop {
         match socket.emit(event, data) {
             Ok(()) => return Ok(()),
-            Err(SendError::Socket(SocketError::InternalChannelFull)) => {
-                let since = *full_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > STALLED_AFTER {
-                    return Err(Gone);
-                }
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(LONGEST_BUFFER_WAIT);
-            }
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => full.wait().await?,
             Err(_) => return Err(Gone),
         }
+    }
+}
+
+/// Waiting for room in a full send buffer: [`BUFFER_WAIT`] first, doubling
+/// to [`LONGEST_BUFFER_WAIT`], and giving up after [`STALLED_AFTER`].
+#[derive(Default)]
+struct Backoff {
+    since: Option<Instant>,
+    next: Option<Duration>,
+}
+
+impl Backoff {
+    async fn wait(&mut self) -> Result<(), Gone> {
+        if self.since.get_or_insert_with(Instant::now).elapsed() > STALLED_AFTER {
+            return Err(Gone);
+        }
+        let wait = self.next.unwrap_or(BUFFER_WAIT);
+        tokio::time::sleep(wait).await;
+        self.next = Some((wait * 2).min(LONGEST_BUFFER_WAIT));
+        Ok(())
     }
 }
 

@@ -188,6 +188,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SIZE", help_heading = "Recovery")]
     recovery_max_memory: Option<ByteCount>,
 
+    /// Most messages replayed to one connection; a page that missed more is
+    /// told to reload its state [default: 10000]
+    #[arg(long, value_name = "N", value_parser = parse_number::<usize>, help_heading = "Recovery")]
+    recovery_max_replay: Option<usize>,
+
     /// Directory (made 0700 if missing) where the recovery history is kept,
     /// so a restart loses no message; unset: memory only
     #[arg(long, value_name = "DIR", help_heading = "Recovery")]
