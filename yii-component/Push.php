@@ -27,7 +27,9 @@ use PushCore\Yii\PushComponentTrait;
  *     $push->close();
  *
  * and sendToUser(), sendToUsers(), sendToRoom(), isOnline(), position(), stats(),
- * ping(), flush() and sendAfterCommit() are new. The properties are
+ * ping(), flush() and sendAfterCommit() are new. Its host and port settings
+ * are accepted and ignored with one warning, and compat/extElephantIO.php
+ * keeps its class name working (docs/yii.md, "Coming from elephant.io"). The properties are
  * documented in PushCore\Yii\PushComponentTrait, the guide is docs/yii.md.
  *
  * Yii 1.1 has no transaction events, so sendAfterCommit() sends are

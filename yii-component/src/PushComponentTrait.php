@@ -95,6 +95,21 @@ trait PushComponentTrait
      */
     public string $db = 'db';
 
+    /**
+     * @var string|null The elephant.io component's address of the Node
+     * server ('http://127.0.0.1'). Accepted so that an old configuration
+     * runs unchanged, and ignored: every transport reaches push-core over
+     * its Unix socket ($socket). init() logs one warning while it is set.
+     * See docs/yii.md, "Coming from elephant.io".
+     */
+    public ?string $host = null;
+
+    /**
+     * @var string|int|null The elephant.io component's port of the Node
+     * server. Accepted and ignored, as $host.
+     */
+    public string|int|null $port = null;
+
     /** @var \PushClient|Publisher|null created on first use */
     private ?object $pushClient = null;
 
@@ -166,6 +181,34 @@ trait PushComponentTrait
         if ($reason !== null) {
             $this->configurationError("{$component}::\$transport is '{$this->transport}', but {$reason}");
         }
+        $this->warnAboutElephantIoAddress();
+    }
+
+    /**
+     * An old elephant.io configuration names the Node server with host and
+     * port. They are ignored, not refused: the site must keep running
+     * unchanged while its configuration is cleaned up. One warning per
+     * component (init() calls this), so the log says it once per request
+     * rather than once per push.
+     */
+    private function warnAboutElephantIoAddress(): void
+    {
+        if ($this->host === null && $this->port === null) {
+            return;
+        }
+        $component = static::class;
+        $given = [];
+        foreach (['host' => $this->host, 'port' => $this->port] as $key => $value) {
+            if ($value !== null) {
+                $given[] = "{$key} " . var_export($value, true);
+            }
+        }
+        $socket = $this->socket ?? Transport::defaultSocket();
+        $this->logWarning(
+            "{$component}: the elephant.io settings host and port are deprecated and ignored (" . implode(', ', $given)
+            . "): push-core is reached over its Unix socket {$socket}; remove them from the component's configuration"
+            . ' (docs/yii.md, "Coming from elephant.io")',
+        );
     }
 
     /**

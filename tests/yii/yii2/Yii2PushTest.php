@@ -123,6 +123,33 @@ final class Yii2PushTest extends TestCase
         $this->app(['transport' => 'http'])->get('push');
     }
 
+    /**
+     * A configuration carried over from the elephant.io component keeps
+     * working: host and port are ignored, with one warning for the
+     * component however many pushes it makes, and close() does not end it.
+     */
+    public function testTheElephantIoHostAndPortAreIgnoredWithOneWarning(): void
+    {
+        $browsers = $this->browsers(['page' => null]);
+        $push = $this->app(['host' => 'http://127.0.0.1', 'port' => 8000])->get('push');
+
+        $this->assertSame(1, $push->sendMsg('message_event_type', 1));
+        $push->close();
+        $this->assertSame(1, $push->setNameSpace(self::NS)->sendMsg('message_event_type', 2));
+
+        $this->assertSame(1, $browsers->event('page', 'message_event_type')['data']);
+        $this->assertSame(2, $browsers->event('page', 'message_event_type')['data']);
+        $warnings = self::pushLogs(Logger::LEVEL_WARNING);
+        $this->assertCount(1, $warnings);
+        $this->assertSame(
+            Push::class . ": the elephant.io settings host and port are deprecated and ignored (host 'http://127.0.0.1', port 8000):"
+            . ' push-core is reached over its Unix socket ' . self::$daemon->socket . "; remove them from the component's configuration"
+            . ' (docs/yii.md, "Coming from elephant.io")',
+            $warnings[0][0],
+        );
+        $this->assertSame([], self::pushLogs(Logger::LEVEL_ERROR));
+    }
+
     public function testAFailedPushIsLoggedAndReturnsZero(): void
     {
         $push = $this->app(['socket' => self::deadSocket()])->get('push');
