@@ -113,6 +113,12 @@ impl Retry {
         let required = self.authenticator.required();
         for attempt in 1..=MAX_ATTEMPTS {
             tokio::time::sleep(delay_before(attempt)).await;
+            // The disconnect handler cancels this task, but a connection
+            // can close before that handler is in place.
+            if !socket.connected() {
+                tracing::debug!(sid = %socket.id, "connection closed before it was identified; no more auth retries");
+                return;
+            }
             self.metrics.auth_retry();
             match self
                 .authenticator
