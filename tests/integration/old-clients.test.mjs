@@ -41,9 +41,13 @@ function record(socket) {
   return seen;
 }
 
+/** `upgrade` is the clients' default: polling first, then WebSocket. */
+const transportOptions = (transport) => (transport === 'upgrade'
+  ? { transports: ['polling', 'websocket'], upgrade: true }
+  : { transports: [transport], upgrade: false });
+
 const options = (transport, { cookie, origin = ALLOWED, query } = {}) => ({
-  transports: [transport],
-  upgrade: false,
+  ...transportOptions(transport),
   forceNew: true,
   reconnection: false,
   timeout: GUARD_MS,
@@ -68,6 +72,9 @@ async function connect(io, daemon, { transport, namespace = '/chat', cookie, ori
     socket.once('error', reject);
   });
   await withGuard(connected, `${namespace} over ${transport} to connect\n${daemon.logTail?.() ?? ''}`);
+  if (transport === 'upgrade' && manager.engine.transport.name !== 'websocket') {
+    await withGuard(new Promise((resolve) => manager.engine.once('upgrade', resolve)), 'the upgrade to WebSocket');
+  }
   return { socket, seen };
 }
 
@@ -152,6 +159,30 @@ for (const [version, io] of Object.entries(CLIENTS)) {
       });
     });
   }
+}
+
+for (const [version, io] of Object.entries(CLIENTS)) {
+  describe(`socket.io-client ${version}, polling upgraded to WebSocket`, () => {
+    test('receives its private messages after the upgrade', async () => {
+      const { daemon } = await daemonWithSite();
+      const alice = await connect(io, daemon, { transport: 'upgrade', cookie: cookieFor('sid-42') });
+      assert.equal(alice.socket.io.engine.transport.name, 'websocket');
+      assert.equal(await sendOk(daemon.socketPath, { namespace: '/chat', event: 'private', users: ['42'], data: 'after' }), 1);
+      await waitUntil(() => received(alice.seen, 'private').length === 1, { what: 'the private message' });
+    });
+  });
+
+  describe(`socket.io-client ${version} under --max-connections`, () => {
+    test('holds two places (its namespace and the implicit "/") and is refused past the limit', async () => {
+      const site = await resources.backend();
+      const daemon = await resources.daemon({ args: ['--auth-url', site.url, '--namespace', '/chat', '--max-connections', '3'] });
+      await connect(io, daemon, { transport: 'websocket' });
+      // The second page gets "/" (the third place) and is refused "/chat".
+      const refused = await connect(io, daemon, { transport: 'websocket' }).then(() => 'connected', (error) => error);
+      assert.match(JSON.stringify(refused), /too_many_connections/);
+      assert.equal(await sendOk(daemon.socketPath, { namespace: '/chat', event: 'news', data: 1 }), 1);
+    });
+  });
 }
 
 describe('old and new clients side by side', () => {
