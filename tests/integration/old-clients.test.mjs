@@ -185,6 +185,46 @@ for (const [version, io] of Object.entries(CLIENTS)) {
   });
 }
 
+for (const [version, io] of Object.entries(CLIENTS)) {
+  describe(`socket.io-client ${version} reconnecting by itself`, () => {
+    test('sends its last offset from reconnect_attempt, as docs/old-clients.md shows, and recovers', async () => {
+      const { daemon } = await daemonWithSite();
+      // The recipe of docs/old-clients.md, word for word but for the options.
+      const socket = io(`${daemon.url}/chat`, {
+        ...options('websocket'),
+        reconnection: true,
+        reconnectionDelay: 1000,
+        reconnectionDelayMax: 1000,
+        randomizationFactor: 0,
+      });
+      sockets.push(socket);
+      const seen = record(socket);
+      let last;
+      socket.on('news', (message, meta) => {
+        if (meta) last = meta.offset;
+      });
+      socket.on('reconnect_attempt', () => {
+        if (last) socket.io.opts.query = { offset: last };
+      });
+      await withGuard(new Promise((resolve) => socket.once('connect', resolve)), 'the page to connect');
+      await sendOk(daemon.socketPath, { namespace: '/chat', event: 'news', data: 'seen' });
+      await waitUntil(() => last !== undefined, { what: 'the first message' });
+
+      // The network drops: the transport closes under the page.
+      socket.io.engine.close();
+      await waitUntil(async () => (await sendOk(daemon.socketPath, { namespace: '/chat', event: 'missed', data: 'probe' })) === 0, {
+        what: 'the daemon to see the page go',
+      });
+      await sendOk(daemon.socketPath, { namespace: '/chat', event: 'missed', data: 'last' });
+      await waitUntil(() => seen.statuses.length === 2, { what: 'the page to reconnect' });
+      const status = seen.statuses[1];
+      assert.equal(status.recovered, true, JSON.stringify(status));
+      await waitUntil(() => received(seen, 'missed').at(-1) === 'last', { what: 'the missed messages' });
+      assert.equal(received(seen, 'missed').length, status.replayed);
+    });
+  });
+}
+
 describe('old and new clients side by side', () => {
   test('a 2.x page and a 4.x page on one namespace receive the same broadcast', async () => {
     const { daemon } = await daemonWithSite();
