@@ -126,6 +126,9 @@ for (const [version, io] of Object.entries(CLIENTS)) {
         const text = await scrape(daemon);
         assert.equal(seriesValue(text, series(4)), 2);
         assert.equal(seriesValue(text, series(5)), 0);
+        // The difference protocol 4 forces is said in the log, not left silent.
+        assert.match(daemon.log, /INFO.*protocol 4.*also connected to "\/"/);
+        assert.match(daemon.log, /INFO.*protocol 4 clients have no auth object.*`offset` in the connect query string/);
       });
 
       test('is refused from a foreign origin', async () => {

@@ -59,9 +59,14 @@ pub fn build(
         .max_buffer_size(settings.max_buffered_messages)
         .connect_timeout(NAMESPACE_JOIN_TIMEOUT)
         .build_layer();
+    // What protocol 4 does differently, said once where operators look
+    // (docs/old-clients.md).
+    tracing::info!(
+        "socket.io protocol 4 (clients 1.x and 2.x) accepted; each such client is also connected to \"/\", which takes a connection place and an auth ask (docs/old-clients.md)"
+    );
     if recovery.is_some() {
         tracing::info!(
-            "socket.io protocol 4 (clients 1.x and 2.x) accepted; having no auth object, they send a recovery offset as `offset` in the connect query string (docs/recovery.md)"
+            "socket.io protocol 4 clients have no auth object: they send a recovery offset as `offset` in the connect query string (docs/recovery.md)"
         );
     }
     let admission = connect::Admission::new(authenticator, limits, metrics, recovery);
