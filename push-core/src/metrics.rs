@@ -138,9 +138,23 @@ impl ForwardingProblem {
 #[derive(Debug, Clone, Default)]
 pub struct NamespaceCensus {
     pub namespace: String,
+    /// Connections of clients on socket.io protocol 5 (clients 3.x and 4.x).
     pub websocket: u64,
     pub polling: u64,
+    /// Connections of old clients on protocol 4 (clients 1.x and 2.x).
+    pub websocket_protocol4: u64,
+    pub polling_protocol4: u64,
     pub users_online: u64,
+}
+
+impl NamespaceCensus {
+    fn websocket_total(&self) -> u64 {
+        self.websocket + self.websocket_protocol4
+    }
+
+    fn polling_total(&self) -> u64 {
+        self.polling + self.polling_protocol4
+    }
 }
 
 /// Live connection figures of the whole server.
@@ -333,9 +347,10 @@ impl Metrics {
                 (
                     ns.namespace.clone(),
                     json!({
-                        "connections": ns.websocket + ns.polling,
-                        "websocket": ns.websocket,
-                        "polling": ns.polling,
+                        "connections": ns.websocket_total() + ns.polling_total(),
+                        "websocket": ns.websocket_total(),
+                        "polling": ns.polling_total(),
+                        "protocol4": ns.websocket_protocol4 + ns.polling_protocol4,
                         "users_online": ns.users_online,
                     }),
                 )
@@ -344,7 +359,7 @@ impl Metrics {
         let connections: u64 = census
             .namespaces
             .iter()
-            .map(|ns| ns.websocket + ns.polling)
+            .map(|ns| ns.websocket_total() + ns.polling_total())
             .sum();
         let auth_calls: u64 = self.auth_outcomes.iter().map(read).sum();
         json!({
@@ -378,17 +393,28 @@ impl Metrics {
     pub fn prometheus_text(&self, census: &Census) -> String {
         let mut page = Page::default();
 
-        page.family("push_connections", "gauge", "Open socket.io connections.");
+        page.family(
+            "push_connections",
+            "gauge",
+            "Open socket.io connections, by namespace, transport and socket.io protocol.",
+        );
         for ns in &census.namespaces {
             let name = escape_label(&ns.namespace);
-            page.sample(
-                &format!("{{namespace=\"{name}\",transport=\"websocket\"}}"),
-                ns.websocket,
-            );
-            page.sample(
-                &format!("{{namespace=\"{name}\",transport=\"polling\"}}"),
-                ns.polling,
-            );
+            // Protocol 5 is spoken by socket.io clients 3.x and 4.x, 4 by
+            // the old 1.x and 2.x clients (docs/old-clients.md).
+            for (transport, protocol, count) in [
+                ("websocket", 5, ns.websocket),
+                ("polling", 5, ns.polling),
+                ("websocket", 4, ns.websocket_protocol4),
+                ("polling", 4, ns.polling_protocol4),
+            ] {
+                page.sample(
+                    &format!(
+                        "{{namespace=\"{name}\",transport=\"{transport}\",protocol=\"{protocol}\"}}"
+                    ),
+                    count,
+                );
+            }
         }
         page.family(
             "push_users_online",
@@ -626,11 +652,15 @@ mod tests {
                 namespace: "/".into(),
                 websocket: 2,
                 polling: 1,
+                websocket_protocol4: 1,
+                polling_protocol4: 0,
                 users_online: 1,
             }],
         };
         let stats: serde_json::Value = serde_json::from_str(&metrics.stats_json(&census)).unwrap();
-        assert_eq!(stats["connections"], 3);
+        assert_eq!(stats["connections"], 4);
+        assert_eq!(stats["namespaces"]["/"]["websocket"], 3);
+        assert_eq!(stats["namespaces"]["/"]["protocol4"], 1);
         assert_eq!(stats["deliveries"], 3);
         assert_eq!(stats["namespaces"]["/"]["users_online"], 1);
     }

@@ -213,8 +213,8 @@ describe('/metrics', () => {
 
   test('reports connections per namespace and transport, and users online', () => {
     const parsed = parse(text);
-    assert.equal(value(parsed, 'push_connections', { namespace: '/', transport: 'websocket' }), 1);
-    assert.equal(value(parsed, 'push_connections', { namespace: '/', transport: 'polling' }), 2);
+    assert.equal(value(parsed, 'push_connections', { namespace: '/', transport: 'websocket', protocol: '5' }), 1);
+    assert.equal(value(parsed, 'push_connections', { namespace: '/', transport: 'polling', protocol: '5' }), 2);
     assert.equal(value(parsed, 'push_users_online', { namespace: '/' }), 1);
   });
 
@@ -257,8 +257,8 @@ describe('/metrics', () => {
     clients.closeAll();
     const parsed = await waitUntil(async () => {
       const current = parse(await (await fetch(`${daemon.url}/metrics`)).text());
-      const open = value(current, 'push_connections', { namespace: '/', transport: 'websocket' })
-        + value(current, 'push_connections', { namespace: '/', transport: 'polling' });
+      const open = value(current, 'push_connections', { namespace: '/', transport: 'websocket', protocol: '5' })
+        + value(current, 'push_connections', { namespace: '/', transport: 'polling', protocol: '5' });
       return open === 0 ? current : null;
     }, { what: 'the connection gauges to drop to 0' });
     assert.equal(value(parsed, 'push_users_online', { namespace: '/' }), 0);

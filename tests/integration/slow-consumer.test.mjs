@@ -115,7 +115,7 @@ describe('slow consumers', () => {
     assert.equal(await reader.waitFor('after'), 'ok');
 
     for (const raw of stalled) raw.terminate();
-    await waitUntil(async () => seriesValue(await scrape(daemon), 'push_connections{namespace="/",transport="websocket"}') === 2, {
+    await waitUntil(async () => seriesValue(await scrape(daemon), 'push_connections{namespace="/",transport="websocket",protocol="5"}') === 2, {
       what: 'the daemon to drop the stalled connections',
     });
     t.diagnostic(`daemon VmRSS after the stalled clients left: ${rssMiB(daemon)} MiB`);

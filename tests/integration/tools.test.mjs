@@ -99,8 +99,8 @@ describe('push-core tools', () => {
     for (const field of ['connected', 'accepted_total']) assert.equal(typeof before.publishers?.[field], 'number', field);
     for (const field of ['calls', 'failures', 'cache_hits']) assert.equal(typeof before.auth?.[field], 'number', field);
     assert.equal(before.connections, 0);
-    assert.deepEqual(before.namespaces['/'], { connections: 0, websocket: 0, polling: 0, users_online: 0 });
-    assert.deepEqual(before.namespaces['/chat'], { connections: 0, websocket: 0, polling: 0, users_online: 0 });
+    assert.deepEqual(before.namespaces['/'], { connections: 0, websocket: 0, polling: 0, protocol4: 0, users_online: 0 });
+    assert.deepEqual(before.namespaces['/chat'], { connections: 0, websocket: 0, polling: 0, protocol4: 0, users_online: 0 });
 
     // Cookies no earlier test used, so the auth cache starts cold for them.
     const cookie42 = `${cookieFor('sid-42')}; visit=stats`;
@@ -120,8 +120,8 @@ describe('push-core tools', () => {
       return s.namespaces['/chat'].websocket === 1 ? s : null;
     }, { what: 'the upgraded client to count as websocket' });
     assert.equal(now.connections, 4);
-    assert.deepEqual(now.namespaces['/'], { connections: 3, websocket: 1, polling: 2, users_online: 1 });
-    assert.deepEqual(now.namespaces['/chat'], { connections: 1, websocket: 1, polling: 0, users_online: 1 });
+    assert.deepEqual(now.namespaces['/'], { connections: 3, websocket: 1, polling: 2, protocol4: 0, users_online: 1 });
+    assert.deepEqual(now.namespaces['/chat'], { connections: 1, websocket: 1, polling: 0, protocol4: 0, users_online: 1 });
     assert.equal(now.publishes, before.publishes + 2);
     assert.equal(now.deliveries, before.deliveries + 4);
     assert.ok(now.publishers.accepted_total >= before.publishers.accepted_total + 3);

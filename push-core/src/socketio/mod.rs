@@ -1,7 +1,9 @@
 //! The socket.io side: namespaces, who may connect, and what is connected.
 //!
-//! Browsers connect with the stock socket.io v4 client over WebSocket or
-//! HTTP long-polling. The server only ever sends: events a browser emits are
+//! Browsers connect with the stock socket.io client over WebSocket or HTTP
+//! long-polling: clients 3.x and 4.x speak socket.io protocol 5, and the old
+//! 1.x and 2.x clients, still loaded by pages nobody wants to touch, speak
+//! protocol 4 (docs/old-clients.md). The server only ever sends: events a browser emits are
 //! counted and ignored, and a flood of them ends the connection.
 
 mod auth_retry;
@@ -16,9 +18,9 @@ mod resume;
 use std::sync::Arc;
 use std::time::Duration;
 
-use socketioxide::extract::TryData;
+use socketioxide::extract::{SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
-use socketioxide::{SocketIo, TransportType, layer::SocketIoLayer};
+use socketioxide::{ProtocolVersion, SocketIo, TransportType, layer::SocketIoLayer};
 
 pub use self::limits::{ConnectionLimits, guard_handshake_rate};
 pub use self::origin::{OriginPolicy, cors_layer, guard_origin};
@@ -57,13 +59,24 @@ pub fn build(
         .max_buffer_size(settings.max_buffered_messages)
         .connect_timeout(NAMESPACE_JOIN_TIMEOUT)
         .build_layer();
+    // What protocol 4 does differently, said once where operators look
+    // (docs/old-clients.md).
+    tracing::info!(
+        "socket.io protocol 4 (clients 1.x and 2.x) accepted; each such client is also connected to \"/\", which takes a connection place and an auth ask (docs/old-clients.md)"
+    );
+    if recovery.is_some() {
+        tracing::info!(
+            "socket.io protocol 4 clients have no auth object: they send a recovery offset as `offset` in the connect query string (docs/recovery.md)"
+        );
+    }
     let admission = connect::Admission::new(authenticator, limits, metrics, recovery);
     for namespace in namespaces {
         let on_connect = admission.clone();
         let on_admit = admission.clone();
-        let handler = (move |socket, TryData(auth): TryData<resume::ResumeAuth>| {
+        let handler = (move |socket: SocketRef, TryData(auth): TryData<resume::ResumeAuth>| {
             let admission = on_connect.clone();
-            async move { admission.connected(socket, auth.ok().and_then(|auth| auth.offset)) }
+            let offset = resume::sent_offset(&socket, auth.ok());
+            async move { admission.connected(socket, offset) }
         })
         .with(move |socket| {
             let admission = on_admit.clone();
@@ -86,10 +99,15 @@ pub async fn census(io: &SocketIo) -> Census {
         };
         if let Some(operators) = io.of(&namespace) {
             for socket in operators.sockets() {
-                match socket.transport_type() {
-                    TransportType::Websocket => entry.websocket += 1,
-                    TransportType::Polling => entry.polling += 1,
-                }
+                let count = match (socket.transport_type(), socket.protocol()) {
+                    (TransportType::Websocket, ProtocolVersion::V5) => &mut entry.websocket,
+                    (TransportType::Polling, ProtocolVersion::V5) => &mut entry.polling,
+                    (TransportType::Websocket, ProtocolVersion::V4) => {
+                        &mut entry.websocket_protocol4
+                    }
+                    (TransportType::Polling, ProtocolVersion::V4) => &mut entry.polling_protocol4,
+                };
+                *count += 1;
             }
         }
         // The local adapter cannot fail to list its rooms.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use socketioxide::extract::SocketRef;
-use socketioxide::{SendError, SocketError};
+use socketioxide::{ProtocolVersion, SendError, SocketError};
 
 use crate::auth::Identity;
 use crate::recovery::{Entry, Offset, OffsetArgument, Recipient, Recovery, Resume, STATUS_EVENT};
@@ -53,6 +53,29 @@ pub struct AdmittedAt(pub Offset);
 pub struct ResumeAuth {
     #[serde(default)]
     pub offset: Option<String>,
+}
+
+/// The query parameter an old client (socket.io protocol 4) puts its
+/// offset in.
+const OFFSET_QUERY_PARAMETER: &str = "offset";
+
+/// The offset a connection asks to resume from.
+///
+/// Clients 3.x and 4.x (protocol 5) send it in the `auth` object of their
+/// namespace connect. Clients 1.x and 2.x (protocol 4) have no `auth`
+/// object: they send it as `offset` in the query string of the engine.io
+/// request (`io.opts.query`), the only place protocol 4 carries data at
+/// connect (docs/recovery.md).
+pub fn sent_offset(socket: &SocketRef, auth: Option<ResumeAuth>) -> Option<String> {
+    match socket.protocol() {
+        ProtocolVersion::V5 => auth.and_then(|auth| auth.offset),
+        ProtocolVersion::V4 => {
+            let query = socket.req_parts().uri.query()?;
+            url::form_urlencoded::parse(query.as_bytes())
+                .find(|(name, _)| name == OFFSET_QUERY_PARAMETER)
+                .map(|(_, offset)| offset.into_owned())
+        }
+    }
 }
 
 /// The `push:recovery` event.
