@@ -91,6 +91,8 @@ pub enum SetupError {
     Auth(#[from] AuthSetupError),
     #[error(transparent)]
     StateDir(#[from] JournalError),
+    #[error(transparent)]
+    ClientScript(#[from] socketio::ClientScriptError),
 }
 
 impl PushCore {
@@ -145,6 +147,10 @@ impl PushCore {
                 publish.max_frame_size,
             )
         });
+        let client_script = match &config.client_script {
+            Some(path) => Some(Arc::new(socketio::ClientScript::load(path)?)),
+            None => None,
+        };
         let router = router::router(router::HttpParts {
             socketio,
             io: io.clone(),
@@ -152,6 +158,7 @@ impl PushCore {
             origins: socketio::OriginPolicy::new(config.origins(), metrics.clone()),
             limits,
             publish_api,
+            client_script,
         });
         let core = Self {
             io,

@@ -20,8 +20,8 @@ use socketioxide::layer::SocketIoLayer;
 
 use crate::metrics::Metrics;
 use crate::socketio::{
-    self, ConnectionLimits, OriginPolicy, cors_layer, detach_request_head, guard_handshake_rate,
-    guard_origin,
+    self, ClientScript, ConnectionLimits, OriginPolicy, cors_layer, detach_request_head,
+    guard_handshake_rate, guard_origin, serve_client_script,
 };
 
 #[derive(Clone)]
@@ -39,6 +39,8 @@ pub(crate) struct HttpParts {
     pub limits: Arc<ConnectionLimits>,
     /// The HTTP publish API's routes, when it is on.
     pub publish_api: Option<Router>,
+    /// The socket.io client bundle, when `client_script` is set.
+    pub client_script: Option<Arc<ClientScript>>,
 }
 
 pub(crate) fn router(parts: HttpParts) -> Router {
@@ -52,7 +54,7 @@ pub(crate) fn router(parts: HttpParts) -> Router {
     if let Some(api) = parts.publish_api {
         router = router.merge(api);
     }
-    router
+    let router = router
         .layer(parts.socketio)
         .layer(axum::middleware::from_fn(detach_request_head))
         .layer(cors_layer(&parts.origins))
@@ -63,7 +65,16 @@ pub(crate) fn router(parts: HttpParts) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             parts.origins,
             guard_origin,
-        ))
+        ));
+    // Outermost: the bundle is a static file for a <script> tag, neither a
+    // handshake to count nor a request a foreign page could abuse.
+    match parts.client_script {
+        Some(script) => router.layer(axum::middleware::from_fn_with_state(
+            script,
+            serve_client_script,
+        )),
+        None => router,
+    }
 }
 
 /// The daemon binds everything before it serves HTTP, so answering at all

@@ -175,6 +175,9 @@ pub struct Config {
     pub max_buffered_messages: usize,
     /// Proxies whose forwarding headers name the browser's address.
     pub trusted_proxies: Vec<ProxyRange>,
+    /// A socket.io client bundle served at `/socket.io/socket.io.js`, for
+    /// pages that load it from the server; unset: not served.
+    pub client_script: Option<PathBuf>,
 
     /// How long published messages are kept for pages that reconnect; 0
     /// turns recovery off.
@@ -229,6 +232,7 @@ impl Default for Config {
                 .into_iter()
                 .map(ProxyRange::new)
                 .collect(),
+            client_script: None,
             recovery_window: defaults::RECOVERY_WINDOW,
             recovery_max_messages: defaults::RECOVERY_MAX_MESSAGES,
             recovery_max_memory: ByteCount::new(defaults::RECOVERY_MAX_MEMORY),
@@ -481,6 +485,17 @@ impl Config {
             return Err(ConfigError::value(
                 "state_dir",
                 "is set but recovery_window is 0: there is no history to keep",
+            ));
+        }
+        if let Some(script) = &self.client_script
+            && !script.is_file()
+        {
+            return Err(ConfigError::value(
+                "client_script",
+                format!(
+                    "{} is not a file; name a socket.io client bundle, e.g. node_modules/socket.io-client/dist/socket.io.js",
+                    script.display()
+                ),
             ));
         }
         Ok(())

@@ -8,6 +8,7 @@
 
 mod auth_retry;
 mod client_address;
+mod client_script;
 mod connect;
 mod limits;
 mod log_throttle;
@@ -22,6 +23,7 @@ use socketioxide::extract::{SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::{ProtocolVersion, SocketIo, TransportType, layer::SocketIoLayer};
 
+pub use self::client_script::{ClientScript, ClientScriptError, serve_client_script};
 pub use self::limits::{ConnectionLimits, guard_handshake_rate};
 pub use self::origin::{OriginPolicy, cors_layer, guard_origin};
 pub use self::request_head::detach_request_head;

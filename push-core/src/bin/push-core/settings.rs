@@ -198,6 +198,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR", help_heading = "Recovery")]
     state_dir: Option<PathBuf>,
 
+    /// A socket.io client bundle to serve at /socket.io/socket.io.js, for
+    /// pages that load it from the server (old pages: the 1.x or 2.x bundle
+    /// of the socket.io-client npm package). Unset: not served.
+    #[arg(long, value_name = "FILE")]
+    client_script: Option<PathBuf>,
+
     /// Log format: text or json [default: text]
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<LogFormat>,
