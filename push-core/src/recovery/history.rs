@@ -123,12 +123,15 @@ impl History {
         self.entries.front().map(|entry| entry.published_ms)
     }
 
-    /// Adds the next message; its `seq` must follow [`Self::last_seq`].
-    pub fn push(&mut self, entry: Arc<Entry>) {
+    /// Adds the next message, whose `seq` must follow [`Self::last_seq`];
+    /// returns what it counts for under the memory cap.
+    pub fn push(&mut self, entry: Arc<Entry>) -> usize {
         debug_assert_eq!(entry.seq, self.last_seq + 1);
+        let size = entry.size();
         self.last_seq = entry.seq;
-        self.bytes += entry.size();
+        self.bytes += size;
         self.entries.push_back(entry);
+        size
     }
 
     /// Drops the oldest message; returns the bytes freed.

@@ -237,9 +237,10 @@ impl Stream<'_> {
         let names = |list: &[std::borrow::Cow<'_, str>]| {
             list.iter().map(|name| Box::from(&**name)).collect()
         };
+        let now_ms = Entry::now_ms();
         let entry = Arc::new(Entry {
             seq: self.history.last_seq() + 1,
-            published_ms: Entry::now_ms(),
+            published_ms: now_ms,
             event: event.into(),
             payload: payload.to_owned(),
             users: names(&target.users),
@@ -250,10 +251,10 @@ impl Stream<'_> {
             journal.append(self.namespace, entry.clone());
         }
         let recovery = self.recovery;
-        recovery.memory.fetch_add(entry.size(), Ordering::Relaxed);
         let offset = recovery.offset(entry.seq);
-        self.history.push(entry);
-        let oldest_ms = Entry::now_ms().saturating_sub(millis(recovery.settings.window));
+        let size = self.history.push(entry);
+        recovery.memory.fetch_add(size, Ordering::Relaxed);
+        let oldest_ms = now_ms.saturating_sub(millis(recovery.settings.window));
         let freed = self
             .history
             .expire(oldest_ms, recovery.settings.max_messages);
