@@ -23,7 +23,7 @@ async fn announce(State(dispatcher): State<Dispatcher>) -> String {
         payload: br#"{"text":"Hello from an embedded push-core"}"#,
     };
     match dispatcher.publish(&publish).await {
-        Ok(recipients) => format!("delivered to {recipients} connections\n"),
+        Ok(count) => format!("delivered to {} connections\n", count.total),
         Err(error) => format!("not delivered: {error}\n"),
     }
 }

@@ -6,6 +6,9 @@
 //! reaching a user is a lookup rather than a scan, and a broadcast packet is
 //! encoded once and the same bytes are queued on every connection.
 //!
+//! In a cluster the same selection goes to every node through the Redis
+//! adapter, and the count adds up every node's answer (see `cluster`).
+//!
 //! [`Dispatcher`] is the publish handle an embedding application holds; the
 //! Unix-socket listener is just one caller of it.
 
@@ -13,10 +16,12 @@ use std::sync::Arc;
 
 use push_client::{ErrorCode, Publish, Target};
 use serde_json::value::RawValue;
-use socketioxide::{BroadcastError, SocketIo, operators::BroadcastOperators};
+use socketioxide::{BroadcastError, operators::BroadcastOperators};
 use thiserror::Error;
 
-use crate::metrics::Metrics;
+use crate::cluster::survey::{Answer, OwnedTarget, Question};
+use crate::cluster::{Cluster, Io, NodeAdapter};
+use crate::metrics::{Census, Metrics};
 use crate::recovery::{OffsetArgument, Recovery};
 use crate::rooms::{RESUMING_ROOM, UNIDENTIFIED_ROOM, public_room, user_room};
 
@@ -65,25 +70,45 @@ impl DispatchError {
     }
 }
 
+/// How many connections something reached or has, on every node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Count {
+    pub total: u32,
+    /// Some node did not answer within `cluster_wait`, or this node could
+    /// not reach the cluster: `total` leaves those nodes out.
+    pub partial: bool,
+}
+
+impl Count {
+    fn add(&mut self, connections: u64) {
+        let connections = u32::try_from(connections).unwrap_or(u32::MAX);
+        self.total = self.total.saturating_add(connections);
+    }
+}
+
 /// A cheap, cloneable handle for publishing to connected browsers.
 #[derive(Clone)]
 pub struct Dispatcher {
-    io: SocketIo,
+    io: Io,
     metrics: Arc<Metrics>,
     /// Set when missed-message recovery is on.
     recovery: Option<Arc<Recovery>>,
+    /// Set when this node is one of a cluster.
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Dispatcher {
     pub(crate) fn new(
-        io: SocketIo,
+        io: Io,
         metrics: Arc<Metrics>,
         recovery: Option<Arc<Recovery>>,
+        cluster: Option<Arc<Cluster>>,
     ) -> Self {
         Self {
             io,
             metrics,
             recovery,
+            cluster,
         }
     }
 
@@ -92,23 +117,38 @@ impl Dispatcher {
     /// With recovery on, the message is numbered and kept first, and handed
     /// out under its namespace's lock, so every connection receives a
     /// namespace's messages in the order of their offsets.
-    pub async fn publish(&self, publish: &Publish<'_>) -> Result<u32, DispatchError> {
+    pub async fn publish(&self, publish: &Publish<'_>) -> Result<Count, DispatchError> {
         check_event(publish.event)?;
         let payload = parse_payload(publish.payload)?;
-        let Some(recovery) = &self.recovery else {
-            return self.deliver(publish, payload).await;
+        let handed = match &self.recovery {
+            None => self.deliver(publish, payload).await?,
+            Some(recovery) => {
+                let mut stream = recovery
+                    .lock(publish.namespace)
+                    .await
+                    .ok_or_else(|| DispatchError::UnknownNamespace(publish.namespace.to_owned()))?;
+                let offset = stream.record(publish.event, payload, &publish.target);
+                let argument = OffsetArgument {
+                    offset: offset.to_string(),
+                };
+                self.deliver(publish, &(payload, argument)).await?
+                // The namespace's lock is released here, before asking the
+                // other nodes for their counts.
+            }
         };
-        let mut stream = recovery
-            .lock(publish.namespace)
-            .await
-            .ok_or_else(|| DispatchError::UnknownNamespace(publish.namespace.to_owned()))?;
-        let offset = stream.record(publish.event, payload, &publish.target);
-        let argument = OffsetArgument {
-            offset: offset.to_string(),
+        let mut count = Count {
+            total: handed.here,
+            partial: !handed.reached_cluster,
         };
-        let delivered = self.deliver(publish, &(payload, argument)).await;
-        drop(stream);
-        delivered
+        if let Some(cluster) = &self.cluster {
+            let question = Question::Recipients {
+                namespace: publish.namespace.to_owned(),
+                target: OwnedTarget::of(&publish.target),
+            };
+            self.add_other_nodes(cluster, question, &mut count).await;
+        }
+        self.metrics.publish_delivered(u64::from(count.total));
+        Ok(count)
     }
 
     /// The namespace's current offset, for a page to start from.
@@ -122,12 +162,13 @@ impl Dispatcher {
     }
 
     /// Hands `data` (the payload, or the payload and its offset argument)
-    /// to the publish's recipients.
+    /// to the publish's recipients on this node and, in a cluster, to the
+    /// other nodes.
     async fn deliver<T: ?Sized + serde::Serialize>(
         &self,
         publish: &Publish<'_>,
         data: &T,
-    ) -> Result<u32, DispatchError> {
+    ) -> Result<Handed, DispatchError> {
         // socketioxide's emit does not say how many connections it reached,
         // so the selection is made twice: once to count, once to send. Both
         // are lookups in the same room map.
@@ -135,17 +176,50 @@ impl Dispatcher {
             .select(publish.namespace, &publish.target)?
             .sockets()
             .len();
-        if recipients == 0 {
-            // Nobody to hand it to: skip encoding the socket.io packet.
-            self.metrics.publish_delivered(0);
-            return Ok(0);
+        let selection = self.select(publish.namespace, &publish.target)?;
+        let Some(cluster) = &self.cluster else {
+            if recipients == 0 {
+                // Nobody to hand it to: skip encoding the socket.io packet.
+                return Ok(Handed::alone(0));
+            }
+            let undelivered = self.emit(selection.local(), publish.event, data).await?;
+            return Ok(Handed::alone(recipients.saturating_sub(undelivered)));
+        };
+        if cluster.is_up() {
+            match selection.emit(publish.event, data).await {
+                Ok(()) => return Ok(Handed::in_cluster(recipients, true)),
+                Err(BroadcastError::Socket(failed)) => {
+                    self.dropped(failed.len());
+                    return Ok(Handed::in_cluster(
+                        recipients.saturating_sub(failed.len()),
+                        true,
+                    ));
+                }
+                // The adapter sends to the cluster first and stops there
+                // when it cannot: this node's connections still get it.
+                Err(error) => {
+                    tracing::debug!(%error, "a publish could not reach the other nodes");
+                }
+            }
         }
-        let undelivered = match self
-            .select(publish.namespace, &publish.target)?
-            .emit(publish.event, data)
-            .await
-        {
-            Ok(()) => 0,
+        let selection = self.select(publish.namespace, &publish.target)?.local();
+        let undelivered = self.emit(selection, publish.event, data).await?;
+        Ok(Handed::in_cluster(
+            recipients.saturating_sub(undelivered),
+            false,
+        ))
+    }
+
+    /// Emits to this node's connections only; returns how many could not
+    /// take the message.
+    async fn emit<T: ?Sized + serde::Serialize>(
+        &self,
+        selection: BroadcastOperators<NodeAdapter>,
+        event: &str,
+        data: &T,
+    ) -> Result<usize, DispatchError> {
+        match selection.emit(event, data).await {
+            Ok(()) => Ok(0),
             // Connections that were closing, or whose buffer was full, miss
             // this message; everyone else still got it.
             Err(BroadcastError::Socket(failed)) => {
@@ -153,27 +227,125 @@ impl Dispatcher {
                     failed = failed.len(),
                     "some connections could not take the message"
                 );
-                self.metrics.deliveries_dropped(failed.len() as u64);
-                failed.len()
+                self.dropped(failed.len());
+                Ok(failed.len())
             }
-            Err(error) => return Err(DispatchError::Encoding(error.to_string())),
-        };
-        let delivered = recipients.saturating_sub(undelivered);
-        self.metrics.publish_delivered(delivered as u64);
-        Ok(u32::try_from(delivered).unwrap_or(u32::MAX))
+            Err(error) => Err(DispatchError::Encoding(error.to_string())),
+        }
     }
 
-    /// How many connections `user_id` has open in `namespace`.
-    pub fn connections_of(&self, namespace: &str, user_id: &str) -> Result<u32, DispatchError> {
-        let count = self
+    fn dropped(&self, connections: usize) {
+        self.metrics.deliveries_dropped(connections as u64);
+    }
+
+    /// How many connections `user_id` has open in `namespace`, on every
+    /// node.
+    pub async fn connections_of(
+        &self,
+        namespace: &str,
+        user_id: &str,
+    ) -> Result<Count, DispatchError> {
+        let mut count = Count::default();
+        count.add(self.local_connections_of(namespace, user_id)? as u64);
+        if let Some(cluster) = &self.cluster {
+            let question = Question::Connections {
+                namespace: namespace.to_owned(),
+                user: user_id.to_owned(),
+            };
+            self.add_other_nodes(cluster, question, &mut count).await;
+        }
+        Ok(count)
+    }
+
+    fn local_connections_of(&self, namespace: &str, user_id: &str) -> Result<usize, DispatchError> {
+        Ok(self
             .namespace(namespace)?
             .within(user_room(user_id))
             .sockets()
-            .len();
-        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+            .len())
     }
 
-    fn namespace(&self, namespace: &str) -> Result<BroadcastOperators, DispatchError> {
+    /// Adds the other nodes' answers to `count`, marking it partial when
+    /// one did not answer or the cluster could not be asked.
+    async fn add_other_nodes(&self, cluster: &Cluster, question: Question, count: &mut Count) {
+        let gathered = match cluster.ask(question).await {
+            Ok(gathered) => gathered,
+            Err(error) => {
+                tracing::debug!(%error, "the other nodes could not be asked for their count");
+                count.partial = true;
+                return;
+            }
+        };
+        count.partial |= gathered.missing > 0;
+        for (node, answer) in gathered.answers {
+            match answer {
+                Answer::Count(connections) => count.add(connections),
+                other => {
+                    tracing::warn!(
+                        node,
+                        ?other,
+                        "a node could not count its connections; check that every node serves the same namespaces"
+                    );
+                    count.partial = true;
+                }
+            }
+        }
+    }
+
+    /// Answers another node's question about this node's connections.
+    pub async fn answer(&self, question: Question) -> Answer {
+        let counted = match question {
+            Question::Recipients { namespace, target } => self
+                .select(&namespace, &target.borrowed())
+                .map(|selection| selection.sockets().len()),
+            Question::Connections { namespace, user } => {
+                self.local_connections_of(&namespace, &user)
+            }
+            Question::Stats => return Answer::Stats(crate::socketio::census(&self.io).await),
+        };
+        match counted {
+            Ok(connections) => Answer::Count(connections as u64),
+            Err(error) => Answer::Refused(error.to_string()),
+        }
+    }
+
+    /// The STATS document: this node's figures and, in a cluster, a
+    /// `cluster` section with every node's connections.
+    pub async fn stats_json(&self) -> String {
+        let census = crate::socketio::census(&self.io).await;
+        let Some(cluster) = &self.cluster else {
+            return self.metrics.stats_json(&census, None);
+        };
+        let (everyone, partial) = self.cluster_census(cluster, census.clone()).await;
+        let summary = crate::metrics::ClusterSummary {
+            node: cluster.node_id().as_str(),
+            link_up: cluster.is_up(),
+            census: &everyone,
+            partial,
+        };
+        self.metrics.stats_json(&census, Some(summary))
+    }
+
+    /// Connection figures of every node, summed; the second value is true
+    /// when some node is missing.
+    async fn cluster_census(&self, cluster: &Cluster, mut census: Census) -> (Census, bool) {
+        let mut partial = false;
+        match cluster.ask(Question::Stats).await {
+            Ok(gathered) => {
+                partial |= gathered.missing > 0;
+                for (_, answer) in gathered.answers {
+                    match answer {
+                        Answer::Stats(other) => census.add(&other),
+                        _ => partial = true,
+                    }
+                }
+            }
+            Err(_) => partial = true,
+        }
+        (census, partial)
+    }
+
+    fn namespace(&self, namespace: &str) -> Result<BroadcastOperators<NodeAdapter>, DispatchError> {
         self.io
             .of(namespace)
             .ok_or_else(|| DispatchError::UnknownNamespace(namespace.to_owned()))
@@ -184,7 +356,7 @@ impl Dispatcher {
         &self,
         namespace: &str,
         target: &Target<'_>,
-    ) -> Result<BroadcastOperators, DispatchError> {
+    ) -> Result<BroadcastOperators<NodeAdapter>, DispatchError> {
         let operators = self.namespace(namespace)?;
         let operators = if target.is_everyone() {
             // Connections still waiting for their identity under
@@ -219,6 +391,27 @@ impl Dispatcher {
         } else {
             operators
         })
+    }
+}
+
+/// What a delivery did on this node.
+struct Handed {
+    /// Connections of this node handed the message.
+    here: u32,
+    /// False when the other nodes could not be sent it.
+    reached_cluster: bool,
+}
+
+impl Handed {
+    fn alone(here: usize) -> Self {
+        Self::in_cluster(here, true)
+    }
+
+    fn in_cluster(here: usize, reached_cluster: bool) -> Self {
+        Self {
+            here: u32::try_from(here).unwrap_or(u32::MAX),
+            reached_cluster,
+        }
     }
 }
 

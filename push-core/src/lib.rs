@@ -23,6 +23,7 @@
 //! - `metrics`, `open_files`, [`shutdown`]: operations.
 
 mod auth;
+pub mod cluster;
 pub mod config;
 pub mod dispatch;
 mod metrics;
@@ -40,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use socketioxide::SocketIo;
+use cluster::Io;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
@@ -77,8 +78,10 @@ fn bind_http(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
 
 /// A push server ready to be mounted: socket.io, auth, limits, metrics.
 pub struct PushCore {
-    io: SocketIo,
+    io: Io,
     dispatcher: Dispatcher,
+    /// Stops the cluster link and survey once browsers are closed.
+    leaving_cluster: CancellationToken,
     metrics: Arc<metrics::Metrics>,
     publish: PublishSettings,
     recovery: Option<Arc<recovery::Recovery>>,
@@ -93,6 +96,8 @@ pub enum SetupError {
     StateDir(#[from] JournalError),
     #[error(transparent)]
     ClientScript(#[from] socketio::ClientScriptError),
+    #[error(transparent)]
+    Cluster(#[from] cluster::link::LinkSetupError),
 }
 
 impl PushCore {
@@ -130,19 +135,41 @@ impl PushCore {
             None => None,
         };
         let limits = socketio::ConnectionLimits::new(config.client_limits(), metrics.clone());
+        let cluster = match config.cluster_settings() {
+            Some(settings) => Some(Arc::new(cluster::Cluster::new(settings)?)),
+            None => None,
+        };
         let (socketio, io) = socketio::build(
             &config.served_namespaces(),
             authenticator,
             limits.clone(),
             metrics.clone(),
             recovery.clone(),
+            cluster.as_deref(),
         );
-        let dispatcher = Dispatcher::new(io.clone(), metrics.clone(), recovery.clone());
+        let dispatcher = Dispatcher::new(
+            io.clone(),
+            metrics.clone(),
+            recovery.clone(),
+            cluster.clone(),
+        );
+        let leaving_cluster = CancellationToken::new();
+        if let Some(cluster) = &cluster {
+            let answering = dispatcher.clone();
+            let answerer: cluster::survey::Answerer = Arc::new(move |question| {
+                let dispatcher = answering.clone();
+                Box::pin(async move { dispatcher.answer(question).await })
+            });
+            cluster.start(answerer, leaving_cluster.clone());
+            tracing::info!(
+                node = cluster.node_id().as_str(),
+                "cluster mode: sharing publishes, counts and presence through Redis"
+            );
+        }
         let publish_api = publish.http_token.as_deref().map(|token| {
             publish::http::router(
                 token,
                 dispatcher.clone(),
-                io.clone(),
                 metrics.clone(),
                 publish.max_frame_size,
             )
@@ -163,6 +190,7 @@ impl PushCore {
         let core = Self {
             io,
             dispatcher,
+            leaving_cluster,
             metrics,
             publish,
             recovery,
@@ -179,7 +207,6 @@ impl PushCore {
     pub async fn serve_publishers(&self, socket: PublishSocket, shutdown: CancellationToken) {
         let services = publish::socket::Services {
             dispatcher: self.dispatcher.clone(),
-            io: self.io.clone(),
             metrics: self.metrics.clone(),
             max_frame_size: self.publish.max_frame_size,
             max_publishers: self.publish.max_publishers,
@@ -201,6 +228,7 @@ impl PushCore {
 
     async fn close_browsers(&self) {
         self.io.close().await;
+        self.leaving_cluster.cancel();
     }
 
     /// Writes and syncs the recovery journal and records a clean stop; on

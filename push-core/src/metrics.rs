@@ -135,7 +135,7 @@ impl ForwardingProblem {
 }
 
 /// Live connection figures of one namespace, read at the time of asking.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct NamespaceCensus {
     pub namespace: String,
     /// Connections of clients on socket.io protocol 5 (clients 3.x and 4.x).
@@ -158,9 +158,66 @@ impl NamespaceCensus {
 }
 
 /// Live connection figures of the whole server.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Census {
     pub namespaces: Vec<NamespaceCensus>,
+}
+
+/// Every node's connections, for the `cluster` section of STATS.
+pub struct ClusterSummary<'a> {
+    pub node: &'a str,
+    pub link_up: bool,
+    pub census: &'a Census,
+    /// Some node did not answer in time.
+    pub partial: bool,
+}
+
+impl Census {
+    /// The total, and the figures by namespace, as STATS shows them.
+    fn summary(&self) -> (u64, serde_json::Map<String, serde_json::Value>) {
+        let namespaces = self
+            .namespaces
+            .iter()
+            .map(|ns| {
+                (
+                    ns.namespace.clone(),
+                    json!({
+                        "connections": ns.websocket_total() + ns.polling_total(),
+                        "websocket": ns.websocket_total(),
+                        "polling": ns.polling_total(),
+                        "protocol4": ns.websocket_protocol4 + ns.polling_protocol4,
+                        "users_online": ns.users_online,
+                    }),
+                )
+            })
+            .collect();
+        let connections = self
+            .namespaces
+            .iter()
+            .map(|ns| ns.websocket_total() + ns.polling_total())
+            .sum();
+        (connections, namespaces)
+    }
+
+    /// Adds another node's figures to these. A user connected to two nodes
+    /// counts once on each.
+    pub fn add(&mut self, other: &Census) {
+        for theirs in &other.namespaces {
+            let position = self
+                .namespaces
+                .iter()
+                .position(|ours| ours.namespace == theirs.namespace);
+            let Some(ours) = position.map(|at| &mut self.namespaces[at]) else {
+                self.namespaces.push(theirs.clone());
+                continue;
+            };
+            ours.websocket += theirs.websocket;
+            ours.polling += theirs.polling;
+            ours.websocket_protocol4 += theirs.websocket_protocol4;
+            ours.polling_protocol4 += theirs.polling_protocol4;
+            ours.users_online += theirs.users_online;
+        }
+    }
 }
 
 /// All counters of one daemon.
@@ -339,30 +396,12 @@ impl Metrics {
     }
 
     /// The STATS reply: a JSON object meant for scripts and dashboards.
-    pub fn stats_json(&self, census: &Census) -> String {
-        let namespaces: serde_json::Map<String, serde_json::Value> = census
-            .namespaces
-            .iter()
-            .map(|ns| {
-                (
-                    ns.namespace.clone(),
-                    json!({
-                        "connections": ns.websocket_total() + ns.polling_total(),
-                        "websocket": ns.websocket_total(),
-                        "polling": ns.polling_total(),
-                        "protocol4": ns.websocket_protocol4 + ns.polling_protocol4,
-                        "users_online": ns.users_online,
-                    }),
-                )
-            })
-            .collect();
-        let connections: u64 = census
-            .namespaces
-            .iter()
-            .map(|ns| ns.websocket_total() + ns.polling_total())
-            .sum();
+    /// Its figures are this node's; in a cluster, `cluster` adds every
+    /// node's connections.
+    pub fn stats_json(&self, census: &Census, cluster: Option<ClusterSummary<'_>>) -> String {
+        let (connections, namespaces) = census.summary();
         let auth_calls: u64 = self.auth_outcomes.iter().map(read).sum();
-        json!({
+        let mut stats = json!({
             "version": env!("CARGO_PKG_VERSION"),
             "protocol_version": push_client::PROTOCOL_VERSION,
             "uptime_seconds": self.started.elapsed().as_secs(),
@@ -384,8 +423,18 @@ impl Metrics {
                 "retries": read(&self.auth_retries),
                 "retries_exhausted": read(&self.auth_retries_exhausted),
             },
-        })
-        .to_string()
+        });
+        if let Some(cluster) = cluster {
+            let (connections, namespaces) = cluster.census.summary();
+            stats["cluster"] = json!({
+                "node": cluster.node,
+                "link_up": cluster.link_up,
+                "partial": cluster.partial,
+                "connections": connections,
+                "namespaces": namespaces,
+            });
+        }
+        stats.to_string()
     }
 
     /// The `/metrics` page in Prometheus text exposition format: each
@@ -657,7 +706,8 @@ mod tests {
                 users_online: 1,
             }],
         };
-        let stats: serde_json::Value = serde_json::from_str(&metrics.stats_json(&census)).unwrap();
+        let stats: serde_json::Value =
+            serde_json::from_str(&metrics.stats_json(&census, None)).unwrap();
         assert_eq!(stats["connections"], 4);
         assert_eq!(stats["namespaces"]["/"]["websocket"], 3);
         assert_eq!(stats["namespaces"]["/"]["protocol4"], 1);

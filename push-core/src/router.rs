@@ -15,9 +15,8 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use socketioxide::SocketIo;
-use socketioxide::layer::SocketIoLayer;
 
+use crate::cluster::{Io, Layer};
 use crate::metrics::Metrics;
 use crate::socketio::{
     self, ClientScript, ConnectionLimits, OriginPolicy, cors_layer, detach_request_head,
@@ -26,14 +25,14 @@ use crate::socketio::{
 
 #[derive(Clone)]
 struct MetricsState {
-    io: SocketIo,
+    io: Io,
     metrics: Arc<Metrics>,
 }
 
 /// Everything the HTTP side is built from.
 pub(crate) struct HttpParts {
-    pub socketio: SocketIoLayer,
-    pub io: SocketIo,
+    pub socketio: Layer,
+    pub io: Io,
     pub metrics: Arc<Metrics>,
     pub origins: OriginPolicy,
     pub limits: Arc<ConnectionLimits>,

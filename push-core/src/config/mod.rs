@@ -32,7 +32,8 @@ use url::Url;
 
 use self::values::duration;
 pub use self::values::{
-    AuthUrl, ByteCount, FileMode, LogFormat, Namespace, Origin, ProxyRange, Secret, SocketGroup,
+    AdapterKind, AuthUrl, ByteCount, FileMode, LogFormat, Namespace, NodeId, Origin, ProxyRange,
+    RedisUrl, Secret, SocketGroup,
 };
 
 /// Defaults, named so the help text, the docs and the code agree.
@@ -100,6 +101,15 @@ pub mod defaults {
     /// reloads its state, which is cheaper; and a client cannot make every
     /// connect cost a replay of the whole history.
     pub const RECOVERY_MAX_REPLAY: usize = 10_000;
+
+    /// Redis keys and channels start with this, so that several sites (or
+    /// a staging and a production cluster) can share one Redis.
+    pub const REDIS_PREFIX: &str = "push-core";
+    /// A few Redis round trips and a busy node's scheduling delay fit many
+    /// times over; a publisher waits at most this for another node's count.
+    pub const CLUSTER_WAIT: Duration = Duration::from_millis(300);
+    /// Past this a publisher would wait longer than a PHP request should.
+    pub const CLUSTER_WAIT_MAX: Duration = Duration::from_secs(10);
 
     /// Loopback: the daemon listens there by default, behind a proxy on
     /// the same host.
@@ -194,6 +204,22 @@ pub struct Config {
     /// in memory only.
     pub state_dir: Option<PathBuf>,
 
+    /// `memory`: this node alone. `redis`: several nodes share publishes,
+    /// counts and the recovery history through Redis (docs/scaling.md).
+    pub adapter: AdapterKind,
+    /// The cluster's Redis, `redis://HOST[:PORT][/DB]`; needed with
+    /// `adapter = "redis"`.
+    pub redis_url: Option<RedisUrl>,
+    /// This node's name in logs, metrics and partial answers; unset: the
+    /// host name.
+    pub node_id: Option<NodeId>,
+    /// Prefix of every Redis key and channel the cluster uses.
+    pub redis_prefix: String,
+    /// How long a publish's count, `isOnline` and STATS wait for the other
+    /// nodes; an answer missing a node says it is partial.
+    #[serde(with = "duration")]
+    pub cluster_wait: Duration,
+
     /// How log lines are written.
     pub log_format: LogFormat,
     /// Log level or tracing filter, e.g. `info` or `push_core=debug`.
@@ -238,6 +264,11 @@ impl Default for Config {
             recovery_max_memory: ByteCount::new(defaults::RECOVERY_MAX_MEMORY),
             recovery_max_replay: defaults::RECOVERY_MAX_REPLAY,
             state_dir: None,
+            adapter: AdapterKind::Memory,
+            redis_url: None,
+            node_id: None,
+            redis_prefix: defaults::REDIS_PREFIX.to_owned(),
+            cluster_wait: defaults::CLUSTER_WAIT,
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),
         }
@@ -388,6 +419,7 @@ impl Config {
     pub fn with_secrets_hidden(&self) -> Config {
         Config {
             http_publish_token: self.http_publish_token.as_ref().map(|_| Secret::hidden()),
+            redis_url: self.redis_url.as_ref().map(RedisUrl::without_password),
             ..self.clone()
         }
     }
@@ -487,6 +519,7 @@ impl Config {
                 "is set but recovery_window is 0: there is no history to keep",
             ));
         }
+        self.validate_cluster()?;
         if let Some(script) = &self.client_script
             && !script.is_file()
         {
@@ -499,6 +532,53 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        match (self.adapter, &self.redis_url) {
+            (AdapterKind::Redis, None) => {
+                return Err(ConfigError::value(
+                    "adapter",
+                    "is redis but redis_url is not set; add --redis-url redis://HOST:PORT",
+                ));
+            }
+            (AdapterKind::Memory, Some(_)) => {
+                return Err(ConfigError::value(
+                    "redis_url",
+                    "is set but adapter is memory, so it would not be used; add --adapter redis",
+                ));
+            }
+            _ => {}
+        }
+        let prefix_allowed =
+            |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':');
+        if self.redis_prefix.is_empty() || !self.redis_prefix.chars().all(prefix_allowed) {
+            return Err(ConfigError::value(
+                "redis_prefix",
+                format!(
+                    "{:?} must be letters, digits, '.', '-', '_' or ':', and not empty",
+                    self.redis_prefix
+                ),
+            ));
+        }
+        if self.cluster_wait.is_zero() || self.cluster_wait > defaults::CLUSTER_WAIT_MAX {
+            return Err(ConfigError::value(
+                "cluster_wait",
+                "must be more than 0 and at most 10s: a publisher waits this long for the other nodes",
+            ));
+        }
+        Ok(())
+    }
+
+    /// What a node needs to join a cluster, when `adapter = "redis"`.
+    pub fn cluster_settings(&self) -> Option<crate::cluster::ClusterSettings> {
+        let url = self.redis_url.as_ref()?;
+        (self.adapter == AdapterKind::Redis).then(|| crate::cluster::ClusterSettings {
+            redis_url: url.url().clone(),
+            node_id: self.node_id.clone().unwrap_or_else(NodeId::of_this_host),
+            prefix: self.redis_prefix.clone(),
+            wait: self.cluster_wait,
+        })
     }
 
     /// The namespaces served: `/`, which socket.io clients join by default,

@@ -473,6 +473,117 @@ impl FromStr for AuthUrl {
 }
 deserialize_from_text!(AuthUrl);
 
+/// Where a node shares publishes with the other nodes of a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdapterKind {
+    /// One node on its own: rooms and history in this process.
+    Memory,
+    /// Several nodes sharing publishes, counts and history through Redis.
+    Redis,
+}
+
+impl FromStr for AdapterKind {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "memory" => Ok(Self::Memory),
+            "redis" => Ok(Self::Redis),
+            _ => Err(format!("{text:?} is not one of: memory, redis")),
+        }
+    }
+}
+
+/// A Redis server: `redis://[:PASSWORD@]HOST[:PORT][/DB]`, `rediss://` for
+/// TLS, or `redis+unix:///PATH`. Its password never shows in logs or in
+/// `--print-config`.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct RedisUrl(#[serde(serialize_with = "serialize_display")] Url);
+
+impl RedisUrl {
+    pub fn url(&self) -> &Url {
+        &self.0
+    }
+
+    /// The same URL with its password replaced, for showing.
+    pub fn without_password(&self) -> Self {
+        let mut url = self.0.clone();
+        if url.password().is_some() {
+            // Cannot fail: the URL already has a host to hold a password.
+            let _ = url.set_password(Some("(hidden)"));
+        }
+        Self(url)
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.without_password().0)
+    }
+}
+
+impl FromStr for RedisUrl {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let url = Url::parse(text.trim())
+            .map_err(|e| format!("{text:?} is not a URL like redis://127.0.0.1:6379/0 ({e})"))?;
+        let has_place = match url.scheme() {
+            "redis" | "rediss" => url.host().is_some(),
+            "redis+unix" | "unix" => !url.path().is_empty(),
+            _ => false,
+        };
+        if !has_place {
+            return Err(format!(
+                "{text:?} must be redis://HOST[:PORT][/DB], rediss://... or redis+unix:///PATH"
+            ));
+        }
+        Ok(Self(url))
+    }
+}
+deserialize_from_text!(RedisUrl);
+
+/// A name for this node in a cluster, shown in logs, metrics and answers
+/// about which node did not reply: letters, digits, `.`, `-` and `_`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct NodeId(String);
+
+impl NodeId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// This machine's host name, the default; `node` where it has none
+    /// usable.
+    pub fn of_this_host() -> Self {
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|name| name.into_string().ok())
+            .and_then(|name| name.parse().ok())
+            .unwrap_or_else(|| Self("node".to_owned()))
+    }
+}
+
+impl FromStr for NodeId {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        /// Long enough for any host name, short enough for a metric label.
+        const MAX_LEN: usize = 64;
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+        if text.is_empty() || text.len() > MAX_LEN || !text.chars().all(allowed) {
+            return Err(format!(
+                "{text:?} must be 1 to {MAX_LEN} letters, digits, '.', '-' or '_'"
+            ));
+        }
+        Ok(Self(text.to_owned()))
+    }
+}
+deserialize_from_text!(NodeId);
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -28,16 +28,13 @@ use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
-use socketioxide::SocketIo;
 
 use crate::dispatch::{DispatchError, Dispatcher};
 use crate::metrics::Metrics;
-use crate::socketio;
 
 #[derive(Clone)]
 struct ApiState {
     dispatcher: Dispatcher,
-    io: SocketIo,
     metrics: Arc<Metrics>,
     token_digest: [u8; 32],
 }
@@ -46,13 +43,11 @@ struct ApiState {
 pub(crate) fn router(
     token: &str,
     dispatcher: Dispatcher,
-    io: SocketIo,
     metrics: Arc<Metrics>,
     max_body: u32,
 ) -> Router {
     let state = ApiState {
         dispatcher,
-        io,
         metrics,
         token_digest: Sha256::digest(token.as_bytes()).into(),
     };
@@ -158,7 +153,9 @@ async fn publish(State(state): State<ApiState>, body: Bytes) -> Response {
         payload: body.data.get().as_bytes(),
     };
     match state.dispatcher.publish(&publish).await {
-        Ok(recipients) => Json(json!({ "recipients": recipients })).into_response(),
+        Ok(count) => {
+            Json(json!({ "recipients": count.total, "partial": count.partial })).into_response()
+        }
         Err(e) => dispatch_error(&state, &e),
     }
 }
@@ -174,19 +171,22 @@ async fn online(State(state): State<ApiState>, Query(query): Query<OnlineQuery>)
     match state
         .dispatcher
         .connections_of(&query.namespace, &query.user)
+        .await
     {
-        Ok(connections) => {
-            Json(json!({ "online": connections > 0, "connections": connections })).into_response()
-        }
+        Ok(count) => Json(json!({
+            "online": count.total > 0,
+            "connections": count.total,
+            "partial": count.partial,
+        }))
+        .into_response(),
         Err(e) => dispatch_error(&state, &e),
     }
 }
 
 async fn stats(State(state): State<ApiState>) -> Response {
-    let census = socketio::census(&state.io).await;
     (
         [(CONTENT_TYPE, "application/json")],
-        state.metrics.stats_json(&census),
+        state.dispatcher.stats_json().await,
     )
         .into_response()
 }

@@ -31,7 +31,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use socketioxide::extract::SocketRef;
+use crate::cluster::Socket;
 use tokio_util::sync::CancellationToken;
 
 use super::connect::Admission;
@@ -72,7 +72,7 @@ impl Unidentified {
 /// Asks the site again about `socket` until it answers, the attempts run
 /// out, or `gone` is cancelled because the connection closed.
 pub async fn identify_later(
-    socket: SocketRef,
+    socket: Socket,
     unidentified: Unidentified,
     authenticator: Arc<Authenticator>,
     admission: Admission,
@@ -95,7 +95,7 @@ pub async fn identify_later(
 }
 
 struct Retry {
-    socket: SocketRef,
+    socket: Socket,
     unidentified: Unidentified,
     authenticator: Arc<Authenticator>,
     admission: Admission,

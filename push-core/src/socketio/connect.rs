@@ -16,10 +16,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::cluster::Socket;
 use axum::extract::ConnectInfo;
 use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
-use socketioxide::extract::SocketRef;
 use socketioxide::socket::DisconnectReason;
 use tokio_util::sync::CancellationToken;
 
@@ -78,7 +78,7 @@ impl Admission {
         }
     }
 
-    pub async fn admit(&self, socket: SocketRef) -> Result<(), Refused> {
+    pub async fn admit(&self, socket: Socket) -> Result<(), Refused> {
         let parts = socket.req_parts();
         let peer = parts
             .extensions
@@ -142,7 +142,7 @@ impl Admission {
     /// Joins the user's private room and at most `max_rooms_per_connection`
     /// of the rooms the site named, and keeps who it is for the replay of
     /// missed messages.
-    pub(super) fn join_rooms(&self, socket: &SocketRef, identity: &Identity) {
+    pub(super) fn join_rooms(&self, socket: &Socket, identity: &Identity) {
         tracing::debug!(sid = %socket.id, ns = socket.ns(), user = %identity.user_id, "connection identified");
         let max_rooms = self.limits.settings().max_rooms_per_connection;
         if identity.rooms.len() > max_rooms {
@@ -174,7 +174,7 @@ impl Admission {
 
     /// Starts the replay of a connection that was held back until it was
     /// identified (under `auth_required`).
-    pub(super) fn resume_held(&self, socket: &SocketRef) {
+    pub(super) fn resume_held(&self, socket: &Socket) {
         if let Some(recovery) = &self.recovery
             && let Some(HeldResume(offset)) = socket.extensions.remove::<HeldResume>()
         {
@@ -197,7 +197,7 @@ impl Admission {
     /// on, it is sent what it missed since `offset` (see [`resume`]);
     /// events it emits are counted and ignored, and too many of them end
     /// the connection.
-    pub fn connected(&self, socket: SocketRef, offset: Option<String>) {
+    pub fn connected(&self, socket: Socket, offset: Option<String>) {
         tracing::debug!(sid = %socket.id, ns = socket.ns(), transport = ?socket.transport_type(), "connected");
         if let Some(recovery) = &self.recovery {
             let waits_for_identity = self
@@ -224,7 +224,7 @@ impl Admission {
         ));
         let metrics = self.metrics.clone();
         let limits = self.limits.clone();
-        socket.on_fallback(move |socket: SocketRef| {
+        socket.on_fallback(move |socket: Socket| {
             let budget = budget.clone();
             let metrics = metrics.clone();
             let limits = limits.clone();
@@ -238,7 +238,7 @@ impl Admission {
                 }
             }
         });
-        socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
+        socket.on_disconnect(move |socket: Socket, reason: DisconnectReason| {
             if let Some(retry) = &retry {
                 retry.cancel();
             }
@@ -250,7 +250,7 @@ impl Admission {
 
     /// Starts asking the site again about a connection it could not
     /// identify at connect. The token stops that when the connection goes.
-    fn identify_later(&self, socket: &SocketRef) -> Option<CancellationToken> {
+    fn identify_later(&self, socket: &Socket) -> Option<CancellationToken> {
         let unidentified = socket.extensions.remove::<Unidentified>()?;
         let authenticator = self.authenticator.clone()?;
         let gone = CancellationToken::new();

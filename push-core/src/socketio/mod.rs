@@ -19,15 +19,17 @@ mod resume;
 use std::sync::Arc;
 use std::time::Duration;
 
-use socketioxide::extract::{SocketRef, TryData};
+use futures_util::FutureExt;
+use socketioxide::extract::TryData;
 use socketioxide::handler::ConnectHandler;
-use socketioxide::{ProtocolVersion, SocketIo, TransportType, layer::SocketIoLayer};
+use socketioxide::{ProtocolVersion, SocketIo, TransportType};
 
 pub use self::client_script::{ClientScript, ClientScriptError, serve_client_script};
 pub use self::limits::{ConnectionLimits, guard_handshake_rate};
 pub use self::origin::{OriginPolicy, cors_layer, guard_origin};
 pub use self::request_head::detach_request_head;
 use crate::auth::Authenticator;
+use crate::cluster::{Cluster, Io, Layer, NodeAdapter, Socket};
 use crate::metrics::{Census, Metrics, NamespaceCensus};
 use crate::recovery::Recovery;
 use crate::rooms::is_user_room;
@@ -50,10 +52,12 @@ pub fn build(
     limits: Arc<ConnectionLimits>,
     metrics: Arc<Metrics>,
     recovery: Option<Arc<Recovery>>,
-) -> (SocketIoLayer, SocketIo) {
+    cluster: Option<&Cluster>,
+) -> (Layer, Io) {
     let settings = limits.settings();
     let max_packet = settings.max_client_packet;
     let (layer, io) = SocketIo::builder()
+        .with_adapter::<NodeAdapter>(Cluster::adapter_state(cluster))
         .max_payload(max_packet as u64)
         .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
         .ws_max_message_size(max_packet)
@@ -75,7 +79,7 @@ pub fn build(
     for namespace in namespaces {
         let on_connect = admission.clone();
         let on_admit = admission.clone();
-        let handler = (move |socket: SocketRef, TryData(auth): TryData<resume::ResumeAuth>| {
+        let handler = (move |socket: Socket, TryData(auth): TryData<resume::ResumeAuth>| {
             let admission = on_connect.clone();
             let offset = resume::sent_offset(&socket, auth.ok());
             async move { admission.connected(socket, offset) }
@@ -84,14 +88,29 @@ pub fn build(
             let admission = on_admit.clone();
             async move { admission.admit(socket).await }
         });
-        io.ns(namespace.clone(), handler);
+        // The namespace is served once its adapter is set up. Setting up
+        // never waits for Redis (cluster::link subscribes in the
+        // background), so it is done by the first poll, and a publish made
+        // right after start finds the namespace.
+        let mut setup = Box::pin(io.ns(namespace.clone(), handler));
+        match (&mut setup).now_or_never() {
+            Some(Ok(())) => {}
+            Some(Err(error)) => tracing::error!(namespace, "cannot serve the namespace: {error}"),
+            None => {
+                tokio::spawn(async move {
+                    if let Err(error) = setup.await {
+                        tracing::error!("cannot serve a namespace: {error}");
+                    }
+                });
+            }
+        }
     }
     (layer, io)
 }
 
 /// Counts connections by namespace and transport, and users online, from
 /// the live state of the server.
-pub async fn census(io: &SocketIo) -> Census {
+pub async fn census(io: &Io) -> Census {
     let mut namespaces = Vec::new();
     for operators in io.nsps() {
         let namespace = operators.ns_path().to_owned();
@@ -112,8 +131,8 @@ pub async fn census(io: &SocketIo) -> Census {
                 *count += 1;
             }
         }
-        // The local adapter cannot fail to list its rooms.
-        let Ok(rooms) = operators.rooms().await;
+        // This node's rooms only: the local list cannot fail.
+        let rooms = operators.local().rooms().await.unwrap_or_default();
         entry.users_online = rooms.iter().filter(|room| is_user_room(room)).count() as u64;
         namespaces.push(entry);
     }

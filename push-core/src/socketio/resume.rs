@@ -16,8 +16,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::cluster::Socket;
 use serde::{Deserialize, Serialize};
-use socketioxide::extract::SocketRef;
 use socketioxide::{ProtocolVersion, SendError, SocketError};
 
 use crate::auth::Identity;
@@ -66,7 +66,7 @@ const OFFSET_QUERY_PARAMETER: &str = "offset";
 /// object: they send it as `offset` in the query string of the engine.io
 /// request (`io.opts.query`), the only place protocol 4 carries data at
 /// connect (docs/recovery.md).
-pub fn sent_offset(socket: &SocketRef, auth: Option<ResumeAuth>) -> Option<String> {
+pub fn sent_offset(socket: &Socket, auth: Option<ResumeAuth>) -> Option<String> {
     match socket.protocol() {
         ProtocolVersion::V5 => auth.and_then(|auth| auth.offset),
         ProtocolVersion::V4 => {
@@ -92,7 +92,7 @@ struct Gone;
 
 /// Sends the status, the replay and the catch-up to `socket`, in the
 /// background.
-pub fn start(socket: SocketRef, recovery: Arc<Recovery>, requested: Option<String>) {
+pub fn start(socket: Socket, recovery: Arc<Recovery>, requested: Option<String>) {
     tokio::spawn(async move {
         if let Err(Gone) = resume(&socket, &recovery, requested.as_deref()).await {
             tracing::debug!(sid = %socket.id, ns = socket.ns(), "the connection went away during its replay");
@@ -100,11 +100,7 @@ pub fn start(socket: SocketRef, recovery: Arc<Recovery>, requested: Option<Strin
     });
 }
 
-async fn resume(
-    socket: &SocketRef,
-    recovery: &Recovery,
-    requested: Option<&str>,
-) -> Result<(), Gone> {
+async fn resume(socket: &Socket, recovery: &Recovery, requested: Option<&str>) -> Result<(), Gone> {
     let identity = socket.extensions.get::<Arc<Identity>>();
     let recipient = Recipient {
         user: identity.as_ref().map(|identity| identity.user_id.as_str()),
@@ -172,7 +168,7 @@ async fn resume(
 }
 
 async fn send_status(
-    socket: &SocketRef,
+    socket: &Socket,
     recovered: bool,
     replayed: usize,
     offset: Offset,
@@ -187,7 +183,7 @@ async fn send_status(
 
 /// Sends `entries` in order, waiting for room in the send buffer.
 async fn send_paced(
-    socket: &SocketRef,
+    socket: &Socket,
     recovery: &Recovery,
     entries: &[Arc<Entry>],
 ) -> Result<(), Gone> {
@@ -211,7 +207,7 @@ fn delivered<'a>(
 }
 
 async fn send_waiting<T: Serialize + ?Sized>(
-    socket: &SocketRef,
+    socket: &Socket,
     event: &str,
     data: &T,
 ) -> Result<(), Gone> {
@@ -255,7 +251,7 @@ enum Sent {
 
 /// Sends `entries` without waiting: under the namespace's lock, a full
 /// buffer means trying again after releasing it.
-fn send_now(socket: &SocketRef, recovery: &Recovery, entries: &[Arc<Entry>]) -> Result<(), Sent> {
+fn send_now(socket: &Socket, recovery: &Recovery, entries: &[Arc<Entry>]) -> Result<(), Sent> {
     let mut last_sent = None;
     for entry in entries {
         match socket.emit(&*entry.event, &delivered(recovery, entry)) {

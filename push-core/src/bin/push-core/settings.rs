@@ -23,8 +23,8 @@ use figment::providers::Serialized;
 use figment::value::{Dict, Value};
 use push_core::config::values::{duration, parse_bool, parse_listen, parse_number};
 use push_core::config::{
-    AuthUrl, ByteCount, Config, ConfigError, FileMode, LogFormat, Namespace, Origin, ProxyRange,
-    Secret, SocketGroup,
+    AdapterKind, AuthUrl, ByteCount, Config, ConfigError, FileMode, LogFormat, Namespace, NodeId,
+    Origin, ProxyRange, RedisUrl, Secret, SocketGroup,
 };
 use serde::Serialize;
 use thiserror::Error;
@@ -203,6 +203,32 @@ pub struct ServeArgs {
     /// of the socket.io-client npm package). Unset: not served.
     #[arg(long, value_name = "FILE")]
     client_script: Option<PathBuf>,
+
+    /// memory (one node on its own) or redis (several nodes sharing
+    /// publishes, counts and history through Redis; docs/scaling.md)
+    /// [default: memory]
+    #[arg(long, value_name = "KIND", help_heading = "Cluster")]
+    adapter: Option<AdapterKind>,
+
+    /// The cluster's Redis: redis://HOST[:PORT][/DB] (needs --adapter redis)
+    #[arg(long, value_name = "URL", help_heading = "Cluster")]
+    redis_url: Option<RedisUrl>,
+
+    /// This node's name in logs, metrics and partial answers [default: the
+    /// host name]
+    #[arg(long, value_name = "NAME", help_heading = "Cluster")]
+    node_id: Option<NodeId>,
+
+    /// Prefix of every Redis key and channel the cluster uses, so that
+    /// sites can share one Redis [default: push-core]
+    #[arg(long, value_name = "PREFIX", help_heading = "Cluster")]
+    redis_prefix: Option<String>,
+
+    /// How long a publish's count, isOnline and STATS wait for the other
+    /// nodes, e.g. 300ms [default: 300ms]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse, help_heading = "Cluster")]
+    #[serde(with = "humantime_serde::option")]
+    cluster_wait: Option<Duration>,
 
     /// Log format: text or json [default: text]
     #[arg(long, value_name = "FORMAT")]

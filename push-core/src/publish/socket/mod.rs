@@ -28,7 +28,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use push_client::ErrorCode;
-use socketioxide::SocketIo;
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -77,7 +76,6 @@ pub enum BindError {
 #[derive(Clone)]
 pub(crate) struct Services {
     pub dispatcher: Dispatcher,
-    pub io: SocketIo,
     pub metrics: Arc<Metrics>,
     pub max_frame_size: u32,
     pub max_publishers: usize,

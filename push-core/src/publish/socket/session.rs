@@ -21,7 +21,6 @@ use push_client::protocol::wire::{DecodeError, Reader};
 use push_client::{ErrorCode, PROTOCOL_VERSION, Reply, Request};
 
 use super::Services;
-use crate::socketio;
 
 /// What the connection does after a request was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,13 +83,19 @@ impl Session {
             Request::Ping => self.reply(id, &Reply::Pong, out),
             Request::Publish(publish) => {
                 match self.finish(self.services.dispatcher.publish(&publish)) {
-                    Ok(recipients) => self.reply(id, &Reply::Published { recipients }, out),
+                    Ok(count) => {
+                        let recipients = count.total;
+                        self.reply(id, &Reply::Published { recipients }, out);
+                    }
                     Err(error) => self.error(id, error.code(), &error.to_string(), out),
                 }
             }
             Request::Online { namespace, user } => {
-                match self.services.dispatcher.connections_of(namespace, user) {
-                    Ok(connections) => self.reply(id, &Reply::Online { connections }, out),
+                match self.finish(self.services.dispatcher.connections_of(namespace, user)) {
+                    Ok(count) => {
+                        let connections = count.total;
+                        self.reply(id, &Reply::Online { connections }, out);
+                    }
                     Err(error) => self.error(id, error.code(), &error.to_string(), out),
                 }
             }
@@ -101,8 +106,7 @@ impl Session {
                 }
             }
             Request::Stats => {
-                let census = self.finish(socketio::census(&self.services.io));
-                let json = self.services.metrics.stats_json(&census);
+                let json = self.finish(self.services.dispatcher.stats_json());
                 self.reply(id, &Reply::Stats { json: &json }, out);
             }
         }

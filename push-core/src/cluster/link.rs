@@ -1,0 +1,338 @@
+//! The node's connection to the cluster's Redis, kept up by itself.
+//!
+//! socketioxide-redis talks to Redis through a [`Driver`]: publish to a
+//! channel, subscribe to one, count the servers listening. Its own drivers
+//! subscribe once, at start: if Redis is down then, or restarts later, a
+//! node would stay deaf to the cluster until it is restarted. This driver
+//! keeps the channels it was asked for and a supervisor that reconnects
+//! with backoff and subscribes to all of them again, so the cluster heals
+//! on its own when Redis comes back. Meanwhile the node keeps serving its
+//! own browsers, and anything that needs Redis fails at once with
+//! [`LinkError::Down`] instead of waiting.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{
+    AsyncConnectionConfig, Client, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind,
+};
+use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
+use thiserror::Error;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+/// Whether the node can reach the cluster right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Not connected yet, or connection lost: reconnecting.
+    Down,
+    /// Connected and subscribed to every channel.
+    Up,
+}
+
+/// Why a Redis command could not be run.
+#[derive(Debug, Error)]
+pub enum LinkError {
+    #[error("the node has no connection to Redis right now (reconnecting)")]
+    Down,
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("cannot encode a message for the other nodes: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Why the link could not be set up at all (a bad URL, not a down Redis).
+#[derive(Debug, Error)]
+#[error("cannot use redis_url: {0}")]
+pub struct LinkSetupError(redis::RedisError);
+
+/// The first wait before reconnecting; it doubles after each failure.
+const RECONNECT_DELAY_MIN: Duration = Duration::from_millis(100);
+/// The longest wait between attempts: a Redis back from a restart is found
+/// within this, and a Redis down for long costs one attempt per period.
+const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(2);
+/// How often the supervisor checks that a quiet connection still answers:
+/// a Redis that hangs (rather than closing the connection) is noticed
+/// within about this plus [`COMMAND_TIMEOUT`].
+const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
+/// The longest a command may take before the link counts as down. Redis
+/// answers in well under a millisecond; a second means it is gone.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long connecting may take, for the same reason.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Where channel messages go: one queue per subscribed channel.
+type Handlers = RwLock<HashMap<String, mpsc::Sender<ChanItem>>>;
+
+/// The connection to Redis, shared by every namespace's adapter and by the
+/// cluster's own questions (see `census`).
+#[derive(Clone)]
+pub struct RedisLink {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    client: Client,
+    /// The live connection, `None` while down.
+    connection: RwLock<Option<MultiplexedConnection>>,
+    handlers: Arc<Handlers>,
+    state: watch::Sender<LinkState>,
+}
+
+impl RedisLink {
+    /// Prepares the link; [`RedisLink::run`] connects and keeps it up.
+    pub fn new(url: &url::Url) -> Result<Self, LinkSetupError> {
+        let info = url
+            .as_str()
+            .into_connection_info()
+            .map_err(LinkSetupError)?;
+        // Channel messages arrive as RESP3 pushes on the same connection as
+        // commands, so one connection serves both.
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let client = Client::open(info.set_redis_settings(settings)).map_err(LinkSetupError)?;
+        let (state, _) = watch::channel(LinkState::Down);
+        Ok(Self {
+            shared: Arc::new(Shared {
+                client,
+                connection: RwLock::new(None),
+                handlers: Arc::new(RwLock::new(HashMap::new())),
+                state,
+            }),
+        })
+    }
+
+    /// The link's state, as it changes.
+    pub fn state(&self) -> watch::Receiver<LinkState> {
+        self.shared.state.subscribe()
+    }
+
+    /// Connects, resubscribes and reconnects until `shutdown` fires.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut delay = RECONNECT_DELAY_MIN;
+        let mut failures_logged = false;
+        loop {
+            let attempt = tokio::select! {
+                () = shutdown.cancelled() => return,
+                attempt = self.connect() => attempt,
+            };
+            match attempt {
+                Ok(lost) => {
+                    tracing::info!("cluster link up: connected to Redis");
+                    failures_logged = false;
+                    delay = RECONNECT_DELAY_MIN;
+                    let reason = tokio::select! {
+                        () = shutdown.cancelled() => None,
+                        reason = self.watch(&lost) => Some(reason),
+                    };
+                    self.set_connection(None);
+                    let Some(reason) = reason else { return };
+                    tracing::warn!(
+                        "cluster link lost ({reason}): delivering to this node's browsers only, reconnecting"
+                    );
+                }
+                Err(error) => {
+                    // One line when the link first fails, not one per retry.
+                    if !failures_logged {
+                        tracing::warn!("cannot reach Redis ({error}); retrying");
+                        failures_logged = true;
+                    }
+                }
+            }
+            let jittered = delay.mul_f64(0.5 + fastrand::f64() / 2.0);
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(jittered) => {}
+            }
+            delay = (delay * 2).min(RECONNECT_DELAY_MAX);
+        }
+    }
+
+    /// Opens a connection and subscribes to every channel asked for so far.
+    /// Returns what signals the connection's loss.
+    async fn connect(&self) -> Result<Arc<Notify>, LinkError> {
+        let lost = Arc::new(Notify::new());
+        let handlers = self.shared.handlers.clone();
+        let on_lost = lost.clone();
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_push_sender(move |push: PushInfo| {
+                route(push, &handlers, &on_lost);
+                Ok::<(), std::convert::Infallible>(())
+            });
+        let mut connection = self
+            .shared
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        // Published first, so a subscribe that comes in now subscribes
+        // itself; the ones asked for before are subscribed here. Redis
+        // ignores a second SUBSCRIBE to the same channel.
+        self.set_connection(Some(connection.clone()));
+        let channels: Vec<String> = self.handlers().keys().cloned().collect();
+        if !channels.is_empty()
+            && let Err(error) = connection.subscribe(&channels).await
+        {
+            self.set_connection(None);
+            return Err(error.into());
+        }
+        self.shared.state.send_replace(LinkState::Up);
+        Ok(lost)
+    }
+
+    /// Waits until the connection is closed or stops answering.
+    async fn watch(&self, lost: &Notify) -> &'static str {
+        loop {
+            tokio::select! {
+                () = lost.notified() => return "connection closed",
+                () = tokio::time::sleep(HEARTBEAT_PERIOD) => {
+                    let Some(mut connection) = self.connection() else {
+                        return "connection dropped";
+                    };
+                    let ping: Result<String, _> =
+                        redis::cmd("PING").query_async(&mut connection).await;
+                    if ping.is_err() {
+                        return "Redis stopped answering";
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_connection(&self, connection: Option<MultiplexedConnection>) {
+        let up = connection.is_some();
+        *self
+            .shared
+            .connection
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = connection;
+        if !up {
+            self.shared.state.send_replace(LinkState::Down);
+        }
+    }
+
+    /// The live connection (a cheap handle onto it), if up.
+    pub fn connection(&self) -> Option<MultiplexedConnection> {
+        self.shared
+            .connection
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn handlers(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, mpsc::Sender<ChanItem>>> {
+        self.shared
+            .handlers
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Hands a channel message to its queue, or notes the connection's loss.
+fn route(push: PushInfo, handlers: &Handlers, lost: &Notify) {
+    match push.kind {
+        PushKind::Message | PushKind::SMessage => {
+            let mut data = push.data.into_iter();
+            let (Some(channel), Some(message)) = (data.next(), data.next()) else {
+                return;
+            };
+            let (Ok(channel), Ok(message)) = (
+                redis::from_redis_value::<String>(channel),
+                redis::from_redis_value::<Vec<u8>>(message),
+            ) else {
+                tracing::warn!("a message from Redis could not be read; ignored");
+                return;
+            };
+            let handlers = handlers
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(queue) = handlers.get(&channel)
+                && queue.try_send((channel, message)).is_err()
+            {
+                // The namespace's queue is full: this node is far behind
+                // the cluster's publish rate.
+                tracing::warn!("a cluster message was dropped: this node cannot keep up");
+            }
+        }
+        PushKind::Disconnection => lost.notify_one(),
+        _ => {}
+    }
+}
+
+impl RedisLink {
+    /// Publishes `message`; returns how many subscribers received it.
+    pub async fn publish_to(&self, channel: &str, message: Vec<u8>) -> Result<usize, LinkError> {
+        let mut connection = self.connection().ok_or(LinkError::Down)?;
+        Ok(redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(message)
+            .query_async(&mut connection)
+            .await?)
+    }
+
+    /// Subscribes to `channel`, now if the link is up, else as soon as it
+    /// is; the stream ends only when unsubscribed.
+    pub fn subscribe_channel(&self, channel: String, queue_size: usize) -> MessageStream<ChanItem> {
+        let (queue, messages) = mpsc::channel(queue_size);
+        self.shared
+            .handlers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(channel.clone(), queue);
+        // Not awaited, so that setting up a namespace never waits for
+        // Redis. A failure is the link going down, and the supervisor
+        // subscribes again when it is back.
+        if let Some(mut connection) = self.connection() {
+            tokio::spawn(async move {
+                let _ = connection.subscribe(&channel).await;
+            });
+        }
+        MessageStream::new(messages)
+    }
+}
+
+impl Driver for RedisLink {
+    type Error = LinkError;
+
+    async fn publish(&self, channel: String, message: Vec<u8>) -> Result<(), LinkError> {
+        self.publish_to(&channel, message).await.map(drop)
+    }
+
+    /// Always succeeds: a channel asked for while Redis is down is
+    /// subscribed when the link comes up.
+    async fn subscribe(
+        &self,
+        channel: String,
+        queue_size: usize,
+    ) -> Result<MessageStream<ChanItem>, LinkError> {
+        Ok(self.subscribe_channel(channel, queue_size))
+    }
+
+    async fn unsubscribe(&self, channel: String) -> Result<(), LinkError> {
+        self.shared
+            .handlers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&channel);
+        if let Some(mut connection) = self.connection() {
+            connection.unsubscribe(&channel).await?;
+        }
+        Ok(())
+    }
+
+    /// The nodes listening on `channel`, this one included.
+    async fn num_serv(&self, channel: &str) -> Result<u16, LinkError> {
+        let mut connection = self.connection().ok_or(LinkError::Down)?;
+        let (_, count): (String, u16) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query_async(&mut connection)
+            .await?;
+        Ok(count)
+    }
+}

@@ -1,0 +1,169 @@
+//! Several push-core nodes behind one load balancer, sharing through Redis.
+//!
+//! Every node serves browsers and takes publishes on its own socket. A
+//! publish on any node must reach its targets on every node, so nodes
+//! share publishes through socketioxide's Redis adapter (socketioxide-redis)
+//! rather than a protocol of our own: the adapter carries each broadcast,
+//! with its rooms and exceptions, to every node, which hands it to its own
+//! connections.
+//!
+//! What the adapter does not do, this module adds:
+//! - [`link`]: a connection to Redis that survives Redis restarting;
+//! - [`survey`]: cluster-wide counts (a publish's recipients, a user's
+//!   connections, STATS), within a bounded wait, marked partial when a
+//!   node did not answer.
+//!
+//! A node alone uses the same adapter type over [`Link::Alone`], which
+//! reaches no one; the dispatcher marks its broadcasts local, so a single
+//! node pays nothing for the cluster code.
+
+pub mod link;
+pub mod survey;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use socketioxide::SocketIo;
+use socketioxide::adapter::Emitter;
+use socketioxide::extract::SocketRef;
+use socketioxide::layer::SocketIoLayer;
+use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
+use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use self::link::{LinkError, LinkSetupError, LinkState, RedisLink};
+use self::survey::{Answerer, Gathered, Question, Survey};
+use crate::config::NodeId;
+
+/// The socketio adapter of every node: socketioxide-redis's, over [`Link`].
+pub type NodeAdapter = CustomRedisAdapter<Emitter, Link>;
+/// The socket.io server, as every module uses it.
+pub type Io = SocketIo<NodeAdapter>;
+/// One browser's connection to a namespace.
+pub type Socket = SocketRef<NodeAdapter>;
+/// The tower layer that serves socket.io.
+pub type Layer = SocketIoLayer<NodeAdapter>;
+
+/// What a node needs to join a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub redis_url: url::Url,
+    pub node_id: NodeId,
+    /// Prefix of every Redis channel and key.
+    pub prefix: String,
+    /// How long a cluster-wide count waits for the other nodes.
+    pub wait: Duration,
+}
+
+/// How the adapter reaches the other nodes.
+#[derive(Clone)]
+pub enum Link {
+    /// No other node: publishing to the cluster reaches no one.
+    Alone,
+    Redis(RedisLink),
+}
+
+impl Driver for Link {
+    type Error = LinkError;
+
+    async fn publish(&self, channel: String, message: Vec<u8>) -> Result<(), LinkError> {
+        match self {
+            Link::Alone => Ok(()),
+            Link::Redis(link) => link.publish(channel, message).await,
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        channel: String,
+        queue_size: usize,
+    ) -> Result<MessageStream<ChanItem>, LinkError> {
+        match self {
+            Link::Alone => Ok(MessageStream::new_empty()),
+            Link::Redis(link) => link.subscribe(channel, queue_size).await,
+        }
+    }
+
+    async fn unsubscribe(&self, channel: String) -> Result<(), LinkError> {
+        match self {
+            Link::Alone => Ok(()),
+            Link::Redis(link) => link.unsubscribe(channel).await,
+        }
+    }
+
+    async fn num_serv(&self, channel: &str) -> Result<u16, LinkError> {
+        match self {
+            Link::Alone => Ok(1),
+            Link::Redis(link) => link.num_serv(channel).await,
+        }
+    }
+}
+
+/// This node's place in a cluster: its link to Redis and its survey of the
+/// other nodes.
+pub struct Cluster {
+    link: RedisLink,
+    survey: Arc<Survey>,
+    settings: ClusterSettings,
+    state: watch::Receiver<LinkState>,
+}
+
+impl Cluster {
+    pub fn new(settings: ClusterSettings) -> Result<Self, LinkSetupError> {
+        let link = RedisLink::new(&settings.redis_url)?;
+        let survey = Survey::new(
+            link.clone(),
+            settings.node_id.clone(),
+            &settings.prefix,
+            settings.wait,
+        );
+        Ok(Self {
+            state: link.state(),
+            link,
+            survey,
+            settings,
+        })
+    }
+
+    /// The adapter's settings: channels under the cluster's prefix, and
+    /// its own requests bounded by the same wait as ours.
+    pub fn adapter_state(cluster: Option<&Cluster>) -> RedisAdapterCtr<Link> {
+        let (link, config) = match cluster {
+            None => (Link::Alone, RedisAdapterConfig::default()),
+            Some(cluster) => (
+                Link::Redis(cluster.link.clone()),
+                RedisAdapterConfig::default()
+                    .with_prefix(cluster.settings.prefix.clone())
+                    .with_request_timeout(cluster.settings.wait),
+            ),
+        };
+        RedisAdapterCtr::new_with_driver(link, config)
+    }
+
+    /// Connects to Redis and answers the other nodes' questions, until
+    /// `shutdown` fires.
+    pub fn start(&self, answerer: Answerer, shutdown: CancellationToken) {
+        tokio::spawn(self.link.clone().run(shutdown.clone()));
+        tokio::spawn(self.survey.clone().run(answerer, shutdown));
+    }
+
+    pub fn node_id(&self) -> &NodeId {
+        &self.settings.node_id
+    }
+
+    /// True while this node is connected to Redis.
+    pub fn is_up(&self) -> bool {
+        *self.state.borrow() == LinkState::Up
+    }
+
+    /// The link's state, as it changes.
+    pub fn state(&self) -> watch::Receiver<LinkState> {
+        self.state.clone()
+    }
+
+    /// Asks every other node; see [`Survey::ask`].
+    pub async fn ask(&self, question: Question) -> Result<Gathered, LinkError> {
+        self.survey.ask(question).await
+    }
+}

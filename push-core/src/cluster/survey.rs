@@ -1,0 +1,253 @@
+//! Asking every node of the cluster how many of its connections match.
+//!
+//! socketioxide-redis hands a publish to every node, but no node learns how
+//! many connections the others reached, and a user may be online on any
+//! node. So a node that needs a cluster-wide figure (a publish's count,
+//! `isOnline`, STATS) asks the others on a channel of its own and adds up
+//! their answers. It waits at most `cluster_wait`: a node slower than that
+//! is left out and the figure is marked partial, never silently low.
+//!
+//! Redis tells the asker how many nodes received the question (the reply
+//! to PUBLISH), so it knows how many answers to wait for without keeping a
+//! list of nodes. A node that has lost Redis receives neither the question
+//! nor the publish, so leaving it out of a publish's count is exact.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::link::{LinkError, RedisLink};
+use crate::config::NodeId;
+use crate::metrics::Census;
+
+/// What one node is asked about its own connections.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Question {
+    /// How many connections a publish to `target` reaches.
+    Recipients {
+        namespace: String,
+        target: OwnedTarget,
+    },
+    /// How many connections `user` has open.
+    Connections { namespace: String, user: String },
+    /// Connection figures by namespace.
+    Stats,
+}
+
+/// A publish's target, owned, to travel between nodes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OwnedTarget {
+    pub users: Vec<String>,
+    pub rooms: Vec<String>,
+    pub except_users: Vec<String>,
+}
+
+impl OwnedTarget {
+    pub fn of(target: &push_client::Target<'_>) -> Self {
+        let owned = |items: &[Cow<'_, str>]| items.iter().map(|item| item.to_string()).collect();
+        Self {
+            users: owned(&target.users),
+            rooms: owned(&target.rooms),
+            except_users: owned(&target.except_users),
+        }
+    }
+
+    pub fn borrowed(&self) -> push_client::Target<'_> {
+        push_client::Target {
+            users: borrowed(&self.users),
+            rooms: borrowed(&self.rooms),
+            except_users: borrowed(&self.except_users),
+        }
+    }
+}
+
+fn borrowed(items: &[String]) -> Vec<Cow<'_, str>> {
+    items
+        .iter()
+        .map(|item| Cow::Borrowed(item.as_str()))
+        .collect()
+}
+
+/// One node's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Answer {
+    Count(u64),
+    Stats(Census),
+    /// The node could not answer (it does not serve the namespace).
+    Refused(String),
+}
+
+/// How a node answers questions about its own connections.
+pub type Answerer =
+    Arc<dyn Fn(Question) -> Pin<Box<dyn Future<Output = Answer> + Send>> + Send + Sync>;
+
+/// The answers that came back in time.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    pub answers: Vec<(String, Answer)>,
+    /// Nodes that received the question but did not answer in time.
+    pub missing: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    id: u64,
+    reply_to: String,
+    question: Question,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Reply {
+    id: u64,
+    node: String,
+    answer: Answer,
+}
+
+/// Answers that may be queued for one question: one per other node. Far
+/// above any cluster this is meant for; an answer past it is dropped and
+/// the figure is marked partial.
+const MAX_NODES: usize = 256;
+/// Questions and replies queued in from Redis before this node reads them.
+const QUEUE: usize = 1024;
+
+/// Asks the other nodes, and answers them.
+pub struct Survey {
+    link: RedisLink,
+    node: NodeId,
+    question_channel: String,
+    reply_channel: String,
+    wait: Duration,
+    next_id: AtomicU64,
+    waiting: Mutex<HashMap<u64, mpsc::Sender<Reply>>>,
+}
+
+impl Survey {
+    pub fn new(link: RedisLink, node: NodeId, prefix: &str, wait: Duration) -> Arc<Self> {
+        // A random part, so two nodes given the same name by mistake still
+        // get their own answers.
+        let instance = fastrand::u64(..);
+        Arc::new(Self {
+            link,
+            question_channel: format!("{prefix}#survey#"),
+            reply_channel: format!("{prefix}#survey#{}#{instance:016x}#", node.as_str()),
+            node,
+            wait,
+            next_id: AtomicU64::new(0),
+            waiting: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Listens for questions and answers until `shutdown` fires.
+    pub async fn run(self: Arc<Self>, answerer: Answerer, shutdown: CancellationToken) {
+        let questions = self
+            .link
+            .subscribe_channel(self.question_channel.clone(), QUEUE);
+        let replies = self
+            .link
+            .subscribe_channel(self.reply_channel.clone(), QUEUE);
+        let mut messages = futures_util::stream::select(questions, replies);
+        loop {
+            let (channel, body) = tokio::select! {
+                () = shutdown.cancelled() => return,
+                message = messages.next() => match message {
+                    Some(message) => message,
+                    None => return,
+                },
+            };
+            if channel == self.reply_channel {
+                self.take_reply(&body);
+            } else {
+                self.clone().answer(&body, &answerer);
+            }
+        }
+    }
+
+    fn take_reply(&self, body: &[u8]) {
+        let Ok(reply) = serde_json::from_slice::<Reply>(body) else {
+            tracing::warn!("an unreadable survey answer from another node; ignored");
+            return;
+        };
+        let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        // No one waiting: the answer came after `cluster_wait`.
+        if let Some(queue) = waiting.get(&reply.id) {
+            let _ = queue.try_send(reply);
+        }
+    }
+
+    fn answer(self: Arc<Self>, body: &[u8], answerer: &Answerer) {
+        let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
+            tracing::warn!("an unreadable survey question from another node; ignored");
+            return;
+        };
+        if envelope.reply_to == self.reply_channel {
+            return; // Our own question: we count ourselves.
+        }
+        let answer = answerer(envelope.question);
+        tokio::spawn(async move {
+            let reply = Reply {
+                id: envelope.id,
+                node: self.node.as_str().to_owned(),
+                answer: answer.await,
+            };
+            let Ok(body) = serde_json::to_vec(&reply) else {
+                return;
+            };
+            if let Err(error) = self.link.publish_to(&envelope.reply_to, body).await {
+                tracing::debug!("a survey answer could not be sent: {error}");
+            }
+        });
+    }
+
+    /// Asks every other node, waiting at most `cluster_wait`.
+    pub async fn ask(&self, question: Question) -> Result<Gathered, LinkError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (queue, mut replies) = mpsc::channel(MAX_NODES);
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, queue);
+        let asked = self.send(id, question).await;
+        let mut gathered = Gathered::default();
+        if let Ok(receivers) = asked {
+            // Every node subscribed received it, this one included.
+            let expected = receivers.saturating_sub(1);
+            let deadline = tokio::time::sleep(self.wait);
+            tokio::pin!(deadline);
+            while gathered.answers.len() < expected {
+                tokio::select! {
+                    () = &mut deadline => break,
+                    reply = replies.recv() => match reply {
+                        Some(reply) => gathered.answers.push((reply.node, reply.answer)),
+                        None => break,
+                    },
+                }
+            }
+            gathered.missing = expected - gathered.answers.len();
+        }
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        asked.map(|_| gathered)
+    }
+
+    /// Publishes a question; returns how many nodes received it.
+    async fn send(&self, id: u64, question: Question) -> Result<usize, LinkError> {
+        let envelope = Envelope {
+            id,
+            reply_to: self.reply_channel.clone(),
+            question,
+        };
+        let body = serde_json::to_vec(&envelope)?;
+        self.link.publish_to(&self.question_channel, body).await
+    }
+}
