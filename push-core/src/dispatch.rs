@@ -19,10 +19,11 @@ use serde_json::value::RawValue;
 use socketioxide::{BroadcastError, operators::BroadcastOperators};
 use thiserror::Error;
 
+use crate::cluster::history::SharedHistory;
 use crate::cluster::survey::{Answer, OwnedTarget, Question};
 use crate::cluster::{Cluster, Io, NodeAdapter};
 use crate::metrics::{Census, Metrics};
-use crate::recovery::{OffsetArgument, Recovery};
+use crate::recovery::{Entry, Offset, OffsetArgument, Recovery};
 use crate::rooms::{RESUMING_ROOM, UNIDENTIFIED_ROOM, public_room, user_room};
 
 /// Event names the socket.io client handles itself; a publish under one of
@@ -95,6 +96,9 @@ pub struct Dispatcher {
     recovery: Option<Arc<Recovery>>,
     /// Set when this node is one of a cluster.
     cluster: Option<Arc<Cluster>>,
+    /// Set in a cluster with recovery on: messages are numbered there and
+    /// reach every node through it.
+    shared: Option<Arc<SharedHistory>>,
 }
 
 impl Dispatcher {
@@ -103,12 +107,14 @@ impl Dispatcher {
         metrics: Arc<Metrics>,
         recovery: Option<Arc<Recovery>>,
         cluster: Option<Arc<Cluster>>,
+        shared: Option<Arc<SharedHistory>>,
     ) -> Self {
         Self {
             io,
             metrics,
             recovery,
             cluster,
+            shared,
         }
     }
 
@@ -120,6 +126,9 @@ impl Dispatcher {
     pub async fn publish(&self, publish: &Publish<'_>) -> Result<Count, DispatchError> {
         check_event(publish.event)?;
         let payload = parse_payload(publish.payload)?;
+        if let Some(shared) = &self.shared {
+            return self.publish_shared(shared, publish, payload).await;
+        }
         let handed = match &self.recovery {
             None => self.deliver(publish, payload).await?,
             Some(recovery) => {
@@ -149,6 +158,60 @@ impl Dispatcher {
         }
         self.metrics.publish_delivered(u64::from(count.total));
         Ok(count)
+    }
+
+    /// Publishes through the cluster's history: numbered there, and handed
+    /// out by every node (this one too) as it reads it (see
+    /// `cluster::history`). The count is of the connections the message
+    /// is for now.
+    async fn publish_shared(
+        &self,
+        shared: &SharedHistory,
+        publish: &Publish<'_>,
+        payload: &RawValue,
+    ) -> Result<Count, DispatchError> {
+        let here = self
+            .select(publish.namespace, &publish.target)?
+            .sockets()
+            .len();
+        let entry = Entry::new(0, Entry::now_ms(), publish.event, payload, &publish.target);
+        let mut count = Count::default();
+        if let Err(error) = shared.append(publish.namespace, &entry).await {
+            // Redis cannot be reached: this node's connections get it now,
+            // without an offset, since it has no place in the history.
+            tracing::debug!(%error, "a publish could not be added to the cluster's history");
+            let selection = self.select(publish.namespace, &publish.target)?.local();
+            let undelivered = self.emit(selection, publish.event, payload).await?;
+            count.add(here.saturating_sub(undelivered) as u64);
+            count.partial = true;
+            self.metrics.publish_delivered(u64::from(count.total));
+            return Ok(count);
+        }
+        count.add(here as u64);
+        if let Some(cluster) = &self.cluster {
+            let question = Question::Recipients {
+                namespace: publish.namespace.to_owned(),
+                target: OwnedTarget::of(&publish.target),
+            };
+            self.add_other_nodes(cluster, question, &mut count).await;
+        }
+        self.metrics.publish_delivered(u64::from(count.total));
+        Ok(count)
+    }
+
+    /// Hands a message read from the cluster's history to this node's
+    /// connections; the caller holds the namespace's lock.
+    pub async fn deliver_numbered(&self, namespace: &str, offset: Offset, entry: &Entry) {
+        let Ok(selection) = self.select(namespace, &entry.target()) else {
+            return;
+        };
+        let argument = OffsetArgument {
+            offset: offset.to_string(),
+        };
+        let data = (&*entry.payload, argument);
+        if let Err(error) = self.emit(selection.local(), &entry.event, &data).await {
+            tracing::warn!(%error, "a message from the cluster could not be handed out");
+        }
     }
 
     /// The namespace's current offset, for a page to start from.

@@ -147,23 +147,26 @@ impl PushCore {
             recovery.clone(),
             cluster.as_deref(),
         );
+        let shared = match (&cluster, config.recovery_settings()) {
+            (Some(cluster), Some(settings)) => Some(Arc::new(
+                cluster.shared_history(&config.served_namespaces(), settings.max_messages),
+            )),
+            _ => None,
+        };
         let dispatcher = Dispatcher::new(
             io.clone(),
             metrics.clone(),
             recovery.clone(),
             cluster.clone(),
+            shared.clone(),
         );
         let leaving_cluster = CancellationToken::new();
         if let Some(cluster) = &cluster {
-            let answering = dispatcher.clone();
-            let answerer: cluster::survey::Answerer = Arc::new(move |question| {
-                let dispatcher = answering.clone();
-                Box::pin(async move { dispatcher.answer(question).await })
-            });
-            cluster.start(answerer, leaving_cluster.clone());
-            tracing::info!(
-                node = cluster.node_id().as_str(),
-                "cluster mode: sharing publishes, counts and presence through Redis"
+            join_cluster(
+                cluster,
+                &dispatcher,
+                recovery.clone().zip(shared),
+                leaving_cluster.clone(),
             );
         }
         let publish_api = publish.http_token.as_deref().map(|token| {
@@ -242,6 +245,42 @@ impl PushCore {
             tracing::error!("writing the recovery journal at shutdown failed");
         }
     }
+}
+
+/// Starts this node's part in the cluster: the link to Redis, answers to
+/// the other nodes' questions and, with recovery on, reading the cluster's
+/// history into this node.
+fn join_cluster(
+    cluster: &cluster::Cluster,
+    dispatcher: &Dispatcher,
+    history: Option<(
+        Arc<recovery::Recovery>,
+        Arc<cluster::history::SharedHistory>,
+    )>,
+    leaving: CancellationToken,
+) {
+    let answering = dispatcher.clone();
+    let answerer: cluster::survey::Answerer = Arc::new(move |question| {
+        let dispatcher = answering.clone();
+        Box::pin(async move { dispatcher.answer(question).await })
+    });
+    cluster.start(answerer, leaving.clone());
+    if let Some((recovery, shared)) = history {
+        let delivering = dispatcher.clone();
+        let deliver: cluster::history::Deliver = Arc::new(move |namespace, offset, entry| {
+            let dispatcher = delivering.clone();
+            Box::pin(async move {
+                dispatcher
+                    .deliver_numbered(&namespace, offset, &entry)
+                    .await;
+            })
+        });
+        tokio::spawn(shared.run(recovery, deliver, leaving));
+    }
+    tracing::info!(
+        node = cluster.node_id().as_str(),
+        "cluster mode: sharing publishes, counts and presence through Redis"
+    );
 }
 
 /// Why the daemon could not run.

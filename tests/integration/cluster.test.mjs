@@ -10,12 +10,14 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 
+import { io } from 'socket.io-client';
+
 import { cookieFor, startAuthBackend } from './support/auth-backend.mjs';
 import { ClientPool } from './support/clients.mjs';
 import { startDaemon } from './support/daemon.mjs';
-import { online, sendOk, stats } from './support/publish.mjs';
+import { Kind, RawConnection, online, request, sendOk, stats } from './support/publish.mjs';
 import { startRedis } from './support/redis.mjs';
-import { waitUntil } from './support/wait.mjs';
+import { sleep, waitUntil } from './support/wait.mjs';
 
 const TOKEN = 'cluster-test-token-0123456789abcdefghijklmnop';
 
@@ -213,3 +215,194 @@ describe('Redis down and back', () => {
     assert.match(a.log, /cluster link up/);
   });
 });
+
+describe('recovery across nodes', () => {
+  let redis;
+  let backend;
+  let nodes;
+  const clients = new ClientPool();
+
+  before(async () => {
+    redis = await startRedis();
+    backend = await startAuthBackend();
+    nodes = [];
+    for (const name of ['node-a', 'node-b', 'node-c']) nodes.push(await startNode(redis, backend, name));
+    await waitForCluster(nodes);
+  });
+  after(async () => {
+    clients.closeAll();
+    for (const node of nodes ?? []) await node.cleanup();
+    await backend?.close();
+    await redis?.kill();
+  });
+
+  test('a page cut off from B, reconnecting to C with its last offset, gets what was published on A meanwhile, in order', async () => {
+    const [a, b, c] = nodes;
+    const page = await clients.connect(b, { cookie: cookieFor('sid-42'), name: 'user 42 on B' });
+    await sendOk(a.socketPath, { event: 'n', data: 0 });
+    await page.waitFor('n', (n) => n === 0);
+    const { offset } = page.events.at(-1);
+    page.close();
+
+    for (let n = 1; n <= 3; n++) await sendOk(a.socketPath, { event: 'n', data: n });
+    await sendOk(a.socketPath, { event: 'n', users: ['42'], data: 'private 4' });
+    await sendOk(a.socketPath, { event: 'n', users: ['7'], data: 'for someone else' });
+
+    const back = await clients.connect(c, { cookie: cookieFor('sid-42'), name: 'user 42 back on C', auth: { offset } });
+    await waitUntil(() => back.statuses.length > 0, { what: 'the push:recovery status' });
+    assert.deepEqual(back.statuses[0].recovered, true);
+    assert.equal(back.statuses[0].replayed, 4);
+    await waitUntil(() => back.received('n').length >= 4, { what: 'the replay' });
+    assert.deepEqual(back.received('n'), [1, 2, 3, 'private 4']);
+
+    // Offsets mean the same on every node: the page's offsets continue
+    // those it saw on B.
+    const offsets = [offset, ...back.events.map((e) => e.offset)];
+    assert.equal(new Set(offsets).size, offsets.length);
+  });
+});
+
+describe('a rolling restart of every node', () => {
+  let redis;
+  let backend;
+  let nodes;
+  const pages = [];
+
+  before(async () => {
+    redis = await startRedis();
+    backend = await startAuthBackend();
+    nodes = [];
+    for (const name of ['node-a', 'node-b', 'node-c']) nodes.push(await startNode(redis, backend, name));
+    await waitForCluster(nodes);
+  });
+  after(async () => {
+    for (const page of pages) page.close();
+    for (const node of nodes ?? []) await node.cleanup();
+    await backend?.close();
+    await redis?.kill();
+  });
+
+  test('while a publisher sends 50 messages a second, every page ends with every message, once, in order', async () => {
+    const running = () => nodes.filter((node) => node.running && !node.stopping);
+    for (let n = 0; n < 9; n++) pages.push(new Page(`page ${n}`, running, n % 3));
+    await waitUntil(() => pages.every((page) => page.connected), { what: 'every page to connect' });
+
+    const publisher = new Publisher(running);
+    const publishing = publisher.run(50);
+    await sleep(1000);
+    for (let at = 0; at < nodes.length; at++) {
+      const old = nodes[at];
+      old.stopping = true;
+      await old.stop();
+      nodes[at] = await startNode(redis, backend, `node-${'abc'[at]}`);
+      await sleep(1000);
+    }
+    const sent = await publisher.stop(publishing);
+    assert.ok(sent >= 100, `only ${sent} messages were published`);
+
+    const expected = Array.from({ length: sent }, (_, n) => n);
+    for (const page of pages) {
+      await waitUntil(() => page.received.length >= sent, {
+        timeoutMs: 20_000,
+        what: () => `${page.name} to have all ${sent} messages (has ${page.received.length}, reconnects ${page.reconnects})`,
+      });
+      assert.deepEqual(page.received, expected, `${page.name}: every message once, in order`);
+    }
+    assert.ok(pages.some((page) => page.reconnects > 0), 'some pages moved to another node');
+  });
+});
+
+/**
+ * A page as the clients/js helper makes it: when its connection ends, it
+ * connects again, to whichever node is up, with the last offset it saw.
+ */
+class Page {
+  constructor(name, running, first) {
+    this.name = name;
+    this.running = running;
+    this.received = [];
+    this.offset = undefined;
+    this.reconnects = -1;
+    this.connected = false;
+    this.closed = false;
+    this.connect(first);
+  }
+
+  connect(preferred) {
+    if (this.closed) return;
+    const nodes = this.running();
+    const node = nodes[(preferred ?? Math.floor(Math.random() * 100)) % nodes.length];
+    this.reconnects += 1;
+    const socket = io(node.url, {
+      transports: ['websocket'],
+      forceNew: true,
+      reconnection: false,
+      auth: this.offset === undefined ? {} : { offset: this.offset },
+    });
+    this.socket = socket;
+    socket.on('connect', () => { this.connected = true; });
+    socket.on('tick', (n, { offset }) => {
+      this.received.push(n);
+      this.offset = offset;
+    });
+    socket.on('push:recovery', (status) => {
+      if (this.offset === undefined) this.offset = status.offset;
+    });
+    const again = () => {
+      socket.removeAllListeners();
+      socket.close();
+      setTimeout(() => this.connect(), 50);
+    };
+    socket.on('disconnect', again);
+    socket.on('connect_error', again);
+  }
+
+  close() {
+    this.closed = true;
+    this.socket?.removeAllListeners();
+    this.socket?.close();
+  }
+}
+
+/**
+ * Publishes 0, 1, 2, ... at a steady rate on one node's socket, moving to
+ * another node when its node stops; a message the stopping node refused
+ * is sent again to the next.
+ */
+class Publisher {
+  constructor(running) {
+    this.running = running;
+    this.stopped = false;
+    this.next = 0;
+    this.id = 0;
+  }
+
+  async run(perSecond) {
+    let connection = null;
+    while (!this.stopped) {
+      try {
+        if (connection === null) {
+          const nodes = this.running();
+          connection = await RawConnection.open(nodes[this.next % nodes.length].socketPath);
+          await connection.handshake();
+        }
+        const reply = await connection.call(request.publish(++this.id, { event: 'tick', data: this.next }));
+        if (reply.kind !== Kind.PUBLISHED) throw new Error(JSON.stringify(reply));
+        this.next += 1;
+        await sleep(1000 / perSecond);
+      } catch {
+        connection?.destroy();
+        connection = null;
+        await sleep(20);
+      }
+    }
+    connection?.destroy();
+  }
+
+  /** Stops publishing; resolves with how many were published. */
+  async stop(running) {
+    this.stopped = true;
+    await running;
+    return this.next;
+  }
+}

@@ -76,10 +76,10 @@ describe('the HTTP publish API when turned on', () => {
 
   test('publishes with the token: to everyone, to a user, to a room, with except_users', async () => {
     const publish = async (body) => json(await api(daemon, '/api/publish', { method: 'POST', body }));
-    assert.deepEqual(await publish({ event: 'all', data: { n: 1 } }), { status: 200, body: { recipients: 2 } });
-    assert.deepEqual(await publish({ event: 'dm', users: [42], data: 'for 42' }), { status: 200, body: { recipients: 1 } });
-    assert.deepEqual(await publish({ event: 'group', rooms: ['group:7'], data: 'g' }), { status: 200, body: { recipients: 1 } });
-    assert.deepEqual(await publish({ namespace: '/', event: 'rest', except_users: ['42'], data: null }), { status: 200, body: { recipients: 1 } });
+    assert.deepEqual(await publish({ event: 'all', data: { n: 1 } }), { status: 200, body: { recipients: 2, partial: false } });
+    assert.deepEqual(await publish({ event: 'dm', users: [42], data: 'for 42' }), { status: 200, body: { recipients: 1, partial: false } });
+    assert.deepEqual(await publish({ event: 'group', rooms: ['group:7'], data: 'g' }), { status: 200, body: { recipients: 1, partial: false } });
+    assert.deepEqual(await publish({ namespace: '/', event: 'rest', except_users: ['42'], data: null }), { status: 200, body: { recipients: 1, partial: false } });
     assert.deepEqual(await user42.waitFor('all'), { n: 1 });
     assert.equal(await user42.waitFor('dm'), 'for 42');
     assert.equal(await user42.waitFor('group'), 'g');
@@ -90,8 +90,8 @@ describe('the HTTP publish API when turned on', () => {
   });
 
   test('answers online and stats with the token', async () => {
-    assert.deepEqual(await json(await api(daemon, '/api/online?namespace=/&user=42')), { status: 200, body: { online: true, connections: 1 } });
-    assert.deepEqual(await json(await api(daemon, '/api/online?user=nobody')), { status: 200, body: { online: false, connections: 0 } });
+    assert.deepEqual(await json(await api(daemon, '/api/online?namespace=/&user=42')), { status: 200, body: { online: true, connections: 1, partial: false } });
+    assert.deepEqual(await json(await api(daemon, '/api/online?user=nobody')), { status: 200, body: { online: false, connections: 0, partial: false } });
     const stats = await json(await api(daemon, '/api/stats'));
     assert.equal(stats.status, 200);
     assert.equal(stats.body.connections, 2);

@@ -41,6 +41,8 @@ pub enum LinkError {
     Redis(#[from] redis::RedisError),
     #[error("cannot encode a message for the other nodes: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("namespace {0:?} has no history in the cluster")]
+    NotShared(String),
 }
 
 /// Why the link could not be set up at all (a bad URL, not a down Redis).
@@ -214,6 +216,20 @@ impl RedisLink {
         if !up {
             self.shared.state.send_replace(LinkState::Down);
         }
+    }
+
+    /// A connection of its own, for a command that blocks for up to
+    /// `blocking` (a command on the shared connection would hold up every
+    /// other one behind it).
+    pub async fn dedicated(&self, blocking: Duration) -> Result<MultiplexedConnection, LinkError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(blocking + COMMAND_TIMEOUT));
+        Ok(self
+            .shared
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?)
     }
 
     /// The live connection (a cheap handle onto it), if up.

@@ -9,6 +9,9 @@
 //!
 //! What the adapter does not do, this module adds:
 //! - [`link`]: a connection to Redis that survives Redis restarting;
+//! - [`history`]: with recovery on, one numbering of each namespace's
+//!   messages for the whole cluster, which is also how they reach every
+//!   node, so that a page resumes on any node;
 //! - [`survey`]: cluster-wide counts (a publish's recipients, a user's
 //!   connections, STATS), within a bounded wait, marked partial when a
 //!   node did not answer.
@@ -17,6 +20,7 @@
 //! reaches no one; the dispatcher marks its broadcasts local, so a single
 //! node pays nothing for the cluster code.
 
+pub mod history;
 pub mod link;
 pub mod survey;
 
@@ -146,6 +150,20 @@ impl Cluster {
     pub fn start(&self, answerer: Answerer, shutdown: CancellationToken) {
         tokio::spawn(self.link.clone().run(shutdown.clone()));
         tokio::spawn(self.survey.clone().run(answerer, shutdown));
+    }
+
+    /// The cluster's history of `namespaces`, keeping `max_messages` each.
+    pub fn shared_history(
+        &self,
+        namespaces: &[String],
+        max_messages: usize,
+    ) -> history::SharedHistory {
+        history::SharedHistory::new(
+            self.link.clone(),
+            &self.settings.prefix,
+            namespaces,
+            max_messages,
+        )
     }
 
     pub fn node_id(&self) -> &NodeId {

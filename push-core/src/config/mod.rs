@@ -550,6 +550,12 @@ impl Config {
             }
             _ => {}
         }
+        if self.adapter == AdapterKind::Redis && self.state_dir.is_some() {
+            return Err(ConfigError::value(
+                "state_dir",
+                "is for a node on its own; with adapter = \"redis\" the recovery history is kept in Redis (docs/scaling.md)",
+            ));
+        }
         let prefix_allowed =
             |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':');
         if self.redis_prefix.is_empty() || !self.redis_prefix.chars().all(prefix_allowed) {

@@ -44,6 +44,42 @@ pub struct Recipient<'a> {
 }
 
 impl Entry {
+    /// The message numbered `seq`, published at `published_ms`.
+    pub fn new(
+        seq: u64,
+        published_ms: u64,
+        event: &str,
+        payload: &RawValue,
+        target: &push_client::Target<'_>,
+    ) -> Self {
+        let names = |list: &[std::borrow::Cow<'_, str>]| {
+            list.iter().map(|name| Box::from(&**name)).collect()
+        };
+        Self {
+            seq,
+            published_ms,
+            event: event.into(),
+            payload: payload.to_owned(),
+            users: names(&target.users),
+            rooms: names(&target.rooms),
+            except_users: names(&target.except_users),
+        }
+    }
+
+    /// Whom the message is for, as a publish names it.
+    pub fn target(&self) -> push_client::Target<'_> {
+        fn names(list: &[Box<str>]) -> Vec<std::borrow::Cow<'_, str>> {
+            list.iter()
+                .map(|name| std::borrow::Cow::Borrowed(&**name))
+                .collect()
+        }
+        push_client::Target {
+            users: names(&self.users),
+            rooms: names(&self.rooms),
+            except_users: names(&self.except_users),
+        }
+    }
+
     /// Whether the message went to `recipient`: the same rule as delivery
     /// (everyone, or one of the users or rooms named, minus `except_users`).
     pub fn reaches(&self, recipient: Recipient<'_>) -> bool {
@@ -89,6 +125,8 @@ pub struct Missed;
 /// A namespace's recent messages, oldest first.
 #[derive(Debug, Default)]
 pub struct History {
+    /// The epoch its sequence numbers belong to (see `Offset`).
+    epoch: u64,
     entries: VecDeque<Arc<Entry>>,
     /// The sequence number of the last message published, kept or not.
     last_seq: u64,
@@ -107,6 +145,25 @@ impl History {
 
     pub fn last_seq(&self) -> u64 {
         self.last_seq
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn set_epoch(&mut self, epoch: u64) {
+        self.epoch = epoch;
+    }
+
+    /// Forgets every message and starts numbering after `last_seq` in
+    /// `epoch`; returns the bytes freed.
+    pub fn restart(&mut self, epoch: u64, last_seq: u64) -> usize {
+        let freed = self.bytes;
+        *self = Self {
+            epoch,
+            ..Self::starting_after(last_seq)
+        };
+        freed
     }
 
     #[cfg(test)]

@@ -36,7 +36,7 @@ use tokio::sync::{Mutex, MutexGuard};
 pub use self::history::{Entry, History, Missed, Recipient};
 use self::journal::{Journal, Loaded};
 pub use self::offset::Offset;
-use self::offset::new_epoch;
+pub(crate) use self::offset::new_epoch;
 
 /// The event sent to each connection right after it connects, before any
 /// replayed or live message.
@@ -61,7 +61,6 @@ pub struct OffsetArgument {
 /// The recent messages of every namespace, with their offsets.
 pub struct Recovery {
     settings: RecoverySettings,
-    epoch: u64,
     streams: HashMap<String, Mutex<History>>,
     /// What every namespace's history counts for, for `max_memory`.
     memory: AtomicUsize,
@@ -106,6 +105,7 @@ impl Recovery {
                     .streams
                     .remove(namespace)
                     .unwrap_or_else(|| History::starting_after(0));
+                history.set_epoch(loaded.epoch);
                 history.expire(oldest_ms, settings.max_messages);
                 memory += history.bytes();
                 (namespace.clone(), Mutex::new(history))
@@ -113,7 +113,6 @@ impl Recovery {
             .collect();
         let recovery = Self {
             settings,
-            epoch: loaded.epoch,
             streams,
             memory: AtomicUsize::new(memory),
             journal,
@@ -146,11 +145,13 @@ impl Recovery {
         requested: Option<&str>,
         recipient: Recipient<'_>,
     ) -> Option<Resume> {
+        let requested = requested.and_then(|text| text.parse::<Offset>().ok());
+        if let Some(requested) = requested {
+            self.catch_up_to(namespace, requested).await;
+        }
         let stream = self.lock(namespace).await?;
         let position = stream.position();
-        let from = requested
-            .and_then(|text| text.parse::<Offset>().ok())
-            .filter(|offset| offset.epoch == self.epoch);
+        let from = requested.filter(|offset| offset.epoch == position.epoch);
         Some(
             match from.map(|from| (from, stream.after(from.seq, recipient))) {
                 Some((from, Ok(entries))) if entries.len() <= self.settings.max_replay => {
@@ -165,18 +166,29 @@ impl Recovery {
         )
     }
 
+    /// Waits, a little, until this node's copy holds `offset`. In a
+    /// cluster a page can come from a node that read the cluster's history
+    /// a moment earlier than this one (`cluster::history`); on one node
+    /// the copy is the history and this returns at once.
+    async fn catch_up_to(&self, namespace: &str, offset: Offset) {
+        /// Nodes read the history within milliseconds of each other; an
+        /// offset still ahead after this is not one the cluster gave out.
+        const LONGEST_WAIT: Duration = Duration::from_secs(2);
+        const POLL: Duration = Duration::from_millis(5);
+        let started = std::time::Instant::now();
+        while let Some(position) = self.position(namespace).await
+            && position.epoch == offset.epoch
+            && position.seq < offset.seq
+            && started.elapsed() < LONGEST_WAIT
+        {
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Writes the journal out at a clean stop.
     pub fn close(&self) {
         if let Some(journal) = &self.journal {
             journal.close();
-        }
-    }
-
-    /// The offset of the message numbered `seq`.
-    pub fn offset(&self, seq: u64) -> Offset {
-        Offset {
-            epoch: self.epoch,
-            seq,
         }
     }
 
@@ -228,30 +240,54 @@ pub struct Stream<'a> {
 impl Stream<'_> {
     /// The offset of the last message published.
     pub fn position(&self) -> Offset {
-        self.recovery.offset(self.history.last_seq())
+        self.offset(self.history.last_seq())
+    }
+
+    /// The offset of the message numbered `seq` in this stream's epoch.
+    pub fn offset(&self, seq: u64) -> Offset {
+        Offset {
+            epoch: self.history.epoch(),
+            seq,
+        }
     }
 
     /// Numbers a message and keeps it; the caller hands it to socket.io
     /// before dropping the stream.
     pub fn record(&mut self, event: &str, payload: &RawValue, target: &Target<'_>) -> Offset {
-        let names = |list: &[std::borrow::Cow<'_, str>]| {
-            list.iter().map(|name| Box::from(&**name)).collect()
-        };
         let now_ms = Entry::now_ms();
-        let entry = Arc::new(Entry {
-            seq: self.history.last_seq() + 1,
-            published_ms: now_ms,
-            event: event.into(),
-            payload: payload.to_owned(),
-            users: names(&target.users),
-            rooms: names(&target.rooms),
-            except_users: names(&target.except_users),
-        });
+        let seq = self.history.last_seq() + 1;
+        let entry = Arc::new(Entry::new(seq, now_ms, event, payload, target));
         if let Some(journal) = &self.recovery.journal {
             journal.append(self.namespace, entry.clone());
         }
+        let offset = self.offset(entry.seq);
+        self.keep(entry, now_ms);
+        offset
+    }
+
+    /// Keeps a message numbered elsewhere: by the cluster's shared stream
+    /// (`shared`). A gap in the numbers (this node was cut off from the
+    /// cluster for longer than the stream keeps messages) forgets what
+    /// came before it, so a page asking from before the gap is told to
+    /// reset rather than sent a history with a hole.
+    pub fn keep_numbered(&mut self, entry: Arc<Entry>) {
+        if entry.seq != self.history.last_seq() + 1 {
+            let epoch = self.history.epoch();
+            self.restart(epoch, entry.seq - 1);
+        }
+        self.keep(entry, Entry::now_ms());
+    }
+
+    /// Starts over in `epoch` after `last_seq`, forgetting every message:
+    /// the cluster's stream began anew (Redis lost it).
+    pub fn restart(&mut self, epoch: u64, last_seq: u64) {
+        let freed = self.history.restart(epoch, last_seq);
+        self.recovery.memory.fetch_sub(freed, Ordering::Relaxed);
+    }
+
+    /// Adds the next message and applies the window and the caps.
+    fn keep(&mut self, entry: Arc<Entry>, now_ms: u64) {
         let recovery = self.recovery;
-        let offset = recovery.offset(entry.seq);
         let size = self.history.push(entry);
         recovery.memory.fetch_add(size, Ordering::Relaxed);
         let oldest_ms = now_ms.saturating_sub(millis(recovery.settings.window));
@@ -260,7 +296,6 @@ impl Stream<'_> {
             .expire(oldest_ms, recovery.settings.max_messages);
         recovery.memory.fetch_sub(freed, Ordering::Relaxed);
         recovery.enforce_memory_cap(Some(&mut self.history));
-        offset
     }
 
     /// The kept messages after `seq` that reached `recipient`.

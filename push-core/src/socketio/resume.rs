@@ -119,7 +119,7 @@ async fn resume(socket: &Socket, recovery: &Recovery, requested: Option<&str>) -
         } => {
             send_status(socket, true, entries.len(), from).await?;
             tracing::debug!(sid = %socket.id, ns = namespace, replayed = entries.len(), "recovering missed messages");
-            send_paced(socket, recovery, &entries).await?;
+            send_paced(socket, from.epoch, &entries).await?;
             upto.seq
         }
         Resume::Reset { position } => {
@@ -136,6 +136,7 @@ async fn resume(socket: &Socket, recovery: &Recovery, requested: Option<&str>) -
         let Some(stream) = recovery.lock(namespace).await else {
             break;
         };
+        let epoch = stream.position().epoch;
         let Ok(batch) = stream.after(seen, recipient) else {
             // The window or a cap dropped messages not yet sent: say so,
             // as for an offset that is too old.
@@ -146,7 +147,7 @@ async fn resume(socket: &Socket, recovery: &Recovery, requested: Option<&str>) -
             continue;
         };
         if batch.len() <= CATCH_UP_UNDER_LOCK {
-            match send_now(socket, recovery, &batch) {
+            match send_now(socket, epoch, &batch) {
                 Ok(()) => {
                     socket.leave(RESUMING_ROOM);
                     return Ok(());
@@ -160,7 +161,7 @@ async fn resume(socket: &Socket, recovery: &Recovery, requested: Option<&str>) -
         }
         let position = stream.position();
         drop(stream);
-        send_paced(socket, recovery, &batch).await?;
+        send_paced(socket, epoch, &batch).await?;
         seen = position.seq;
     }
     socket.leave(RESUMING_ROOM);
@@ -182,26 +183,23 @@ async fn send_status(
 }
 
 /// Sends `entries` in order, waiting for room in the send buffer.
-async fn send_paced(
-    socket: &Socket,
-    recovery: &Recovery,
-    entries: &[Arc<Entry>],
-) -> Result<(), Gone> {
+async fn send_paced(socket: &Socket, epoch: u64, entries: &[Arc<Entry>]) -> Result<(), Gone> {
     for entry in entries {
-        send_waiting(socket, &entry.event, &delivered(recovery, entry)).await?;
+        send_waiting(socket, &entry.event, &delivered(epoch, entry)).await?;
     }
     Ok(())
 }
 
 /// The arguments of a delivered event: the message, then its offset.
-fn delivered<'a>(
-    recovery: &Recovery,
-    entry: &'a Entry,
-) -> (&'a serde_json::value::RawValue, OffsetArgument) {
+fn delivered(epoch: u64, entry: &Entry) -> (&serde_json::value::RawValue, OffsetArgument) {
+    let offset = Offset {
+        epoch,
+        seq: entry.seq,
+    };
     (
         &entry.payload,
         OffsetArgument {
-            offset: recovery.offset(entry.seq).to_string(),
+            offset: offset.to_string(),
         },
     )
 }
@@ -251,10 +249,10 @@ enum Sent {
 
 /// Sends `entries` without waiting: under the namespace's lock, a full
 /// buffer means trying again after releasing it.
-fn send_now(socket: &Socket, recovery: &Recovery, entries: &[Arc<Entry>]) -> Result<(), Sent> {
+fn send_now(socket: &Socket, epoch: u64, entries: &[Arc<Entry>]) -> Result<(), Sent> {
     let mut last_sent = None;
     for entry in entries {
-        match socket.emit(&*entry.event, &delivered(recovery, entry)) {
+        match socket.emit(&*entry.event, &delivered(epoch, entry)) {
             Ok(()) => last_sent = Some(entry.seq),
             Err(SendError::Socket(SocketError::InternalChannelFull)) => {
                 return Err(Sent::Some(last_sent.unwrap_or(entry.seq.saturating_sub(1))));
