@@ -14,7 +14,7 @@ import { io } from 'socket.io-client';
 
 import { cookieFor, startAuthBackend } from './support/auth-backend.mjs';
 import { ClientPool } from './support/clients.mjs';
-import { startDaemon } from './support/daemon.mjs';
+import { runBinary, startDaemon } from './support/daemon.mjs';
 import { Kind, RawConnection, online, request, sendOk, stats } from './support/publish.mjs';
 import { startRedis } from './support/redis.mjs';
 import { sleep, waitUntil } from './support/wait.mjs';
@@ -63,6 +63,34 @@ async function waitForCluster(nodes) {
     return true;
   }, { what: 'the three nodes to see each other through Redis' });
 }
+
+describe('cluster settings', () => {
+  const CASES = [
+    { key: 'adapter', args: ['--adapter', 'redis'], says: 'is redis but redis_url is not set; add --redis-url redis://HOST:PORT' },
+    { key: 'adapter', args: ['--adapter', 'postgres'], says: '"postgres" is not one of: memory, redis' },
+    { key: 'redis_url', args: ['--redis-url', 'redis://127.0.0.1:6379'], says: 'is set but adapter is memory, so it would not be used; add --adapter redis' },
+    { key: 'redis_url', args: ['--adapter', 'redis', '--redis-url', 'http://127.0.0.1:6379'], says: 'must be redis://HOST[:PORT][/DB]' },
+    { key: 'node_id', args: ['--node-id', 'node one'], says: 'must be 1 to 64 letters, digits' },
+    { key: 'redis_prefix', args: ['--redis-prefix', 'a#b'], says: 'must be letters, digits' },
+    { key: 'cluster_wait', args: ['--cluster-wait', '0s'], says: 'must be more than 0 and at most 10s' },
+    { key: 'state_dir', args: ['--adapter', 'redis', '--redis-url', 'redis://127.0.0.1:1', '--state-dir', '/tmp/x'], says: 'the recovery history is kept in Redis' },
+  ];
+  for (const { key, args, says } of CASES) {
+    test(`check-config ${args.join(' ')} exits 2 naming ${key}`, async () => {
+      const result = await runBinary(['check-config', ...args]);
+      assert.equal(result.code, 2, result.stderr);
+      assert.ok(result.stderr.startsWith(`push-core: invalid value for ${key} (`), result.stderr);
+      assert.ok(result.stderr.includes(says), result.stderr);
+    });
+  }
+
+  test('the Redis password is never printed', async () => {
+    const result = await runBinary(['check-config', '--adapter', 'redis', '--redis-url', 'redis://:s3cret-pass@127.0.0.1:6379/2']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(!result.stdout.includes('s3cret-pass'), result.stdout);
+    assert.match(result.stdout, /^redis_url = "redis:\/\/:\(hidden\)@127\.0\.0\.1:6379\/2"$/m);
+  });
+});
 
 describe('three nodes sharing through Redis', () => {
   let redis;
