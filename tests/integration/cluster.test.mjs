@@ -36,6 +36,12 @@ function startNode(redis, backend, name, args = []) {
   });
 }
 
+/**
+ * With recovery on (the default) publishes reach other nodes through the
+ * cluster's history in Redis; off, through socketioxide's Redis adapter.
+ */
+const recoveryArgs = (recovery) => (recovery === 'on' ? [] : ['--recovery-window', '0']);
+
 /** Publishes through a node's HTTP API; resolves with { recipients, partial }. */
 async function publishVia(node, body) {
   const response = await fetch(`${node.url}/api/publish`, {
@@ -92,157 +98,159 @@ describe('cluster settings', () => {
   });
 });
 
-describe('three nodes sharing through Redis', () => {
-  let redis;
-  let backend;
-  let nodes;
-  const clients = new ClientPool();
+for (const recovery of ['on', 'off']) {
+  describe(`three nodes sharing through Redis, recovery ${recovery}`, () => {
+    let redis;
+    let backend;
+    let nodes;
+    const clients = new ClientPool();
 
-  before(async () => {
-    redis = await startRedis();
-    backend = await startAuthBackend();
-    nodes = [];
-    for (const name of ['node-a', 'node-b', 'node-c']) nodes.push(await startNode(redis, backend, name));
-    await waitForCluster(nodes);
-  });
-  afterEach(() => clients.closeAll());
-  after(async () => {
-    clients.closeAll();
-    for (const node of nodes ?? []) await node.cleanup();
-    await backend?.close();
-    await redis?.kill();
-  });
+    before(async () => {
+      redis = await startRedis();
+      backend = await startAuthBackend();
+      nodes = [];
+      for (const name of ['node-a', 'node-b', 'node-c']) nodes.push(await startNode(redis, backend, name, recoveryArgs(recovery)));
+      await waitForCluster(nodes);
+    });
+    afterEach(() => clients.closeAll());
+    after(async () => {
+      clients.closeAll();
+      for (const node of nodes ?? []) await node.cleanup();
+      await backend?.close();
+      await redis?.kill();
+    });
 
-  test('a broadcast published on A reaches clients on B and C, and the reply counts them all', async () => {
-    const [a, b, c] = nodes;
-    const onA = await clients.connect(a, { name: 'guest on A' });
-    const onB = await clients.connect(b, { name: 'guest on B' });
-    const onC1 = await clients.connect(c, { name: 'guest 1 on C' });
-    const onC2 = await clients.connect(c, { name: 'guest 2 on C', transport: 'polling' });
+    test('a broadcast published on A reaches clients on B and C, and the reply counts them all', async () => {
+      const [a, b, c] = nodes;
+      const onA = await clients.connect(a, { name: 'guest on A' });
+      const onB = await clients.connect(b, { name: 'guest on B' });
+      const onC1 = await clients.connect(c, { name: 'guest 1 on C' });
+      const onC2 = await clients.connect(c, { name: 'guest 2 on C', transport: 'polling' });
 
-    const count = await sendOk(a.socketPath, { event: 'news', data: { n: 1 } });
+      const count = await sendOk(a.socketPath, { event: 'news', data: { n: 1 } });
 
-    assert.equal(count, 4);
-    for (const client of [onA, onB, onC1, onC2]) assert.deepEqual(await client.waitFor('news'), { n: 1 });
-  });
+      assert.equal(count, 4);
+      for (const client of [onA, onB, onC1, onC2]) assert.deepEqual(await client.waitFor('news'), { n: 1 });
+    });
 
-  test('a private message reaches its user on C only, whichever node it is published on', async () => {
-    const [a, b, c] = nodes;
-    const alice = await clients.connect(c, { cookie: cookieFor('sid-42'), name: 'user 42 on C' });
-    const bob = await clients.connect(b, { cookie: cookieFor('sid-7'), name: 'user 7 on B' });
-    const guest = await clients.connect(a, { name: 'guest on A' });
+    test('a private message reaches its user on C only, whichever node it is published on', async () => {
+      const [a, b, c] = nodes;
+      const alice = await clients.connect(c, { cookie: cookieFor('sid-42'), name: 'user 42 on C' });
+      const bob = await clients.connect(b, { cookie: cookieFor('sid-7'), name: 'user 7 on B' });
+      const guest = await clients.connect(a, { name: 'guest on A' });
 
-    const count = await sendOk(a.socketPath, { event: 'inbox', users: ['42'], data: 'for 42' });
+      const count = await sendOk(a.socketPath, { event: 'inbox', users: ['42'], data: 'for 42' });
 
-    assert.equal(count, 1);
-    assert.equal(await alice.waitFor('inbox'), 'for 42');
-    // A marker broadcast after it: once each has it, the private message
-    // had its chance to arrive, and must not have.
-    await sendOk(a.socketPath, { event: 'marker', data: 1 });
-    for (const other of [bob, guest]) {
-      await other.waitFor('marker');
-      assert.deepEqual(other.received('inbox'), [], `${other.name} must not receive it`);
-    }
-  });
+      assert.equal(count, 1);
+      assert.equal(await alice.waitFor('inbox'), 'for 42');
+      // A marker broadcast after it: once each has it, the private message
+      // had its chance to arrive, and must not have.
+      await sendOk(a.socketPath, { event: 'marker', data: 1 });
+      for (const other of [bob, guest]) {
+        await other.waitFor('marker');
+        assert.deepEqual(other.received('inbox'), [], `${other.name} must not receive it`);
+      }
+    });
 
-  test('rooms and except reach across nodes', async () => {
-    const [a, b, c] = nodes;
-    const u42 = await clients.connect(a, { cookie: cookieFor('sid-42'), namespace: '/chat', name: 'user 42 (group:7) on A' });
-    const u9 = await clients.connect(c, { cookie: cookieFor('sid-9'), namespace: '/chat', name: 'user 9 (group:7) on C' });
-    const u7 = await clients.connect(b, { cookie: cookieFor('sid-7'), namespace: '/chat', name: 'user 7 (group:8) on B' });
+    test('rooms and except reach across nodes', async () => {
+      const [a, b, c] = nodes;
+      const u42 = await clients.connect(a, { cookie: cookieFor('sid-42'), namespace: '/chat', name: 'user 42 (group:7) on A' });
+      const u9 = await clients.connect(c, { cookie: cookieFor('sid-9'), namespace: '/chat', name: 'user 9 (group:7) on C' });
+      const u7 = await clients.connect(b, { cookie: cookieFor('sid-7'), namespace: '/chat', name: 'user 7 (group:8) on B' });
 
-    const toRoom = await sendOk(b.socketPath, { namespace: '/chat', event: 'room', rooms: ['group:7'], data: 'g7' });
-    assert.equal(toRoom, 2);
-    assert.equal(await u42.waitFor('room'), 'g7');
-    assert.equal(await u9.waitFor('room'), 'g7');
+      const toRoom = await sendOk(b.socketPath, { namespace: '/chat', event: 'room', rooms: ['group:7'], data: 'g7' });
+      assert.equal(toRoom, 2);
+      assert.equal(await u42.waitFor('room'), 'g7');
+      assert.equal(await u9.waitFor('room'), 'g7');
 
-    const exceptOne = await sendOk(b.socketPath, { namespace: '/chat', event: 'all-but-9', except: ['9'], data: 'x' });
-    assert.equal(exceptOne, 2);
-    await u42.waitFor('all-but-9');
-    await u7.waitFor('all-but-9');
-    await sendOk(c.socketPath, { namespace: '/chat', event: 'marker', data: 1 });
-    await u9.waitFor('marker');
-    assert.deepEqual(u9.received('all-but-9'), []);
-    assert.deepEqual(u7.received('room'), []);
-  });
+      const exceptOne = await sendOk(b.socketPath, { namespace: '/chat', event: 'all-but-9', except: ['9'], data: 'x' });
+      assert.equal(exceptOne, 2);
+      await u42.waitFor('all-but-9');
+      await u7.waitFor('all-but-9');
+      await sendOk(c.socketPath, { namespace: '/chat', event: 'marker', data: 1 });
+      await u9.waitFor('marker');
+      assert.deepEqual(u9.received('all-but-9'), []);
+      assert.deepEqual(u7.received('room'), []);
+    });
 
-  test('isOnline on A sees a user connected only to B, and STATS counts every node', async () => {
-    const [a, b, c] = nodes;
-    const before = await online(a.socketPath, '/', '7');
-    assert.deepEqual([before.online, before.connections], [false, 0]);
-    await clients.connect(b, { cookie: cookieFor('sid-7'), name: 'user 7 on B' });
-    await clients.connect(b, { cookie: cookieFor('sid-7'), name: 'user 7 again on B', transport: 'polling' });
-    await clients.connect(c, { name: 'guest on C' });
+    test('isOnline on A sees a user connected only to B, and STATS counts every node', async () => {
+      const [a, b, c] = nodes;
+      const before = await online(a.socketPath, '/', '7');
+      assert.deepEqual([before.online, before.connections], [false, 0]);
+      await clients.connect(b, { cookie: cookieFor('sid-7'), name: 'user 7 on B' });
+      await clients.connect(b, { cookie: cookieFor('sid-7'), name: 'user 7 again on B', transport: 'polling' });
+      await clients.connect(c, { name: 'guest on C' });
 
-    const now = await online(a.socketPath, '/', '7');
-    assert.deepEqual([now.online, now.connections], [true, 2]);
+      const now = await online(a.socketPath, '/', '7');
+      assert.deepEqual([now.online, now.connections], [true, 2]);
 
-    const fromA = await stats(a.socketPath);
-    assert.equal(fromA.connections, 0, 'the top-level figures are the node\'s own');
-    assert.equal(fromA.cluster.node, 'node-a');
-    assert.equal(fromA.cluster.partial, false);
-    assert.equal(fromA.cluster.namespaces['/'].connections, 3);
-  });
+      const fromA = await stats(a.socketPath);
+      assert.equal(fromA.connections, 0, 'the top-level figures are the node\'s own');
+      assert.equal(fromA.cluster.node, 'node-a');
+      assert.equal(fromA.cluster.partial, false);
+      assert.equal(fromA.cluster.namespaces['/'].connections, 3);
+    });
 
-  test('a node that does not answer in time makes the count partial, not silently low', async () => {
-    const [a, , c] = nodes;
-    await clients.connect(a, { name: 'guest on A' });
-    await clients.connect(c, { name: 'guest on C' });
-    c.child.kill('SIGSTOP');
-    try {
-      const reply = await publishVia(a, { event: 'while-c-sleeps', data: 1 });
-      assert.deepEqual(reply, { recipients: 1, partial: true });
-    } finally {
-      c.child.kill('SIGCONT');
-    }
-    await waitUntil(async () => !(await publishVia(a, { event: 'after', users: ['nobody'], data: 1 })).partial, {
-      what: 'node C to answer again',
+    test('a node that does not answer in time makes the count partial, not silently low', async () => {
+      const [a, , c] = nodes;
+      await clients.connect(a, { name: 'guest on A' });
+      await clients.connect(c, { name: 'guest on C' });
+      c.child.kill('SIGSTOP');
+      try {
+        const reply = await publishVia(a, { event: 'while-c-sleeps', data: 1 });
+        assert.deepEqual(reply, { recipients: 1, partial: true });
+      } finally {
+        c.child.kill('SIGCONT');
+      }
+      await waitUntil(async () => !(await publishVia(a, { event: 'after', users: ['nobody'], data: 1 })).partial, {
+        what: 'node C to answer again',
+      });
     });
   });
-});
 
-describe('Redis down and back', () => {
-  let redis;
-  let backend;
-  let nodes;
-  const clients = new ClientPool();
+  describe(`Redis down and back, recovery ${recovery}`, () => {
+    let redis;
+    let backend;
+    let nodes;
+    const clients = new ClientPool();
 
-  before(async () => {
-    redis = await startRedis();
-    backend = await startAuthBackend();
-    nodes = [await startNode(redis, backend, 'node-a'), await startNode(redis, backend, 'node-b')];
-    await waitForCluster(nodes);
+    before(async () => {
+      redis = await startRedis();
+      backend = await startAuthBackend();
+      nodes = [await startNode(redis, backend, 'node-a', recoveryArgs(recovery)), await startNode(redis, backend, 'node-b', recoveryArgs(recovery))];
+      await waitForCluster(nodes);
+    });
+    after(async () => {
+      clients.closeAll();
+      for (const node of nodes ?? []) await node.cleanup();
+      await backend?.close();
+      await redis?.kill();
+    });
+
+    test('nodes keep delivering to their own browsers, say the cluster was not reached, and heal by themselves', async () => {
+      const [a, b] = nodes;
+      const onA = await clients.connect(a, { name: 'guest on A' });
+      const onB = await clients.connect(b, { name: 'guest on B' });
+
+      await redis.kill();
+      const during = await publishVia(a, { event: 'during', data: 'local' });
+      assert.deepEqual(during, { recipients: 1, partial: true });
+      assert.equal(await onA.waitFor('during'), 'local');
+      assert.equal((await fetch(`${a.url}/healthz`)).status, 200, 'the node still serves');
+      await waitUntil(async () => (await stats(a.socketPath)).cluster.link_up === false, { what: 'A to see the link down' });
+      assert.match(a.log, /cluster link lost/);
+
+      await redis.start();
+      await waitUntil(async () => {
+        const reply = await publishVia(a, { event: 'after', data: 'both' });
+        return reply.recipients === 2 && !reply.partial;
+      }, { what: 'the cluster to heal after Redis came back' });
+      assert.equal(await onB.waitFor('after'), 'both');
+      assert.deepEqual(onB.received('during'), [], 'B was not reachable when it was published');
+      assert.match(a.log, /cluster link up/);
+    });
   });
-  after(async () => {
-    clients.closeAll();
-    for (const node of nodes ?? []) await node.cleanup();
-    await backend?.close();
-    await redis?.kill();
-  });
-
-  test('nodes keep delivering to their own browsers, say the cluster was not reached, and heal by themselves', async () => {
-    const [a, b] = nodes;
-    const onA = await clients.connect(a, { name: 'guest on A' });
-    const onB = await clients.connect(b, { name: 'guest on B' });
-
-    await redis.kill();
-    const during = await publishVia(a, { event: 'during', data: 'local' });
-    assert.deepEqual(during, { recipients: 1, partial: true });
-    assert.equal(await onA.waitFor('during'), 'local');
-    assert.equal((await fetch(`${a.url}/healthz`)).status, 200, 'the node still serves');
-    await waitUntil(async () => (await stats(a.socketPath)).cluster.link_up === false, { what: 'A to see the link down' });
-    assert.match(a.log, /cluster link lost/);
-
-    await redis.start();
-    await waitUntil(async () => {
-      const reply = await publishVia(a, { event: 'after', data: 'both' });
-      return reply.recipients === 2 && !reply.partial;
-    }, { what: 'the cluster to heal after Redis came back' });
-    assert.equal(await onB.waitFor('after'), 'both');
-    assert.deepEqual(onB.received('during'), [], 'B was not reachable when it was published');
-    assert.match(a.log, /cluster link up/);
-  });
-});
+}
 
 describe('recovery across nodes', () => {
   let redis;
