@@ -14,9 +14,9 @@ import { io } from 'socket.io-client';
 
 import { cookieFor, startAuthBackend } from './support/auth-backend.mjs';
 import { ClientPool } from './support/clients.mjs';
-import { runBinary, startDaemon } from './support/daemon.mjs';
+import { freePort, runBinary, startDaemon } from './support/daemon.mjs';
 import { Kind, RawConnection, online, request, sendOk, stats } from './support/publish.mjs';
-import { startRedis } from './support/redis.mjs';
+import { Redis, startRedis } from './support/redis.mjs';
 import { sleep, waitUntil } from './support/wait.mjs';
 
 const TOKEN = 'cluster-test-token-0123456789abcdefghijklmnop';
@@ -251,6 +251,41 @@ for (const recovery of ['on', 'off']) {
     });
   });
 }
+
+describe('Redis not there when the nodes start', () => {
+  let redis;
+  let backend;
+  let nodes = [];
+  const clients = new ClientPool();
+
+  after(async () => {
+    clients.closeAll();
+    for (const node of nodes) await node.cleanup();
+    await backend?.close();
+    await redis?.kill();
+  });
+
+  test('the nodes start and serve their own browsers, and join the cluster once Redis is up', async () => {
+    redis = new Redis(await freePort());
+    backend = await startAuthBackend();
+    nodes = [await startNode(redis, backend, 'node-a'), await startNode(redis, backend, 'node-b')];
+    const [a, b] = nodes;
+    const onA = await clients.connect(a, { name: 'guest on A' });
+    const onB = await clients.connect(b, { name: 'guest on B' });
+
+    assert.deepEqual(await publishVia(a, { event: 'alone', data: 1 }), { recipients: 1, partial: true });
+    assert.equal(await onA.waitFor('alone'), 1);
+    assert.match(a.log, /cannot reach Redis/);
+
+    await redis.start();
+    await waitUntil(async () => {
+      const reply = await publishVia(a, { event: 'together', data: 2 });
+      return reply.recipients === 2 && !reply.partial;
+    }, { what: 'the nodes to join once Redis is up' });
+    assert.equal(await onB.waitFor('together'), 2);
+    assert.deepEqual(onB.received('alone'), []);
+  });
+});
 
 describe('recovery across nodes', () => {
   let redis;
