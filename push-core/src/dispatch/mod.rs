@@ -6,11 +6,16 @@
 //! reaching a user is a lookup rather than a scan, and a broadcast packet is
 //! encoded once and the same bytes are queued on every connection.
 //!
-//! In a cluster the same selection goes to every node through the Redis
-//! adapter, and the count adds up every node's answer (see `cluster`).
+//! In a cluster every node must hand the message to its own connections:
+//! with recovery on it goes through the cluster's history in Redis, which
+//! numbers it (`cluster::history`); with recovery off the same selection
+//! goes to every node through socketioxide's Redis adapter. Either way the
+//! count adds up every node's answer (`cluster::survey`).
 //!
 //! [`Dispatcher`] is the publish handle an embedding application holds; the
 //! Unix-socket listener is just one caller of it.
+
+mod counts;
 
 use std::sync::Arc;
 
@@ -20,11 +25,12 @@ use socketioxide::{BroadcastError, operators::BroadcastOperators};
 use thiserror::Error;
 
 use crate::cluster::history::SharedHistory;
-use crate::cluster::survey::{Answer, OwnedTarget, Question};
 use crate::cluster::{Cluster, Io, NodeAdapter};
-use crate::metrics::{Census, Metrics};
+use crate::metrics::Metrics;
 use crate::recovery::{Entry, Offset, OffsetArgument, Recovery};
 use crate::rooms::{RESUMING_ROOM, UNIDENTIFIED_ROOM, public_room, user_room};
+
+pub use self::counts::Count;
 
 /// Event names the socket.io client handles itself; a publish under one of
 /// them would never reach the page's handlers, or would confuse the client.
@@ -68,22 +74,6 @@ impl DispatchError {
             DispatchError::Encoding(_) => ErrorCode::INTERNAL,
             DispatchError::RecoveryOff => ErrorCode::RECOVERY_OFF,
         }
-    }
-}
-
-/// How many connections something reached or has, on every node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Count {
-    pub total: u32,
-    /// Some node did not answer within `cluster_wait`, or this node could
-    /// not reach the cluster: `total` leaves those nodes out.
-    pub partial: bool,
-}
-
-impl Count {
-    fn add(&mut self, connections: u64) {
-        let connections = u32::try_from(connections).unwrap_or(u32::MAX);
-        self.total = self.total.saturating_add(connections);
     }
 }
 
@@ -149,13 +139,7 @@ impl Dispatcher {
             total: handed.here,
             partial: !handed.reached_cluster,
         };
-        if let Some(cluster) = &self.cluster {
-            let question = Question::Recipients {
-                namespace: publish.namespace.to_owned(),
-                target: OwnedTarget::of(&publish.target),
-            };
-            self.add_other_nodes(cluster, question, &mut count).await;
-        }
+        self.add_recipients_elsewhere(publish, &mut count).await;
         self.metrics.publish_delivered(u64::from(count.total));
         Ok(count)
     }
@@ -188,13 +172,7 @@ impl Dispatcher {
             return Ok(count);
         }
         count.add(here as u64);
-        if let Some(cluster) = &self.cluster {
-            let question = Question::Recipients {
-                namespace: publish.namespace.to_owned(),
-                target: OwnedTarget::of(&publish.target),
-            };
-            self.add_other_nodes(cluster, question, &mut count).await;
-        }
+        self.add_recipients_elsewhere(publish, &mut count).await;
         self.metrics.publish_delivered(u64::from(count.total));
         Ok(count)
     }
@@ -299,113 +277,6 @@ impl Dispatcher {
 
     fn dropped(&self, connections: usize) {
         self.metrics.deliveries_dropped(connections as u64);
-    }
-
-    /// How many connections `user_id` has open in `namespace`, on every
-    /// node.
-    pub async fn connections_of(
-        &self,
-        namespace: &str,
-        user_id: &str,
-    ) -> Result<Count, DispatchError> {
-        let mut count = Count::default();
-        count.add(self.local_connections_of(namespace, user_id)? as u64);
-        if let Some(cluster) = &self.cluster {
-            let question = Question::Connections {
-                namespace: namespace.to_owned(),
-                user: user_id.to_owned(),
-            };
-            self.add_other_nodes(cluster, question, &mut count).await;
-        }
-        Ok(count)
-    }
-
-    fn local_connections_of(&self, namespace: &str, user_id: &str) -> Result<usize, DispatchError> {
-        Ok(self
-            .namespace(namespace)?
-            .within(user_room(user_id))
-            .sockets()
-            .len())
-    }
-
-    /// Adds the other nodes' answers to `count`, marking it partial when
-    /// one did not answer or the cluster could not be asked.
-    async fn add_other_nodes(&self, cluster: &Cluster, question: Question, count: &mut Count) {
-        let gathered = match cluster.ask(question).await {
-            Ok(gathered) => gathered,
-            Err(error) => {
-                tracing::debug!(%error, "the other nodes could not be asked for their count");
-                count.partial = true;
-                return;
-            }
-        };
-        count.partial |= gathered.missing > 0;
-        for (node, answer) in gathered.answers {
-            match answer {
-                Answer::Count(connections) => count.add(connections),
-                other => {
-                    tracing::warn!(
-                        node,
-                        ?other,
-                        "a node could not count its connections; check that every node serves the same namespaces"
-                    );
-                    count.partial = true;
-                }
-            }
-        }
-    }
-
-    /// Answers another node's question about this node's connections.
-    pub async fn answer(&self, question: Question) -> Answer {
-        let counted = match question {
-            Question::Recipients { namespace, target } => self
-                .select(&namespace, &target.borrowed())
-                .map(|selection| selection.sockets().len()),
-            Question::Connections { namespace, user } => {
-                self.local_connections_of(&namespace, &user)
-            }
-            Question::Stats => return Answer::Stats(crate::socketio::census(&self.io).await),
-        };
-        match counted {
-            Ok(connections) => Answer::Count(connections as u64),
-            Err(error) => Answer::Refused(error.to_string()),
-        }
-    }
-
-    /// The STATS document: this node's figures and, in a cluster, a
-    /// `cluster` section with every node's connections.
-    pub async fn stats_json(&self) -> String {
-        let census = crate::socketio::census(&self.io).await;
-        let Some(cluster) = &self.cluster else {
-            return self.metrics.stats_json(&census, None);
-        };
-        let (everyone, partial) = self.cluster_census(cluster, census.clone()).await;
-        let summary = crate::metrics::ClusterSummary {
-            node: cluster.node_id().as_str(),
-            link_up: cluster.is_up(),
-            census: &everyone,
-            partial,
-        };
-        self.metrics.stats_json(&census, Some(summary))
-    }
-
-    /// Connection figures of every node, summed; the second value is true
-    /// when some node is missing.
-    async fn cluster_census(&self, cluster: &Cluster, mut census: Census) -> (Census, bool) {
-        let mut partial = false;
-        match cluster.ask(Question::Stats).await {
-            Ok(gathered) => {
-                partial |= gathered.missing > 0;
-                for (_, answer) in gathered.answers {
-                    match answer {
-                        Answer::Stats(other) => census.add(&other),
-                        _ => partial = true,
-                    }
-                }
-            }
-            Err(_) => partial = true,
-        }
-        (census, partial)
     }
 
     fn namespace(&self, namespace: &str) -> Result<BroadcastOperators<NodeAdapter>, DispatchError> {
