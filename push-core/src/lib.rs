@@ -535,6 +535,74 @@ async fn stop_in_order(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt as _;
+
+    async fn status(router: Router, path: &str) -> StatusCode {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        router.oneshot(request).await.unwrap().status()
+    }
+
+    /// /readyz on the admin listener: 503 while starting, 200 once both
+    /// ways in are served, 503 again from the start of the shutdown.
+    #[tokio::test]
+    async fn readyz_follows_start_and_stop() {
+        let config = Config {
+            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            ..Config::default()
+        };
+        let (core, public) = PushCore::new(&config).unwrap();
+        assert_eq!(
+            status(core.admin_router(), "/readyz").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        core.mark_ready();
+        assert_eq!(status(core.admin_router(), "/readyz").await, StatusCode::OK);
+        assert_eq!(
+            status(core.admin_router(), "/metrics").await,
+            StatusCode::OK
+        );
+        assert_eq!(status(public.clone(), "/readyz").await, StatusCode::OK);
+        assert_eq!(status(public.clone(), "/healthz").await, StatusCode::OK);
+        assert_eq!(
+            status(public, "/metrics").await,
+            StatusCode::NOT_FOUND,
+            "with an admin listener, metrics are not public"
+        );
+        core.mark_stopping();
+        assert_eq!(
+            status(core.admin_router(), "/readyz").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    /// A reload that fails its checks changes nothing; a good one applies
+    /// its live settings and names the rest.
+    #[tokio::test]
+    async fn a_refused_reload_keeps_everything() {
+        let (core, _router) = PushCore::new(&Config::default()).unwrap();
+        let bad = Config {
+            max_publishers: 0,
+            max_connections: 7,
+            ..Config::default()
+        };
+        assert!(matches!(core.reload(bad), Err(ReloadError::Invalid(_))));
+        assert_eq!(
+            core.live.limits.settings().max_connections,
+            Config::default().max_connections
+        );
+
+        let good = Config {
+            max_connections: 7,
+            max_publishers: 9,
+            ..Config::default()
+        };
+        let report = core.reload(good).unwrap();
+        assert_eq!(report.applied, ["max_connections"]);
+        assert_eq!(report.needs_restart, ["max_publishers"]);
+        assert_eq!(core.live.limits.settings().max_connections, 7);
+    }
 
     /// Publishers that never finish, and an HTTP server that never stops:
     /// the shutdown still closes the browsers and returns.
