@@ -3,7 +3,8 @@
 # what is missing: PHP 8.2 with its headers (the extension), libclang (the
 # extension's bindgen), PHPUnit, php-fpm (the persistent-connection test),
 # Chromium (the browser tests), python3-prometheus-client (the real
-# Prometheus parser the admin listener test reads /metrics with), the npm packages of the end-to-end tests and of the page helper's
+# Prometheus parser that tests/integration/admin.test.mjs reads /metrics
+# with), the npm packages of the end-to-end tests and of the page helper's
 # tests (clients/js) and, where a nightly toolchain is
 # installed, cargo-fuzz.
 set -euo pipefail

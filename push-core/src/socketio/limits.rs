@@ -292,8 +292,16 @@ impl ConnectionLimits {
 
     /// Puts `settings` in force for every decision from now on. The
     /// handshake table is kept unless its per-minute budget changed.
+    /// `max_client_packet` and `max_buffered_messages` keep their values:
+    /// socketioxide fixed them when the server was built, so they need a
+    /// restart (`reload::LIVE_KEYS`), and `settings()` shows what runs.
     pub fn update(&self, settings: ClientLimits) {
         let current = self.current.load_full();
+        let settings = ClientLimits {
+            max_client_packet: current.settings.max_client_packet,
+            max_buffered_messages: current.settings.max_buffered_messages,
+            ..settings
+        };
         let handshakes = (settings.handshakes_per_ip_per_minute
             == current.settings.handshakes_per_ip_per_minute)
             .then(|| current.handshakes.clone())
@@ -739,6 +747,35 @@ mod tests {
                 "push_handshake_rate_unremembered_total {unremembered}\n"
             )),
             "{page}"
+        );
+    }
+
+    #[test]
+    fn an_update_applies_to_the_next_decision_and_closes_nothing() {
+        let limits = limits(ClientLimits {
+            max_connections: 2,
+            handshakes_per_ip_per_minute: 1,
+            ..ClientLimits::default()
+        });
+        let address = ip("198.51.100.9");
+        let _a = limits.admit(None).unwrap();
+        let _b = limits.admit(None).unwrap();
+        assert!(limits.allow_handshake(address));
+        assert!(!limits.allow_handshake(address));
+
+        limits.update(ClientLimits {
+            max_connections: 1,
+            handshakes_per_ip_per_minute: 2,
+            max_buffered_messages: 1,
+            ..ClientLimits::default()
+        });
+        assert_eq!(limits.total.load(Ordering::Relaxed), 2, "nothing closed");
+        assert_eq!(limits.admit(None).unwrap_err(), Refusal::TooManyConnections);
+        assert!(limits.allow_handshake(address), "a new budget, a new table");
+        assert_eq!(
+            limits.settings().max_buffered_messages,
+            ClientLimits::default().max_buffered_messages,
+            "fixed at start"
         );
     }
 
