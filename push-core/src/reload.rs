@@ -82,8 +82,6 @@ pub struct ReloadReport {
 /// Why a reload was refused; the running configuration is kept whole.
 #[derive(Debug, Error)]
 pub enum ReloadError {
-    #[error("the new configuration could not be read: {0}")]
-    Unreadable(String),
     #[error(transparent)]
     Invalid(#[from] ConfigError),
     #[error(transparent)]
