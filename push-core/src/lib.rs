@@ -604,6 +604,24 @@ mod tests {
         assert_eq!(core.live.limits.settings().max_connections, 7);
     }
 
+    /// A log level the program's logging refuses refuses the whole reload,
+    /// before any other part changes.
+    #[tokio::test]
+    async fn a_refused_log_level_refuses_the_reload() {
+        let (mut core, _router) = PushCore::new(&Config::default()).unwrap();
+        core.set_log_level_hook(Box::new(|level| Err(format!("{level} is no level"))));
+        let config = Config {
+            log_level: "loud".to_owned(),
+            max_connections: 7,
+            ..Config::default()
+        };
+        assert!(matches!(core.reload(config), Err(ReloadError::LogLevel(_))));
+        assert_eq!(
+            core.live.limits.settings().max_connections,
+            Config::default().max_connections
+        );
+    }
+
     /// Publishers that never finish, and an HTTP server that never stops:
     /// the shutdown still closes the browsers and returns.
     #[tokio::test(start_paused = true)]
