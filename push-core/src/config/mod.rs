@@ -816,6 +816,8 @@ mod tests {
     fn bad_values_name_their_key_flag_and_variable() {
         let cases: &[(&str, &str)] = &[
             ("listen", "nowhere"),
+            ("admin_listen", "nowhere"),
+            ("admin_listen", "127.0.0.1:3000"),
             ("socket_mode", "999"),
             ("socket_group", "no-such-group-here"),
             ("namespaces", "chat"),
