@@ -127,6 +127,14 @@ describe('the admin listener', () => {
     assert.deepEqual(undocumented, [], 'families this test (and docs/operations.md) do not know');
   });
 
+  test('docs/operations.md documents every family', () => {
+    const doc = fs.readFileSync(path.join(repoRoot, 'docs/operations.md'), 'utf8');
+    for (const [name, type] of Object.entries(FAMILIES)) {
+      const series = type === 'counter' ? `${name}_total` : name;
+      assert.ok(doc.includes(`| \`${series}\` | ${type} |`), `no row for ${series} (${type}) in docs/operations.md`);
+    }
+  });
+
   test('/metrics counts the traffic', () => {
     const value = (name, labels) => sampleValue(families, name, labels);
     assert.equal(value('push_connections', { namespace: '/', transport: 'websocket', protocol: '5' }), 2);
