@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import { cookieFor, startAuthBackend } from './support/auth-backend.mjs';
 import { ClientPool } from './support/clients.mjs';
 import { startDaemon, tempDir } from './support/daemon.mjs';
 import { scrape, seriesValue } from './support/metrics.mjs';
@@ -138,6 +139,40 @@ describe('reloading the log level', () => {
     } finally {
       clients.closeAll();
       await daemon.cleanup();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('reloading the auth URL', () => {
+  test('asks the new site from the next connect, with a fresh cache', async () => {
+    const oldSite = await startAuthBackend({ users: { 'sid-1': { user_id: 'old-1' } } });
+    const newSite = await startAuthBackend({ users: { 'sid-1': { user_id: 'new-1' } } });
+    const dir = tempDir();
+    const file = path.join(dir, 'push-core.toml');
+    fs.writeFileSync(file, `auth_url = "${oldSite.url}"\n`);
+    const daemon = await startDaemon({ dir, args: ['--config', file] });
+    const clients = new ClientPool();
+    try {
+      const before = await clients.connect(daemon, { cookie: cookieFor('sid-1') });
+      assert.equal(oldSite.calls.length, 1);
+
+      fs.writeFileSync(file, `auth_url = "${newSite.url}"\nauth_timeout = "3s"\n`);
+      await reload(daemon, 'applied');
+      assert.match(daemon.log, /applied=\["auth_url", "auth_timeout"\]/);
+      const after = await clients.connect(daemon, { cookie: cookieFor('sid-1') });
+      assert.equal(newSite.calls.length, 1, 'the new site was asked, not the old cache');
+      assert.equal(oldSite.calls.length, 1);
+
+      assert.equal(await sendOk(daemon.socketPath, { event: 'dm', users: ['new-1'], data: 'new' }), 1);
+      assert.equal(await sendOk(daemon.socketPath, { event: 'dm', users: ['old-1'], data: 'old' }), 1);
+      assert.equal(await after.waitFor('dm'), 'new');
+      assert.equal(await before.waitFor('dm'), 'old', 'a connection keeps the identity it had');
+    } finally {
+      clients.closeAll();
+      await daemon.cleanup();
+      await oldSite.close();
+      await newSite.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
