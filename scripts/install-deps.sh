@@ -2,7 +2,9 @@
 # Installs what building and testing push-core needs on Debian 12, and only
 # what is missing: PHP 8.2 with its headers (the extension), libclang (the
 # extension's bindgen), PHPUnit, php-fpm (the persistent-connection test),
-# Chromium (the browser tests), the npm packages of the end-to-end tests and of the page helper's
+# Chromium (the browser tests), python3-prometheus-client (the real
+# Prometheus parser that tests/integration/admin.test.mjs reads /metrics
+# with), the npm packages of the end-to-end tests and of the page helper's
 # tests (clients/js) and, where a nightly toolchain is
 # installed, cargo-fuzz.
 set -euo pipefail
@@ -12,6 +14,7 @@ packages=(
   php8.2-cli php8.2-dev php8.2-fpm php8.2-curl php8.2-redis php8.2-mbstring php8.2-xml
   libclang1-14 libclang-common-14-dev
   phpunit redis-server nodejs npm chromium
+  python3-prometheus-client
 )
 missing=()
 for package in "${packages[@]}"; do

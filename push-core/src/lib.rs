@@ -19,8 +19,10 @@
 //! - [`dispatch`]: turning a publish target into recipients;
 //! - `recovery`: offsets, the history of recent messages, its journal;
 //! - `rooms`: how user and site rooms are kept apart;
-//! - `router`: the HTTP listener's routes and layers;
-//! - `metrics`, `open_files`, [`shutdown`]: operations.
+//! - `router`: the HTTP listener's routes and layers, and the admin
+//!   listener's;
+//! - `metrics`, `readiness`, [`reload`], `open_files`, [`shutdown`]:
+//!   operations.
 
 mod auth;
 pub mod cluster;
@@ -29,7 +31,9 @@ pub mod dispatch;
 mod metrics;
 mod open_files;
 mod publish;
+mod readiness;
 mod recovery;
+pub mod reload;
 mod rooms;
 mod router;
 pub mod shutdown;
@@ -37,7 +41,7 @@ mod socketio;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -50,6 +54,7 @@ pub use crate::config::{Config, PublishSettings};
 pub use crate::dispatch::{DispatchError, Dispatcher};
 pub use crate::publish::socket::{BindError, PublishSocket};
 pub use crate::recovery::journal::JournalError;
+pub use crate::reload::{LogLevelHook, ReloadError, ReloadReport};
 
 /// How long browsers and publishers get to be closed cleanly at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -85,6 +90,20 @@ pub struct PushCore {
     metrics: Arc<metrics::Metrics>,
     publish: PublishSettings,
     recovery: Option<Arc<recovery::Recovery>>,
+    readiness: Arc<readiness::Readiness>,
+    live: LiveParts,
+}
+
+/// What a reload changes in a running server, and what it compares with.
+struct LiveParts {
+    origins: socketio::OriginPolicy,
+    limits: Arc<socketio::ConnectionLimits>,
+    authenticator: Arc<auth::CurrentAuthenticator>,
+    log_level: Option<LogLevelHook>,
+    /// The configuration at start: what restart-only settings still are.
+    started: Config,
+    /// The last configuration applied; one reload at a time.
+    applied: Mutex<Config>,
 }
 
 /// Why a [`PushCore`] could not be built.
@@ -127,21 +146,19 @@ impl PushCore {
             None => None,
         };
         let publish = config.publish_settings();
-        let authenticator = match config.auth_settings() {
-            Some(settings) => Some(Arc::new(auth::Authenticator::new(
-                settings,
-                metrics.clone(),
-            )?)),
-            None => None,
-        };
+        let authenticator = Arc::new(auth::CurrentAuthenticator::new(authenticator_for(
+            config, &metrics,
+        )?));
         let limits = socketio::ConnectionLimits::new(config.client_limits(), metrics.clone());
         let cluster = match config.cluster_settings() {
             Some(settings) => Some(Arc::new(cluster::Cluster::new(settings)?)),
             None => None,
         };
+        let origins = socketio::OriginPolicy::new(config.origins(), metrics.clone());
+        let readiness = Arc::new(readiness::Readiness::default());
         let (socketio, io) = socketio::build(
             &config.served_namespaces(),
-            authenticator,
+            authenticator.clone(),
             limits.clone(),
             metrics.clone(),
             recovery.clone(),
@@ -165,6 +182,7 @@ impl PushCore {
             join_cluster(
                 cluster,
                 &dispatcher,
+                &metrics,
                 recovery.clone().zip(shared),
                 leaving_cluster.clone(),
             );
@@ -185,8 +203,10 @@ impl PushCore {
             socketio,
             io: io.clone(),
             metrics: metrics.clone(),
-            origins: socketio::OriginPolicy::new(config.origins(), metrics.clone()),
-            limits,
+            public_metrics: config.admin_listen.is_none(),
+            readiness: readiness.clone(),
+            origins: origins.clone(),
+            limits: limits.clone(),
             publish_api,
             client_script,
         });
@@ -197,8 +217,111 @@ impl PushCore {
             metrics,
             publish,
             recovery,
+            readiness,
+            live: LiveParts {
+                origins,
+                limits,
+                authenticator,
+                log_level: None,
+                started: config.clone(),
+                applied: Mutex::new(config.clone()),
+            },
         };
         Ok((core, router))
+    }
+
+    /// The admin listener's router: `/metrics`, `/healthz` and `/readyz`
+    /// only. [`serve`] serves it on `admin_listen`; an embedding program
+    /// mounts it where it likes.
+    pub fn admin_router(&self) -> Router {
+        router::admin_router(
+            self.io.clone(),
+            self.metrics.clone(),
+            self.readiness.clone(),
+        )
+    }
+
+    /// Marks the server ready for `/readyz` (browsers and publishes are
+    /// served). [`serve`] does this once it serves both.
+    pub fn mark_ready(&self) {
+        self.readiness.browsers_accepted();
+        self.readiness.publishes_accepted();
+    }
+
+    /// Marks the server as stopping: `/readyz` answers 503 from now on.
+    pub fn mark_stopping(&self) {
+        self.readiness.stopping();
+    }
+
+    /// Lets reloads change the log level: `hook` is called with the new
+    /// `log_level` when it changes. Without one, a changed `log_level` is
+    /// reported as needing a restart.
+    pub fn set_log_level_hook(&mut self, hook: LogLevelHook) {
+        self.live.log_level = Some(hook);
+    }
+
+    /// Applies `config` to the running server without dropping a
+    /// connection: the settings of [`reload::LIVE_KEYS`] take effect,
+    /// the others are reported (and logged) as needing a restart. A
+    /// configuration that fails its checks, or whose new parts cannot be
+    /// built, is refused and changes nothing.
+    pub fn reload(&self, config: Config) -> Result<ReloadReport, ReloadError> {
+        let result = self.apply(config);
+        match &result {
+            Ok(report) => {
+                self.metrics.config_reloaded(metrics::ReloadResult::Applied);
+                for key in &report.needs_restart {
+                    tracing::warn!(
+                        key,
+                        "the configuration changes {key}, which needs a restart to take effect; the running value is kept"
+                    );
+                }
+                tracing::info!(applied = ?report.applied, needs_restart = ?report.needs_restart, "configuration reloaded");
+            }
+            Err(error) => self.reload_refused(error),
+        }
+        result
+    }
+
+    /// Logs and counts a reload refused before it reached [`PushCore::reload`],
+    /// e.g. a configuration file that could not be read.
+    pub fn reload_refused(&self, error: &dyn std::fmt::Display) {
+        self.metrics.config_reloaded(metrics::ReloadResult::Refused);
+        tracing::error!(
+            %error,
+            "configuration reload refused; the running configuration is kept"
+        );
+    }
+
+    fn apply(&self, config: Config) -> Result<ReloadReport, ReloadError> {
+        config.validate()?;
+        let live = &self.live;
+        let mut applied = live.applied.lock().unwrap_or_else(|p| p.into_inner());
+        let report = reload::plan(&live.started, &applied, &config, live.log_level.is_some());
+        let changed = |keys: &[&str]| report.applied.iter().any(|key| keys.contains(key));
+        // Everything that can fail comes first, so a refusal changes nothing.
+        let authenticator = if changed(reload::AUTH_KEYS) {
+            Some(authenticator_for(&config, &self.metrics)?)
+        } else {
+            None
+        };
+        if report.applied.contains(&"log_level")
+            && let Some(set_level) = &live.log_level
+        {
+            set_level(&config.log_level).map_err(ReloadError::LogLevel)?;
+        }
+        if let Some(authenticator) = authenticator {
+            live.authenticator.set(authenticator);
+        }
+        if changed(reload::LIMIT_KEYS) {
+            live.limits.update(config.client_limits());
+        }
+        if changed(&["allowed_origins"]) {
+            live.origins.set(config.origins());
+        }
+        warn_about_open_origins(&config);
+        *applied = config;
+        Ok(report)
     }
 
     /// The handle for publishing to connected browsers.
@@ -253,6 +376,7 @@ impl PushCore {
 fn join_cluster(
     cluster: &cluster::Cluster,
     dispatcher: &Dispatcher,
+    metrics: &metrics::Metrics,
     history: Option<(
         Arc<recovery::Recovery>,
         Arc<cluster::history::SharedHistory>,
@@ -265,6 +389,7 @@ fn join_cluster(
         Box::pin(async move { dispatcher.answer(question).await })
     });
     cluster.start(answerer, leaving.clone());
+    metrics.watch_cluster_link(cluster.state());
     if let Some((recovery, shared)) = history {
         let delivering = dispatcher.clone();
         let deliver: cluster::history::Deliver = Arc::new(move |namespace, offset, entry| {
@@ -283,13 +408,35 @@ fn join_cluster(
     );
 }
 
+/// The authenticator `config` asks for, if it sets an auth URL.
+fn authenticator_for(
+    config: &Config,
+    metrics: &Arc<metrics::Metrics>,
+) -> Result<Option<Arc<auth::Authenticator>>, AuthSetupError> {
+    config
+        .auth_settings()
+        .map(|settings| auth::Authenticator::new(settings, metrics.clone()).map(Arc::new))
+        .transpose()
+}
+
+/// Cookies make any page's connection its visitor's; say so when nothing
+/// stops a foreign page.
+fn warn_about_open_origins(config: &Config) {
+    if config.auth_url.is_some() && config.allowed_origins.is_empty() {
+        tracing::warn!(
+            "auth_url is set but allowed_origins is not: any web site can open a connection with your visitors' cookies; set --allowed-origin"
+        );
+    }
+}
+
 /// Why the daemon could not run.
 #[derive(Debug, Error)]
 pub enum ServeError {
     #[error(transparent)]
     Setup(#[from] SetupError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr} ({key}): {source}")]
     Listen {
+        key: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
     },
@@ -299,23 +446,72 @@ pub enum ServeError {
     Http(std::io::Error),
 }
 
+/// New configurations for a running daemon, and how to set its log level:
+/// what [`serve_with_reloads`] takes besides [`serve`]'s arguments.
+pub struct Reloads {
+    /// Each item is a configuration to apply, or why the program could not
+    /// read one (logged and counted as a refused reload).
+    pub configs: tokio::sync::mpsc::Receiver<Result<Config, String>>,
+    pub log_level: Option<LogLevelHook>,
+}
+
 /// Runs the daemon until `shutdown` completes, then stops gracefully: no new
 /// connections, publishes already received are answered, browsers are
 /// disconnected cleanly and the socket file is removed.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    let (_none, configs) = tokio::sync::mpsc::channel(1);
+    let reloads = Reloads {
+        configs,
+        log_level: None,
+    };
+    serve_with_reloads(config, shutdown, reloads).await
+}
+
+/// [`serve`], also applying each configuration that `reloads` brings
+/// ([`PushCore::reload`]); the `push-core` binary sends one at each SIGHUP.
+pub async fn serve_with_reloads(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    reloads: Reloads,
+) -> Result<(), ServeError> {
     open_files::raise_for(config.max_connections);
-    let (core, router) = PushCore::new(&config)?;
+    let (mut core, router) = PushCore::new(&config)?;
+    if let Some(hook) = reloads.log_level {
+        core.set_log_level_hook(hook);
+    }
+    // First, so that it answers /readyz with 503 while the rest starts.
+    let admin = match config.admin_listen {
+        Some(addr) => Some(bind_http(addr).map_err(|source| ServeError::Listen {
+            key: "admin_listen",
+            addr,
+            source,
+        })?),
+        None => None,
+    };
+    let admin_stopped = CancellationToken::new();
+    let admin_address = admin.as_ref().and_then(|a| a.local_addr().ok());
+    if let Some(listener) = admin {
+        let app = core
+            .admin_router()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let stopped = admin_stopped.clone().cancelled_owned();
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
+                tracing::error!(%error, "the admin listener failed");
+            }
+        });
+    }
     let http_listener = bind_http(config.listen).map_err(|source| ServeError::Listen {
+        key: "listen",
         addr: config.listen,
         source,
     })?;
     let publish_socket = PublishSocket::bind(&config.publish_settings())?;
     let listen = http_listener.local_addr().unwrap_or(config.listen);
-    if config.auth_url.is_some() && config.allowed_origins.is_empty() {
-        tracing::warn!(
-            "auth_url is set but allowed_origins is not: any web site can open a connection with your visitors' cookies; set --allowed-origin"
-        );
-    }
+    warn_about_open_origins(&config);
 
     let stopping = CancellationToken::new();
     let http = tokio::spawn({
@@ -329,6 +525,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     });
     tracing::info!(
         %listen,
+        admin = ?admin_address,
         socket = %publish_socket.path().display(),
         socket_mode = %config.socket_mode,
         namespaces = ?config.served_namespaces(),
@@ -340,9 +537,24 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
         let (core, stopping) = (core.clone(), stopping.clone());
         async move { core.serve_publishers(publish_socket, stopping).await }
     });
+    core.mark_ready();
 
-    shutdown.await;
-    stop_in_order(stopping, &mut publishers, &core, http).await
+    let mut configs = reloads.configs;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(reload) = configs.recv() => match reload {
+                // Logged and counted by reload itself.
+                Ok(config) => { let _ = core.reload(config); }
+                Err(error) => core.reload_refused(&error),
+            },
+        }
+    }
+    core.mark_stopping();
+    let stopped = stop_in_order(stopping, &mut publishers, &core, http).await;
+    admin_stopped.cancel();
+    stopped
 }
 
 /// Stops the daemon's parts in order, each given [`SHUTDOWN_GRACE`], and
@@ -393,6 +605,92 @@ async fn stop_in_order(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt as _;
+
+    async fn status(router: Router, path: &str) -> StatusCode {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        router.oneshot(request).await.unwrap().status()
+    }
+
+    /// /readyz on the admin listener: 503 while starting, 200 once both
+    /// ways in are served, 503 again from the start of the shutdown.
+    #[tokio::test]
+    async fn readyz_follows_start_and_stop() {
+        let config = Config {
+            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            ..Config::default()
+        };
+        let (core, public) = PushCore::new(&config).unwrap();
+        assert_eq!(
+            status(core.admin_router(), "/readyz").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        core.mark_ready();
+        assert_eq!(status(core.admin_router(), "/readyz").await, StatusCode::OK);
+        assert_eq!(
+            status(core.admin_router(), "/metrics").await,
+            StatusCode::OK
+        );
+        assert_eq!(status(public.clone(), "/readyz").await, StatusCode::OK);
+        assert_eq!(status(public.clone(), "/healthz").await, StatusCode::OK);
+        assert_eq!(
+            status(public, "/metrics").await,
+            StatusCode::NOT_FOUND,
+            "with an admin listener, metrics are not public"
+        );
+        core.mark_stopping();
+        assert_eq!(
+            status(core.admin_router(), "/readyz").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    /// A reload that fails its checks changes nothing; a good one applies
+    /// its live settings and names the rest.
+    #[tokio::test]
+    async fn a_refused_reload_keeps_everything() {
+        let (core, _router) = PushCore::new(&Config::default()).unwrap();
+        let bad = Config {
+            max_publishers: 0,
+            max_connections: 7,
+            ..Config::default()
+        };
+        assert!(matches!(core.reload(bad), Err(ReloadError::Invalid(_))));
+        assert_eq!(
+            core.live.limits.settings().max_connections,
+            Config::default().max_connections
+        );
+
+        let good = Config {
+            max_connections: 7,
+            max_publishers: 9,
+            ..Config::default()
+        };
+        let report = core.reload(good).unwrap();
+        assert_eq!(report.applied, ["max_connections"]);
+        assert_eq!(report.needs_restart, ["max_publishers"]);
+        assert_eq!(core.live.limits.settings().max_connections, 7);
+    }
+
+    /// A log level the program's logging refuses refuses the whole reload,
+    /// before any other part changes.
+    #[tokio::test]
+    async fn a_refused_log_level_refuses_the_reload() {
+        let (mut core, _router) = PushCore::new(&Config::default()).unwrap();
+        core.set_log_level_hook(Box::new(|level| Err(format!("{level} is no level"))));
+        let config = Config {
+            log_level: "loud".to_owned(),
+            max_connections: 7,
+            ..Config::default()
+        };
+        assert!(matches!(core.reload(config), Err(ReloadError::LogLevel(_))));
+        assert_eq!(
+            core.live.limits.settings().max_connections,
+            Config::default().max_connections
+        );
+    }
 
     /// Publishers that never finish, and an HTTP server that never stops:
     /// the shutdown still closes the browsers and returns.

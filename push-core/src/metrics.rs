@@ -1,138 +1,50 @@
-//! Counters for `/metrics` (Prometheus text format) and the STATS request.
+//! The daemon's metrics: `/metrics` (Prometheus text format, version 0.0.4)
+//! and the STATS request.
 //!
-//! Things that only ever grow (publishes, deliveries, auth calls, errors)
-//! are atomic counters bumped on the hot path. Things that go up and down
-//! with the live connection set (connections per namespace and transport,
-//! users online) are not counted at all: they are read from the socket.io
-//! server when someone asks, in a [`Census`], so they can never drift from
-//! the truth after a missed decrement.
+//! Metrics are kept with the `prometheus-client` crate: one [`Registry`]
+//! holding every family, so the exposition (HELP and TYPE lines, escaping,
+//! grouping) is the crate's and not ours. Things that only ever grow
+//! (publishes, deliveries, auth calls, refusals) are counters bumped on the
+//! hot path; the time auth calls take is a histogram.
+//!
+//! Things that go up and down with the live connection set (connections per
+//! namespace, transport and protocol, users online) are not counted at all:
+//! they are read from the socket.io server when someone scrapes, in a
+//! [`Census`], and written by [`LiveGauges`], a collector, so they can never
+//! drift from the truth after a missed decrement.
+//!
+//! The names are documented, with what to alert on, in docs/operations.md;
+//! they are an interface, so renaming one is a breaking change.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use push_client::ErrorCode;
 use serde_json::json;
+
+use tokio::sync::watch;
+
+use crate::auth::AuthOutcome;
+use crate::cluster::link::LinkState;
+use crate::socketio::{ForwardingProblem, Refusal};
+
+/// The `Content-Type` of the `/metrics` page.
+pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds (seconds) of the auth latency histogram buckets, spread
 /// around the default 2 s timeout.
 const AUTH_LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
-/// The highest protocol error code we keep a separate counter for.
-const MAX_ERROR_CODE: usize = 16;
-
-/// How an auth call ended, for the failure counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthOutcome {
-    /// The site named a user.
-    User,
-    /// The site answered 401 or 403.
-    Guest,
-    /// No answer in time.
-    Timeout,
-    /// Connection refused, reset, or similar.
-    Unreachable,
-    /// An unexpected status, such as a 5xx or a redirect.
-    BadStatus,
-    /// A 200 whose body was not the documented JSON.
-    BadBody,
-    /// Not asked: the site failed repeatedly and the breaker is open.
-    CircuitOpen,
-}
-
-impl AuthOutcome {
-    const ALL: [AuthOutcome; 7] = [
-        AuthOutcome::User,
-        AuthOutcome::Guest,
-        AuthOutcome::Timeout,
-        AuthOutcome::Unreachable,
-        AuthOutcome::BadStatus,
-        AuthOutcome::BadBody,
-        AuthOutcome::CircuitOpen,
-    ];
-
-    fn label(self) -> &'static str {
-        match self {
-            AuthOutcome::User => "user",
-            AuthOutcome::Guest => "guest",
-            AuthOutcome::Timeout => "timeout",
-            AuthOutcome::Unreachable => "unreachable",
-            AuthOutcome::BadStatus => "bad_status",
-            AuthOutcome::BadBody => "bad_body",
-            AuthOutcome::CircuitOpen => "circuit_open",
-        }
-    }
-
-    fn is_failure(self) -> bool {
-        !matches!(self, AuthOutcome::User | AuthOutcome::Guest)
-    }
-}
-
-/// Why a socket.io connection was turned away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// `auth_required` and the site said guest: at connect, or later about a
-    /// connection admitted while it could not answer (then disconnected).
-    Unauthorized,
-    /// `auth_required`, admitted while the site could not answer, and every
-    /// background attempt failed too: disconnected.
-    AuthUnavailable,
-    /// The page's Origin is not allowed.
-    Origin,
-    /// `max_connections` reached.
-    TooManyConnections,
-    /// `max_connections_per_ip` reached for the client's address.
-    TooManyFromAddress,
-    /// `handshakes_per_ip_per_minute` exceeded.
-    HandshakeRate,
-    /// The session was disconnected for flooding events in the last minute.
-    Flooding,
-}
-
-impl Refusal {
-    const ALL: [Refusal; 7] = [
-        Refusal::Unauthorized,
-        Refusal::AuthUnavailable,
-        Refusal::Origin,
-        Refusal::TooManyConnections,
-        Refusal::TooManyFromAddress,
-        Refusal::HandshakeRate,
-        Refusal::Flooding,
-    ];
-
-    /// The label in metrics, and the text a refused page receives.
-    pub fn label(self) -> &'static str {
-        match self {
-            Refusal::Unauthorized => "unauthorized",
-            Refusal::AuthUnavailable => "auth_unavailable",
-            Refusal::Origin => "origin_not_allowed",
-            Refusal::TooManyConnections => "too_many_connections",
-            Refusal::TooManyFromAddress => "too_many_connections_from_address",
-            Refusal::HandshakeRate => "handshake_rate_exceeded",
-            Refusal::Flooding => "event_flood",
-        }
-    }
-}
-
-/// How a trusted proxy failed to name the browser it forwards for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ForwardingProblem {
-    /// No X-Forwarded-For or Forwarded header: no per-IP limits.
-    Missing,
-    /// A header whose deciding hop is not an address: limited as the proxy.
-    Unreadable,
-}
-
-impl ForwardingProblem {
-    const ALL: [ForwardingProblem; 2] = [ForwardingProblem::Missing, ForwardingProblem::Unreadable];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            ForwardingProblem::Missing => "missing",
-            ForwardingProblem::Unreadable => "unreadable",
-        }
-    }
-}
+/// One label: its name and value.
+type Label = [(&'static str, &'static str); 1];
 
 /// Live connection figures of one namespace, read at the time of asking.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -220,179 +132,355 @@ impl Census {
     }
 }
 
-/// All counters of one daemon.
+/// All metrics of one daemon.
 #[derive(Debug)]
 pub struct Metrics {
-    started: Instant,
-    publishes: AtomicU64,
-    deliveries: AtomicU64,
-    publishers_accepted: AtomicU64,
-    publishers_connected: AtomicU64,
-    protocol_errors: [AtomicU64; MAX_ERROR_CODE + 1],
-    auth_outcomes: [AtomicU64; AuthOutcome::ALL.len()],
-    auth_cache_hits: AtomicU64,
-    auth_merged: AtomicU64,
-    auth_retries: AtomicU64,
-    auth_retries_exhausted: AtomicU64,
-    auth_latency_buckets: [AtomicU64; AUTH_LATENCY_BUCKETS.len()],
-    auth_latency_micros_sum: AtomicU64,
-    auth_latency_count: AtomicU64,
-    refusals: [AtomicU64; Refusal::ALL.len()],
-    deliveries_dropped: AtomicU64,
-    client_events_ignored: AtomicU64,
-    flooders_disconnected: AtomicU64,
-    rooms_truncated: AtomicU64,
-    forwarding_problems: [AtomicU64; ForwardingProblem::ALL.len()],
-    /// A gauge, set by the handshake rate limit whenever its table changes.
-    handshake_addresses: AtomicU64,
-    handshakes_unremembered: AtomicU64,
+    registry: Registry,
+    /// What the live gauges are written from; set by each scrape.
+    live: std::sync::Arc<LiveGauges>,
+    /// One scrape at a time: each sets the census, then encodes it.
+    scraping: Mutex<()>,
+    publishes: Counter,
+    deliveries: Counter,
+    deliveries_dropped: Counter,
+    publishers_accepted: Counter,
+    publishers_connected: Gauge,
+    protocol_errors: Family<Label, Counter>,
+    /// All protocol errors, for STATS; not a family of its own on the
+    /// page, where `sum(push_protocol_errors_total)` says the same.
+    protocol_errors_sum: Counter,
+    auth_calls: Family<Label, Counter>,
+    auth_latency: Histogram,
+    auth_cache_hits: Counter,
+    auth_merged: Counter,
+    auth_retries: Counter,
+    auth_retries_exhausted: Counter,
+    refusals: Family<Label, Counter>,
+    client_events_ignored: Counter,
+    flooders_disconnected: Counter,
+    rooms_truncated: Counter,
+    forwarding_problems: Family<Label, Counter>,
+    handshake_addresses: Gauge,
+    handshakes_unremembered: Counter,
+    reloads: Family<Label, Counter>,
+    cluster_partial_answers: Counter,
+}
+
+/// How a configuration reload ended, for `push_config_reloads_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadResult {
+    Applied,
+    Refused,
+}
+
+impl ReloadResult {
+    const ALL: [ReloadResult; 2] = [ReloadResult::Applied, ReloadResult::Refused];
+
+    fn label(self) -> &'static str {
+        match self {
+            ReloadResult::Applied => "applied",
+            ReloadResult::Refused => "refused",
+        }
+    }
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self {
+        let live = std::sync::Arc::new(LiveGauges {
             started: Instant::now(),
-            publishes: AtomicU64::new(0),
-            deliveries: AtomicU64::new(0),
-            publishers_accepted: AtomicU64::new(0),
-            publishers_connected: AtomicU64::new(0),
-            protocol_errors: Default::default(),
-            auth_outcomes: Default::default(),
-            auth_cache_hits: AtomicU64::new(0),
-            auth_merged: AtomicU64::new(0),
-            auth_retries: AtomicU64::new(0),
-            auth_retries_exhausted: AtomicU64::new(0),
-            auth_latency_buckets: Default::default(),
-            auth_latency_micros_sum: AtomicU64::new(0),
-            auth_latency_count: AtomicU64::new(0),
-            refusals: Default::default(),
-            deliveries_dropped: AtomicU64::new(0),
-            client_events_ignored: AtomicU64::new(0),
-            flooders_disconnected: AtomicU64::new(0),
-            rooms_truncated: AtomicU64::new(0),
-            forwarding_problems: Default::default(),
-            handshake_addresses: AtomicU64::new(0),
-            handshakes_unremembered: AtomicU64::new(0),
+            census: Mutex::default(),
+            cluster_link: Mutex::default(),
+        });
+        let mut metrics = Self {
+            registry: Registry::default(),
+            live: live.clone(),
+            scraping: Mutex::new(()),
+            publishes: Counter::default(),
+            deliveries: Counter::default(),
+            deliveries_dropped: Counter::default(),
+            publishers_accepted: Counter::default(),
+            publishers_connected: Gauge::default(),
+            protocol_errors: Family::default(),
+            protocol_errors_sum: Counter::default(),
+            auth_calls: Family::default(),
+            auth_latency: Histogram::new(AUTH_LATENCY_BUCKETS),
+            auth_cache_hits: Counter::default(),
+            auth_merged: Counter::default(),
+            auth_retries: Counter::default(),
+            auth_retries_exhausted: Counter::default(),
+            refusals: Family::default(),
+            client_events_ignored: Counter::default(),
+            flooders_disconnected: Counter::default(),
+            rooms_truncated: Counter::default(),
+            forwarding_problems: Family::default(),
+            handshake_addresses: Gauge::default(),
+            handshakes_unremembered: Counter::default(),
+            reloads: Family::default(),
+            cluster_partial_answers: Counter::default(),
+        };
+        // Every known label value is shown from the start, at 0, so a
+        // rate() over it works before the first event and a dashboard
+        // does not show "no data" for "none happened".
+        for outcome in AuthOutcome::ALL {
+            drop(
+                metrics
+                    .auth_calls
+                    .get_or_create(&[("outcome", outcome.label())]),
+            );
         }
+        for refusal in Refusal::ALL {
+            drop(
+                metrics
+                    .refusals
+                    .get_or_create(&[("reason", refusal.label())]),
+            );
+        }
+        for problem in ForwardingProblem::ALL {
+            drop(
+                metrics
+                    .forwarding_problems
+                    .get_or_create(&[("problem", problem.label())]),
+            );
+        }
+        for result in ReloadResult::ALL {
+            drop(metrics.reloads.get_or_create(&[("result", result.label())]));
+        }
+        metrics.register(live);
+        metrics
     }
-}
-
-fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
-}
-
-fn read(counter: &AtomicU64) -> u64 {
-    counter.load(Ordering::Relaxed)
 }
 
 impl Metrics {
+    /// Puts every family in the registry, in the order of the page. The
+    /// registry adds `_total` to counters' names and a full stop to help.
+    fn register(&mut self, live: std::sync::Arc<LiveGauges>) {
+        let r = &mut self.registry;
+        r.register_collector(Box::new(LiveConnections(live.clone())));
+        r.register(
+            "push_publishes",
+            "Publishes accepted from the site",
+            self.publishes.clone(),
+        );
+        r.register(
+            "push_deliveries",
+            "Messages handed to socket.io connections",
+            self.deliveries.clone(),
+        );
+        r.register(
+            "push_deliveries_dropped",
+            "Messages dropped for connections whose send buffer was full",
+            self.deliveries_dropped.clone(),
+        );
+        r.register(
+            "push_publishers_connected",
+            "Open publish socket connections",
+            self.publishers_connected.clone(),
+        );
+        r.register(
+            "push_publishers_accepted",
+            "Publish socket connections accepted",
+            self.publishers_accepted.clone(),
+        );
+        r.register(
+            "push_protocol_errors",
+            "Error replies to publishers, by code",
+            self.protocol_errors.clone(),
+        );
+        r.register(
+            "push_auth_calls",
+            "Calls to the auth URL, by outcome",
+            self.auth_calls.clone(),
+        );
+        r.register(
+            "push_auth_cache_hits",
+            "Connections identified from the auth cache",
+            self.auth_cache_hits.clone(),
+        );
+        r.register(
+            "push_auth_merged",
+            "Connections identified by an identical lookup's call already in flight",
+            self.auth_merged.clone(),
+        );
+        r.register(
+            "push_auth_retries",
+            "Background attempts to identify connections the site could not identify at connect",
+            self.auth_retries.clone(),
+        );
+        r.register(
+            "push_auth_retries_exhausted",
+            "Connections still unidentified after every background attempt",
+            self.auth_retries_exhausted.clone(),
+        );
+        r.register(
+            "push_auth_latency_seconds",
+            "Time taken by calls to the auth URL",
+            self.auth_latency.clone(),
+        );
+        r.register(
+            "push_connections_refused",
+            "socket.io connections refused, by reason",
+            self.refusals.clone(),
+        );
+        r.register(
+            "push_client_events_ignored",
+            "Events sent by browsers, which are ignored",
+            self.client_events_ignored.clone(),
+        );
+        r.register(
+            "push_client_flood_disconnects",
+            "Connections closed for sending more than client_events_per_minute",
+            self.flooders_disconnected.clone(),
+        );
+        r.register(
+            "push_rooms_truncated",
+            "Connections given more rooms than max_rooms_per_connection",
+            self.rooms_truncated.clone(),
+        );
+        r.register(
+            "push_forwarding_header_problems",
+            "New sessions from a trusted proxy that named no browser: a missing header (no per-IP limits), an unreadable one (limited as the proxy)",
+            self.forwarding_problems.clone(),
+        );
+        r.register(
+            "push_handshake_rate_addresses",
+            "Addresses (IPv4, IPv6 /64) the handshake rate limit remembers",
+            self.handshake_addresses.clone(),
+        );
+        r.register(
+            "push_handshake_rate_unremembered",
+            "New sessions not rate-limited because the handshake rate table was full",
+            self.handshakes_unremembered.clone(),
+        );
+        r.register(
+            "push_config_reloads",
+            "Configuration reloads, by result: applied, or refused and the running configuration kept",
+            self.reloads.clone(),
+        );
+        r.register(
+            "push_cluster_partial_answers",
+            "Counts (a publish's recipients, a user's connections, STATS) that left out a node: it did not answer within cluster_wait, or this node could not reach Redis",
+            self.cluster_partial_answers.clone(),
+        );
+        r.register_collector(Box::new(ClusterLink(live.clone())));
+        r.register_collector(Box::new(Uptime(live)));
+    }
+
+    /// Shows `push_cluster_link_up` from now on, following `state`.
+    pub fn watch_cluster_link(&self, state: watch::Receiver<LinkState>) {
+        *self
+            .live
+            .cluster_link
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(state);
+    }
+
+    pub fn cluster_partial_answer(&self) {
+        self.cluster_partial_answers.inc();
+    }
+
     pub fn publish_delivered(&self, recipients: u64) {
-        bump(&self.publishes);
-        self.deliveries.fetch_add(recipients, Ordering::Relaxed);
+        self.publishes.inc();
+        self.deliveries.inc_by(recipients);
     }
 
     pub fn publisher_connected(&self) {
-        bump(&self.publishers_accepted);
-        bump(&self.publishers_connected);
+        self.publishers_accepted.inc();
+        self.publishers_connected.inc();
     }
 
     pub fn publisher_disconnected(&self) {
-        self.publishers_connected.fetch_sub(1, Ordering::Relaxed);
+        self.publishers_connected.dec();
     }
 
     pub fn protocol_error(&self, code: ErrorCode) {
-        let index = usize::from(code.0).min(MAX_ERROR_CODE);
-        bump(&self.protocol_errors[index]);
+        self.protocol_errors
+            .get_or_create(&[("code", code.name())])
+            .inc();
+        self.protocol_errors_sum.inc();
     }
 
     pub fn auth_call(&self, outcome: AuthOutcome, took: Duration) {
-        let index = AuthOutcome::ALL
-            .iter()
-            .position(|o| *o == outcome)
-            .unwrap_or(0);
-        bump(&self.auth_outcomes[index]);
-        let seconds = took.as_secs_f64();
-        for (bound, bucket) in AUTH_LATENCY_BUCKETS.iter().zip(&self.auth_latency_buckets) {
-            if seconds <= *bound {
-                bump(bucket);
-            }
-        }
-        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        self.auth_latency_micros_sum
-            .fetch_add(micros, Ordering::Relaxed);
-        bump(&self.auth_latency_count);
+        self.auth_calls
+            .get_or_create(&[("outcome", outcome.label())])
+            .inc();
+        self.auth_latency.observe(took.as_secs_f64());
     }
 
     pub fn auth_cache_hit(&self) {
-        bump(&self.auth_cache_hits);
+        self.auth_cache_hits.inc();
     }
 
     /// A lookup answered by an identical lookup's call in flight.
     pub fn auth_merged(&self) {
-        bump(&self.auth_merged);
+        self.auth_merged.inc();
     }
 
     /// A background attempt to identify an admitted connection.
     pub fn auth_retry(&self) {
-        bump(&self.auth_retries);
+        self.auth_retries.inc();
     }
 
     /// A connection whose background attempts all failed.
     pub fn auth_retries_exhausted(&self) {
-        bump(&self.auth_retries_exhausted);
+        self.auth_retries_exhausted.inc();
     }
 
     pub fn connection_refused(&self, refusal: Refusal) {
-        let index = Refusal::ALL.iter().position(|r| *r == refusal).unwrap_or(0);
-        bump(&self.refusals[index]);
+        self.refusals
+            .get_or_create(&[("reason", refusal.label())])
+            .inc();
     }
 
     /// Messages not queued for a connection whose buffer was full.
     pub fn deliveries_dropped(&self, count: u64) {
-        self.deliveries_dropped.fetch_add(count, Ordering::Relaxed);
+        self.deliveries_dropped.inc_by(count);
     }
 
     pub fn client_event_ignored(&self) {
-        bump(&self.client_events_ignored);
+        self.client_events_ignored.inc();
     }
 
     pub fn flooder_disconnected(&self) {
-        bump(&self.flooders_disconnected);
+        self.flooders_disconnected.inc();
     }
 
     pub fn rooms_truncated(&self) {
-        bump(&self.rooms_truncated);
+        self.rooms_truncated.inc();
     }
 
     pub fn forwarding_problem(&self, problem: ForwardingProblem) {
-        let index = ForwardingProblem::ALL
-            .iter()
-            .position(|p| *p == problem)
-            .unwrap_or(0);
-        bump(&self.forwarding_problems[index]);
+        self.forwarding_problems
+            .get_or_create(&[("problem", problem.label())])
+            .inc();
     }
 
     /// How many addresses the handshake rate limit remembers now.
     pub fn set_handshake_addresses(&self, addresses: u64) {
-        self.handshake_addresses.store(addresses, Ordering::Relaxed);
+        self.handshake_addresses
+            .set(i64::try_from(addresses).unwrap_or(i64::MAX));
     }
 
     /// A handshake let through unremembered because the table was full.
     pub fn handshake_unremembered(&self) {
-        bump(&self.handshakes_unremembered);
+        self.handshakes_unremembered.inc();
     }
 
-    fn auth_failures(&self) -> u64 {
+    pub fn config_reloaded(&self, result: ReloadResult) {
+        self.reloads
+            .get_or_create(&[("result", result.label())])
+            .inc();
+    }
+
+    fn auth_calls_where(&self, keep: impl Fn(AuthOutcome) -> bool) -> u64 {
         AuthOutcome::ALL
-            .iter()
-            .zip(&self.auth_outcomes)
-            .filter(|(outcome, _)| outcome.is_failure())
-            .map(|(_, count)| read(count))
+            .into_iter()
+            .filter(|outcome| keep(*outcome))
+            .map(|outcome| {
+                self.auth_calls
+                    .get_or_create(&[("outcome", outcome.label())])
+                    .get()
+            })
             .sum()
-    }
-
-    fn protocol_errors_total(&self) -> u64 {
-        self.protocol_errors.iter().map(read).sum()
     }
 
     /// The STATS reply: a JSON object meant for scripts and dashboards.
@@ -400,28 +488,28 @@ impl Metrics {
     /// node's connections.
     pub fn stats_json(&self, census: &Census, cluster: Option<ClusterSummary<'_>>) -> String {
         let (connections, namespaces) = census.summary();
-        let auth_calls: u64 = self.auth_outcomes.iter().map(read).sum();
+        let auth_calls = self.auth_calls_where(|_| true);
         let mut stats = json!({
             "version": env!("CARGO_PKG_VERSION"),
             "protocol_version": push_client::PROTOCOL_VERSION,
-            "uptime_seconds": self.started.elapsed().as_secs(),
+            "uptime_seconds": self.live.started.elapsed().as_secs(),
             "connections": connections,
             "namespaces": namespaces,
-            "publishes": read(&self.publishes),
-            "deliveries": read(&self.deliveries),
-            "deliveries_dropped": read(&self.deliveries_dropped),
+            "publishes": self.publishes.get(),
+            "deliveries": self.deliveries.get(),
+            "deliveries_dropped": self.deliveries_dropped.get(),
             "publishers": {
-                "connected": read(&self.publishers_connected),
-                "accepted_total": read(&self.publishers_accepted),
+                "connected": self.publishers_connected.get(),
+                "accepted_total": self.publishers_accepted.get(),
             },
-            "protocol_errors": self.protocol_errors_total(),
+            "protocol_errors": self.protocol_errors_sum.get(),
             "auth": {
                 "calls": auth_calls,
-                "failures": self.auth_failures(),
-                "cache_hits": read(&self.auth_cache_hits),
-                "merged": read(&self.auth_merged),
-                "retries": read(&self.auth_retries),
-                "retries_exhausted": read(&self.auth_retries_exhausted),
+                "failures": self.auth_calls_where(AuthOutcome::is_failure),
+                "cache_hits": self.auth_cache_hits.get(),
+                "merged": self.auth_merged.get(),
+                "retries": self.auth_retries.get(),
+                "retries_exhausted": self.auth_retries_exhausted.get(),
             },
         });
         if let Some(cluster) = cluster {
@@ -437,214 +525,118 @@ impl Metrics {
         stats.to_string()
     }
 
-    /// The `/metrics` page in Prometheus text exposition format: each
-    /// family's HELP and TYPE lines followed by all of its samples.
-    pub fn prometheus_text(&self, census: &Census) -> String {
-        let mut page = Page::default();
+    /// The `/metrics` page: every family, the live gauges written from
+    /// `census`.
+    pub fn prometheus_text(&self, census: Census) -> String {
+        let _one_at_a_time = self.scraping.lock().unwrap_or_else(|p| p.into_inner());
+        *self.live.census.lock().unwrap_or_else(|p| p.into_inner()) = census;
+        let mut page = String::new();
+        if let Err(error) =
+            prometheus_client::encoding::prometheus_text::encode(&mut page, &self.registry)
+        {
+            // Writing to a String cannot fail; a collector could only
+            // fail by a bug, which is logged rather than served half.
+            tracing::error!(%error, "the metrics page could not be written");
+            page.clear();
+        }
+        page
+    }
+}
 
-        page.family(
+/// What the collectors write at each scrape: the census the scrape took,
+/// and when the daemon started.
+#[derive(Debug)]
+struct LiveGauges {
+    started: Instant,
+    census: Mutex<Census>,
+    /// The cluster link's state, on a node of a cluster.
+    cluster_link: Mutex<Option<watch::Receiver<LinkState>>>,
+}
+
+/// Writes `push_connections` and `push_users_online` from the census of
+/// the scrape.
+#[derive(Debug)]
+struct LiveConnections(std::sync::Arc<LiveGauges>);
+
+impl Collector for LiveConnections {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let census = self.0.census.lock().unwrap_or_else(|p| p.into_inner());
+        let mut connections = encoder.encode_descriptor(
             "push_connections",
-            "gauge",
             "Open socket.io connections, by namespace, transport and socket.io protocol.",
-        );
+            None,
+            MetricType::Gauge,
+        )?;
         for ns in &census.namespaces {
-            let name = escape_label(&ns.namespace);
             // Protocol 5 is spoken by socket.io clients 3.x and 4.x, 4 by
             // the old 1.x and 2.x clients (docs/old-clients.md).
             for (transport, protocol, count) in [
-                ("websocket", 5, ns.websocket),
-                ("polling", 5, ns.polling),
-                ("websocket", 4, ns.websocket_protocol4),
-                ("polling", 4, ns.polling_protocol4),
+                ("websocket", "5", ns.websocket),
+                ("polling", "5", ns.polling),
+                ("websocket", "4", ns.websocket_protocol4),
+                ("polling", "4", ns.polling_protocol4),
             ] {
-                page.sample(
-                    &format!(
-                        "{{namespace=\"{name}\",transport=\"{transport}\",protocol=\"{protocol}\"}}"
-                    ),
-                    count,
-                );
+                let labels = [
+                    ("namespace", ns.namespace.as_str()),
+                    ("transport", transport),
+                    ("protocol", protocol),
+                ];
+                ConstGauge::new(count).encode(connections.encode_family(&labels)?)?;
             }
         }
-        page.family(
+        let mut users = encoder.encode_descriptor(
             "push_users_online",
-            "gauge",
             "Distinct identified users with at least one connection.",
-        );
+            None,
+            MetricType::Gauge,
+        )?;
         for ns in &census.namespaces {
-            let name = escape_label(&ns.namespace);
-            page.sample(&format!("{{namespace=\"{name}\"}}"), ns.users_online);
+            let labels = [("namespace", ns.namespace.as_str())];
+            ConstGauge::new(ns.users_online).encode(users.encode_family(&labels)?)?;
         }
-        page.counter(
-            "push_publishes_total",
-            "Publishes accepted from the site.",
-            &self.publishes,
-        );
-        page.counter(
-            "push_deliveries_total",
-            "Messages handed to socket.io connections.",
-            &self.deliveries,
-        );
-        page.counter(
-            "push_deliveries_dropped_total",
-            "Messages dropped for connections whose send buffer was full.",
-            &self.deliveries_dropped,
-        );
-        page.family(
-            "push_publishers_connected",
-            "gauge",
-            "Open publish socket connections.",
-        );
-        page.sample("", read(&self.publishers_connected));
-        page.counter(
-            "push_publishers_accepted_total",
-            "Publish socket connections accepted.",
-            &self.publishers_accepted,
-        );
+        Ok(())
+    }
+}
 
-        page.family(
-            "push_protocol_errors_total",
-            "counter",
-            "Error replies to publishers, by code.",
-        );
-        for (code, count) in self.protocol_errors.iter().enumerate() {
-            let count = read(count);
-            if count > 0 {
-                let name = ErrorCode(u16::try_from(code).unwrap_or(u16::MAX)).name();
-                page.sample(&format!("{{code=\"{name}\"}}"), count);
-            }
-        }
+/// Writes `push_cluster_link_up`, on a node of a cluster only: a node on
+/// its own has no link to be down.
+#[derive(Debug)]
+struct ClusterLink(std::sync::Arc<LiveGauges>);
 
-        page.family(
-            "push_auth_calls_total",
-            "counter",
-            "Calls to the auth URL, by outcome.",
-        );
-        for (outcome, count) in AuthOutcome::ALL.iter().zip(&self.auth_outcomes) {
-            page.sample(&format!("{{outcome=\"{}\"}}", outcome.label()), read(count));
-        }
-        page.counter(
-            "push_auth_cache_hits_total",
-            "Connections identified from the auth cache.",
-            &self.auth_cache_hits,
-        );
-        page.counter(
-            "push_auth_merged_total",
-            "Connections identified by an identical lookup's call already in flight.",
-            &self.auth_merged,
-        );
-        page.counter(
-            "push_auth_retries_total",
-            "Background attempts to identify connections the site could not identify at connect.",
-            &self.auth_retries,
-        );
-        page.counter(
-            "push_auth_retries_exhausted_total",
-            "Connections still unidentified after every background attempt.",
-            &self.auth_retries_exhausted,
-        );
-        page.family(
-            "push_auth_latency_seconds",
-            "histogram",
-            "Time taken by calls to the auth URL.",
-        );
-        for (bound, bucket) in AUTH_LATENCY_BUCKETS.iter().zip(&self.auth_latency_buckets) {
-            page.sample_with_suffix("_bucket", &format!("{{le=\"{bound}\"}}"), read(bucket));
-        }
-        let count = read(&self.auth_latency_count);
-        page.sample_with_suffix("_bucket", "{le=\"+Inf\"}", count);
-        let sum = read(&self.auth_latency_micros_sum) as f64 / 1e6;
-        page.line(&format!("push_auth_latency_seconds_sum {sum}"));
-        page.sample_with_suffix("_count", "", count);
+impl Collector for ClusterLink {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let link = self
+            .0
+            .cluster_link
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let Some(state) = link.as_ref() else {
+            return Ok(());
+        };
+        let up = encoder.encode_descriptor(
+            "push_cluster_link_up",
+            "1 while this node is connected to the cluster's Redis, 0 while it reconnects (it then delivers to its own browsers only).",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::from(*state.borrow() == LinkState::Up)).encode(up)
+    }
+}
 
-        page.family(
-            "push_connections_refused_total",
-            "counter",
-            "socket.io connections refused, by reason.",
-        );
-        for (refusal, count) in Refusal::ALL.iter().zip(&self.refusals) {
-            page.sample(&format!("{{reason=\"{}\"}}", refusal.label()), read(count));
-        }
-        page.counter(
-            "push_client_events_ignored_total",
-            "Events sent by browsers, which are ignored.",
-            &self.client_events_ignored,
-        );
-        page.counter(
-            "push_client_flood_disconnects_total",
-            "Connections closed for sending more than client_events_per_minute.",
-            &self.flooders_disconnected,
-        );
-        page.counter(
-            "push_rooms_truncated_total",
-            "Connections given more rooms than max_rooms_per_connection.",
-            &self.rooms_truncated,
-        );
-        page.family(
-            "push_forwarding_header_problems_total",
-            "counter",
-            "New sessions from a trusted proxy that named no browser: a missing header (no per-IP limits), an unreadable one (limited as the proxy).",
-        );
-        for (problem, count) in ForwardingProblem::ALL.iter().zip(&self.forwarding_problems) {
-            page.sample(&format!("{{problem=\"{}\"}}", problem.label()), read(count));
-        }
-        page.family(
-            "push_handshake_rate_addresses",
-            "gauge",
-            "Addresses (IPv4, IPv6 /64) the handshake rate limit remembers.",
-        );
-        page.sample("", read(&self.handshake_addresses));
-        page.counter(
-            "push_handshake_rate_unremembered_total",
-            "New sessions not rate-limited because the handshake rate table was full.",
-            &self.handshakes_unremembered,
-        );
-        page.family(
+/// Writes `push_uptime_seconds`.
+#[derive(Debug)]
+struct Uptime(std::sync::Arc<LiveGauges>);
+
+impl Collector for Uptime {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let uptime = encoder.encode_descriptor(
             "push_uptime_seconds",
-            "gauge",
             "Seconds since the daemon started.",
-        );
-        page.sample("", self.started.elapsed().as_secs());
-        page.text
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(self.0.started.elapsed().as_secs()).encode(uptime)
     }
-}
-
-/// Writes the exposition format one family at a time.
-#[derive(Default)]
-struct Page {
-    text: String,
-    family: &'static str,
-}
-
-impl Page {
-    fn family(&mut self, name: &'static str, kind: &str, help: &str) {
-        self.family = name;
-        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
-
-    fn sample(&mut self, labels: &str, value: u64) {
-        self.sample_with_suffix("", labels, value);
-    }
-
-    fn sample_with_suffix(&mut self, suffix: &str, labels: &str, value: u64) {
-        let _ = writeln!(self.text, "{}{suffix}{labels} {value}", self.family);
-    }
-
-    fn line(&mut self, line: &str) {
-        let _ = writeln!(self.text, "{line}");
-    }
-
-    fn counter(&mut self, name: &'static str, help: &str, counter: &AtomicU64) {
-        self.family(name, "counter", help);
-        self.sample("", read(counter));
-    }
-}
-
-/// Prometheus label values escape backslash, quote and newline.
-fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -655,11 +647,58 @@ mod tests {
     fn histogram_buckets_are_cumulative() {
         let metrics = Metrics::default();
         metrics.auth_call(AuthOutcome::User, Duration::from_millis(20));
-        let text = metrics.prometheus_text(&Census::default());
-        assert!(text.contains("push_auth_latency_seconds_bucket{le=\"0.01\"} 0"));
-        assert!(text.contains("push_auth_latency_seconds_bucket{le=\"0.025\"} 1"));
-        assert!(text.contains("push_auth_latency_seconds_bucket{le=\"5\"} 1"));
-        assert!(text.contains("push_auth_latency_seconds_count 1"));
+        let text = metrics.prometheus_text(Census::default());
+        assert!(
+            text.contains("push_auth_latency_seconds_bucket{le=\"0.01\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("push_auth_latency_seconds_bucket{le=\"0.025\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("push_auth_latency_seconds_bucket{le=\"5\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("push_auth_latency_seconds_count 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("push_auth_calls_total{outcome=\"user\"} 1\n"),
+            "{text}"
+        );
+    }
+
+    /// The series names are the interface dashboards and alerts use; a
+    /// counter's `_total` is written once, by the crate.
+    #[test]
+    fn series_keep_their_names() {
+        let metrics = Metrics::default();
+        metrics.publish_delivered(2);
+        metrics.connection_refused(Refusal::Origin);
+        let census = Census {
+            namespaces: vec![NamespaceCensus {
+                namespace: "/chat\"x".into(),
+                websocket: 3,
+                users_online: 2,
+                ..NamespaceCensus::default()
+            }],
+        };
+        let text = metrics.prometheus_text(census);
+        for line in [
+            "# TYPE push_publishes_total counter",
+            "push_publishes_total 1",
+            "push_deliveries_total 2",
+            "push_connections_refused_total{reason=\"origin_not_allowed\"} 1",
+            "push_connections_refused_total{reason=\"unauthorized\"} 0",
+            "push_connections{namespace=\"/chat\\\"x\",transport=\"websocket\",protocol=\"5\"} 3",
+            "push_users_online{namespace=\"/chat\\\"x\"} 2",
+            "# TYPE push_uptime_seconds gauge",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        assert!(!text.contains("_total_total"), "{text}");
     }
 
     /// The format requires each family's samples to follow its own HELP
@@ -672,7 +711,7 @@ mod tests {
                 ..NamespaceCensus::default()
             }],
         };
-        let text = Metrics::default().prometheus_text(&census);
+        let text = Metrics::default().prometheus_text(census);
         let (mut family, mut kind) = ("", "");
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -696,6 +735,8 @@ mod tests {
     fn stats_json_sums_namespaces() {
         let metrics = Metrics::default();
         metrics.publish_delivered(3);
+        metrics.auth_call(AuthOutcome::Timeout, Duration::from_secs(2));
+        metrics.auth_call(AuthOutcome::Guest, Duration::from_millis(2));
         let census = Census {
             namespaces: vec![NamespaceCensus {
                 namespace: "/".into(),
@@ -713,5 +754,7 @@ mod tests {
         assert_eq!(stats["namespaces"]["/"]["protocol4"], 1);
         assert_eq!(stats["deliveries"], 3);
         assert_eq!(stats["namespaces"]["/"]["users_online"], 1);
+        assert_eq!(stats["auth"]["calls"], 2);
+        assert_eq!(stats["auth"]["failures"], 1);
     }
 }

@@ -1,5 +1,6 @@
-//! The HTTP side of the daemon: socket.io, `/healthz`, `/metrics`, and the
-//! HTTP publish API when it is turned on.
+//! The HTTP side of the daemon: socket.io, `/healthz`, `/readyz`, and the
+//! HTTP publish API when it is turned on; `/metrics` too unless an admin
+//! listener serves it ([`admin_router`]).
 //!
 //! Layers wrap the router from the outside in: the Origin guard runs first
 //! and refuses hostile pages before socketioxide sees the request, then the
@@ -17,14 +18,16 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::cluster::{Io, Layer};
-use crate::metrics::Metrics;
+use crate::metrics::{self, Metrics};
+use crate::readiness::{Readiness, readyz};
 use crate::socketio::{
     self, ClientScript, ConnectionLimits, OriginPolicy, cors_layer, detach_request_head,
     guard_handshake_rate, guard_origin, serve_client_script,
 };
 
+/// What `/metrics` is written from.
 #[derive(Clone)]
-struct MetricsState {
+pub(crate) struct MetricsState {
     io: Io,
     metrics: Arc<Metrics>,
 }
@@ -34,6 +37,10 @@ pub(crate) struct HttpParts {
     pub socketio: Layer,
     pub io: Io,
     pub metrics: Arc<Metrics>,
+    /// Serve `/metrics` here: only when no admin listener does, so setting
+    /// `admin_listen` takes metrics off the public listener.
+    pub public_metrics: bool,
+    pub readiness: Arc<Readiness>,
     pub origins: OriginPolicy,
     pub limits: Arc<ConnectionLimits>,
     /// The HTTP publish API's routes, when it is on.
@@ -45,11 +52,16 @@ pub(crate) struct HttpParts {
 pub(crate) fn router(parts: HttpParts) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(prometheus_metrics))
-        .with_state(MetricsState {
-            io: parts.io,
-            metrics: parts.metrics,
-        });
+        .route("/readyz", get(readyz).with_state(parts.readiness));
+    if parts.public_metrics {
+        router = router.route(
+            "/metrics",
+            get(prometheus_metrics).with_state(MetricsState {
+                io: parts.io,
+                metrics: parts.metrics,
+            }),
+        );
+    }
     if let Some(api) = parts.publish_api {
         router = router.merge(api);
     }
@@ -76,8 +88,20 @@ pub(crate) fn router(parts: HttpParts) -> Router {
     }
 }
 
-/// The daemon binds everything before it serves HTTP, so answering at all
-/// means ready.
+/// The admin listener's routes (`admin_listen`): `/metrics`, `/healthz`
+/// and `/readyz`, and nothing a browser or a publisher uses, so it can be
+/// opened to a monitoring host without opening `/api/*` or socket.io.
+pub(crate) fn admin_router(io: Io, metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz).with_state(readiness))
+        .route(
+            "/metrics",
+            get(prometheus_metrics).with_state(MetricsState { io, metrics }),
+        )
+}
+
+/// The process answers; whether it is ready for traffic is `/readyz`.
 async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -85,7 +109,7 @@ async fn healthz() -> &'static str {
 async fn prometheus_metrics(State(state): State<MetricsState>) -> impl IntoResponse {
     let census = socketio::census(&state.io).await;
     (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.prometheus_text(&census),
+        [(CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        state.metrics.prometheus_text(census),
     )
 }

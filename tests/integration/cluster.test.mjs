@@ -15,6 +15,7 @@ import { io } from 'socket.io-client';
 import { cookieFor, startAuthBackend } from './support/auth-backend.mjs';
 import { ClientPool } from './support/clients.mjs';
 import { freePort, runBinary, startDaemon } from './support/daemon.mjs';
+import { scrape, seriesValue } from './support/metrics.mjs';
 import { Kind, RawConnection, online, request, sendOk, stats } from './support/publish.mjs';
 import { Redis, startRedis } from './support/redis.mjs';
 import { sleep, waitUntil } from './support/wait.mjs';
@@ -239,6 +240,9 @@ for (const recovery of ['on', 'off']) {
       assert.equal((await fetch(`${a.url}/healthz`)).status, 200, 'the node still serves');
       await waitUntil(async () => (await stats(a.socketPath)).cluster.link_up === false, { what: 'A to see the link down' });
       assert.match(a.log, /cluster link lost/);
+      const down = await scrape(a);
+      assert.equal(seriesValue(down, 'push_cluster_link_up'), 0);
+      assert.ok(seriesValue(down, 'push_cluster_partial_answers_total') >= 1);
 
       await redis.start();
       await waitUntil(async () => {
@@ -248,6 +252,7 @@ for (const recovery of ['on', 'off']) {
       assert.equal(await onB.waitFor('after'), 'both');
       assert.deepEqual(onB.received('during'), [], 'B was not reachable when it was published');
       assert.match(a.log, /cluster link up/);
+      assert.equal(seriesValue(await scrape(a), 'push_cluster_link_up'), 1);
     });
   });
 }

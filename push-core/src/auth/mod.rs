@@ -19,10 +19,12 @@
 
 mod breaker;
 mod cache;
+mod outcome;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwapOption;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, COOKIE, HeaderValue, USER_AGENT};
 use serde::Deserialize;
@@ -31,8 +33,9 @@ use tokio::sync::Semaphore;
 
 use self::breaker::CircuitBreaker;
 use self::cache::{AuthCache, LookupError, Source};
+pub use self::outcome::AuthOutcome;
 use crate::config::AuthSettings;
-use crate::metrics::{AuthOutcome, Metrics};
+use crate::metrics::Metrics;
 
 /// The auth answer is tiny JSON; anything bigger is a misconfigured endpoint
 /// (an HTML login page, say), and reading it all would only cost memory.
@@ -86,6 +89,27 @@ pub struct Handshake<'a> {
 #[derive(Debug, Error)]
 #[error("cannot build the HTTP client for the auth URL: {0}")]
 pub struct AuthSetupError(#[from] reqwest::Error);
+
+/// The authenticator in force: `None` while no auth URL is set. A reload
+/// that changes an auth setting puts a new one in place (with an empty
+/// cache and a closed breaker); calls already made to the old one finish
+/// there.
+#[derive(Default)]
+pub struct CurrentAuthenticator(ArcSwapOption<Authenticator>);
+
+impl CurrentAuthenticator {
+    pub fn new(authenticator: Option<Arc<Authenticator>>) -> Self {
+        Self(ArcSwapOption::new(authenticator))
+    }
+
+    pub fn get(&self) -> Option<Arc<Authenticator>> {
+        self.0.load_full()
+    }
+
+    pub fn set(&self, authenticator: Option<Arc<Authenticator>>) {
+        self.0.store(authenticator);
+    }
+}
 
 /// Calls the site's auth URL, with a cache in front.
 pub struct Authenticator {

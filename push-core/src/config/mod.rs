@@ -127,8 +127,12 @@ pub mod defaults {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Address for socket.io, /healthz and /metrics.
+    /// Address for socket.io, /healthz, /readyz, and /metrics unless
+    /// `admin_listen` is set.
     pub listen: SocketAddr,
+    /// Address of the admin listener (/metrics, /healthz, /readyz only);
+    /// unset: none, and /metrics is on `listen`.
+    pub admin_listen: Option<SocketAddr>,
     /// socket.io namespaces served besides `/`.
     pub namespaces: Vec<Namespace>,
     /// Web origins whose pages may connect; empty: any.
@@ -230,6 +234,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            admin_listen: None,
             namespaces: Vec::new(),
             allowed_origins: Vec::new(),
             socket: PathBuf::from(push_client::DEFAULT_SOCKET_PATH),
@@ -440,6 +445,15 @@ impl Config {
 
     /// The checks that one value's type cannot make on its own.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.admin_listen == Some(self.listen) && self.listen.port() != 0 {
+            return Err(ConfigError::value(
+                "admin_listen",
+                format!(
+                    "{} is also `listen`; the admin listener needs an address of its own",
+                    self.listen
+                ),
+            ));
+        }
         if self.socket.as_os_str().is_empty() {
             return Err(ConfigError::value("socket", "the path is empty"));
         }
@@ -888,6 +902,8 @@ mod tests {
     fn bad_values_name_their_key_flag_and_variable() {
         let cases: &[(&str, &str)] = &[
             ("listen", "nowhere"),
+            ("admin_listen", "nowhere"),
+            ("admin_listen", "127.0.0.1:3000"),
             ("socket_mode", "999"),
             ("socket_group", "no-such-group-here"),
             ("namespaces", "chat"),

@@ -57,7 +57,21 @@ impl Dispatcher {
             };
             self.add_other_nodes(cluster, question, &mut count).await;
         }
+        self.note_partial(count);
         Ok(count)
+    }
+
+    /// Records a publish's count in the metrics, and returns it.
+    pub(super) fn published(&self, count: Count) -> Count {
+        self.metrics.publish_delivered(u64::from(count.total));
+        self.note_partial(count);
+        count
+    }
+
+    fn note_partial(&self, count: Count) {
+        if count.partial {
+            self.metrics.cluster_partial_answer();
+        }
     }
 
     pub(super) fn local_connections_of(
@@ -124,6 +138,9 @@ impl Dispatcher {
             return self.metrics.stats_json(&census, None);
         };
         let (everyone, partial) = self.cluster_census(cluster, census.clone()).await;
+        if partial {
+            self.metrics.cluster_partial_answer();
+        }
         let summary = ClusterSummary {
             node: cluster.node_id().as_str(),
             link_up: cluster.is_up(),

@@ -140,8 +140,7 @@ impl Dispatcher {
             partial: !handed.reached_cluster,
         };
         self.add_recipients_elsewhere(publish, &mut count).await;
-        self.metrics.publish_delivered(u64::from(count.total));
-        Ok(count)
+        Ok(self.published(count))
     }
 
     /// Publishes through the cluster's history: numbered there, and handed
@@ -168,13 +167,11 @@ impl Dispatcher {
             let undelivered = self.emit(selection, publish.event, payload).await?;
             count.add(here.saturating_sub(undelivered) as u64);
             count.partial = true;
-            self.metrics.publish_delivered(u64::from(count.total));
-            return Ok(count);
+            return Ok(self.published(count));
         }
         count.add(here as u64);
         self.add_recipients_elsewhere(publish, &mut count).await;
-        self.metrics.publish_delivered(u64::from(count.total));
-        Ok(count)
+        Ok(self.published(count))
     }
 
     /// Hands a message read from the cluster's history to this node's

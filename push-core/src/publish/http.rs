@@ -56,7 +56,10 @@ pub(crate) fn router(
         .route("/api/online", get(online))
         .route("/api/stats", get(stats))
         .layer(DefaultBodyLimit::max(max_body as usize))
-        .layer(axum::middleware::from_fn_with_state(
+        // On the API's routes only: merged into the public router, a
+        // `layer` would also guard its fallback, answering 401 (and counting
+        // a forbidden publish) for every unknown path.
+        .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
         ))

@@ -34,9 +34,10 @@ use std::time::Duration;
 use crate::cluster::Socket;
 use tokio_util::sync::CancellationToken;
 
+use super::Refusal;
 use super::connect::Admission;
 use crate::auth::{Answer, Authenticator, Handshake, Urgency};
-use crate::metrics::{Metrics, Refusal};
+use crate::metrics::Metrics;
 use crate::rooms::UNIDENTIFIED_ROOM;
 
 /// Delay before the first background attempt. Short, because the usual

@@ -23,13 +23,14 @@ use axum::http::header::COOKIE;
 use socketioxide::socket::DisconnectReason;
 use tokio_util::sync::CancellationToken;
 
+use super::Refusal;
 use super::auth_retry::{Unidentified, identify_later};
 use super::client_address::forwarded_for_site;
 use super::limits::{ConnectionLimits, EventBudget, Spent};
 use super::log_throttle::LogThrottle;
 use super::resume::{self, AdmittedAt};
-use crate::auth::{Answer, Authenticator, Handshake, Identity, Urgency};
-use crate::metrics::{Metrics, Refusal};
+use crate::auth::{Answer, CurrentAuthenticator, Handshake, Identity, Urgency};
+use crate::metrics::Metrics;
 use crate::recovery::Recovery;
 use crate::rooms::{RESUMING_ROOM, UNIDENTIFIED_ROOM, public_room, user_room};
 
@@ -51,7 +52,9 @@ struct HeldResume(Option<String>);
 /// Decides whether a connection may join a namespace, and as whom.
 #[derive(Clone)]
 pub struct Admission {
-    authenticator: Option<Arc<Authenticator>>,
+    /// Read at each connect, so a reload's auth settings apply to the
+    /// next connection.
+    authenticator: Arc<CurrentAuthenticator>,
     limits: Arc<ConnectionLimits>,
     metrics: Arc<Metrics>,
     recovery: Option<Arc<Recovery>>,
@@ -63,7 +66,7 @@ pub struct Admission {
 
 impl Admission {
     pub fn new(
-        authenticator: Option<Arc<Authenticator>>,
+        authenticator: Arc<CurrentAuthenticator>,
         limits: Arc<ConnectionLimits>,
         metrics: Arc<Metrics>,
         recovery: Option<Arc<Recovery>>,
@@ -102,7 +105,7 @@ impl Admission {
             }
         }
 
-        let Some(authenticator) = &self.authenticator else {
+        let Some(authenticator) = self.authenticator.get() else {
             return Ok(());
         };
         let cookie = cookie_header(&parts.headers);
@@ -202,7 +205,7 @@ impl Admission {
         if let Some(recovery) = &self.recovery {
             let waits_for_identity = self
                 .authenticator
-                .as_ref()
+                .get()
                 .is_some_and(|authenticator| authenticator.required())
                 && socket.extensions.get::<Unidentified>().is_some();
             if waits_for_identity {
@@ -219,9 +222,7 @@ impl Admission {
             }
         }
         let retry = self.identify_later(&socket);
-        let budget = Arc::new(EventBudget::new(
-            self.limits.settings().client_events_per_minute,
-        ));
+        let budget = Arc::new(EventBudget::new());
         let metrics = self.metrics.clone();
         let limits = self.limits.clone();
         socket.on_fallback(move |socket: Socket| {
@@ -230,7 +231,8 @@ impl Admission {
             let limits = limits.clone();
             async move {
                 metrics.client_event_ignored();
-                if budget.spend() == Spent::JustExceeded {
+                let limit = limits.settings().client_events_per_minute;
+                if budget.spend(limit) == Spent::JustExceeded {
                     metrics.flooder_disconnected();
                     limits.ban_flooder(socket.id);
                     tracing::info!(sid = %socket.id, ns = socket.ns(), "disconnecting a connection that floods events");
@@ -252,7 +254,7 @@ impl Admission {
     /// identify at connect. The token stops that when the connection goes.
     fn identify_later(&self, socket: &Socket) -> Option<CancellationToken> {
         let unidentified = socket.extensions.remove::<Unidentified>()?;
-        let authenticator = self.authenticator.clone()?;
+        let authenticator = self.authenticator.get()?;
         let gone = CancellationToken::new();
         tokio::spawn(identify_later(
             socket.clone(),

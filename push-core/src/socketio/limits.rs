@@ -19,6 +19,13 @@
 //!   handler, as socket.io's `disconnect(true)` does; refusing every rejoin
 //!   is the closest we get.)
 //!
+//! The limits change on a configuration reload ([`ConnectionLimits::update`]):
+//! a new value applies to the next decision. Lowering `max_connections` or
+//! `max_connections_per_ip` closes no connection already open; a new
+//! `handshakes_per_ip_per_minute` starts a fresh table, so every address
+//! has its whole budget again; a new `client_events_per_minute` applies to
+//! connections already open too.
+//!
 //! "Address" means the browser's, worked out by [`ClientAddress`], counted
 //! per IPv4 address and per IPv6 /64 ([`AddressKey`]). Limits set to 0 are
 //! off.
@@ -31,6 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
@@ -43,9 +51,11 @@ use governor::state::keyed::{DashMapStateStore, ShrinkableKeyedStateStore};
 use governor::state::{RateLimiter, StateStore};
 use socketioxide::socket::Sid;
 
+use super::Refusal;
+use super::client_address::ForwardingProblem;
 use super::client_address::{ClientAddress, TrustedProxies};
 use crate::config::ClientLimits;
-use crate::metrics::{ForwardingProblem, Metrics, Refusal};
+use crate::metrics::Metrics;
 
 /// The window of the per-connection event limit and of a flooder's ban.
 const WINDOW: Duration = Duration::from_secs(60);
@@ -230,16 +240,22 @@ impl HandshakeRate {
     }
 }
 
+/// The limits in force, swapped whole on a reload.
+#[derive(Debug)]
+struct Current {
+    settings: Arc<ClientLimits>,
+    trusted_proxies: TrustedProxies,
+    /// None when `handshakes_per_ip_per_minute` is 0.
+    handshakes: Option<Arc<HandshakeRate>>,
+}
+
 /// Shared counters behind the connection and handshake limits.
 #[derive(Debug)]
 pub struct ConnectionLimits {
-    settings: ClientLimits,
-    trusted_proxies: TrustedProxies,
+    current: ArcSwap<Current>,
     metrics: Arc<Metrics>,
     total: AtomicUsize,
     per_address: Mutex<HashMap<AddressKey, usize>>,
-    /// None when `handshakes_per_ip_per_minute` is 0.
-    handshakes: Option<HandshakeRate>,
     /// engine.io sessions disconnected for flooding, and when.
     flooders: Mutex<HashMap<Sid, Instant>>,
     /// Whether each forwarding problem was logged yet: once is enough to
@@ -257,39 +273,59 @@ pub struct ConnectionPermit {
 
 impl ConnectionLimits {
     pub fn new(settings: ClientLimits, metrics: Arc<Metrics>) -> Arc<Self> {
-        let handshakes = NonZeroU32::new(settings.handshakes_per_ip_per_minute)
-            .map(|per_minute| HandshakeRate::new(per_minute, metrics.clone()));
+        let current = Current::new(settings, None, &metrics);
         Arc::new(Self {
-            trusted_proxies: TrustedProxies::new(settings.trusted_proxies.clone()),
-            settings,
+            current: ArcSwap::from_pointee(current),
             metrics,
             total: AtomicUsize::new(0),
             per_address: Mutex::new(HashMap::new()),
-            handshakes,
             flooders: Mutex::new(HashMap::new()),
             warned_missing_header: AtomicBool::new(false),
             warned_unreadable_header: AtomicBool::new(false),
         })
     }
 
-    pub fn settings(&self) -> &ClientLimits {
-        &self.settings
+    /// The limits in force now.
+    pub fn settings(&self) -> Arc<ClientLimits> {
+        self.current.load().settings.clone()
+    }
+
+    /// Puts `settings` in force for every decision from now on. The
+    /// handshake table is kept unless its per-minute budget changed.
+    /// `max_client_packet` and `max_buffered_messages` keep their values:
+    /// socketioxide fixed them when the server was built, so they need a
+    /// restart (`reload::LIVE_KEYS`), and `settings()` shows what runs.
+    pub fn update(&self, settings: ClientLimits) {
+        let current = self.current.load_full();
+        let settings = ClientLimits {
+            max_client_packet: current.settings.max_client_packet,
+            max_buffered_messages: current.settings.max_buffered_messages,
+            ..settings
+        };
+        let handshakes = (settings.handshakes_per_ip_per_minute
+            == current.settings.handshakes_per_ip_per_minute)
+            .then(|| current.handshakes.clone())
+            .flatten();
+        self.current
+            .store(Arc::new(Current::new(settings, handshakes, &self.metrics)));
     }
 
     /// Whether any limit is counted per address; if none is, which address
     /// a browser has does not matter.
     fn limits_per_address(&self) -> bool {
-        self.settings.max_connections_per_ip != 0 || self.handshakes.is_some()
+        let current = self.current.load();
+        current.settings.max_connections_per_ip != 0 || current.handshakes.is_some()
     }
 
     /// Who a request from `peer` with `headers` comes from.
     pub fn client_address(&self, peer: IpAddr, headers: &HeaderMap) -> ClientAddress {
-        ClientAddress::of(peer, headers, &self.trusted_proxies)
+        ClientAddress::of(peer, headers, &self.current.load().trusted_proxies)
     }
 
     /// Takes a place for a new connection from `address`, if one is free.
     pub fn admit(self: &Arc<Self>, address: Option<IpAddr>) -> Result<ConnectionPermit, Refusal> {
-        let max_total = self.settings.max_connections;
+        let settings = self.settings();
+        let max_total = settings.max_connections;
         let previous = self.total.fetch_add(1, Ordering::AcqRel);
         // The permit releases what was taken, including on the refusals below.
         let mut permit = ConnectionPermit {
@@ -302,7 +338,7 @@ impl ConnectionLimits {
         if let Some(key) = address.map(AddressKey::from) {
             let mut per_address = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
             let open = per_address.entry(key).or_insert(0);
-            let max = self.settings.max_connections_per_ip;
+            let max = settings.max_connections_per_ip;
             if max != 0 && *open >= max {
                 drop(per_address);
                 return Err(self.refuse(Refusal::TooManyFromAddress, Some(key)));
@@ -315,7 +351,8 @@ impl ConnectionLimits {
 
     /// May the browser at `address` start one more connection this minute?
     pub fn allow_handshake(&self, address: IpAddr) -> bool {
-        let Some(handshakes) = &self.handshakes else {
+        let current = self.current.load();
+        let Some(handshakes) = &current.handshakes else {
             return true;
         };
         let key = AddressKey::from(address);
@@ -329,7 +366,11 @@ impl ConnectionLimits {
     /// Addresses the handshake rate limit remembers right now.
     #[cfg(test)]
     fn rate_limited_addresses(&self) -> usize {
-        self.handshakes.as_ref().map_or(0, |h| h.limiter.len())
+        self.current
+            .load()
+            .handshakes
+            .as_ref()
+            .map_or(0, |h| h.limiter.len())
     }
 
     /// Counts, and logs once, a trusted proxy that did not say which
@@ -404,6 +445,26 @@ impl ConnectionLimits {
     }
 }
 
+impl Current {
+    /// The limits of `settings`, keeping `handshakes` when given (the
+    /// table of a budget that did not change).
+    fn new(
+        settings: ClientLimits,
+        handshakes: Option<Arc<HandshakeRate>>,
+        metrics: &Arc<Metrics>,
+    ) -> Self {
+        let handshakes = handshakes.or_else(|| {
+            NonZeroU32::new(settings.handshakes_per_ip_per_minute)
+                .map(|per_minute| Arc::new(HandshakeRate::new(per_minute, metrics.clone())))
+        });
+        Self {
+            trusted_proxies: TrustedProxies::new(settings.trusted_proxies.clone()),
+            settings: Arc::new(settings),
+            handshakes,
+        }
+    }
+}
+
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
         self.limits.release(self.address);
@@ -473,24 +534,32 @@ impl Window {
 /// Counts the events one connection emits; see the module documentation.
 #[derive(Debug)]
 pub struct EventBudget {
-    limit: u32,
     window: Mutex<Window>,
+    /// Set once the connection went over, so it is disconnected once.
+    exceeded: AtomicBool,
+}
+
+impl Default for EventBudget {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl EventBudget {
-    pub fn new(limit: u32) -> Self {
+    pub fn new() -> Self {
         Self {
-            limit,
             window: Mutex::new(Window::new(Instant::now())),
+            exceeded: AtomicBool::new(false),
         }
     }
 
-    /// Counts one event.
-    pub fn spend(&self) -> Spent {
+    /// Counts one event against `limit` a minute: the limit in force when
+    /// the event arrives, so a reload applies to open connections too.
+    pub fn spend(&self, limit: u32) -> Spent {
         let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
-        if window.count_one(Instant::now(), self.limit) {
+        if window.count_one(Instant::now(), limit) {
             Spent::Within
-        } else if window.count == self.limit.saturating_add(1) {
+        } else if !self.exceeded.swap(true, Ordering::Relaxed) {
             Spent::JustExceeded
         } else {
             // Events read before the disconnect took effect.
@@ -664,7 +733,7 @@ mod tests {
             "a new address is let through, unremembered"
         );
         assert_eq!(limits.rate_limited_addresses(), MAX_RATE_LIMITED_ADDRESSES);
-        let page = metrics.prometheus_text(&Default::default());
+        let page = metrics.prometheus_text(Default::default());
         assert!(
             page.contains(&format!(
                 "push_handshake_rate_addresses {MAX_RATE_LIMITED_ADDRESSES}\n"
@@ -682,10 +751,39 @@ mod tests {
     }
 
     #[test]
+    fn an_update_applies_to_the_next_decision_and_closes_nothing() {
+        let limits = limits(ClientLimits {
+            max_connections: 2,
+            handshakes_per_ip_per_minute: 1,
+            ..ClientLimits::default()
+        });
+        let address = ip("198.51.100.9");
+        let _a = limits.admit(None).unwrap();
+        let _b = limits.admit(None).unwrap();
+        assert!(limits.allow_handshake(address));
+        assert!(!limits.allow_handshake(address));
+
+        limits.update(ClientLimits {
+            max_connections: 1,
+            handshakes_per_ip_per_minute: 2,
+            max_buffered_messages: 1,
+            ..ClientLimits::default()
+        });
+        assert_eq!(limits.total.load(Ordering::Relaxed), 2, "nothing closed");
+        assert_eq!(limits.admit(None).unwrap_err(), Refusal::TooManyConnections);
+        assert!(limits.allow_handshake(address), "a new budget, a new table");
+        assert_eq!(
+            limits.settings().max_buffered_messages,
+            ClientLimits::default().max_buffered_messages,
+            "fixed at start"
+        );
+    }
+
+    #[test]
     fn event_budget_runs_out() {
-        let budget = EventBudget::new(3);
-        assert!((0..3).all(|_| budget.spend() == Spent::Within));
-        assert_eq!(budget.spend(), Spent::JustExceeded);
-        assert_eq!(budget.spend(), Spent::AlreadyExceeded);
+        let budget = EventBudget::new();
+        assert!((0..3).all(|_| budget.spend(3) == Spent::Within));
+        assert_eq!(budget.spend(3), Spent::JustExceeded);
+        assert_eq!(budget.spend(3), Spent::AlreadyExceeded);
     }
 }

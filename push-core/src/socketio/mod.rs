@@ -13,6 +13,7 @@ mod connect;
 mod limits;
 mod log_throttle;
 mod origin;
+mod refusal;
 mod request_head;
 mod resume;
 
@@ -24,11 +25,13 @@ use socketioxide::extract::TryData;
 use socketioxide::handler::ConnectHandler;
 use socketioxide::{ProtocolVersion, SocketIo, TransportType};
 
+pub use self::client_address::ForwardingProblem;
 pub use self::client_script::{ClientScript, ClientScriptError, serve_client_script};
 pub use self::limits::{ConnectionLimits, guard_handshake_rate};
 pub use self::origin::{OriginPolicy, cors_layer, guard_origin};
+pub use self::refusal::Refusal;
 pub use self::request_head::detach_request_head;
-use crate::auth::Authenticator;
+use crate::auth::CurrentAuthenticator;
 use crate::cluster::{Cluster, Io, Layer, NodeAdapter, Socket};
 use crate::metrics::{Census, Metrics, NamespaceCensus};
 use crate::recovery::Recovery;
@@ -48,7 +51,7 @@ const WS_READ_BUFFER_BYTES: usize = 512;
 /// Builds the socket.io server with every configured namespace.
 pub fn build(
     namespaces: &[String],
-    authenticator: Option<Arc<Authenticator>>,
+    authenticator: Arc<CurrentAuthenticator>,
     limits: Arc<ConnectionLimits>,
     metrics: Arc<Metrics>,
     recovery: Option<Arc<Recovery>>,

@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use axum::extract::{Request, State};
 use axum::http::header::{CONTENT_TYPE, ORIGIN};
 use axum::http::{HeaderValue, Method, StatusCode};
@@ -20,28 +21,38 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::metrics::{Metrics, Refusal};
+use super::Refusal;
+use crate::metrics::Metrics;
 
-/// The configured allow-list; empty allows every origin.
+/// The configured allow-list; empty allows every origin. Clones share
+/// one list, which a reload replaces ([`OriginPolicy::set`]): the guard
+/// and the CORS layer read it at each request.
 #[derive(Debug, Clone)]
 pub struct OriginPolicy {
-    allowed: Arc<Vec<String>>,
+    allowed: Arc<ArcSwap<Vec<String>>>,
     metrics: Arc<Metrics>,
 }
 
 impl OriginPolicy {
     pub fn new(allowed: Vec<String>, metrics: Arc<Metrics>) -> Self {
         Self {
-            allowed: Arc::new(allowed),
+            allowed: Arc::new(ArcSwap::from_pointee(allowed)),
             metrics,
         }
     }
 
+    /// Allows `allowed` from the next request on. Connections already
+    /// open stay: the Origin is checked when a connection opens.
+    pub fn set(&self, allowed: Vec<String>) {
+        self.allowed.store(Arc::new(allowed));
+    }
+
     fn allows(&self, origin: &HeaderValue) -> bool {
-        self.allowed.is_empty()
+        let allowed = self.allowed.load();
+        allowed.is_empty()
             || origin
                 .to_str()
-                .is_ok_and(|origin| self.allowed.iter().any(|a| a == origin))
+                .is_ok_and(|origin| allowed.iter().any(|a| a == origin))
     }
 }
 

@@ -171,7 +171,8 @@ export async function startDaemon({ args = [], env = {}, socketPath, dir, logLev
     const port = await freePort();
     const child = spawn(
       binary,
-      ['serve', '--listen', `127.0.0.1:${port}`, '--socket', socketPath, '--log-level', logLevel, ...args],
+      // logLevel null leaves the level to the config file or the environment.
+      ['serve', '--listen', `127.0.0.1:${port}`, '--socket', socketPath, ...(logLevel === null ? [] : ['--log-level', logLevel]), ...args],
       { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const daemon = new Daemon({ child, port, socketPath, dir, ownsDir });

@@ -11,7 +11,10 @@ use std::process::ExitCode;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
 use push_core::config::{Config, ConfigError, LogFormat};
-use tracing_subscriber::EnvFilter;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _, fmt, reload};
 
 use crate::settings::ServeArgs;
 
@@ -77,7 +80,7 @@ fn check_config(args: ServeArgs) -> ExitCode {
 
 fn serve(args: ServeArgs) -> ExitCode {
     let print_only = args.print_config;
-    let config = match args.resolve() {
+    let config = match args.clone().resolve() {
         Ok(config) => config,
         Err(error) => {
             eprintln!("push-core: {error}");
@@ -88,7 +91,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         print!("{}", settings::printable(&config));
         return ExitCode::SUCCESS;
     }
-    init_logging(&config);
+    let log_level = init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -99,10 +102,16 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(push_core::serve(
-        config,
-        push_core::shutdown::signal_received(),
-    )) {
+    let served = runtime.block_on(async {
+        let (send, configs) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(reload_on_sighup(args, send));
+        let reloads = push_core::Reloads {
+            configs,
+            log_level: Some(log_level),
+        };
+        push_core::serve_with_reloads(config, push_core::shutdown::signal_received(), reloads).await
+    });
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error}");
@@ -137,15 +146,49 @@ fn refuse_arguments(error: clap::Error) -> ExitCode {
     }
 }
 
-fn init_logging(config: &Config) {
+/// At each SIGHUP, reads the settings again from the same places as at
+/// start (the file named then, the environment, the flags given then) and
+/// hands them to the daemon, which applies what it can live.
+async fn reload_on_sighup(
+    args: ServeArgs,
+    reloads: tokio::sync::mpsc::Sender<Result<Config, String>>,
+) {
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGHUP; reloading the configuration needs a restart");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP received, reloading the configuration");
+        let config = args.clone().resolve().map_err(|error| error.to_string());
+        if reloads.send(config).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Sets up logging with the level behind a reload layer, and returns the
+/// hook a configuration reload changes the level with.
+fn init_logging(config: &Config) -> push_core::LogLevelHook {
     // The level was checked when the config was resolved.
     let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let (filter, handle) = reload::Layer::new(filter);
+    let output = fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    match config.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let output = match config.log_format {
+        LogFormat::Text => output.boxed(),
+        LogFormat::Json => output.json().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(output)
+        .init();
+    Box::new(move |level: &str| {
+        let filter = EnvFilter::try_new(level)
+            .map_err(|error| format!("{level:?} is not a level or filter ({error})"))?;
+        handle.reload(filter).map_err(|error| error.to_string())
+    })
 }

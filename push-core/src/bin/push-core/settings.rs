@@ -31,7 +31,7 @@ use thiserror::Error;
 
 /// Flags of `push-core serve`. Each is optional, so that a flag left out
 /// leaves the key to the environment, the file or the default.
-#[derive(Debug, Default, Args, Serialize)]
+#[derive(Debug, Default, Clone, Args, Serialize)]
 pub struct ServeArgs {
     /// TOML file with any of the settings below (keys as in
     /// docs/configuration.md, e.g. `auth_url = "..."`).
@@ -44,9 +44,16 @@ pub struct ServeArgs {
     #[serde(skip)]
     pub print_config: bool,
 
-    /// Address for socket.io, /healthz and /metrics [default: 127.0.0.1:3000]
+    /// Address for socket.io, /healthz, /readyz, and /metrics unless
+    /// --admin-listen is set [default: 127.0.0.1:3000]
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     listen: Option<SocketAddr>,
+
+    /// Address of an admin listener serving only /metrics, /healthz and
+    /// /readyz, e.g. 127.0.0.1:9464; when set, /metrics leaves --listen.
+    /// Unset: no admin listener
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    admin_listen: Option<SocketAddr>,
 
     /// A socket.io namespace to serve besides `/`; repeat for more
     /// (comma-separated in the environment)
