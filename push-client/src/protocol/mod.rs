@@ -50,3 +50,22 @@ pub const DEFAULT_MAX_FRAME_SIZE: u32 = 1024 * 1024;
 /// `/run` is the conventional place for runtime sockets; the systemd unit
 /// creates `push-core/` there with `RuntimeDirectory=`.
 pub const DEFAULT_SOCKET_PATH: &str = "/run/push-core/push.sock";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mismatch_names_the_side_to_upgrade() {
+        let older_client = version_mismatch_message(2, 1);
+        assert!(
+            older_client.contains("older than this push-core's 2: upgrade the client"),
+            "{older_client}"
+        );
+        let newer_client = version_mismatch_message(1, 2);
+        assert!(
+            newer_client.contains("newer than this push-core's 1: upgrade push-core"),
+            "{newer_client}"
+        );
+    }
+}
