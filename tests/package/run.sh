@@ -118,6 +118,10 @@ unit=$(dpkg -L push-core | grep '/systemd/system/push-core.service$')
 exec_start_pre=$(sed -n 's/^ExecStartPre=//p' "$unit")
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
 [[ $(sed -n 's/^User=//p' "$unit") == push-core ]] || fail "the unit does not run as push-core"
+if command -v systemd-analyze > /dev/null; then
+  systemd-analyze verify "$unit" > "$scratch/verify.log" 2>&1 || fail "systemd-analyze verify: $(cat "$scratch/verify.log")"
+  [[ -s $scratch/verify.log ]] && fail "systemd-analyze verify warns: $(cat "$scratch/verify.log")"
+fi
 # Browsers connect on a free port: another daemon on this machine may have
 # the default one. The EnvironmentFile is where an admin would say so.
 port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});')
