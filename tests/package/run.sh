@@ -13,7 +13,9 @@
 # 4. php, as www-data, publishes through the installed extension, and a real
 #    socket.io client receives it; the packaged 2.x bundle is served at
 #    /socket.io/socket.io.js;
-# 5. dpkg --purge removes both, and nothing is left: no file of either
+# 5. installing them again (an upgrade) keeps a changed conffile, and the
+#    restarted daemon reads its recovery journal back (the same offset);
+# 6. dpkg --purge removes both, and nothing is left: no file of either
 #    package, no /etc/push-core, /var/lib/push-core or /run/push-core, no
 #    push-core user or group, no push.ini link in PHP's conf.d.
 # A trap stops the daemon and purges the packages whatever fails, so that
@@ -125,26 +127,40 @@ fi
 # Browsers connect on a free port: another daemon on this machine may have
 # the default one. The EnvironmentFile is where an admin would say so.
 port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});')
-if [[ -d /run/systemd/system ]]; then
-  echo "PUSH_CORE_LISTEN=127.0.0.1:$port" >> /etc/push-core/push-core.env
-  systemctl restart push-core
-  systemctl is-active --quiet push-core || fail "the service is not active"
-else
-  # What systemd does for the unit: RuntimeDirectory=, the EnvironmentFile,
-  # then ExecStartPre and ExecStart as User=/Group= with no new privileges.
-  install -d -o push-core -g push-core -m 0750 /run/push-core
-  mapfile -t service_env < <(grep -E '^[A-Z_]+=' /etc/push-core/push-core.env || true)
-  limit=$(sed -n 's/^LimitNOFILE=//p' "$unit")
-  ulimit -n "$limit" 2> /dev/null || echo "note: this machine caps open files at $(ulimit -Hn), below the unit's LimitNOFILE=$limit"
-  as_service=(env "${service_env[@]}" PUSH_CORE_LISTEN="127.0.0.1:$port" setpriv --reuid=push-core --regid=push-core --init-groups --no-new-privs --)
-  # shellcheck disable=SC2086 # the unit's command lines, split as systemd splits them
-  "${as_service[@]}" $exec_start_pre > /dev/null || fail "ExecStartPre (check-config) refused the packaged config"
-  # shellcheck disable=SC2086
-  "${as_service[@]}" $exec_start > "$scratch/daemon.log" 2>&1 &
-  daemon_pid=$!
-fi
-wait_for "the publish socket" test -S /run/push-core/push.sock
-wait_for "/healthz" curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz"
+# Starts the service: with systemd where it runs, else as systemd would run
+# the unit: RuntimeDirectory=, LimitNOFILE=, the EnvironmentFile, then
+# ExecStartPre and ExecStart as User=/Group= with no new privileges.
+start_service() {
+  if [[ -d /run/systemd/system ]]; then
+    systemctl restart push-core
+    systemctl is-active --quiet push-core || fail "the service is not active"
+  else
+    install -d -o push-core -g push-core -m 0750 /run/push-core
+    local service_env limit as_service
+    mapfile -t service_env < <(grep -E '^[A-Z_]+=' /etc/push-core/push-core.env || true)
+    limit=$(sed -n 's/^LimitNOFILE=//p' "$unit")
+    ulimit -n "$limit" 2> /dev/null || echo "note: this machine caps open files at $(ulimit -Hn), below the unit's LimitNOFILE=$limit"
+    as_service=(env "${service_env[@]}" PUSH_CORE_LISTEN="127.0.0.1:$port" setpriv --reuid=push-core --regid=push-core --init-groups --no-new-privs --)
+    # shellcheck disable=SC2086 # the unit's command lines, split as systemd splits them
+    "${as_service[@]}" $exec_start_pre > /dev/null || fail "ExecStartPre (check-config) refused the packaged config"
+    # shellcheck disable=SC2086
+    "${as_service[@]}" $exec_start >> "$scratch/daemon.log" 2>&1 &
+    daemon_pid=$!
+  fi
+  wait_for "the publish socket" test -S /run/push-core/push.sock
+  wait_for "/healthz" curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz"
+}
+stop_service() {
+  if [[ -d /run/systemd/system ]]; then
+    systemctl stop push-core
+  elif [[ -n $daemon_pid ]]; then
+    kill -TERM "$daemon_pid"
+    wait "$daemon_pid" || fail "the daemon did not stop cleanly"
+    daemon_pid=
+  fi
+}
+[[ -d /run/systemd/system ]] && echo "PUSH_CORE_LISTEN=127.0.0.1:$port" >> /etc/push-core/push-core.env
+start_service
 [[ $(stat -c %U:%G:%a /run/push-core/push.sock) == push-core:push-core:660 ]] || fail "the socket is $(stat -c %U:%G:%a /run/push-core/push.sock)"
 curl -fsS "http://127.0.0.1:$port/socket.io/socket.io.js" | cmp -s - /usr/share/push-core/socket.io-2.5.0.js ||
   fail "/socket.io/socket.io.js is not the packaged 2.x bundle"
@@ -174,12 +190,19 @@ exec 3>&-
 wait "$receiver_pid" || true
 receiver_pid=
 
+step "upgrade: a changed conffile is kept, and the journal carries the offset across the restart"
+offset_before=$(push-core position)
+echo '# changed by the admin' >> /etc/push-core/push-core.toml
+stop_service # without systemd, dpkg cannot restart what it did not start
+dpkg -i "$daemon_deb" "$php_deb"
+start_service
+grep -x '# changed by the admin' /etc/push-core/push-core.toml > /dev/null || fail "the upgrade replaced the changed push-core.toml"
+offset_after=$(push-core position)
+[[ $offset_after == "$offset_before" ]] ||
+  fail "the offset went from $offset_before to $offset_after across the restart: the journal in /var/lib/push-core was not read back"
+
 step "stop, then dpkg --purge"
-if [[ -n $daemon_pid ]]; then
-  kill -TERM "$daemon_pid"
-  wait "$daemon_pid" || fail "the daemon did not stop cleanly"
-  daemon_pid=
-fi
+stop_service
 dpkg --purge php8.2-push push-core
 
 step "nothing is left"
