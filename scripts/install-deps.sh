@@ -13,7 +13,7 @@ packages=(
   php8.2-cli php8.2-dev php8.2-fpm php8.2-curl php8.2-redis php8.2-mbstring php8.2-xml
   libclang1-14 libclang-common-14-dev
   phpunit redis-server nodejs npm chromium
-  dpkg-dev
+  dpkg-dev adduser
 )
 missing=()
 for package in "${packages[@]}"; do

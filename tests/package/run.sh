@@ -63,6 +63,14 @@ fail() {
   echo "FAILED: $*" >&2
   exit 1
 }
+# GET url into a file; fails unless the answer is 2xx (node: curl may be
+# missing on a fresh machine).
+http_get() {
+  node -e '
+    fetch(process.argv[1])
+      .then(async (r) => { require("fs").writeFileSync(process.argv[2], Buffer.from(await r.arrayBuffer())); process.exit(r.ok ? 0 : 1); })
+      .catch(() => process.exit(1));' "$1" "$2"
+}
 # Waits up to 20 s for a command to succeed.
 wait_for() {
   local what=$1
@@ -148,7 +156,7 @@ start_service() {
     daemon_pid=$!
   fi
   wait_for "the publish socket" test -S /run/push-core/push.sock
-  wait_for "/healthz" curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz"
+  wait_for "/healthz" http_get "http://127.0.0.1:$port/healthz" /dev/null
 }
 stop_service() {
   if [[ -d /run/systemd/system ]]; then
@@ -162,8 +170,8 @@ stop_service() {
 [[ -d /run/systemd/system ]] && echo "PUSH_CORE_LISTEN=127.0.0.1:$port" >> /etc/push-core/push-core.env
 start_service
 [[ $(stat -c %U:%G:%a /run/push-core/push.sock) == push-core:push-core:660 ]] || fail "the socket is $(stat -c %U:%G:%a /run/push-core/push.sock)"
-curl -fsS "http://127.0.0.1:$port/socket.io/socket.io.js" | cmp -s - /usr/share/push-core/socket.io-2.5.0.js ||
-  fail "/socket.io/socket.io.js is not the packaged 2.x bundle"
+http_get "http://127.0.0.1:$port/socket.io/socket.io.js" "$scratch/served.js" || fail "GET /socket.io/socket.io.js failed"
+cmp -s "$scratch/served.js" /usr/share/push-core/socket.io-2.5.0.js || fail "/socket.io/socket.io.js is not the packaged 2.x bundle"
 
 step "php as www-data publishes with the installed extension; a socket.io client receives it"
 # The receiver runs until its standard input closes: keep it open on a fifo.
