@@ -47,7 +47,11 @@ cleanup() {
   fi
   if [[ $status -ne 0 ]]; then
     echo "--- the daemon's log:"
-    cat "$scratch/daemon.log" 2> /dev/null || true
+    if [[ -d /run/systemd/system ]]; then
+      journalctl -u push-core --no-pager -n 50 || true
+    else
+      cat "$scratch/daemon.log" 2> /dev/null || true
+    fi
     echo "--- purging after the failure"
     dpkg --purge php8.2-push push-core > /dev/null 2>&1 || true
   fi
