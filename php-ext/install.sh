@@ -1,15 +1,20 @@
 #!/bin/sh
-# Builds the push extension and installs it into this machine's PHP.
+# Installs the push extension, already built, into this machine's PHP:
+# the way without Debian packages (those: scripts/package.sh).
 #
-#   php-ext/install.sh
+#   cargo build --release -p php-ext    # as yourself: builds target/release/libpush.so
+#   sudo php-ext/install.sh             # as root: installs it
 #
-# Run it as a user who may write to PHP's extension and config directories
-# (root), with cargo on the PATH. It:
-#   1. builds target/release/libpush.so;
+# Building and installing are separate steps: a build as root (through sudo,
+# cargo is not even on the PATH) would leave a target/ you can no longer
+# write to. This script never builds; it refuses when there is nothing built.
+# It:
+#   1. checks that target/release/libpush.so loads in that PHP (same PHP API);
 #   2. copies it to `php-config --extension-dir` as push.so;
-#   3. writes push.ini: on Debian/Ubuntu into /etc/php/<version>/mods-available
-#      and enables it for every SAPI (cli, fpm, ...) with phpenmod; elsewhere
-#      into the conf.d directory `php --ini` reports.
+#   3. installs php-ext/push.ini (every setting commented, with its default):
+#      on Debian/Ubuntu into /etc/php/<version>/mods-available, enabled for
+#      every SAPI (cli, fpm, ...) with phpenmod; elsewhere into the conf.d
+#      directory `php --ini` reports.
 # Restart php-fpm afterwards (e.g. `systemctl restart php8.2-fpm`).
 # php-ext/uninstall.sh undoes all of it. PHP_CONFIG selects another PHP
 # (default: php-config).
@@ -22,29 +27,26 @@ php=$("$php_config" --php-binary)
 version=$("$php_config" --version | cut -d. -f1,2)
 extension_dir=$("$php_config" --extension-dir)
 mods_available=/etc/php/$version/mods-available
+built="$root/target/release/libpush.so"
 
-(cd "$root" && cargo build --release -p php-ext)
-install -m 0644 "$root/target/release/libpush.so" "$extension_dir/push.so"
+if [ ! -f "$built" ]; then
+    echo "install.sh: $built is not built; build it as yourself (not root) first:" >&2
+    echo "  cargo build --release -p php-ext" >&2
+    echo "then run: sudo php-ext/install.sh" >&2
+    exit 1
+fi
+# PHP refuses a module built for another PHP API: find out now, not in php-fpm's log.
+if ! "$php" -n -d extension="$built" -r 'exit(extension_loaded("push") ? 0 : 1);'; then
+    echo "install.sh: $built does not load in $php (PHP $version); rebuild it with PHP_CONFIG=$php_config cargo build --release -p php-ext" >&2
+    exit 1
+fi
+
+install -m 0644 "$built" "$extension_dir/push.so"
 echo "installed $extension_dir/push.so"
 
-write_ini() {
-    cat > "$1" <<INI
-; The push extension: publish to push-core from PHP (see php-ext/push.stub.php).
-; priority=20
-extension=push.so
-
-; The daemon's publish socket.
-;push.socket = /run/push-core/push.sock
-; Connect and I/O timeout, in milliseconds.
-;push.timeout_ms = 1000
-; Keep the connection between requests (php-fpm).
-;push.persistent = 1
-INI
-    echo "wrote $1"
-}
-
 if [ -d "$mods_available" ] && command -v phpenmod > /dev/null; then
-    write_ini "$mods_available/push.ini"
+    install -m 0644 "$here/push.ini" "$mods_available/push.ini"
+    echo "wrote $mods_available/push.ini"
     phpenmod -v "$version" push
     echo "enabled for PHP $version (every SAPI) with phpenmod"
 else
@@ -53,7 +55,8 @@ else
         echo "this PHP scans no conf.d directory; add extension=push.so to your php.ini" >&2
         exit 1
     fi
-    write_ini "$conf_d/20-push.ini"
+    install -m 0644 "$here/push.ini" "$conf_d/20-push.ini"
+    echo "wrote $conf_d/20-push.ini"
 fi
 
 "$php" --ri push

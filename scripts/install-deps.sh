@@ -6,7 +6,8 @@
 # Prometheus parser that tests/integration/admin.test.mjs reads /metrics
 # with), the npm packages of the end-to-end tests and of the page helper's
 # tests (clients/js) and, where a nightly toolchain is
-# installed, cargo-fuzz.
+# installed, cargo-fuzz; and cargo-deb with dpkg-dev for the Debian packages
+# (scripts/package.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,7 @@ packages=(
   php8.2-cli php8.2-dev php8.2-fpm php8.2-curl php8.2-redis php8.2-mbstring php8.2-xml
   libclang1-14 libclang-common-14-dev
   phpunit redis-server nodejs npm chromium
-  python3-prometheus-client
+  python3-prometheus-client dpkg-dev adduser
 )
 missing=()
 for package in "${packages[@]}"; do
@@ -47,4 +48,12 @@ fi
 if rustup toolchain list 2>/dev/null | grep -q '^nightly' && ! cargo fuzz --version >/dev/null 2>&1; then
   echo "installing: cargo-fuzz"
   cargo install --locked cargo-fuzz || echo "warning: cargo-fuzz could not be installed; the fuzz suite will be skipped"
+fi
+
+# cargo-deb for scripts/package.sh, at the version the packaging was written
+# for; skipped when that version is installed.
+cargo_deb_version=3.8.0
+if ! cargo deb --version 2>/dev/null | grep -qxF "cargo-deb $cargo_deb_version"; then
+  echo "installing: cargo-deb $cargo_deb_version"
+  cargo install --locked cargo-deb --version "$cargo_deb_version"
 fi

@@ -2,7 +2,8 @@
 # Runs every test of the project: formatting and lints, the Rust unit and
 # property tests, a short fuzzing run of the publish decoder, the end-to-end
 # tests of the daemon with the real socket.io client, and the PHP suites
-# (extension, FFI, Yii component). Installs what is missing first. Exits
+# (extension, FFI, Yii component), and last the Debian packages, installed
+# and purged (as root). Installs what is missing first. Exits
 # non-zero if any suite failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +51,9 @@ for runner in tests/php/run.sh tests/yii/run.sh tests/browser/run.sh; do
     suite "$runner" runner_unusable "$runner"
   fi
 done
+# Last: it installs the Debian packages on this machine (as root, as CI
+# runs) and purges them again, even when it fails.
+suite "Debian packages (tests/package/run.sh)" tests/package/run.sh
 
 echo
 if ((failed)); then

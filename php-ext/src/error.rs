@@ -64,9 +64,10 @@ impl From<ClientError> for PushError {
                 "; position() needs missed-message recovery: start push-core with --recovery-window above 0 (the default is 2m), or render the page without an offset"
                     .to_owned()
             }
-            ErrorKind::VersionMismatch => format!(
-                "; this extension speaks protocol version {PROTOCOL_VERSION}: install the push extension that matches the daemon"
-            ),
+            // The daemon's message says which side to upgrade.
+            ErrorKind::VersionMismatch => {
+                format!("; the PHP client speaks publish protocol {PROTOCOL_VERSION}")
+            }
             _ => String::new(),
         };
         Self::new(kind, format!("{error}{advice}"))

@@ -22,5 +22,5 @@ pub use client::{Client, ClientError, ClientOptions, PipelinedReply};
 pub use error_kind::ErrorKind;
 pub use protocol::{
     DEFAULT_MAX_FRAME_SIZE, DEFAULT_SOCKET_PATH, ErrorCode, PROTOCOL_VERSION, Publish, Reply,
-    Request, Target,
+    Request, Target, version_mismatch_message,
 };

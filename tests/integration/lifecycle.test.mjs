@@ -11,7 +11,7 @@ import { afterEach, describe, test } from 'node:test';
 import { cookieFor, startAuthBackend } from './support/auth-backend.mjs';
 import { ClientPool } from './support/clients.mjs';
 import { freePort, runBinary, startDaemon, tempDir } from './support/daemon.mjs';
-import { RawConnection, request, sendOk } from './support/publish.mjs';
+import { ErrorCode, Kind, RawConnection, request, sendOk } from './support/publish.mjs';
 
 const isSocket = (file) => {
   try {
@@ -333,6 +333,94 @@ describe('configuration that cannot be used', () => {
     const bad = await runBinary(['check-config', '--max-frame-size', '12']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /invalid value for max_frame_size/);
+  });
+
+  // check-config runs serve's checks: one bad value of every setting, each
+  // named. The list must cover every key config-template lists, so a new
+  // setting without a case here fails this test.
+  const BAD_VALUE_OF_EVERY_KEY = {
+    listen: 'nowhere',
+    namespaces: 'chat',
+    allowed_origins: 'app.example',
+    socket: '',
+    socket_mode: '0666',
+    allow_world_writable_socket: 'maybe',
+    socket_group: 'no-such-group-here',
+    publisher_uids: 'root',
+    publisher_gids: 'wheel',
+    max_frame_size: '12',
+    max_publishers: '0',
+    http_publish_token: 'short',
+    auth_url: 'ftp://example.com/auth',
+    auth_required: 'maybe',
+    auth_timeout: 'soon',
+    auth_cache_ttl: '2days',
+    auth_cache_size: '-1',
+    auth_max_concurrency: '0',
+    max_connections: 'lots',
+    max_connections_per_ip: '-5',
+    handshakes_per_ip_per_minute: '99999999999',
+    max_client_packet: '10',
+    client_events_per_minute: 'often',
+    max_rooms_per_connection: '1.5',
+    max_buffered_messages: '0',
+    trusted_proxies: 'proxy.example',
+    client_script: '/nonexistent/socket.io.js',
+    recovery_window: 'forever',
+    recovery_max_messages: 'many',
+    recovery_max_memory: '1 lots',
+    recovery_max_replay: '-1',
+    state_dir: '',
+    adapter: 'postgres',
+    redis_url: 'http://127.0.0.1:6379',
+    node_id: 'node one',
+    redis_prefix: 'a#b',
+    cluster_wait: 'soon',
+    admin_listen: 'nowhere',
+    log_format: 'xml',
+    log_level: 'push_core=loud',
+  };
+
+  test('check-config refuses a bad value of every setting with exit 2, naming the key, its flag and its variable', async () => {
+    const template = await runBinary(['config-template']);
+    assert.equal(template.code, 0, template.stderr);
+    const keys = [...template.stdout.matchAll(/^#([a-z_]+) = /gm)].map((m) => m[1]);
+    assert.deepEqual(Object.keys(BAD_VALUE_OF_EVERY_KEY).sort(), [...keys].sort());
+    for (const [key, value] of Object.entries(BAD_VALUE_OF_EVERY_KEY)) {
+      const variable = `PUSH_CORE_${key.toUpperCase()}`;
+      const result = await runBinary(['check-config'], { env: { [variable]: value } });
+      assert.equal(result.code, 2, `${variable}=${value}: ${result.stderr}`);
+      assert.equal(result.stdout, '', key);
+      assert.match(result.stderr, new RegExp(`^push-core: invalid value for ${key} \\(--[a-z-]+ / ${variable}\\): .+\n$`), `${variable}=${value}`);
+    }
+  });
+
+  test('push-core --version shows the publish protocol version the daemon announces in HELLO', async () => {
+    const result = await runBinary(['--version']);
+    assert.equal(result.code, 0, result.stderr);
+    const [, version] = result.stdout.match(/^push-core \d+\.\d+\.\d+ \(publish protocol (\d+)\)\n$/) ?? [];
+    assert.ok(version, result.stdout);
+    const daemon = await daemonFor();
+    const connection = await RawConnection.open(daemon.socketPath);
+    later(() => connection.destroy());
+    const hello = await connection.call(request.hello(1, Number(version)));
+    assert.equal(hello.kind, Kind.HELLO_REPLY);
+    assert.equal(hello.version, Number(version));
+  });
+
+  test('a HELLO of another version is told which side to upgrade', async () => {
+    const daemon = await daemonFor();
+    const cases = [
+      { version: 0, says: /^the client speaks publish protocol 0, older than this push-core's \d+: upgrade the client/ },
+      { version: 0xffff, says: /^the client speaks publish protocol 65535, newer than this push-core's \d+: upgrade push-core/ },
+    ];
+    for (const { version, says } of cases) {
+      const connection = await RawConnection.open(daemon.socketPath);
+      later(() => connection.destroy());
+      const reply = await connection.call(request.hello(1, version));
+      assert.equal(reply.code, ErrorCode.UNSUPPORTED_VERSION);
+      assert.match(reply.message, says);
+    }
   });
 
   test('the listen port is not bound when the configuration is bad', async () => {

@@ -198,6 +198,37 @@ final class ErrorTest extends PushTestCase
     }
 
     /** Runs `$call`, which must throw PushException with `$code`, within the timeout. */
+    /**
+     * A daemon of another protocol version refuses the HELLO, and the
+     * message says which side to upgrade. The debug daemon speaks the
+     * version PUSH_CORE_TEST_PROTOCOL_VERSION names (release builds ignore
+     * it), as an older or a newer release would.
+     */
+    public function testAVersionMismatchSaysWhichSideToUpgrade(): void
+    {
+        $ours = (int) self::protocolVersionShownByRi();
+        foreach ([
+            'newer daemon' => [$ours + 1, "the client speaks publish protocol {$ours}, older than this push-core's " . ($ours + 1) . ': upgrade the client'],
+            'older daemon' => [$ours - 1, "the client speaks publish protocol {$ours}, newer than this push-core's " . ($ours - 1) . ': upgrade push-core'],
+        ] as $case => [$daemonVersion, $says]) {
+            $daemon = $this->startDaemon(env: ['PUSH_CORE_TEST_PROTOCOL_VERSION' => (string) $daemonVersion]);
+            $e = $this->expectFailure(PushException::VERSION_MISMATCH, fn () => (new PushClient($daemon->socket, '/ns'))->sendMsg('e', 1), $case);
+            self::assertStringContainsString($says, $e->getMessage(), $case);
+            self::assertStringEndsWith("; the PHP client speaks publish protocol {$ours}", $e->getMessage(), $case);
+            $daemon->stop();
+        }
+    }
+
+    /** The protocol version `php --ri push` shows, as an operator reads it. */
+    private static function protocolVersionShownByRi(): string
+    {
+        ob_start();
+        (new \ReflectionExtension('push'))->info();
+        $info = (string) ob_get_clean();
+        self::assertSame(1, preg_match('/^protocol version => (\d+)$/m', $info, $m), $info);
+        return $m[1];
+    }
+
     private function expectFailure(int $code, callable $call, string $case = ''): PushException
     {
         $started = microtime(true);

@@ -37,6 +37,28 @@ final class ExtensionTest extends TestCase
         self::assertSame('/run/push-core/push.sock 1000 1', $values);
     }
 
+    /**
+     * The push.ini that the package and install.sh ship lists every
+     * setting the extension registers, commented out with its default,
+     * after a comment saying what it does.
+     */
+    public function testTheShippedIniListsEverySettingWithItsDefault(): void
+    {
+        [, $json] = Php::run(['-n', '-r', 'echo json_encode(ini_get_all("push"));']);
+        $settings = json_decode($json, true, flags: JSON_THROW_ON_ERROR);
+        $ini = (string) file_get_contents(\dirname(__DIR__, 2) . '/php-ext/push.ini');
+
+        self::assertNotEmpty($settings);
+        foreach ($settings as $name => $entry) {
+            self::assertMatchesRegularExpression(
+                '/^; \S.*\n;' . preg_quote($name, '/') . ' = ' . preg_quote((string) $entry['global_value'], '/') . '$/m',
+                $ini,
+                "push.ini should list $name with its default",
+            );
+        }
+        self::assertMatchesRegularExpression('/^extension=push\.so$/m', $ini);
+    }
+
     public function testTheSocketSettingIsWhereAClientWithoutASocketConnects(): void
     {
         $socket = sys_get_temp_dir() . '/push-from-ini-' . bin2hex(random_bytes(4)) . '.sock';

@@ -22,6 +22,19 @@ if [[ ! -d tests/node_modules/socket.io-client ]]; then
   (cd tests && npm ci --silent)
 fi
 
+# PHP's own conf.d, minus an installed push.ini (php8.2-push, or
+# php-ext/install.sh): the suites load the extension just built.
+scan_dir=$(mktemp -d)
+trap 'rm -rf "$scan_dir"' EXIT
+conf_d=$(php --ini | sed -n 's/^Scan for additional .ini files in: //p')
+for ini in "$conf_d"/*.ini; do
+  case "$ini" in
+    *push.ini) ;;
+    *) [[ -e $ini ]] && ln -s "$ini" "$scan_dir/" ;;
+  esac
+done
+export PHP_INI_SCAN_DIR="$scan_dir"
+
 php_args=(-d ffi.enable=1 -d zend.assertions=1)
 if [[ -f target/debug/libpush.so ]]; then
   php_args+=(-d "extension=$root/target/debug/libpush.so")

@@ -24,6 +24,21 @@ pub use wire::DecodeError;
 /// version it does not speak, so any incompatible change bumps this number.
 pub const PROTOCOL_VERSION: u16 = 1;
 
+/// What a daemon speaking `daemon` answers a HELLO asking for `client`:
+/// which side is older, so that the reader upgrades the right one. Written
+/// here, next to the version, so that every daemon words it the same way.
+pub fn version_mismatch_message(daemon: u16, client: u16) -> String {
+    if client < daemon {
+        format!(
+            "the client speaks publish protocol {client}, older than this push-core's {daemon}: upgrade the client (the PHP extension, push-client, the Yii component) to a release that speaks protocol {daemon}"
+        )
+    } else {
+        format!(
+            "the client speaks publish protocol {client}, newer than this push-core's {daemon}: upgrade push-core to a release that speaks protocol {client} (`push-core --version` shows it)"
+        )
+    }
+}
+
 /// The largest frame body a daemon accepts unless configured otherwise.
 ///
 /// One MiB holds any realistic notification payload while keeping a single
@@ -35,3 +50,22 @@ pub const DEFAULT_MAX_FRAME_SIZE: u32 = 1024 * 1024;
 /// `/run` is the conventional place for runtime sockets; the systemd unit
 /// creates `push-core/` there with `RuntimeDirectory=`.
 pub const DEFAULT_SOCKET_PATH: &str = "/run/push-core/push.sock";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mismatch_names_the_side_to_upgrade() {
+        let older_client = version_mismatch_message(2, 1);
+        assert!(
+            older_client.contains("older than this push-core's 2: upgrade the client"),
+            "{older_client}"
+        );
+        let newer_client = version_mismatch_message(1, 2);
+        assert!(
+            newer_client.contains("newer than this push-core's 1: upgrade push-core"),
+            "{newer_client}"
+        );
+    }
+}

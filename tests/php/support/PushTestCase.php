@@ -22,10 +22,13 @@ abstract class PushTestCase extends TestCase
     private array $openedBrowsers = [];
     private int $markers = 0;
 
-    /** @param list<string> $extraArgs more `push-core serve` flags */
-    protected function startDaemon(array $extraArgs = []): Daemon
+    /**
+     * @param list<string> $extraArgs more `push-core serve` flags
+     * @param array<string, string> $env variables set for the daemon
+     */
+    protected function startDaemon(array $extraArgs = [], array $env = []): Daemon
     {
-        $this->daemon = new Daemon(['/ns', '/other'], AuthSite::url(), $extraArgs);
+        $this->daemon = new Daemon(['/ns', '/other'], AuthSite::url(), $extraArgs, $env);
         return $this->daemon;
     }
 

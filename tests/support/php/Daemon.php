@@ -19,11 +19,13 @@ final class Daemon
      * @param list<string> $namespaces served besides "/"
      * @param string|null $authUrl the site's auth endpoint (--auth-url)
      * @param list<string> $extraArgs more `push-core serve` flags
+     * @param array<string, string> $env variables set for the daemon
      */
     public function __construct(
         private readonly array $namespaces,
         private readonly ?string $authUrl = null,
         private readonly array $extraArgs = [],
+        private readonly array $env = [],
     ) {
         $dir = Net::tempDir('push-test-daemon-');
         $this->socket = "{$dir}/push.sock";
@@ -58,7 +60,7 @@ final class Daemon
             array_push($command, '--auth-url', $this->authUrl);
         }
         $command = array_merge($command, $this->extraArgs);
-        $this->process = new Process($command, \dirname($this->socket) . '/daemon.log', env: self::cleanEnv());
+        $this->process = new Process($command, \dirname($this->socket) . '/daemon.log', env: array_merge(self::cleanEnv(), $this->env));
         Net::waitForPort($this->port, $this->process);
         Net::waitUntil(fn (): bool => Net::unixSocketListening($this->socket), 'the publish socket to listen', $this->process);
     }

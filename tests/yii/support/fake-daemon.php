@@ -79,7 +79,7 @@ while (true) {
 
             if ($kind === 0x01) {
                 if ($mode === 'old-version') {
-                    fwrite($stream, frame(0xff, $id, pack('n', 3) . str16('this daemon speaks protocol version 2, the client asked for 1; install matching versions of push-core and its client')));
+                    fwrite($stream, frame(0xff, $id, pack('n', 3) . str16('the client speaks publish protocol 1, older than this push-core\'s 2: upgrade the client (the PHP extension, push-client, the Yii component) to a release that speaks protocol 2')));
                     fclose($stream);
                     unset($clients[$key]);
                     continue 2;

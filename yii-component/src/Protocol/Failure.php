@@ -77,7 +77,8 @@ final class Failure extends \RuntimeException
         $advice = match ($this->getCode()) {
             PushException::UNKNOWN_NAMESPACE => "; give PushClient's constructor, setNamespace() or position() a namespace the daemon serves",
             PushException::RECOVERY_OFF => '; position() needs missed-message recovery: start push-core with --recovery-window above 0 (the default is 2m), or render the page without an offset',
-            PushException::VERSION_MISMATCH => '; this extension speaks protocol version ' . Frame::PROTOCOL_VERSION . ': install the push extension that matches the daemon',
+            // The daemon's message says which side to upgrade.
+            PushException::VERSION_MISMATCH => '; the PHP client speaks publish protocol ' . Frame::PROTOCOL_VERSION,
             default => '',
         };
         return new PushException($this->getMessage() . $advice, $this->getCode());

@@ -1,15 +1,19 @@
-//! The `push-core` command: the daemon (`serve`) and small tools that talk
-//! to a running daemon over its publish socket (`send`, `stats`, `online`,
+//! The `push-core` command: the daemon (`serve`), its settings
+//! (`check-config`, `config-template`) and small tools that talk to a
+//! running daemon over its publish socket (`send`, `stats`, `online`,
 //! `position`).
 
+mod default_socket;
 mod settings;
+mod template;
 mod tools;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::LazyLock;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use push_core::config::{Config, ConfigError, LogFormat};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -18,10 +22,20 @@ use tracing_subscriber::{EnvFilter, Layer as _, fmt, reload};
 
 use crate::settings::ServeArgs;
 
+/// `push-core --version`: the release, and the publish protocol version it
+/// speaks, which the PHP extension's must equal (`php --ri push` shows it).
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} (publish protocol {})",
+        env!("CARGO_PKG_VERSION"),
+        push_client::PROTOCOL_VERSION
+    )
+});
+
 #[derive(Parser)]
 #[command(
     name = "push-core",
-    version,
+    version = VERSION.as_str(),
     about = "Real-time push for PHP sites: a socket.io server fed over a Unix socket."
 )]
 struct Cli {
@@ -36,6 +50,9 @@ enum Command {
     /// Check the settings serve would use (flags, PUSH_CORE_*, the file)
     /// and print them, secrets hidden; exit 2 naming a bad one.
     CheckConfig(Box<ServeArgs>),
+    /// Print a config file with every setting commented out with its
+    /// default and what it does; settings given as flags are written set.
+    ConfigTemplate(Box<ServeArgs>),
     /// Publish one message, print how many connections it reached.
     Send(tools::SendArgs),
     /// Print the daemon's counters as JSON.
@@ -58,6 +75,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(*args),
         Command::CheckConfig(args) => check_config(*args),
+        Command::ConfigTemplate(args) => {
+            let serve_flags = ServeArgs::augment_args(clap::Command::new("serve"));
+            print!("{}", template::render(&args, &serve_flags));
+            ExitCode::SUCCESS
+        }
         Command::Send(args) => tools::report(tools::send(args)),
         Command::Stats(args) => tools::report(tools::stats(args)),
         Command::Online(args) => tools::report(tools::online(args)),
@@ -90,6 +112,10 @@ fn serve(args: ServeArgs) -> ExitCode {
     if print_only {
         print!("{}", settings::printable(&config));
         return ExitCode::SUCCESS;
+    }
+    if let Err(error) = default_socket::secure_parent(&config.socket) {
+        eprintln!("push-core: cannot use the publish socket's directory: {error}");
+        return ExitCode::FAILURE;
     }
     let log_level = init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -29,6 +29,8 @@ use push_core::config::{
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::default_socket;
+
 /// Flags of `push-core serve`. Each is optional, so that a flag left out
 /// leaves the key to the environment, the file or the default.
 #[derive(Debug, Default, Clone, Args, Serialize)]
@@ -65,7 +67,9 @@ pub struct ServeArgs {
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<Origin>,
 
-    /// Unix socket the site publishes on [default: /run/push-core/push.sock]
+    /// Unix socket the site publishes on. Default: /run/push-core/push.sock
+    /// as root; for other users $XDG_RUNTIME_DIR/push-core/push.sock, or
+    /// /tmp/push-core-UID/push.sock without XDG_RUNTIME_DIR
     #[arg(long, value_name = "PATH", help_heading = "Publishing")]
     socket: Option<PathBuf>,
 
@@ -268,7 +272,9 @@ impl ServeArgs {
     /// Merges the defaults, the file, the environment and the flags, and
     /// checks every value.
     pub fn resolve(self) -> Result<Config, SettingsError> {
-        let mut builder = Config::builder();
+        // The socket's default depends on who runs the daemon; the tools
+        // apply the same rule (see `default_socket`).
+        let mut builder = Config::builder().set("socket", default_socket::for_this_user());
         if let Some(path) = &self.config {
             builder = builder.merge(Serialized::globals(read_file(path)?));
         }
@@ -288,6 +294,13 @@ impl ServeArgs {
             })?;
         check_log_level(&config.log_level)?;
         Ok(config)
+    }
+}
+
+impl ServeArgs {
+    /// The settings given as flags, as TOML values (for `config-template`).
+    pub fn given_as_toml(&self) -> toml::Table {
+        toml::Table::try_from(given(self)).unwrap_or_default()
     }
 }
 

@@ -3,18 +3,22 @@
 //! does.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use push_client::{Client, ClientOptions, DEFAULT_SOCKET_PATH, Publish, Target};
+use push_client::{Client, ClientError, ClientOptions, DEFAULT_SOCKET_PATH, Publish, Target};
+
+use crate::default_socket;
 
 #[derive(Args)]
 pub struct SocketArgs {
-    /// The daemon's publish socket
-    #[arg(long, env = "PUSH_CORE_SOCKET", default_value = DEFAULT_SOCKET_PATH)]
-    socket: PathBuf,
+    /// The daemon's publish socket [default: where `push-core serve` run by
+    /// this user puts it: /run/push-core/push.sock as root, otherwise
+    /// $XDG_RUNTIME_DIR/push-core/push.sock or /tmp/push-core-UID/push.sock]
+    #[arg(long, env = "PUSH_CORE_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
     /// Give up on an unresponsive daemon after this long
     #[arg(long, default_value = "2s", value_parser = push_core::config::values::duration::parse)]
     timeout: std::time::Duration,
@@ -71,12 +75,37 @@ pub fn report(result: Result<()>) -> ExitCode {
     }
 }
 
-fn client(args: &SocketArgs) -> Client {
-    Client::new(ClientOptions {
-        socket_path: args.socket.clone(),
-        timeout: args.timeout,
-        client_name: concat!("push-core-cli/", env!("CARGO_PKG_VERSION")).to_owned(),
-    })
+impl SocketArgs {
+    fn path(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(default_socket::for_this_user)
+    }
+
+    /// Runs `ask` on a client of the socket. A user who reached no daemon
+    /// at their own default, while the system daemon's socket exists, is
+    /// told how to reach that one.
+    fn ask<T>(&self, ask: impl FnOnce(&mut Client) -> Result<T, ClientError>) -> Result<T> {
+        let path = self.path();
+        let mut client = Client::new(ClientOptions {
+            socket_path: path.clone(),
+            timeout: self.timeout,
+            client_name: concat!("push-core-cli/", env!("CARGO_PKG_VERSION")).to_owned(),
+        });
+        let result = ask(&mut client);
+        let system_socket = Path::new(DEFAULT_SOCKET_PATH);
+        match result {
+            Err(error @ ClientError::Unreachable { .. })
+                if self.socket.is_none() && path != system_socket && system_socket.exists() =>
+            {
+                Err(error).context(format!(
+                    "no daemon of this user at {}; to reach the system daemon, pass --socket {DEFAULT_SOCKET_PATH}",
+                    path.display()
+                ))
+            }
+            other => Ok(other?),
+        }
+    }
 }
 
 pub fn send(args: SendArgs) -> Result<()> {
@@ -100,18 +129,20 @@ pub fn send(args: SendArgs) -> Result<()> {
         target,
         payload: data.trim().as_bytes(),
     };
-    let recipients = client(&args.socket).publish(&publish)?;
+    let recipients = args.socket.ask(|client| client.publish(&publish))?;
     println!("{recipients}");
     Ok(())
 }
 
 pub fn stats(args: SocketArgs) -> Result<()> {
-    println!("{}", client(&args).stats()?);
+    println!("{}", args.ask(Client::stats)?);
     Ok(())
 }
 
 pub fn online(args: OnlineArgs) -> Result<()> {
-    let connections = client(&args.socket).online(&args.namespace, &args.user)?;
+    let connections = args
+        .socket
+        .ask(|client| client.online(&args.namespace, &args.user))?;
     let answer = serde_json::json!({
         "namespace": args.namespace,
         "user": args.user,
@@ -125,6 +156,9 @@ pub fn online(args: OnlineArgs) -> Result<()> {
 /// Prints the offset alone on its line, so a script can capture it with
 /// `$(push-core position ...)`.
 pub fn position(args: PositionArgs) -> Result<()> {
-    println!("{}", client(&args.socket).position(&args.namespace)?);
+    println!(
+        "{}",
+        args.socket.ask(|client| client.position(&args.namespace))?
+    );
     Ok(())
 }

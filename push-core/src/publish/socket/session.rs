@@ -18,9 +18,31 @@ use std::task::{Context, Poll, Waker};
 
 use push_client::protocol::frame::FrameHeader;
 use push_client::protocol::wire::{DecodeError, Reader};
-use push_client::{ErrorCode, PROTOCOL_VERSION, Reply, Request};
+use push_client::{ErrorCode, PROTOCOL_VERSION, Reply, Request, version_mismatch_message};
 
 use super::Services;
+
+/// The publish protocol version this daemon speaks: [`PROTOCOL_VERSION`].
+///
+/// Debug builds can be made to speak another (the variable
+/// `PUSH_CORE_TEST_PROTOCOL_VERSION`), so that the tests can check what a
+/// real client is told by an older or a newer daemon without keeping an old
+/// release around. Release builds ignore the variable.
+fn spoken_version() -> u16 {
+    #[cfg(debug_assertions)]
+    {
+        static PRETENDED: std::sync::OnceLock<Option<u16>> = std::sync::OnceLock::new();
+        let pretended = PRETENDED.get_or_init(|| {
+            std::env::var("PUSH_CORE_TEST_PROTOCOL_VERSION")
+                .ok()
+                .and_then(|text| text.parse().ok())
+        });
+        if let Some(version) = *pretended {
+            return version;
+        }
+    }
+    PROTOCOL_VERSION
+}
 
 /// What the connection does after a request was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,21 +159,20 @@ impl Session {
 
     fn handshake(&mut self, id: u32, request: &Request<'_>, out: &mut Vec<u8>) -> Next {
         match request {
-            Request::Hello { version, client } if *version == PROTOCOL_VERSION => {
+            Request::Hello { version, client } if *version == spoken_version() => {
                 tracing::debug!(client, "publisher connected");
                 self.handshaken = true;
                 let hello = Reply::Hello {
-                    version: PROTOCOL_VERSION,
+                    version: spoken_version(),
                     max_frame_size: self.services.max_frame_size,
                     server: concat!("push-core/", env!("CARGO_PKG_VERSION")),
                 };
                 self.reply(id, &hello, out);
                 Next::Continue
             }
-            Request::Hello { version, .. } => {
-                let message = format!(
-                    "this daemon speaks protocol version {PROTOCOL_VERSION}, the client asked for {version}; install matching versions of push-core and its client"
-                );
+            Request::Hello { version, client } => {
+                let message = version_mismatch_message(spoken_version(), *version);
+                tracing::warn!(client, "publisher refused: {message}");
                 self.error(id, ErrorCode::UNSUPPORTED_VERSION, &message, out);
                 Next::Close
             }
