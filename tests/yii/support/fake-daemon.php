@@ -79,7 +79,7 @@ while (true) {
 
             if ($kind === 0x01) {
                 if ($mode === 'old-version') {
-                    fwrite($stream, frame(0xff, $id, pack('n', 3) . str16('this daemon speaks protocol version 2, the client asked for 1; install matching versions of push-core and its client')));
+                    fwrite($stream, frame(0xff, $id, pack('n', 3) . str16('this daemon speaks protocol version 3, the client asked for 2; install matching versions of push-core and its client')));
                     fclose($stream);
                     unset($clients[$key]);
                     continue 2;
