@@ -88,6 +88,18 @@ class PushClient
     public function isOnline(mixed $user): bool {}
 
     /**
+     * Whether the count behind this object's last sendMsg()/sendTo*(),
+     * isOnline() or flush() is partial: push-core runs as a cluster and some
+     * node did not answer within cluster_wait (or this node could not reach
+     * Redis), so the number leaves that node out. The true count may be
+     * higher, and a user isOnline() said false for may be connected there.
+     * After flush(), true when any of its counts was. Always false against a
+     * single daemon, after a call that threw, and for a send made between
+     * queue() and flush().
+     */
+    public function lastCountPartial(): bool {}
+
+    /**
      * The namespace's current recovery offset, for the page to render: a
      * browser whose first connect sends it (io(url, {auth: {offset}}))
      * receives every message published after this call, then live ones.

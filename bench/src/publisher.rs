@@ -91,7 +91,7 @@ impl Sink {
                 let (mut errors, mut recipients) = (0, 0);
                 for reply in client.flush() {
                     match reply {
-                        Ok(count) => recipients += u64::from(count),
+                        Ok(count) => recipients += u64::from(count.total),
                         Err(_) => errors += 1,
                     }
                 }

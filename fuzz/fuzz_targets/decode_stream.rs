@@ -16,7 +16,7 @@
 use libfuzzer_sys::fuzz_target;
 use push_client::protocol::frame::{self, FrameHeader, LENGTH_PREFIX_LEN};
 use push_client::protocol::wire::{DecodeError, Reader};
-use push_client::{ErrorCode, Reply, Request};
+use push_client::{ErrorCode, PROTOCOL_VERSION, Reply, Request};
 
 /// Small, so that inputs can reach both sides of the limit.
 const MAX_BODY: u32 = 4096;
@@ -77,11 +77,14 @@ fn error_reply(request_id: u32, message: &str) {
         message,
     };
     let mut out = Vec::new();
-    reply.encode(request_id, &mut out).unwrap();
+    reply.encode(PROTOCOL_VERSION, request_id, &mut out).unwrap();
     let total = frame::check(&out, u32::MAX).unwrap().unwrap();
     assert_eq!(total, out.len());
     let mut reader = Reader::new(&out[LENGTH_PREFIX_LEN..]);
     let header = FrameHeader::read(&mut reader).unwrap();
     assert_eq!(header.request_id, request_id);
-    assert_eq!(Reply::decode(header.kind, reader).unwrap(), reply);
+    assert_eq!(
+        Reply::decode(PROTOCOL_VERSION, header.kind, reader).unwrap(),
+        reply
+    );
 }

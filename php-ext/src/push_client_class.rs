@@ -8,6 +8,12 @@
 //! Each send either waits for the daemon's answer and returns the number of
 //! connections reached, or, between `queue()` and `flush()`, writes its frame
 //! and returns at once; `flush()` then returns one result per queued publish.
+//!
+//! In a cluster a count may be partial (a node did not answer in time). The
+//! counts stay plain ints, so existing code keeps working; whether the last
+//! one was partial is asked separately with `lastCountPartial()`, as PHP's
+//! own APIs report a side condition (`json_last_error()`,
+//! `preg_last_error()`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,7 +22,7 @@ use ext_php_rs::error::php_error;
 use ext_php_rs::flags::ErrorType;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendClassObject, ZendHashTable, Zval};
-use push_client::{ClientError, Publish, Target};
+use push_client::{ClientError, Count, Publish, Target};
 
 use crate::connections::{self, Endpoint, Owner};
 use crate::error::PushError;
@@ -39,6 +45,9 @@ pub struct PushClient {
     queueing: bool,
     /// Publishes this object queued since its last `flush()`.
     queued: usize,
+    /// Whether the count the last counting call returned left out cluster
+    /// nodes; see `lastCountPartial()`.
+    last_count_partial: bool,
 }
 
 #[php_impl]
@@ -58,6 +67,7 @@ impl PushClient {
             owner: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
             queueing: false,
             queued: 0,
+            last_count_partial: false,
         })
     }
 
@@ -140,8 +150,19 @@ impl PushClient {
     pub fn is_online(&mut self, user: &Zval) -> PhpResult<bool> {
         let user = target::name(user, "the user")?;
         let namespace = &self.namespace;
-        let connections = self.call(|client| client.online(namespace, &user))?;
-        Ok(connections > 0)
+        let connections = self.call(|client| client.online(namespace, &user));
+        let connections = self.remember(connections)?;
+        Ok(connections.total > 0)
+    }
+
+    /// Whether the count behind the last `send*()`, `isOnline()` or
+    /// `flush()` of this object left out cluster nodes that did not answer
+    /// in time: the true number may be higher, and a user `isOnline()` said
+    /// false for may be connected to a node that did not answer. After
+    /// `flush()`, true when any of its counts was. False for a single
+    /// daemon, after a call that threw, and for a send that was queued.
+    pub fn last_count_partial(&self) -> bool {
+        self.last_count_partial
     }
 
     /// The namespace's current recovery offset, for the page to render: a
@@ -180,14 +201,21 @@ impl PushClient {
     /// Writes every queued publish, ends pipelining and returns one result per
     /// publish, in order: the number of connections reached, or the
     /// `PushException` it failed with.
+    ///
+    /// The results stay ints, as sends return; `lastCountPartial()` says
+    /// whether any of them was partial.
     pub fn flush(&mut self) -> Vec<Zval> {
         self.queueing = false;
-        self.take_results()
+        let results = self.take_results();
+        self.last_count_partial = results
+            .iter()
+            .any(|result| result.as_ref().is_ok_and(|count| count.partial));
+        results
             .into_iter()
             .map(|result| match result {
-                Ok(recipients) => {
+                Ok(count) => {
                     let mut value = Zval::new();
-                    value.set_long(recipients);
+                    value.set_long(count.total);
                     value
                 }
                 Err(error) => PushError::from(error).into_object(),
@@ -240,15 +268,19 @@ impl PushClient {
             connections::queue(&self.endpoint, self.persistent, self.owner, &publish)?;
             return Ok(self.next_position());
         }
-        let recipients = self.call(|client| client.publish(&publish))?;
-        Ok(i64::from(recipients))
+        let recipients = self.call(|client| client.publish(&publish));
+        let recipients = self.remember(recipients)?;
+        Ok(i64::from(recipients.total))
     }
 
     fn reach_nobody(&mut self) -> PhpResult<i64> {
         if self.queueing {
-            connections::queue_done(&self.endpoint, self.persistent, self.owner, Ok(0))?;
+            let nobody = Ok(Count::default());
+            connections::queue_done(&self.endpoint, self.persistent, self.owner, nobody)?;
             return Ok(self.next_position());
         }
+        // Known without asking any node: complete.
+        self.last_count_partial = false;
         Ok(0)
     }
 
@@ -256,6 +288,13 @@ impl PushClient {
     fn next_position(&mut self) -> i64 {
         self.queued += 1;
         i64::try_from(self.queued - 1).unwrap_or(i64::MAX)
+    }
+
+    /// Remembers whether a synchronous call's count is partial (a call
+    /// that failed has no count: not partial).
+    fn remember(&mut self, outcome: Result<Count, PushError>) -> Result<Count, PushError> {
+        self.last_count_partial = outcome.as_ref().is_ok_and(|count| count.partial);
+        outcome
     }
 
     /// Runs a synchronous call on the shared client.

@@ -18,9 +18,9 @@ mod client;
 mod error_kind;
 pub mod protocol;
 
-pub use client::{Client, ClientError, ClientOptions, PipelinedReply};
+pub use client::{Client, ClientError, ClientOptions, Count, PipelinedReply};
 pub use error_kind::ErrorKind;
 pub use protocol::{
-    DEFAULT_MAX_FRAME_SIZE, DEFAULT_SOCKET_PATH, ErrorCode, PROTOCOL_VERSION, Publish, Reply,
-    Request, Target, version_mismatch_message,
+    DEFAULT_MAX_FRAME_SIZE, DEFAULT_SOCKET_PATH, ErrorCode, OLDEST_PROTOCOL_VERSION,
+    PROTOCOL_VERSION, Publish, Reply, Request, Target, version_mismatch_message,
 };

@@ -4,9 +4,10 @@ use std::borrow::Cow;
 
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
+use push_client::protocol::count_flags;
 use push_client::protocol::frame::{self, FrameError, FrameHeader, LENGTH_PREFIX_LEN};
 use push_client::protocol::wire::{DecodeError, Reader};
-use push_client::{ErrorCode, Publish, Reply, Request, Target};
+use push_client::{ErrorCode, PROTOCOL_VERSION, Publish, Reply, Request, Target};
 
 /// The frame size limit the hostile-input tests frame with.
 const FRAME_LIMIT: u32 = 1024;
@@ -140,11 +141,11 @@ fn decode_request(body: &[u8]) -> Result<(FrameHeader, Request<'_>), DecodeError
     Ok((header, Request::decode(header.kind, reader)?))
 }
 
-/// Decodes `body` as a reply, header included.
-fn decode_reply(body: &[u8]) -> Result<(FrameHeader, Reply<'_>), DecodeError> {
+/// Decodes `body` as a reply of protocol `version`, header included.
+fn decode_reply(version: u16, body: &[u8]) -> Result<(FrameHeader, Reply<'_>), DecodeError> {
     let mut reader = Reader::new(body);
     let header = FrameHeader::read(&mut reader)?;
-    Ok((header, Reply::decode(header.kind, reader)?))
+    Ok((header, Reply::decode(version, header.kind, reader)?))
 }
 
 /// Bytes for the decoder to choke on: random ones, and valid publish frames
@@ -244,18 +245,36 @@ fn decode_within_bounds(body: &[u8]) -> Result<(), TestCaseError> {
         prop_assert_eq!(&encoded[LENGTH_PREFIX_LEN..], body);
     }
 
-    let (reply, peak) = heap::peak_during(|| decode_reply(body));
-    prop_assert!(
-        peak <= bound,
-        "a reply decode held {peak} bytes for a {}-byte body",
-        body.len()
-    );
-    if let Ok((header, reply)) = reply {
-        let mut encoded = Vec::new();
-        reply.encode(header.request_id, &mut encoded).unwrap();
-        prop_assert_eq!(&encoded[LENGTH_PREFIX_LEN..], body);
+    for version in [1, PROTOCOL_VERSION] {
+        let (reply, peak) = heap::peak_during(|| decode_reply(version, body));
+        prop_assert!(
+            peak <= bound,
+            "a reply decode held {peak} bytes for a {}-byte body",
+            body.len()
+        );
+        if let Ok((header, reply)) = reply {
+            let mut encoded = Vec::new();
+            reply
+                .encode(version, header.request_id, &mut encoded)
+                .unwrap();
+            let encoded = &encoded[LENGTH_PREFIX_LEN..];
+            if has_count_flags(version, &reply) {
+                // Reserved flag bits are ignored when read, so they do not
+                // come back; everything else does.
+                let (flags, rest) = body.split_last().unwrap();
+                prop_assert_eq!(&encoded[..rest.len()], rest);
+                prop_assert_eq!(encoded[rest.len()], flags & count_flags::PARTIAL);
+            } else {
+                prop_assert_eq!(encoded, body);
+            }
+        }
     }
     Ok(())
+}
+
+/// Whether `reply`, in `version`, ends with the flags byte of a count.
+fn has_count_flags(version: u16, reply: &Reply<'_>) -> bool {
+    version >= 2 && matches!(reply, Reply::Published { .. } | Reply::Online { .. })
 }
 
 proptest! {
@@ -283,20 +302,41 @@ proptest! {
     }
 
     #[test]
-    fn replies_round_trip(id in any::<u32>(), n in any::<u32>(), code in any::<u16>(), message in text()) {
+    fn replies_round_trip(
+        id in any::<u32>(),
+        n in any::<u32>(),
+        partial in any::<bool>(),
+        code in any::<u16>(),
+        message in text(),
+    ) {
         for reply in [
-            Reply::Hello { version: 1, max_frame_size: n, server: &message },
+            Reply::Hello { version: PROTOCOL_VERSION, max_frame_size: n, server: &message },
             Reply::Pong,
-            Reply::Published { recipients: n },
-            Reply::Online { connections: n },
+            Reply::Published { recipients: n, partial },
+            Reply::Online { connections: n, partial },
             Reply::Stats { json: &message },
             Reply::Error { code: ErrorCode(code), message: &message },
         ] {
             let mut bytes = Vec::new();
-            reply.encode(id, &mut bytes).unwrap();
+            reply.encode(PROTOCOL_VERSION, id, &mut bytes).unwrap();
             let (header, reader) = open_frame(&bytes);
             prop_assert_eq!(header.request_id, id);
-            prop_assert_eq!(Reply::decode(header.kind, reader).unwrap(), reply);
+            prop_assert_eq!(Reply::decode(PROTOCOL_VERSION, header.kind, reader).unwrap(), reply);
+        }
+    }
+
+    /// Version 1 has no flags byte: a count goes out alone and comes back
+    /// never partial.
+    #[test]
+    fn counts_in_version_1_round_trip_without_their_flag(id in any::<u32>(), n in any::<u32>(), partial in any::<bool>()) {
+        for (reply, expected) in [
+            (Reply::Published { recipients: n, partial }, Reply::Published { recipients: n, partial: false }),
+            (Reply::Online { connections: n, partial }, Reply::Online { connections: n, partial: false }),
+        ] {
+            let mut bytes = Vec::new();
+            reply.encode(1, id, &mut bytes).unwrap();
+            let (header, reader) = open_frame(&bytes);
+            prop_assert_eq!(Reply::decode(1, header.kind, reader).unwrap(), expected);
         }
     }
 
@@ -420,8 +460,49 @@ fn documented_example_matches() {
     assert_eq!(bytes, expected);
 
     let mut reply = Vec::new();
-    Reply::Published { recipients: 3 }
-        .encode(1, &mut reply)
-        .unwrap();
+    let published = Reply::Published {
+        recipients: 3,
+        partial: true,
+    };
+    published.encode(1, 1, &mut reply).unwrap();
     assert_eq!(reply, [0, 0, 0, 9, 0x83, 0, 0, 0, 1, 0, 0, 0, 3]);
+
+    // Version 2: the same count, then its flags byte (bit 0: partial).
+    reply.clear();
+    published.encode(2, 1, &mut reply).unwrap();
+    assert_eq!(reply, [0, 0, 0, 10, 0x83, 0, 0, 0, 1, 0, 0, 0, 3, 0x01]);
+    reply.clear();
+    Reply::Online {
+        connections: 2,
+        partial: false,
+    }
+    .encode(2, 4, &mut reply)
+    .unwrap();
+    assert_eq!(reply, [0, 0, 0, 10, 0x84, 0, 0, 0, 4, 0, 0, 0, 2, 0x00]);
+}
+
+#[test]
+fn reserved_count_flags_are_ignored_and_a_missing_flags_byte_is_refused() {
+    // ONLINE, request 4, 2 connections, flags 0xfe: every bit but partial.
+    let body = [0x84, 0, 0, 0, 4, 0, 0, 0, 2, 0xfe];
+    let (_, reply) = decode_reply(2, &body).unwrap();
+    assert_eq!(
+        reply,
+        Reply::Online {
+            connections: 2,
+            partial: false
+        }
+    );
+    let (_, reply) = decode_reply(2, &[0x84, 0, 0, 0, 4, 0, 0, 0, 2, 0xff]).unwrap();
+    assert_eq!(
+        reply,
+        Reply::Online {
+            connections: 2,
+            partial: true
+        }
+    );
+    // A version 1 body read as version 2 lacks its flags; as version 1 the
+    // flags byte is a trailing byte. Either way, refused, never misread.
+    assert!(decode_reply(2, &body[..9]).is_err());
+    assert!(decode_reply(1, &body).is_err());
 }

@@ -14,8 +14,8 @@ use std::time::Duration;
 use push_client::protocol::frame::{FrameHeader, LENGTH_PREFIX_LEN};
 use push_client::protocol::wire::Reader;
 use push_client::{
-    Client, ClientError, ClientOptions, DEFAULT_MAX_FRAME_SIZE, PROTOCOL_VERSION, Publish, Reply,
-    Target,
+    Client, ClientError, ClientOptions, Count, DEFAULT_MAX_FRAME_SIZE, PROTOCOL_VERSION, Publish,
+    Reply, Target,
 };
 
 /// How long the client waits for a reply. Short, because every test here
@@ -55,7 +55,9 @@ fn read_frame(stream: &mut UnixStream) -> Option<FrameHeader> {
 
 fn answer(stream: &mut UnixStream, request_id: u32, reply: Reply<'_>) {
     let mut frame = Vec::new();
-    reply.encode(request_id, &mut frame).unwrap();
+    reply
+        .encode(PROTOCOL_VERSION, request_id, &mut frame)
+        .unwrap();
     stream.write_all(&frame).unwrap();
 }
 
@@ -106,7 +108,10 @@ fn a_pipeline_whose_daemon_falls_silent_reports_each_publish_in_order() {
         answer(
             &mut stream,
             first.request_id,
-            Reply::Published { recipients: 7 },
+            Reply::Published {
+                recipients: 7,
+                partial: false,
+            },
         );
         ignore_until_closed(&mut stream);
     });
@@ -120,7 +125,16 @@ fn a_pipeline_whose_daemon_falls_silent_reports_each_publish_in_order() {
     // The second publish's reply is the one that timed out; the third's
     // was never going to come on that connection.
     assert_eq!(results.len(), 3, "{results:?}");
-    assert!(matches!(results[0], Ok(7)), "{results:?}");
+    assert!(
+        matches!(
+            results[0],
+            Ok(Count {
+                total: 7,
+                partial: false
+            })
+        ),
+        "{results:?}"
+    );
     assert!(
         matches!(results[1], Err(ClientError::Timeout { .. })),
         "{results:?}"

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use push_client::{Client, ClientError, ClientOptions, ErrorCode, Publish, Target};
+use push_client::{Client, ClientError, ClientOptions, Count, ErrorCode, Publish, Target};
 use push_core::{BindError, Config, PublishSocket, ServeError};
 use tokio::sync::oneshot;
 
@@ -98,7 +98,10 @@ fn stale_socket_file_is_replaced_and_removed_at_shutdown() {
     assert!(socket.exists());
 
     let daemon = Daemon::start(&socket);
-    assert_eq!(client(&socket).publish(&broadcast("/", b"{}")).unwrap(), 0);
+    assert_eq!(
+        client(&socket).publish(&broadcast("/", b"{}")).unwrap(),
+        Count::default()
+    );
     daemon.stop().unwrap();
     assert!(
         !socket.exists(),
@@ -192,7 +195,7 @@ fn pipelined_publishes_are_all_answered_in_order() {
                 assert_eq!(*code, ErrorCode::UNKNOWN_NAMESPACE)
             }
             (777, other) => panic!("publish 777 should be refused, got {other:?}"),
-            (_, Ok(0)) => {}
+            (_, Ok(Count { total: 0, .. })) => {}
             (i, other) => panic!("publish {i}: {other:?}"),
         }
     }
@@ -225,7 +228,7 @@ fn refusals_carry_stable_codes_and_keep_the_connection() {
             other => panic!("expected {expected}, got {other:?}"),
         }
     }
-    assert_eq!(client.online("/", "42").unwrap(), 0);
+    assert_eq!(client.online("/", "42").unwrap(), Count::default());
     assert!(client.ping().is_ok());
     assert_eq!(client.connects(), 1);
 }
@@ -244,7 +247,10 @@ fn an_oversized_message_is_refused_before_sending() {
         matches!(error, ClientError::FrameTooLarge { max: 1_048_576, .. }),
         "{error:?}"
     );
-    assert_eq!(client.publish(&broadcast("/", b"{}")).unwrap(), 0);
+    assert_eq!(
+        client.publish(&broadcast("/", b"{}")).unwrap(),
+        Count::default()
+    );
 }
 
 #[test]
@@ -271,7 +277,12 @@ fn a_pipeline_cut_by_a_restart_reports_every_publish_and_mixes_no_replies() {
     }
     let replies = client.flush();
     assert_eq!(replies.len(), 5);
-    assert!(replies.iter().all(|r| matches!(r, Ok(0))), "{replies:?}");
+    assert!(
+        replies
+            .iter()
+            .all(|r| matches!(r, Ok(Count { total: 0, .. }))),
+        "{replies:?}"
+    );
 }
 
 /// A stalled half frame must not pin the connection and its buffer forever;

@@ -53,7 +53,8 @@ typedef struct PushClient PushClient;
 struct PushClient *push_open(const char *socket_path, uint32_t timeout_ms);
 
 // Publishes `payload_json` as `event` in namespace `ns` and returns the
-// number of connections it reached, or -1.
+// number of connections it reached, or -1. `push_last_count_partial` then
+// says whether that number left out cluster nodes.
 //
 // The target: the connections of `users`, plus the members of `rooms`,
 // minus the connections of `except_users`. With no users and no rooms the
@@ -76,6 +77,8 @@ int64_t push_send(struct PushClient *client,
                   size_t except_users_len);
 
 // How many connections `user` has in namespace `ns` (0: offline), or -1.
+// `push_last_count_partial` then says whether that number left out cluster
+// nodes.
 //
 // # Safety
 //
@@ -93,6 +96,21 @@ int64_t push_online(struct PushClient *client, const char *ns, const char *user)
 //
 // As for [`push_send`].
 const char *push_position(struct PushClient *client, const char *ns);
+
+// 1 when the count the last `push_send` or `push_online` on `client`
+// returned is partial, else 0 (also after a failed call, which has no
+// count).
+//
+// In a cluster (push-core's Redis adapter) the daemon adds up every node's
+// answer within a bounded wait; partial means some node did not answer in
+// time, or the daemon could not reach the cluster, so the count is a lower
+// bound: the message may have reached more connections. A single daemon
+// never answers partial.
+//
+// # Safety
+//
+// `client` is NULL or a handle from `push_open` not yet closed.
+int32_t push_last_count_partial(const struct PushClient *client);
 
 // Why the last call on `client` failed; `PUSH_OK` if it did not.
 //

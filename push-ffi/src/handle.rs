@@ -5,12 +5,13 @@
 //! `push_last_error_message` read it, errno-style. The message is kept as a
 //! C string so the pointer handed out stays valid until the next call on the
 //! same handle. A call that answers with a string (`push_position`) keeps
-//! its answer on the handle the same way.
+//! its answer on the handle the same way, and a call that answers with a
+//! count keeps whether that count was partial, for `push_last_count_partial`.
 
 use std::ffi::{CStr, CString, c_char};
 use std::ptr;
 
-use push_client::{Client, ClientError, ErrorKind};
+use push_client::{Client, ClientError, Count, ErrorKind};
 
 use crate::error_code::PushErrorCode;
 
@@ -22,6 +23,8 @@ pub struct PushClient {
     /// The last string a call answered with; the pointer handed to C
     /// points into it.
     last_text: CString,
+    /// Whether the last call's count left out cluster nodes.
+    last_count_partial: bool,
 }
 
 /// Why a call failed, before it is stored on the handle.
@@ -52,22 +55,30 @@ impl PushClient {
             client,
             last_error: None,
             last_text: CString::default(),
+            last_count_partial: false,
         }
     }
 
     /// Stores the outcome of a call and turns it into the C return value:
-    /// the count, or -1.
-    pub fn finish(&mut self, outcome: Result<u32, Failure>) -> i64 {
+    /// the count, or -1. A failed call has no count, so it is not partial.
+    pub fn finish(&mut self, outcome: Result<Count, Failure>) -> i64 {
         match outcome {
             Ok(count) => {
                 self.last_error = None;
-                i64::from(count)
+                self.last_count_partial = count.partial;
+                i64::from(count.total)
             }
             Err(failure) => {
+                self.last_count_partial = false;
                 self.fail(failure);
                 -1
             }
         }
+    }
+
+    /// Whether the count the last counting call returned is partial.
+    pub fn last_count_partial(&self) -> bool {
+        self.last_count_partial
     }
 
     /// Stores the outcome of a call that answers with a string and turns it
@@ -123,6 +134,27 @@ mod tests {
 
     fn handle() -> PushClient {
         PushClient::new(Client::new(ClientOptions::default()))
+    }
+
+    #[test]
+    fn a_partial_count_is_remembered_until_the_next_count() {
+        let mut handle = handle();
+        let partial = Count {
+            total: 2,
+            partial: true,
+        };
+        assert_eq!(handle.finish(Ok(partial)), 2);
+        assert!(handle.last_count_partial());
+
+        assert_eq!(handle.finish(Ok(Count::default())), 0);
+        assert!(!handle.last_count_partial());
+
+        handle.finish(Ok(partial));
+        assert_eq!(
+            handle.finish(Err(Failure::new(ErrorKind::Timeout, "slow"))),
+            -1
+        );
+        assert!(!handle.last_count_partial());
     }
 
     #[test]

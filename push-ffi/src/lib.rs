@@ -70,7 +70,8 @@ pub unsafe extern "C" fn push_open(socket_path: *const c_char, timeout_ms: u32) 
 }
 
 /// Publishes `payload_json` as `event` in namespace `ns` and returns the
-/// number of connections it reached, or -1.
+/// number of connections it reached, or -1. `push_last_count_partial` then
+/// says whether that number left out cluster nodes.
 ///
 /// The target: the connections of `users`, plus the members of `rooms`,
 /// minus the connections of `except_users`. With no users and no rooms the
@@ -117,6 +118,8 @@ pub unsafe extern "C" fn push_send(
 }
 
 /// How many connections `user` has in namespace `ns` (0: offline), or -1.
+/// `push_last_count_partial` then says whether that number left out cluster
+/// nodes.
 ///
 /// # Safety
 ///
@@ -162,6 +165,28 @@ pub unsafe extern "C" fn push_position(
         Ok(handle.client.position(ns)?)
     });
     handle.finish_text(outcome)
+}
+
+/// 1 when the count the last `push_send` or `push_online` on `client`
+/// returned is partial, else 0 (also after a failed call, which has no
+/// count).
+///
+/// In a cluster (push-core's Redis adapter) the daemon adds up every node's
+/// answer within a bounded wait; partial means some node did not answer in
+/// time, or the daemon could not reach the cluster, so the count is a lower
+/// bound: the message may have reached more connections. A single daemon
+/// never answers partial.
+///
+/// # Safety
+///
+/// `client` is NULL or a handle from `push_open` not yet closed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn push_last_count_partial(client: *const PushClient) -> i32 {
+    // SAFETY: the caller guarantees the pointer is NULL or a live handle.
+    match unsafe { client.as_ref() } {
+        Some(handle) => i32::from(handle.last_count_partial()),
+        None => 0,
+    }
 }
 
 /// Why the last call on `client` failed; `PUSH_OK` if it did not.
@@ -218,7 +243,7 @@ pub unsafe extern "C" fn push_close(client: *mut PushClient) {
 /// `client` is NULL or a live handle from `push_open`.
 unsafe fn with_handle(
     client: *mut PushClient,
-    call: impl FnOnce(&mut PushClient) -> Result<u32, Failure>,
+    call: impl FnOnce(&mut PushClient) -> Result<push_client::Count, Failure>,
 ) -> i64 {
     // SAFETY: the caller guarantees the pointer is NULL or a live handle
     // used by one thread at a time.

@@ -290,7 +290,7 @@ for (const [name, broken] of Object.entries(BROKEN_BACKENDS)) {
         assert.equal(await sendOk(daemon.socketPath, { event: 'news', data: 'n' }), 1);
         assert.equal(await visitor.waitFor('news'), 'n');
         assert.deepEqual(visitor.received('private'), []);
-        assert.deepEqual(await online(daemon.socketPath, '/', '42'), { namespace: '/', user: '42', online: false, connections: 0 });
+        assert.deepEqual(await online(daemon.socketPath, '/', '42'), { namespace: '/', user: '42', online: false, connections: 0, partial: false });
 
         // Logged clearly, counted, and not cached: a background attempt
         // asks the site again (and fails again).

@@ -96,6 +96,36 @@ describe('the publish socket', () => {
     assert.deepEqual(browser.received('piped'), [{ p: 1 }, { p: 2 }]);
   });
 
+  test('each connection is answered in the version its HELLO asked for: counts carry flags from version 2 on', async () => {
+    const answers = {};
+    for (const version of [1, 2]) {
+      const connection = await open();
+      connection.write(Buffer.concat([
+        request.hello(1, version),
+        request.publish(2, { event: `v${version}`, data: version }),
+        request.online(3, '/', '42'),
+      ]));
+      const replies = [];
+      for (let i = 0; i < 3; i++) replies.push(await connection.reply());
+      answers[version] = replies.map(({ kind, version: v, recipients, connections, flags, partial }) =>
+        ({ kind, version: v, recipients, connections, flags, partial }));
+    }
+    const strip = (replies) => replies.map((r) => Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)));
+    // Version 1: the count alone (the decoder refuses trailing bytes).
+    assert.deepEqual(strip(answers[1]), [
+      { kind: Kind.HELLO_REPLY, version: 1 },
+      { kind: Kind.PUBLISHED, recipients: 1 },
+      { kind: Kind.ONLINE_REPLY, connections: 0 },
+    ]);
+    // Version 2: the count, then its flags byte; one daemon is never partial.
+    assert.deepEqual(strip(answers[2]), [
+      { kind: Kind.HELLO_REPLY, version: 2 },
+      { kind: Kind.PUBLISHED, recipients: 1, flags: 0, partial: false },
+      { kind: Kind.ONLINE_REPLY, connections: 0, flags: 0, partial: false },
+    ]);
+    assert.deepEqual(await browser.waitFor('v2', (d) => d === 2), 2);
+  });
+
   test('a request before HELLO gets handshake_required and the connection is closed', async () => {
     const connection = await open();
     connection.write(request.publish(9, { event: 'sneaky', data: 1 }));
@@ -108,7 +138,7 @@ describe('the publish socket', () => {
 
   test('an unsupported protocol version is refused and the connection is closed', async () => {
     const connection = await open();
-    assertError(await connection.call(request.hello(1, 2)), 1, ErrorCode.UNSUPPORTED_VERSION);
+    assertError(await connection.call(request.hello(1, 3)), 1, ErrorCode.UNSUPPORTED_VERSION);
     await connection.closedByDaemon();
     await assertStillServing();
   });

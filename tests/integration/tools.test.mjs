@@ -26,17 +26,17 @@ describe('push-core tools', () => {
   });
 
   test('online tells whether a user is connected, per namespace', async () => {
-    const offline = { namespace: '/', user: '42', online: false, connections: 0 };
+    const offline = { namespace: '/', user: '42', online: false, connections: 0, partial: false };
     assert.deepEqual(await online(daemon.socketPath, '/', '42'), offline);
 
     await clients.connect(daemon, { transport: 'websocket', cookie: cookieFor('sid-42') });
     await clients.connect(daemon, { transport: 'polling', cookie: cookieFor('sid-42') });
     await clients.connect(daemon, { transport: 'websocket', cookie: cookieFor('sid-7') });
     await clients.connect(daemon, { transport: 'websocket' });
-    assert.deepEqual(await online(daemon.socketPath, '/', '42'), { namespace: '/', user: '42', online: true, connections: 2 });
-    assert.deepEqual(await online(daemon.socketPath, '/', '7'), { namespace: '/', user: '7', online: true, connections: 1 });
-    assert.deepEqual(await online(daemon.socketPath, '/chat', '42'), { namespace: '/chat', user: '42', online: false, connections: 0 });
-    assert.deepEqual(await online(daemon.socketPath, '/', '4'), { namespace: '/', user: '4', online: false, connections: 0 });
+    assert.deepEqual(await online(daemon.socketPath, '/', '42'), { namespace: '/', user: '42', online: true, connections: 2, partial: false });
+    assert.deepEqual(await online(daemon.socketPath, '/', '7'), { namespace: '/', user: '7', online: true, connections: 1, partial: false });
+    assert.deepEqual(await online(daemon.socketPath, '/chat', '42'), { namespace: '/chat', user: '42', online: false, connections: 0, partial: false });
+    assert.deepEqual(await online(daemon.socketPath, '/', '4'), { namespace: '/', user: '4', online: false, connections: 0, partial: false });
 
     // Closing one tab leaves the other.
     clients.clients[0].close();

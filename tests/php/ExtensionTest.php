@@ -24,7 +24,7 @@ final class ExtensionTest extends TestCase
 
         self::assertSame(0, $status, $stderr);
         self::assertMatchesRegularExpression('/^version => \d+\.\d+\.\d+$/m', $info);
-        self::assertMatchesRegularExpression('/^protocol version => 1$/m', $info);
+        self::assertMatchesRegularExpression('/^protocol version => 2$/m', $info);
         self::assertStringContainsString('push.socket => /run/push-core/push.sock', $info);
         self::assertStringContainsString('push.timeout_ms => 250', $info);
         self::assertStringContainsString('push.persistent => 1', $info);

@@ -55,6 +55,15 @@ interface Publisher
     public function isOnline(mixed $user): bool;
 
     /**
+     * Whether the count behind the last sendMsg()/sendTo*(), isOnline() or
+     * flush() is partial: push-core runs as a cluster and a node did not
+     * answer in time, so the number (or isOnline()'s false) leaves it out.
+     * After flush(), true when any of its counts was. False against a single
+     * daemon, after a call that threw, and for a queued send.
+     */
+    public function lastCountPartial(): bool;
+
+    /**
      * The namespace's current recovery offset, for the page to render: a
      * browser whose first connect sends it (`auth: {offset}`) receives every
      * message published after this call.

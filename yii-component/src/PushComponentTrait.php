@@ -130,6 +130,9 @@ trait PushComponentTrait
 
     private bool $endOfRequestHooked = false;
 
+    /** Whether the count behind the last counting call was partial; see lastCountPartial(). */
+    private bool $lastCountPartial = false;
+
     /** Logs a failure with level error in category "push". */
     abstract protected function logError(string $message): void;
 
@@ -270,7 +273,27 @@ trait PushComponentTrait
     /** Whether the user has a connection in the namespace; false when the question failed and was logged. */
     public function isOnline(string|int $user): bool
     {
-        return $this->attempt('isOnline', fn (): bool => $this->client()->isOnline($user), false);
+        $this->lastCountPartial = false;
+        return $this->attempt('isOnline', function () use ($user): bool {
+            $client = $this->client();
+            $online = $client->isOnline($user);
+            $this->lastCountPartial = $client->lastCountPartial();
+            return $online;
+        }, false);
+    }
+
+    /**
+     * Whether the count behind the last sendMsg()/sendTo*(), isOnline() or
+     * flush() is partial: push-core runs as a cluster (docs/scaling.md) and
+     * a node did not answer within its cluster_wait, so the number leaves
+     * that node's connections out, and isOnline()'s false may be wrong.
+     * After flush(), true when any of its counts was. False against a single
+     * daemon, when the call failed (and returned 0/false), and for a
+     * deferred send, which returns 0 without asking.
+     */
+    public function lastCountPartial(): bool
+    {
+        return $this->lastCountPartial;
     }
 
     /**
@@ -441,12 +464,18 @@ trait PushComponentTrait
      */
     private function publish(string $method, array $args): int
     {
+        $this->lastCountPartial = false;
         if ($this->defer) {
             $this->deferred()->add($this->namespace, $method, $args);
             $this->hookEndOfRequestOnce();
             return 0;
         }
-        return $this->attempt($method, fn (): int => $this->client()->$method(...$args), 0);
+        return $this->attempt($method, function () use ($method, $args): int {
+            $client = $this->client();
+            $recipients = $client->$method(...$args);
+            $this->lastCountPartial = $client->lastCountPartial();
+            return $recipients;
+        }, 0);
     }
 
     /**
@@ -464,6 +493,10 @@ trait PushComponentTrait
             // The batch switched the client's namespace; getClient() resets it.
             $this->clientNamespace = null;
         }
+        // Every int result came from the client's flush(), whose flag covers
+        // them all; with none, no count was had.
+        $counted = array_filter($sent, static fn (array $s): bool => \is_int($s['result'])) !== [];
+        $this->lastCountPartial = $counted && $this->pushClient !== null && $this->pushClient->lastCountPartial();
         $first = null;
         foreach ($sent as ['method' => $method, 'result' => $result]) {
             if ($result instanceof PushException) {

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use rustix::net::{RecvFlags, SendFlags};
 
 use super::reply::OwnedReply;
-use crate::protocol::DEFAULT_MAX_FRAME_SIZE;
 use crate::protocol::frame::{self, FrameHeader, LENGTH_PREFIX_LEN};
+use crate::protocol::{DEFAULT_MAX_FRAME_SIZE, PROTOCOL_VERSION};
 
 /// How much room each read of replies asks for: a synchronous reply is a few
 /// bytes, a batch of pipelined ones a few KiB, STATS a few KiB.
@@ -41,6 +41,8 @@ pub(super) struct Connection {
     stream: UnixStream,
     /// The largest request body the daemon accepts; its HELLO reply says.
     max_frame_size: u32,
+    /// The protocol version replies are encoded in; its HELLO reply says.
+    version: u16,
     /// Bytes received and not yet taken as replies.
     read_buffer: Vec<u8>,
 }
@@ -68,6 +70,8 @@ impl Connection {
             stream: UnixStream::from(socket),
             // Until the HELLO reply says otherwise.
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            // The version the HELLO asks for; its reply has no versioned field.
+            version: PROTOCOL_VERSION,
             read_buffer: Vec::with_capacity(INITIAL_READ_BUFFER),
         })
     }
@@ -76,7 +80,9 @@ impl Connection {
         self.max_frame_size
     }
 
-    pub(super) fn set_max_frame_size(&mut self, max_frame_size: u32) {
+    /// Takes what the daemon's HELLO reply agreed on.
+    pub(super) fn handshaken(&mut self, version: u16, max_frame_size: u32) {
+        self.version = version;
         self.max_frame_size = max_frame_size;
     }
 
@@ -127,7 +133,7 @@ impl Connection {
                 Err(errno) => return Err(ReadError::Io(io::Error::from(errno))),
             }
         };
-        let decoded = OwnedReply::decode(&self.read_buffer[LENGTH_PREFIX_LEN..total]);
+        let decoded = OwnedReply::decode(self.version, &self.read_buffer[LENGTH_PREFIX_LEN..total]);
         self.read_buffer.drain(..total);
         decoded.map_err(|error| ReadError::Malformed(error.to_string()))
     }

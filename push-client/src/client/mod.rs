@@ -44,9 +44,11 @@ use std::time::{Duration, Instant};
 
 pub use error::ClientError;
 pub use pipeline::PipelinedReply;
+pub use reply::Count;
 
 use crate::protocol::{
-    DEFAULT_MAX_FRAME_SIZE, DEFAULT_SOCKET_PATH, PROTOCOL_VERSION, Publish, Request,
+    DEFAULT_MAX_FRAME_SIZE, DEFAULT_SOCKET_PATH, OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    Publish, Request,
 };
 use connection::{Connection, ReadError};
 use pipeline::Pipeline;
@@ -131,18 +133,20 @@ impl Client {
         self.drop_connection();
     }
 
-    /// Delivers a message; returns the number of connections it reached.
-    pub fn publish(&mut self, publish: &Publish<'_>) -> Result<u32, ClientError> {
+    /// Delivers a message; returns the number of connections it reached,
+    /// and whether that count left out cluster nodes ([`Count`]).
+    pub fn publish(&mut self, publish: &Publish<'_>) -> Result<Count, ClientError> {
         match self.call(&Request::Publish(publish.clone()))? {
-            OwnedReply::Published { recipients } => Ok(recipients),
+            OwnedReply::Published(count) => Ok(count),
             other => Err(other.unexpected()),
         }
     }
 
-    /// How many connections `user` has in `namespace`; 0 means offline.
-    pub fn online(&mut self, namespace: &str, user: &str) -> Result<u32, ClientError> {
+    /// How many connections `user` has in `namespace` (0 means offline),
+    /// and whether that count left out cluster nodes ([`Count`]).
+    pub fn online(&mut self, namespace: &str, user: &str) -> Result<Count, ClientError> {
         match self.call(&Request::Online { namespace, user })? {
-            OwnedReply::Online { connections } => Ok(connections),
+            OwnedReply::Online(count) => Ok(count),
             other => Err(other.unexpected()),
         }
     }
@@ -267,7 +271,7 @@ impl Client {
                 return;
             };
             let result = self.read_reply(id).and_then(|reply| match reply {
-                OwnedReply::Published { recipients } => Ok(recipients),
+                OwnedReply::Published(count) => Ok(count),
                 other => Err(other.unexpected()),
             });
             let ends_connection = result.as_ref().is_err_and(retry::ends_connection);
@@ -336,8 +340,13 @@ impl Client {
         let reply =
             read_reply(&mut connection, &self.options, id).map_err(retry::handshake_failed)?;
         match reply {
-            OwnedReply::Hello { max_frame_size, .. } => {
-                connection.set_max_frame_size(max_frame_size);
+            // The daemon answers in the version asked for; one that answers
+            // in a version this crate cannot decode is not speaking to us.
+            OwnedReply::Hello {
+                version,
+                max_frame_size,
+            } if (OLDEST_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version) => {
+                connection.handshaken(version, max_frame_size);
                 Ok(connection)
             }
             other => Err(other.unexpected()),

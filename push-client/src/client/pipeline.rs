@@ -21,6 +21,7 @@ use std::collections::VecDeque;
 use std::path::Path;
 
 use super::ClientError;
+use super::reply::Count;
 use super::retry::lost_with_connection;
 
 /// The most bytes of pipelined frames written and not yet answered.
@@ -40,8 +41,9 @@ pub const PIPELINE_BATCH_BYTES: usize = 64 * 1024;
 /// turns.
 pub const PIPELINE_WRITE_BYTES: usize = 16 * 1024;
 
-/// The outcome of one pipelined publish: the number of connections reached.
-pub type PipelinedReply = Result<u32, ClientError>;
+/// The outcome of one pipelined publish: the number of connections reached,
+/// and whether that count is partial.
+pub type PipelinedReply = Result<Count, ClientError>;
 
 /// Frames written together, whose replies are read together.
 #[derive(Debug)]
@@ -208,7 +210,10 @@ mod tests {
     fn answer(pipeline: &mut Pipeline, replies: usize) {
         for _ in 0..replies {
             let id = pipeline.next_owed().expect("a reply is owed");
-            pipeline.complete(Ok(id));
+            pipeline.complete(Ok(Count {
+                total: id,
+                partial: false,
+            }));
         }
     }
 
@@ -217,7 +222,7 @@ mod tests {
         results
             .iter()
             .map(|result| match result {
-                Ok(recipients) => format!("ok {recipients}"),
+                Ok(count) => format!("ok {}", count.total),
                 Err(ClientError::ConnectionLost { .. }) => "lost".to_owned(),
                 Err(ClientError::Timeout { .. }) => "timeout".to_owned(),
                 Err(ClientError::Unreachable { .. }) => "unreachable".to_owned(),
@@ -364,7 +369,10 @@ mod tests {
     #[test]
     fn a_result_with_nothing_owed_is_not_recorded() {
         let mut pipeline = Pipeline::default();
-        pipeline.complete(Ok(1));
+        pipeline.complete(Ok(Count {
+            total: 1,
+            partial: false,
+        }));
         pipeline.write_failed(
             ClientError::Unreachable {
                 path: PathBuf::from(PATH),

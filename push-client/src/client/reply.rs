@@ -5,6 +5,9 @@
 //! an error message), so it copies out the few strings a reply has and lets
 //! the buffer go.
 //!
+//! A count comes with whether it is complete: [`Count`] is what the client
+//! hands its caller for a publish or an ONLINE question.
+//!
 //! Both functions here run once per reply and are `#[inline]`, so reading a
 //! reply costs no more calls than when this was part of the client.
 
@@ -13,29 +16,65 @@ use crate::protocol::frame::FrameHeader;
 use crate::protocol::wire::{DecodeError, Reader};
 use crate::protocol::{ErrorCode, Reply};
 
+/// A count the daemon answered with: the connections a publish reached, or
+/// a user's connections.
+///
+/// In a cluster the daemon adds up every node's answer within a bounded
+/// wait; `partial` says some node did not answer in time (or the daemon
+/// could not reach the cluster), so `total` is a lower bound. A single
+/// daemon, and a daemon speaking protocol version 1, always says false.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Count {
+    pub total: u32,
+    pub partial: bool,
+}
+
 /// A reply whose strings are owned, so it outlives the read buffer.
 #[derive(Debug)]
 pub(super) enum OwnedReply {
-    Hello { max_frame_size: u32 },
+    Hello { version: u16, max_frame_size: u32 },
     Pong,
-    Published { recipients: u32 },
-    Online { connections: u32 },
+    Published(Count),
+    Online(Count),
     Stats { json: String },
     Position { offset: String },
     Error { code: ErrorCode, message: String },
 }
 
 impl OwnedReply {
-    /// Decodes one frame body (the bytes after the length prefix).
+    /// Decodes one frame body (the bytes after the length prefix), encoded
+    /// in protocol `version`.
     #[inline]
-    pub(super) fn decode(body: &[u8]) -> Result<(FrameHeader, OwnedReply), DecodeError> {
+    pub(super) fn decode(
+        version: u16,
+        body: &[u8],
+    ) -> Result<(FrameHeader, OwnedReply), DecodeError> {
         let mut reader = Reader::new(body);
         let header = FrameHeader::read(&mut reader)?;
-        let reply = match Reply::decode(header.kind, reader)? {
-            Reply::Hello { max_frame_size, .. } => OwnedReply::Hello { max_frame_size },
+        let reply = match Reply::decode(version, header.kind, reader)? {
+            Reply::Hello {
+                version,
+                max_frame_size,
+                ..
+            } => OwnedReply::Hello {
+                version,
+                max_frame_size,
+            },
             Reply::Pong => OwnedReply::Pong,
-            Reply::Published { recipients } => OwnedReply::Published { recipients },
-            Reply::Online { connections } => OwnedReply::Online { connections },
+            Reply::Published {
+                recipients,
+                partial,
+            } => OwnedReply::Published(Count {
+                total: recipients,
+                partial,
+            }),
+            Reply::Online {
+                connections,
+                partial,
+            } => OwnedReply::Online(Count {
+                total: connections,
+                partial,
+            }),
             Reply::Stats { json } => OwnedReply::Stats {
                 json: json.to_owned(),
             },
@@ -83,6 +122,7 @@ impl OwnedReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::PROTOCOL_VERSION;
     use crate::protocol::reply::kind;
 
     fn header(kind: u8, request_id: u32) -> FrameHeader {
@@ -91,9 +131,12 @@ mod tests {
 
     #[test]
     fn a_reply_to_the_request_asked_is_taken() {
-        let reply =
-            OwnedReply::Published { recipients: 3 }.answering(header(kind::PUBLISHED, 7), 7);
-        assert!(matches!(reply, Ok(OwnedReply::Published { recipients: 3 })));
+        let count = Count {
+            total: 3,
+            partial: true,
+        };
+        let reply = OwnedReply::Published(count).answering(header(kind::PUBLISHED, 7), 7);
+        assert!(matches!(reply, Ok(OwnedReply::Published(c)) if c == count));
     }
 
     #[test]
@@ -118,9 +161,14 @@ mod tests {
     #[test]
     fn a_reply_decodes_with_its_header_and_owns_its_text() {
         let mut frame = Vec::new();
-        Reply::Stats { json: "{}" }.encode(5, &mut frame).unwrap();
-        let (header, reply) =
-            OwnedReply::decode(&frame[crate::protocol::frame::LENGTH_PREFIX_LEN..]).unwrap();
+        Reply::Stats { json: "{}" }
+            .encode(PROTOCOL_VERSION, 5, &mut frame)
+            .unwrap();
+        let (header, reply) = OwnedReply::decode(
+            PROTOCOL_VERSION,
+            &frame[crate::protocol::frame::LENGTH_PREFIX_LEN..],
+        )
+        .unwrap();
         drop(frame);
         assert_eq!(
             header,
@@ -130,5 +178,23 @@ mod tests {
             }
         );
         assert!(matches!(reply, OwnedReply::Stats { json } if json == "{}"));
+    }
+
+    #[test]
+    fn a_count_keeps_its_partial_flag_in_version_2_and_has_none_in_version_1() {
+        let partial = Reply::Online {
+            connections: 2,
+            partial: true,
+        };
+        for (version, expected) in [(1, false), (2, true)] {
+            let mut frame = Vec::new();
+            partial.encode(version, 9, &mut frame).unwrap();
+            let body = &frame[crate::protocol::frame::LENGTH_PREFIX_LEN..];
+            let (_, reply) = OwnedReply::decode(version, body).unwrap();
+            assert!(
+                matches!(reply, OwnedReply::Online(Count { total: 2, partial }) if partial == expected),
+                "version {version}: {reply:?}"
+            );
+        }
     }
 }

@@ -16,13 +16,20 @@ pub mod request;
 pub mod wire;
 
 pub use frame::{FrameError, FrameHeader};
-pub use reply::{ErrorCode, Reply};
+pub use reply::{ErrorCode, Reply, count_flags};
 pub use request::{Publish, Request, Target};
 pub use wire::DecodeError;
 
 /// The protocol version this crate speaks. A daemon refuses a HELLO with a
 /// version it does not speak, so any incompatible change bumps this number.
-pub const PROTOCOL_VERSION: u16 = 1;
+///
+/// Version 2 added the flags byte after a count ([`reply::count_flags`]).
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// The oldest version a daemon still accepts in a HELLO. It answers each
+/// connection in the version that connection asked for, so a PHP extension
+/// built for an older version keeps working against a newer daemon.
+pub const OLDEST_PROTOCOL_VERSION: u16 = 1;
 
 /// What a daemon speaking `daemon` answers a HELLO asking for `client`:
 /// which side is older, so that the reader upgrades the right one. Written

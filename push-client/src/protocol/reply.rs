@@ -4,6 +4,11 @@
 //! order the requests were sent. A reply's kind is the request's kind with
 //! the high bit set, or [`kind::ERROR`] with a stable [`ErrorCode`] and a
 //! message meant for the person reading the log.
+//!
+//! Replies depend on the protocol version the connection agreed on in its
+//! HELLO: from version 2 on, a count (PUBLISHED, ONLINE) is followed by a
+//! flags byte, [`count_flags`]. Encoding and decoding therefore take that
+//! version; a version 1 peer gets the count alone.
 
 use std::fmt;
 
@@ -20,6 +25,16 @@ pub mod kind {
     pub const POSITION: u8 = 0x86;
     pub const ERROR: u8 = 0xff;
 }
+
+/// The bits of the flags byte that follows a count from protocol version 2 on.
+pub mod count_flags {
+    /// The count leaves out nodes of a cluster that did not answer in time,
+    /// or the daemon could not reach the cluster at all: it is a lower bound.
+    pub const PARTIAL: u8 = 0b0000_0001;
+}
+
+/// The first protocol version whose counts carry [`count_flags`].
+pub const COUNT_FLAGS_SINCE: u16 = 2;
 
 /// A stable error number. Clients branch on it; its meaning never changes.
 ///
@@ -98,10 +113,16 @@ pub enum Reply<'a> {
     Published {
         /// Connections the message was handed to.
         recipients: u32,
+        /// `recipients` leaves out cluster nodes that did not answer (sent as
+        /// [`count_flags::PARTIAL`]; always false in version 1).
+        partial: bool,
     },
     Online {
         /// The user's connections in that namespace; 0 means offline.
         connections: u32,
+        /// `connections` leaves out cluster nodes that did not answer, as for
+        /// [`Reply::Published`].
+        partial: bool,
     },
     Stats {
         json: &'a str,
@@ -129,8 +150,14 @@ impl<'a> Reply<'a> {
         }
     }
 
-    /// Appends this reply as one whole frame to `out`.
-    pub fn encode(&self, request_id: u32, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    /// Appends this reply as one whole frame to `out`, in the encoding of
+    /// protocol `version` (the one the connection's HELLO agreed on).
+    pub fn encode(
+        &self,
+        version: u16,
+        request_id: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
         // Replies are not limited by the request size limit: a STATS reply
         // may be larger than what a publisher is allowed to send.
         frame::encode(out, u32::MAX, |w| {
@@ -150,8 +177,19 @@ impl<'a> Reply<'a> {
                     w.str("server name", server)?;
                 }
                 Reply::Pong => {}
-                Reply::Published { recipients } => w.u32(*recipients),
-                Reply::Online { connections } => w.u32(*connections),
+                Reply::Published {
+                    recipients: count,
+                    partial,
+                }
+                | Reply::Online {
+                    connections: count,
+                    partial,
+                } => {
+                    w.u32(*count);
+                    if version >= COUNT_FLAGS_SINCE {
+                        w.u8(if *partial { count_flags::PARTIAL } else { 0 });
+                    }
+                }
                 Reply::Stats { json } => w.blob("stats", json.as_bytes())?,
                 Reply::Position { offset } => w.str("offset", offset)?,
                 Reply::Error { code, message } => {
@@ -163,8 +201,9 @@ impl<'a> Reply<'a> {
         })
     }
 
-    /// Decodes the fields that follow a header of the given kind.
-    pub fn decode(kind: u8, mut reader: Reader<'a>) -> Result<Self, DecodeError> {
+    /// Decodes the fields that follow a header of the given kind, as
+    /// protocol `version` encodes them.
+    pub fn decode(version: u16, kind: u8, mut reader: Reader<'a>) -> Result<Self, DecodeError> {
         let reply = match kind {
             kind::HELLO => Reply::Hello {
                 version: reader.u16("version")?,
@@ -174,9 +213,11 @@ impl<'a> Reply<'a> {
             kind::PONG => Reply::Pong,
             kind::PUBLISHED => Reply::Published {
                 recipients: reader.u32("recipients")?,
+                partial: read_partial(version, &mut reader)?,
             },
             kind::ONLINE => Reply::Online {
                 connections: reader.u32("connections")?,
+                partial: read_partial(version, &mut reader)?,
             },
             kind::STATS => {
                 let json = reader.blob("stats")?;
@@ -197,6 +238,16 @@ impl<'a> Reply<'a> {
         reader.finish()?;
         Ok(reply)
     }
+}
+
+/// Reads the flags byte after a count, if `version` has one. Bits other
+/// than [`count_flags::PARTIAL`] are reserved: a newer daemon may set them,
+/// so they are ignored rather than refused.
+fn read_partial(version: u16, reader: &mut Reader<'_>) -> Result<bool, DecodeError> {
+    if version < COUNT_FLAGS_SINCE {
+        return Ok(false);
+    }
+    Ok(reader.u8("count flags")? & count_flags::PARTIAL != 0)
 }
 
 /// Error messages are for humans and are never long, but one that quotes

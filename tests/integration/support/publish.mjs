@@ -108,7 +108,14 @@ export const request = {
   position: (id, namespace) => frame(body(Kind.POSITION, id, str(namespace))),
 };
 
-function decodeReply(buf) {
+/** Bit 0 of the flags byte after a count (protocol version 2): partial. */
+export const COUNT_FLAG_PARTIAL = 0x01;
+
+/**
+ * Decodes one reply body as protocol `version` encodes it: from version 2
+ * on, a count is followed by a flags byte (reply.flags, reply.partial).
+ */
+function decodeReply(buf, version) {
   const kind = buf.readUInt8(0);
   const id = buf.readUInt32BE(1);
   const reply = { kind, id };
@@ -129,12 +136,14 @@ function decodeReply(buf) {
     case Kind.PONG:
       break;
     case Kind.PUBLISHED:
-      reply.recipients = buf.readUInt32BE(at);
-      at += 4;
-      break;
     case Kind.ONLINE_REPLY:
-      reply.connections = buf.readUInt32BE(at);
+      reply[kind === Kind.PUBLISHED ? 'recipients' : 'connections'] = buf.readUInt32BE(at);
       at += 4;
+      if (version >= 2) {
+        reply.flags = buf.readUInt8(at);
+        reply.partial = (reply.flags & COUNT_FLAG_PARTIAL) !== 0;
+        at += 1;
+      }
       break;
     case Kind.POSITION_REPLY:
       reply.offset = readStr();
@@ -172,6 +181,8 @@ export class RawConnection {
     this.socket = socket;
     this.buffer = Buffer.alloc(0);
     this.replies = [];
+    // Replies are decoded in the version the daemon's HELLO reply agreed on.
+    this.version = 1;
     this.ended = false;
     this.error = null;
     this.notify = () => {};
@@ -180,7 +191,9 @@ export class RawConnection {
       while (this.buffer.length >= 4) {
         const len = this.buffer.readUInt32BE(0);
         if (this.buffer.length < 4 + len) break;
-        this.replies.push(decodeReply(this.buffer.subarray(4, 4 + len)));
+        const reply = decodeReply(this.buffer.subarray(4, 4 + len), this.version);
+        if (reply.kind === Kind.HELLO_REPLY) this.version = reply.version;
+        this.replies.push(reply);
         this.buffer = this.buffer.subarray(4 + len);
       }
       this.notify();

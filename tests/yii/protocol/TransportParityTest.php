@@ -97,6 +97,43 @@ final class TransportParityTest extends TestCase
     }
 
     /** @dataProvider nativeTransports */
+    public function testEveryTransportReadsThePartialFlagAlike(string $transport): void
+    {
+        $php = $this->partialFlags(Transport::PHP);
+        // A fake daemon whose counts set bit 0 (partial) and a reserved bit.
+        $this->assertSame([7, true, true, true, 0, false, [7], true], $php);
+
+        $this->requireTransport($transport);
+        $this->assertSame($php, $this->partialFlags($transport), "{$transport} differs from the pure-PHP client");
+    }
+
+    /**
+     * Counts and lastCountPartial() after each counting call, against a
+     * fake daemon whose every count is partial.
+     *
+     * @return list<mixed>
+     */
+    private function partialFlags(string $transport): array
+    {
+        $fake = new FakeDaemon('partial');
+        try {
+            $client = $this->client($transport, $fake->socket);
+            $results = [$client->sendToUser(42, 'e', 1), $client->lastCountPartial()];
+            $results[] = $client->isOnline(42);
+            $results[] = $client->lastCountPartial();
+            $results[] = $client->sendToUsers([], 'e', 1);
+            $results[] = $client->lastCountPartial();
+            $client->queue();
+            $client->sendMsg('e', 1);
+            $results[] = $client->flush();
+            $results[] = $client->lastCountPartial();
+            return $results;
+        } finally {
+            $fake->stop();
+        }
+    }
+
+    /** @dataProvider nativeTransports */
     public function testEveryTransportDeliversTheSameJson(string $transport): void
     {
         $browsers = $this->browsers(['alice' => 42]);

@@ -79,13 +79,13 @@ while (true) {
 
             if ($kind === 0x01) {
                 if ($mode === 'old-version') {
-                    fwrite($stream, frame(0xff, $id, pack('n', 3) . str16('the client speaks publish protocol 1, older than this push-core\'s 2: upgrade the client (the PHP extension, push-client, the Yii component) to a release that speaks protocol 2')));
+                    fwrite($stream, frame(0xff, $id, pack('n', 3) . str16('the client speaks publish protocol 2, older than this push-core\'s 3: upgrade the client (the PHP extension, push-client, the Yii component) to a release that speaks protocol 3')));
                     fclose($stream);
                     unset($clients[$key]);
                     continue 2;
                 }
                 $max = $mode === 'small-frames' ? 64 : 1024 * 1024;
-                fwrite($stream, frame(0x81, $id, pack('nN', 1, $max) . str16('fake-push-core/0')));
+                fwrite($stream, frame(0x81, $id, pack('nN', 2, $max) . str16('fake-push-core/0')));
                 continue;
             }
             switch ($mode) {
@@ -99,10 +99,14 @@ while (true) {
                     fwrite($stream, frame(0x99, $id, ''));
                     continue 2;
             }
+            // Protocol version 2: a count is followed by its flags byte. In
+            // "partial" mode bit 0 (partial) is set, and a reserved bit too,
+            // which clients must ignore.
+            $flags = $mode === 'partial' ? 0x03 : 0x00;
             $reply = match ($kind) {
                 0x02 => frame(0x82, $id, ''),
-                0x03 => frame(0x83, $id, pack('N', 7)),
-                0x04 => frame(0x84, $id, pack('N', 1)),
+                0x03 => frame(0x83, $id, pack('NC', 7, $flags)),
+                0x04 => frame(0x84, $id, pack('NC', 1, $flags)),
                 0x05 => frame(0x85, $id, pack('N', 2) . '{}'),
                 0x06 => $mode === 'recovery-off'
                     ? frame(0xff, $id, pack('n', 13) . str16('missed-message recovery is off on this daemon (recovery_window = 0), so there are no offsets; turn it on, or render pages without one'))

@@ -4,6 +4,7 @@ declare(strict_types=1);
 
 namespace PushYiiTests\Yii1;
 
+use PushYiiTests\Support\FakeDaemon;
 use PushYiiTests\TestCase;
 
 require_once __DIR__ . '/../stubs/yii1.php';
@@ -198,6 +199,41 @@ final class Yii1PushTest extends TestCase
         $this->assertGreaterThanOrEqual(3, \count($logs));
         $this->assertStringStartsWith('sendMsg failed: cannot connect to push-core at ' . self::deadSocket(), $logs[0][0]);
         $this->assertStringEndsWith('(PushException code 1)', $logs[0][0]);
+    }
+
+    /**
+     * The component answers lastCountPartial() from its client, and false
+     * where it answered without a count. The daemon is a fake whose every
+     * count is partial (a real cluster is in protocol/ClusterPartialTest).
+     *
+     * @dataProvider transports
+     */
+    public function testLastCountPartialFollowsTheLastCount(string $transport): void
+    {
+        $this->requireTransport($transport);
+        $fake = new FakeDaemon('partial');
+        try {
+            $push = $this->app(['socket' => $fake->socket] + $this->transportConfig($transport))->Push;
+            $this->assertFalse($push->lastCountPartial(), 'nothing asked yet');
+            $this->assertSame(7, $push->sendMsg('e', 1));
+            $this->assertTrue($push->lastCountPartial());
+            $this->assertSame(0, $push->sendToUsers([], 'e', 1));
+            $this->assertFalse($push->lastCountPartial(), 'answered without asking');
+            $this->assertTrue($push->isOnline(42));
+            $this->assertTrue($push->lastCountPartial());
+
+            $push->defer = true;
+            $this->assertSame(0, $push->sendToUser(42, 'e', 1));
+            $this->assertFalse($push->lastCountPartial(), 'a deferred send has no count yet');
+            $this->assertSame([7], $push->flush());
+            $this->assertTrue($push->lastCountPartial(), 'the flushed count was partial');
+
+            $failing = $this->app(['socket' => self::deadSocket()] + $this->transportConfig($transport))->Push;
+            $this->assertSame(0, $failing->sendMsg('e', 1));
+            $this->assertFalse($failing->lastCountPartial(), 'a failed call has no count');
+        } finally {
+            $fake->stop();
+        }
     }
 
     /** @dataProvider transports */

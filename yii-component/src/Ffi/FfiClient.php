@@ -44,6 +44,10 @@ final class FfiClient implements Publisher
     private bool $queueing = false;
     /** @var list<int|PushException> */
     private array $results = [];
+    /** Whether any count kept in $results was partial. */
+    private bool $resultsPartial = false;
+    /** Whether the count behind the last counting call was partial; see lastCountPartial(). */
+    private bool $lastCountPartial = false;
 
     /**
      * @param string $library path of libpush_ffi.so
@@ -109,7 +113,21 @@ final class FfiClient implements Publisher
     {
         $user = self::cString(Target::name($user, 'the user'), 'the user');
         $handle = $this->handle();
-        return $this->check($this->lib->push_online($handle, $this->namespace, $user), $handle) > 0;
+        $this->lastCountPartial = false;
+        $connections = $this->check($this->lib->push_online($handle, $this->namespace, $user), $handle);
+        $this->lastCountPartial = $this->lib->push_last_count_partial($handle) !== 0;
+        return $connections > 0;
+    }
+
+    /**
+     * Whether the count behind the last sendMsg()/sendTo*(), isOnline() or
+     * flush() left out cluster nodes that did not answer in time (the C
+     * ABI's push_last_count_partial); after flush(), whether any of its
+     * counts did. As the extension's.
+     */
+    public function lastCountPartial(): bool
+    {
+        return $this->lastCountPartial;
     }
 
     public function position(?string $ns = null): string
@@ -155,7 +173,9 @@ final class FfiClient implements Publisher
     {
         $this->queueing = false;
         $results = $this->results;
+        $this->lastCountPartial = $this->resultsPartial;
         $this->results = [];
+        $this->resultsPartial = false;
         return $results;
     }
 
@@ -170,11 +190,18 @@ final class FfiClient implements Publisher
         // No users and no rooms reaches nobody; the C ABI would read it as
         // "everyone".
         if (!$everyone && $users === [] && $rooms === []) {
-            return $this->queueing ? $this->keep(0) : 0;
+            if ($this->queueing) {
+                return $this->keep(0);
+            }
+            $this->lastCountPartial = false;
+            return 0;
         }
         $event = self::cString($event, 'the event');
+        if (!$this->queueing) {
+            $this->lastCountPartial = false;
+        }
         try {
-            $recipients = $this->publish($event, $payload, $users, $rooms, $except);
+            [$recipients, $partial] = $this->publish($event, $payload, $users, $rooms, $except);
         } catch (PushException $error) {
             $knownBeforeWriting = \in_array(
                 $error->getCode(),
@@ -186,16 +213,22 @@ final class FfiClient implements Publisher
             }
             return $this->keep($error);
         }
-        return $this->queueing ? $this->keep($recipients) : $recipients;
+        if ($this->queueing) {
+            $this->resultsPartial = $this->resultsPartial || $partial;
+            return $this->keep($recipients);
+        }
+        $this->lastCountPartial = $partial;
+        return $recipients;
     }
 
     /**
      * @param list<string> $users
      * @param list<string> $rooms
      * @param list<string> $except
+     * @return array{0: int, 1: bool} the recipients, and whether that count is partial
      * @throws PushException
      */
-    private function publish(string $event, string $payload, array $users, array $rooms, array $except): int
+    private function publish(string $event, string $payload, array $users, array $rooms, array $except): array
     {
         // The C strings must outlive the call, so every buffer stays
         // referenced from $keepAlive until it returns.
@@ -213,7 +246,7 @@ final class FfiClient implements Publisher
             $this->cArray($except, 'each of the excepted users', $keepAlive),
             \count($except),
         );
-        return $this->check($result, $handle);
+        return [$this->check($result, $handle), $this->lib->push_last_count_partial($handle) !== 0];
     }
 
     /** Records a result for flush() and returns its index there. */

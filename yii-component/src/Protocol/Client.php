@@ -38,6 +38,8 @@ final class Client implements Publisher
     private bool $queueing = false;
     /** Publishes this object queued since its last flush(). */
     private int $queued = 0;
+    /** Whether the count behind the last counting call was partial; see lastCountPartial(). */
+    private bool $lastCountPartial = false;
 
     /**
      * @param string|null $socket the daemon's socket; null takes the
@@ -115,7 +117,17 @@ final class Client implements Publisher
     {
         $user = Target::name($user, 'the user');
         $namespace = $this->namespace;
-        return $this->call(static fn (DaemonConnection $c): int => $c->online($namespace, $user)) > 0;
+        return $this->count(static fn (DaemonConnection $c): Count => $c->online($namespace, $user)) > 0;
+    }
+
+    /**
+     * Whether the count behind the last sendMsg()/sendTo*(), isOnline() or
+     * flush() left out cluster nodes that did not answer in time; after
+     * flush(), whether any of its counts did. As the extension's.
+     */
+    public function lastCountPartial(): bool
+    {
+        return $this->lastCountPartial;
     }
 
     /**
@@ -165,11 +177,18 @@ final class Client implements Publisher
     public function flush(): array
     {
         $this->queueing = false;
+        $results = $this->takeResults();
+        $this->lastCountPartial = false;
+        foreach ($results as $result) {
+            if ($result instanceof Count && $result->partial) {
+                $this->lastCountPartial = true;
+            }
+        }
         return array_map(
-            fn (int|Failure $result): int|PushException => $result instanceof Failure
+            fn (Count|Failure $result): int|PushException => $result instanceof Failure
                 ? $result->toPushException($this->namespace)
-                : $result,
-            $this->takeResults(),
+                : $result->total,
+            $results,
         );
     }
 
@@ -194,9 +213,11 @@ final class Client implements Publisher
         $payload = Json::encode($msg);
         if (!$everyone && $users === [] && $rooms === []) {
             if ($this->queueing) {
-                SharedConnections::queueDone($this->socketPath, $this->timeoutMs, $this->owner, 0);
+                SharedConnections::queueDone($this->socketPath, $this->timeoutMs, $this->owner, new Count(0));
                 return $this->nextPosition();
             }
+            // Known without asking any node: complete.
+            $this->lastCountPartial = false;
             return 0;
         }
         $publish = new Publish($this->namespace, $event, $users, $rooms, $except, $payload);
@@ -208,7 +229,23 @@ final class Client implements Publisher
             }
             return $this->nextPosition();
         }
-        return $this->call(static fn (DaemonConnection $c): int => $c->publish($publish));
+        return $this->count(static fn (DaemonConnection $c): Count => $c->publish($publish));
+    }
+
+    /**
+     * Runs a synchronous call that answers with a count, remembers whether
+     * it was partial (a call that throws has no count: not partial) and
+     * returns the number.
+     *
+     * @param callable(DaemonConnection): Count $operation
+     * @throws PushException
+     */
+    private function count(callable $operation): int
+    {
+        $this->lastCountPartial = false;
+        $count = $this->call($operation);
+        $this->lastCountPartial = $count->partial;
+        return $count->total;
     }
 
     /**
@@ -234,7 +271,7 @@ final class Client implements Publisher
         return $this->queued++;
     }
 
-    /** @return list<int|Failure> */
+    /** @return list<Count|Failure> */
     private function takeResults(): array
     {
         $this->queued = 0;

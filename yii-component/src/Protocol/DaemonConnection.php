@@ -56,7 +56,7 @@ final class DaemonConnection
     private string $outgoing = '';
     /** @var list<int> request ids written or queued whose replies have not been read */
     private array $awaiting = [];
-    /** @var list<int|Failure> replies of pipelined publishes, waiting for flush() */
+    /** @var list<Count|Failure> replies of pipelined publishes, waiting for flush() */
     private array $completed = [];
     private int $connects = 0;
     /** The last warning PHP raised during an I/O call, for its errno. */
@@ -106,9 +106,9 @@ final class DaemonConnection
      *
      * @throws Failure
      */
-    public function publish(Publish $publish): int
+    public function publish(Publish $publish): Count
     {
-        return $this->expect($this->call(fn (): Request => Request::publish($publish)), Frame::PUBLISHED);
+        return $this->expectCount($this->call(fn (): Request => Request::publish($publish)), Frame::PUBLISHED);
     }
 
     /**
@@ -116,9 +116,9 @@ final class DaemonConnection
      *
      * @throws Failure
      */
-    public function online(string $namespace, string $user): int
+    public function online(string $namespace, string $user): Count
     {
-        return $this->expect($this->call(fn (): Request => Request::online($namespace, $user)), Frame::ONLINE_REPLY);
+        return $this->expectCount($this->call(fn (): Request => Request::online($namespace, $user)), Frame::ONLINE_REPLY);
     }
 
     /**
@@ -177,7 +177,7 @@ final class DaemonConnection
      * Writes every queued publish and returns their results in queue order:
      * the recipients, or the Failure it ended in.
      *
-     * @return list<int|Failure>
+     * @return list<Count|Failure>
      */
     public function flush(): array
     {
@@ -246,6 +246,16 @@ final class DaemonConnection
         return $reply->value;
     }
 
+    /**
+     * The count of a reply of the expected kind, with its partial flag.
+     *
+     * @throws Failure
+     */
+    private function expectCount(Reply $reply, int $kind): Count
+    {
+        return new Count((int) $this->expect($reply, $kind), $reply->partial);
+    }
+
     /** Writes pipelined frames and keeps their replies for the next flush. */
     private function flushPendingPipeline(): void
     {
@@ -260,7 +270,7 @@ final class DaemonConnection
         while ($this->awaiting !== []) {
             $id = $this->awaiting[0];
             try {
-                $this->completed[] = $this->expect($this->readReply($id), Frame::PUBLISHED);
+                $this->completed[] = $this->expectCount($this->readReply($id), Frame::PUBLISHED);
             } catch (Failure $failure) {
                 $this->completed[] = $failure;
                 $lost = \in_array(

@@ -15,7 +15,10 @@ namespace PushCore\Yii\Protocol;
 final class Frame
 {
     /** The protocol version this client speaks, sent in HELLO. */
-    public const PROTOCOL_VERSION = 1;
+    public const PROTOCOL_VERSION = 2;
+
+    /** Bit 0 of the flags byte after a count (version 2): the count is partial. */
+    public const COUNT_FLAG_PARTIAL = 0x01;
 
     /** Bytes taken by the length prefix. */
     public const LENGTH_PREFIX_LEN = 4;

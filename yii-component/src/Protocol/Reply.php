@@ -10,6 +10,10 @@ namespace PushCore\Yii\Protocol;
  * $value holds the kind's one field: max frame size for HELLO, recipients
  * for PUBLISHED, connections for ONLINE, the JSON text for STATS, the
  * offset for POSITION, null for PONG. An ERROR reply has $errorCode and $errorMessage instead.
+ * A count (PUBLISHED, ONLINE) is followed in protocol version 2 by a flags
+ * byte, whose bit 0 is $partial: a cluster node did not answer in time.
+ * The other bits are reserved and ignored. This client always asks for
+ * Frame::PROTOCOL_VERSION, and a daemon that accepts the HELLO answers in it.
  */
 final class Reply
 {
@@ -19,6 +23,7 @@ final class Reply
         public readonly int|string|null $value,
         public readonly ?ErrorCode $errorCode = null,
         public readonly string $errorMessage = '',
+        public readonly bool $partial = false,
     ) {
     }
 
@@ -35,8 +40,7 @@ final class Reply
         $reply = match ($kind) {
             Frame::HELLO_REPLY => self::hello($reader, $id),
             Frame::PONG => new self($kind, $id, null),
-            Frame::PUBLISHED => new self($kind, $id, $reader->u32('recipients')),
-            Frame::ONLINE_REPLY => new self($kind, $id, $reader->u32('connections')),
+            Frame::PUBLISHED, Frame::ONLINE_REPLY => self::count($reader, $kind, $id),
             Frame::STATS_REPLY => self::stats($reader, $id),
             Frame::POSITION_REPLY => new self($kind, $id, $reader->str('offset')),
             Frame::ERROR => new self(
@@ -66,8 +70,8 @@ final class Reply
         return match ($this->kind) {
             Frame::HELLO_REPLY => "Hello { max_frame_size: {$this->value} }",
             Frame::PONG => 'Pong',
-            Frame::PUBLISHED => "Published { recipients: {$this->value} }",
-            Frame::ONLINE_REPLY => "Online { connections: {$this->value} }",
+            Frame::PUBLISHED => "Published(Count { total: {$this->value}, partial: " . var_export($this->partial, true) . ' })',
+            Frame::ONLINE_REPLY => "Online(Count { total: {$this->value}, partial: " . var_export($this->partial, true) . ' })',
             Frame::STATS_REPLY => 'Stats { json: ' . json_encode($this->value) . ' }',
             Frame::POSITION_REPLY => 'Position { offset: ' . json_encode($this->value) . ' }',
             default => "Error { code: ErrorCode({$this->errorCode?->code}), message: "
@@ -81,6 +85,13 @@ final class Reply
         $maxFrameSize = $reader->u32('max frame size');
         $reader->str('server name');
         return new self(Frame::HELLO_REPLY, $id, $maxFrameSize);
+    }
+
+    private static function count(Reader $reader, int $kind, int $id): self
+    {
+        $count = $reader->u32($kind === Frame::PUBLISHED ? 'recipients' : 'connections');
+        $flags = $reader->u8('count flags');
+        return new self($kind, $id, $count, partial: ($flags & Frame::COUNT_FLAG_PARTIAL) !== 0);
     }
 
     private static function stats(Reader $reader, int $id): self

@@ -28,11 +28,11 @@ final class SharedConnections
      * Per connection, in queue order: [owner] for a publish written or
      * about to be, [owner, result] for one decided without the daemon.
      *
-     * @var array<string, list<array{0: int, 1?: int|Failure}>>
+     * @var array<string, list<array{0: int, 1?: Count|Failure}>>
      */
     private static array $queues = [];
 
-    /** @var array<string, array<int, list<int|Failure>>> results waiting for their owner's flush() */
+    /** @var array<string, array<int, list<Count|Failure>>> results waiting for their owner's flush() */
     private static array $results = [];
 
     /** The shared connection for a socket path and timeout, created (not yet connected) on first use. */
@@ -59,7 +59,7 @@ final class SharedConnections
     }
 
     /** Records a publish that needed no daemon, keeping its place in the queue. */
-    public static function queueDone(string $path, int $timeoutMs, int $owner, int $result): void
+    public static function queueDone(string $path, int $timeoutMs, int $owner, Count $result): void
     {
         self::get($path, $timeoutMs);
         self::$queues[self::key($path, $timeoutMs)][] = [$owner, $result];
@@ -69,7 +69,7 @@ final class SharedConnections
      * Writes everything queued on this connection and returns $owner's
      * results, in the order $owner queued them.
      *
-     * @return list<int|Failure>
+     * @return list<Count|Failure>
      */
     public static function flush(string $path, int $timeoutMs, int $owner): array
     {

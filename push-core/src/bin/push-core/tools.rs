@@ -1,6 +1,12 @@
 //! `send`, `stats`, `online` and `position`: the publish protocol from the
 //! shell, for operators and scripts. They use the same blocking client as PHP
 //! does.
+//!
+//! A count that left out cluster nodes is still the answer: `send` prints it
+//! alone on standard output, as always, so `$(push-core send ...)` keeps
+//! capturing a number, and says it is partial on standard error, where a
+//! person sees it and a script's capture does not. `online` prints JSON, so
+//! it carries the flag as `"partial"`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -63,6 +69,9 @@ pub struct PositionArgs {
     #[arg(long, default_value = "/")]
     namespace: String,
 }
+
+/// What `send` says on standard error when its count is partial.
+const PARTIAL_NOTE: &str = "the count is partial: some cluster nodes did not answer in time, so more connections may have received the message";
 
 /// Prints an error the way a shell user expects and picks the exit code.
 pub fn report(result: Result<()>) -> ExitCode {
@@ -130,7 +139,10 @@ pub fn send(args: SendArgs) -> Result<()> {
         payload: data.trim().as_bytes(),
     };
     let recipients = args.socket.ask(|client| client.publish(&publish))?;
-    println!("{recipients}");
+    println!("{}", recipients.total);
+    if recipients.partial {
+        eprintln!("push-core: {PARTIAL_NOTE}");
+    }
     Ok(())
 }
 
@@ -146,8 +158,9 @@ pub fn online(args: OnlineArgs) -> Result<()> {
     let answer = serde_json::json!({
         "namespace": args.namespace,
         "user": args.user,
-        "online": connections > 0,
-        "connections": connections,
+        "online": connections.total > 0,
+        "connections": connections.total,
+        "partial": connections.partial,
     });
     println!("{answer}");
     Ok(())

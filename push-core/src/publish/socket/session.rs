@@ -2,7 +2,9 @@
 //!
 //! A session starts with the version handshake: until a HELLO with a
 //! version we speak arrives, nothing else is served. After that each request
-//! gets exactly one reply with its request id, in order.
+//! gets exactly one reply with its request id, in order, encoded in the
+//! version the HELLO asked for: a publisher built for an older version of
+//! the protocol keeps working against a newer daemon.
 //!
 //! A body that does not decode is answered with an error and the session
 //! goes on, because the length prefix kept the stream in step. Only errors
@@ -18,17 +20,23 @@ use std::task::{Context, Poll, Waker};
 
 use push_client::protocol::frame::FrameHeader;
 use push_client::protocol::wire::{DecodeError, Reader};
-use push_client::{ErrorCode, PROTOCOL_VERSION, Reply, Request, version_mismatch_message};
+use std::ops::RangeInclusive;
+
+use push_client::{
+    ErrorCode, OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION, Reply, Request, version_mismatch_message,
+};
 
 use super::Services;
 
-/// The publish protocol version this daemon speaks: [`PROTOCOL_VERSION`].
+/// The publish protocol versions a publisher may ask for in its HELLO:
+/// [`OLDEST_PROTOCOL_VERSION`] to [`PROTOCOL_VERSION`]; each connection is
+/// answered in the version it asked for.
 ///
-/// Debug builds can be made to speak another (the variable
+/// Debug builds can be made to speak one other version only (the variable
 /// `PUSH_CORE_TEST_PROTOCOL_VERSION`), so that the tests can check what a
 /// real client is told by an older or a newer daemon without keeping an old
 /// release around. Release builds ignore the variable.
-fn spoken_version() -> u16 {
+fn spoken_versions() -> RangeInclusive<u16> {
     #[cfg(debug_assertions)]
     {
         static PRETENDED: std::sync::OnceLock<Option<u16>> = std::sync::OnceLock::new();
@@ -38,10 +46,10 @@ fn spoken_version() -> u16 {
                 .and_then(|text| text.parse().ok())
         });
         if let Some(version) = *pretended {
-            return version;
+            return version..=version;
         }
     }
-    PROTOCOL_VERSION
+    OLDEST_PROTOCOL_VERSION..=PROTOCOL_VERSION
 }
 
 /// What the connection does after a request was answered.
@@ -53,14 +61,15 @@ pub(super) enum Next {
 
 pub(super) struct Session {
     services: Services,
-    handshaken: bool,
+    /// The protocol version agreed on in the HELLO; `None` before it.
+    version: Option<u16>,
 }
 
 impl Session {
     pub fn new(services: Services) -> Self {
         Self {
             services,
-            handshaken: false,
+            version: None,
         }
     }
 
@@ -90,7 +99,7 @@ impl Session {
             }
         };
 
-        if !self.handshaken {
+        if self.version.is_none() {
             return self.handshake(id, &request, out);
         }
         match request {
@@ -106,8 +115,11 @@ impl Session {
             Request::Publish(publish) => {
                 match self.finish(self.services.dispatcher.publish(&publish)) {
                     Ok(count) => {
-                        let recipients = count.total;
-                        self.reply(id, &Reply::Published { recipients }, out);
+                        let reply = Reply::Published {
+                            recipients: count.total,
+                            partial: count.partial,
+                        };
+                        self.reply(id, &reply, out);
                     }
                     Err(error) => self.error(id, error.code(), &error.to_string(), out),
                 }
@@ -115,8 +127,11 @@ impl Session {
             Request::Online { namespace, user } => {
                 match self.finish(self.services.dispatcher.connections_of(namespace, user)) {
                     Ok(count) => {
-                        let connections = count.total;
-                        self.reply(id, &Reply::Online { connections }, out);
+                        let reply = Reply::Online {
+                            connections: count.total,
+                            partial: count.partial,
+                        };
+                        self.reply(id, &reply, out);
                     }
                     Err(error) => self.error(id, error.code(), &error.to_string(), out),
                 }
@@ -159,11 +174,11 @@ impl Session {
 
     fn handshake(&mut self, id: u32, request: &Request<'_>, out: &mut Vec<u8>) -> Next {
         match request {
-            Request::Hello { version, client } if *version == spoken_version() => {
-                tracing::debug!(client, "publisher connected");
-                self.handshaken = true;
+            Request::Hello { version, client } if spoken_versions().contains(version) => {
+                tracing::debug!(client, version, "publisher connected");
+                self.version = Some(*version);
                 let hello = Reply::Hello {
-                    version: spoken_version(),
+                    version: *version,
                     max_frame_size: self.services.max_frame_size,
                     server: concat!("push-core/", env!("CARGO_PKG_VERSION")),
                 };
@@ -171,7 +186,13 @@ impl Session {
                 Next::Continue
             }
             Request::Hello { version, client } => {
-                let message = version_mismatch_message(spoken_version(), *version);
+                let spoken = spoken_versions();
+                let nearest = if *version < *spoken.start() {
+                    *spoken.start()
+                } else {
+                    *spoken.end()
+                };
+                let message = version_mismatch_message(nearest, *version);
                 tracing::warn!(client, "publisher refused: {message}");
                 self.error(id, ErrorCode::UNSUPPORTED_VERSION, &message, out);
                 Next::Close
@@ -191,7 +212,7 @@ impl Session {
     /// Before the handshake, an undecodable request ends the connection: the
     /// peer is probably not speaking this protocol at all.
     fn next_after_failed_request(&self) -> Next {
-        if self.handshaken {
+        if self.version.is_some() {
             Next::Continue
         } else {
             Next::Close
@@ -199,7 +220,7 @@ impl Session {
     }
 
     fn reply(&self, id: u32, reply: &Reply<'_>, out: &mut Vec<u8>) {
-        if let Err(error) = reply.encode(id, out) {
+        if let Err(error) = reply.encode(self.reply_version(), id, out) {
             // Only a reply over 4 GiB could fail; answer with an error rather
             // than leave the request without a reply.
             tracing::error!(%error, "could not encode a reply");
@@ -212,11 +233,17 @@ impl Session {
         }
     }
 
+    /// The version replies are encoded in. Before the HELLO only a HELLO or
+    /// an error is sent, which every version encodes alike.
+    fn reply_version(&self) -> u16 {
+        self.version.unwrap_or(PROTOCOL_VERSION)
+    }
+
     fn error(&self, id: u32, code: ErrorCode, message: &str, out: &mut Vec<u8>) {
         self.services.metrics.protocol_error(code);
         tracing::debug!(%code, message, "publish request refused");
         let reply = Reply::Error { code, message };
-        if let Err(error) = reply.encode(id, out) {
+        if let Err(error) = reply.encode(self.reply_version(), id, out) {
             tracing::error!(%error, "could not encode an error reply");
         }
     }
