@@ -78,8 +78,23 @@ pub struct ClusterStep {
     pub recovery: bool,
     /// Server figures are summed over the nodes.
     pub step: DeliveryStep,
-    /// Redis's CPU time per delivery, in µs; `None` without Redis.
-    pub redis_us_per_delivery: Option<f64>,
+    /// Redis's CPU time over the step, in µs; `None` without Redis.
+    pub redis_cpu_us: Option<u64>,
+}
+
+impl ClusterStep {
+    /// Redis's CPU time per delivery, in µs.
+    pub fn redis_us_per_delivery(&self) -> Option<f64> {
+        let deliveries = self.step.delivered.max(1) as f64;
+        self.redis_cpu_us.map(|us| us as f64 / deliveries)
+    }
+
+    /// Redis's CPU time per publish, in µs: its work is per message, not
+    /// per recipient.
+    pub fn redis_us_per_publish(&self) -> Option<f64> {
+        let publishes = self.step.published.messages.max(1) as f64;
+        self.redis_cpu_us.map(|us| us as f64 / publishes)
+    }
 }
 
 /// A redis-server of the bench's own, on a free loopback port, with no
@@ -210,20 +225,23 @@ impl Bench {
                 ..step
             };
             let sustained = step.sustained;
-            eprintln!(
-                "{}, redis {}",
-                step_line(&format!("cluster fan-out, {},", layout.label()), &step),
-                redis_us.map_or("-".to_owned(), |us| format!(
-                    "{:.2} µs/delivery",
-                    us as f64 / step.delivered.max(1) as f64
-                ))
-            );
-            steps.push(ClusterStep {
+            let entry = ClusterStep {
                 layout,
                 recovery,
-                redis_us_per_delivery: redis_us.map(|us| us as f64 / step.delivered.max(1) as f64),
                 step,
-            });
+                redis_cpu_us: redis_us,
+            };
+            eprintln!(
+                "{}, redis {}",
+                step_line(
+                    &format!("cluster fan-out, {},", layout.label()),
+                    &entry.step
+                ),
+                entry
+                    .redis_us_per_publish()
+                    .map_or("-".to_owned(), |us| format!("{us:.1} µs/publish"))
+            );
+            steps.push(entry);
             if !sustained {
                 break;
             }
@@ -282,14 +300,14 @@ impl Bench {
 pub fn table(steps: &[ClusterStep]) -> String {
     let mut out = String::from(
         "\n### Fan-out across nodes (100-byte broadcasts published on the first node)\n\n\
-         | recovery | subscribers | layout | offered deliveries/s | delivered/s | p50 ms | p99 ms | server CPU µs/delivery (all nodes) | Redis CPU µs/delivery | sustained |\n\
-         |---|--:|---|--:|--:|--:|--:|--:|--:|---|\n",
+         | recovery | subscribers | layout | offered deliveries/s | delivered/s | p50 ms | p99 ms | server CPU µs/delivery (all nodes) | Redis CPU µs/delivery | Redis CPU µs/publish | sustained |\n\
+         |---|--:|---|--:|--:|--:|--:|--:|--:|--:|---|\n",
     );
     for entry in steps {
         let step = &entry.step;
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
             on_off(entry.recovery),
             step.connections,
             entry.layout.label(),
@@ -299,8 +317,11 @@ pub fn table(steps: &[ClusterStep]) -> String {
             step.p99_ms,
             step.server_cpu_us_per_delivery,
             entry
-                .redis_us_per_delivery
+                .redis_us_per_delivery()
                 .map_or("–".to_owned(), |us| format!("{us:.2}")),
+            entry
+                .redis_us_per_publish()
+                .map_or("–".to_owned(), |us| format!("{us:.0}")),
             if step.sustained { "yes" } else { "no" },
         );
     }
