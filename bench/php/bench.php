@@ -25,6 +25,7 @@ const USAGE = <<<'TXT'
                --redis-socket PATH --redis-port PORT --http-url URL --http-token SECRET
                [--iterations N] [--rounds N] [--batch N] [--markdown FILE] [--note TEXT]
                [--only NAME[,NAME...]] [--push-norecovery-socket PATH]
+               [--push-cluster-socket PATH]
 
     --iterations  calls per route for the fast routes (default 50000); curl with a
                   new handle per call does a tenth of them (each one costs a TCP
@@ -38,6 +39,10 @@ const USAGE = <<<'TXT'
                   a second push-core started with --recovery-window 0: adds the
                   "recovery off" routes, to compare with the daemon at --push-socket
                   (recovery on, the default)
+    --push-cluster-socket
+                  a push-core started in cluster mode (--adapter redis, one node and
+                  its own redis-server): adds the "cluster" routes, to compare with
+                  the single daemon at --push-socket
     TXT;
 
 /** The message every route publishes, encoded per call as a site would. */
@@ -103,7 +108,7 @@ function main(array $argv): int
 {
     $options = getopt('', [
         'push-socket:', 'echo-socket:', 'redis-socket:', 'redis-port:', 'http-url:', 'http-token:',
-        'echo-epoll-socket:', 'push-norecovery-socket:', 'push-norecovery-pid:', 'push-pid:', 'echo-pid:', 'echo-epoll-pid:', 'redis-pid:', 'iterations:', 'rounds:', 'batch:', 'markdown:', 'note:', 'only:', 'pinned:', 'cpus:', 'help',
+        'echo-epoll-socket:', 'push-norecovery-socket:', 'push-norecovery-pid:', 'push-cluster-socket:', 'push-cluster-pid:', 'cluster-redis-pid:', 'push-pid:', 'echo-pid:', 'echo-epoll-pid:', 'redis-pid:', 'iterations:', 'rounds:', 'batch:', 'markdown:', 'note:', 'only:', 'pinned:', 'cpus:', 'help',
     ]);
     // An option given twice (run.sh passes its defaults first) counts once, the last time.
     $options = array_map(static fn ($value) => is_array($value) ? end($value) : $value, $options);
@@ -147,12 +152,17 @@ function main(array $argv): int
     foreach ($routes as $route) {
         runSlice($route, max(100, intdiv((int) ($iterations * $route->share), 10)), $batch);
     }
+    // The processes whose CPU counts as the server's, by Route::$server. A
+    // cluster node's publish is also Redis's work (the Lua script that
+    // numbers it, the survey of the other nodes), so both are counted.
+    $pid = static fn (string $option): int => (int) ($options[$option] ?? 0);
     $pids = [
-        'push' => (int) ($options['push-pid'] ?? 0),
-        'push-norecovery' => (int) ($options['push-norecovery-pid'] ?? 0),
-        'echo' => (int) ($options['echo-pid'] ?? 0),
-        'echo-epoll' => (int) ($options['echo-epoll-pid'] ?? 0),
-        'redis' => (int) ($options['redis-pid'] ?? 0),
+        'push' => [$pid('push-pid')],
+        'push-norecovery' => [$pid('push-norecovery-pid')],
+        'push-cluster' => [$pid('push-cluster-pid'), $pid('cluster-redis-pid')],
+        'echo' => [$pid('echo-pid')],
+        'echo-epoll' => [$pid('echo-epoll-pid')],
+        'redis' => [$pid('redis-pid')],
     ];
     for ($round = 1; $round <= $rounds; $round++) {
         $roundSamples = array_fill(0, count($routes), []);
@@ -160,10 +170,10 @@ function main(array $argv): int
             foreach ($routes as $index => $route) {
                 $calls = max(1, intdiv((int) ($iterations * $route->share), $rounds * SLICES_PER_ROUND));
                 $php = ownCpuUs();
-                $server = processCpuUs($pids[$route->server]);
+                $server = processesCpuUs($pids[$route->server]);
                 [$samples, $wall] = runSlice($route, $calls, $batch);
                 $route->phpCpuUs += ownCpuUs() - $php;
-                $route->serverCpuUs += processCpuUs($pids[$route->server]) - $server;
+                $route->serverCpuUs += processesCpuUs($pids[$route->server]) - $server;
                 array_push($roundSamples[$index], ...$samples);
                 array_push($route->samples, ...$samples);
                 $route->calls += $calls;
@@ -185,7 +195,7 @@ function main(array $argv): int
     foreach ($verdicts as $verdict) {
         fwrite(STDOUT, $verdict['line'] . "\n");
     }
-    foreach (recoveryRatios($rows) as $line) {
+    foreach ([...recoveryRatios($rows), ...clusterRatios($rows)] as $line) {
         fwrite(STDOUT, $line . "\n");
     }
     $steadiness = steadiness($rows[0]);
@@ -216,6 +226,7 @@ function routes(array $options, int $batch): array
     $echoSocket = (string) $options['echo-socket'];
     $echoEpollSocket = (string) ($options['echo-epoll-socket'] ?? '');
     $noRecoverySocket = (string) ($options['push-norecovery-socket'] ?? '');
+    $clusterSocket = (string) ($options['push-cluster-socket'] ?? '');
     $redisSocket = (string) $options['redis-socket'];
     $redisPort = (int) $options['redis-port'];
     $httpUrl = rtrim((string) $options['http-url'], '/') . '/api/publish';
@@ -294,6 +305,20 @@ function routes(array $options, int $batch): array
         new Route('push ext pipelined, recovery off', "the same as push ext pipelined, to push-core with --recovery-window 0", server: 'push-norecovery', setup: static function () use ($noRecoverySocket): array {
             return pipelinedCalls(new PushClient($noRecoverySocket));
         }, pipelined: true),
+        // The same two routes against a daemon in cluster mode (one node,
+        // its own Redis, recovery on): what the Redis round trips of a
+        // publish cost the publisher.
+        new Route('push ext sendMsg, cluster', 'PushClient::sendMsg(), reply awaited, to push-core with --adapter redis (one node + Redis)', server: 'push-cluster', setup: static function () use ($clusterSocket): \Closure {
+            $client = new PushClient($clusterSocket);
+            return static function () use ($client): void {
+                if ($client->sendMsg(EVENT, MESSAGE) !== 0) {
+                    throw new RuntimeException('a browser is connected to the benchmark cluster');
+                }
+            };
+        }),
+        new Route('push ext pipelined, cluster', 'the same as push ext pipelined, to push-core with --adapter redis (one node + Redis)', server: 'push-cluster', setup: static function () use ($clusterSocket): array {
+            return pipelinedCalls(new PushClient($clusterSocket));
+        }, pipelined: true),
         new Route('(a) pure PHP sendMsg', 'yii-component Protocol\\Client::sendMsg() over stream_socket_client, reply awaited', static function () use ($pushSocket): \Closure {
             $client = new PushCore\Yii\Protocol\Client($pushSocket);
             return static function () use ($client): void {
@@ -338,6 +363,9 @@ function routes(array $options, int $batch): array
     }
     if ($noRecoverySocket === '') {
         $routes = array_values(array_filter($routes, static fn (Route $r): bool => $r->server !== 'push-norecovery'));
+    }
+    if ($clusterSocket === '') {
+        $routes = array_values(array_filter($routes, static fn (Route $r): bool => $r->server !== 'push-cluster'));
     }
     return $routes;
 }
@@ -420,6 +448,12 @@ function processCpuUs(int $pid): float
     // The fields after the command name, which may contain spaces.
     $fields = explode(' ', substr($stat, strrpos($stat, ')') + 2));
     return ((int) $fields[11] + (int) $fields[12]) * 1e6 / CLOCK_TICKS;
+}
+
+/** @param list<int> $pids CPU time of these processes added up, in microseconds. */
+function processesCpuUs(array $pids): float
+{
+    return array_sum(array_map(processCpuUs(...), $pids));
 }
 
 /** Times $calls calls of $route, one hrtime() pair per call. */
@@ -574,6 +608,34 @@ function recoveryRatios(array $rows): array
     return $lines;
 }
 
+/** @return list<string> the cluster routes against the single daemon's, as ratios */
+function clusterRatios(array $rows): array
+{
+    $by = array_column($rows, null, 'name');
+    $lines = [];
+    foreach (['push ext sendMsg', 'push ext pipelined'] as $single) {
+        $cluster = "{$single}, cluster";
+        if (!isset($by[$single], $by[$cluster])) {
+            continue;
+        }
+        $lines[] = sprintf(
+            'cluster / single node, %s: median %.2f / %.2f µs = %.3f×, p99 %.2f / %.2f µs, calls/s %s / %s = %.3f×, server CPU %.2f (node + Redis) / %.2f µs per call',
+            $single,
+            $by[$cluster]['median'],
+            $by[$single]['median'],
+            $by[$cluster]['median'] / $by[$single]['median'],
+            $by[$cluster]['p99'],
+            $by[$single]['p99'],
+            number_format($by[$cluster]['per_second']),
+            number_format($by[$single]['per_second']),
+            $by[$cluster]['per_second'] / $by[$single]['per_second'],
+            $by[$cluster]['server_cpu'],
+            $by[$single]['server_cpu'],
+        );
+    }
+    return $lines;
+}
+
 function markdown(array $rows, float $floor, array $verdicts, array $context): string
 {
     $cpu = 'unknown CPU';
@@ -645,6 +707,17 @@ function markdown(array $rows, float $floor, array $verdicts, array $context): s
     if ($ratios !== []) {
         $out[] = 'Missed-message recovery (docs/recovery.md), on in the daemon of every push-core row except the '
             . '"recovery off" ones, which publish to a second daemon started with `--recovery-window 0`:';
+        $out[] = '';
+        foreach ($ratios as $line) {
+            $out[] = '- ' . $line;
+        }
+        $out[] = '';
+    }
+    $ratios = clusterRatios($rows);
+    if ($ratios !== []) {
+        $out[] = 'Cluster mode (docs/scaling.md): the "cluster" rows publish to a third daemon started with '
+            . '`--adapter redis` as the only node of a cluster, on a redis-server of its own; its server CPU is the '
+            . 'node\'s and Redis\'s (see "Several nodes"):';
         $out[] = '';
         foreach ($ratios as $line) {
             $out[] = '- ' . $line;

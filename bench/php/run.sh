@@ -11,13 +11,15 @@
 # at the end of "How the synchronous publish came down to the floor");
 # --cpus 0 shows the routes' own cost without it.
 #
-# Builds the release daemon and extension, starts push-core (twice: with
-# missed-message recovery on, the default, and with --recovery-window 0 for
-# the "recovery off" routes), redis-server and
+# Builds the release daemon and extension, starts push-core (three times: with
+# missed-message recovery on, the default; with --recovery-window 0 for
+# the "recovery off" routes; and in cluster mode, --adapter redis, as the
+# only node of a cluster on a redis-server of its own, for the "cluster"
+# routes), redis-server and
 # the native echo server (twice: blocking, and as an epoll event loop) on Unix
 # sockets and loopback ports in a temporary directory, runs bench/php/bench.php, prints the table and writes it into
 # docs/benchmarks.md (section "PHP publish path"; --no-write skips that).
-# Needs php with the redis, curl and sockets extensions, redis-server and gcc.
+# Needs php with the redis, curl and sockets extensions, redis-server, redis-cli and gcc.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -40,7 +42,7 @@ start() { # command... &: the same for a server; exec keeps $! its pid
     if [ -n "$pin" ]; then exec taskset -c "$pin" "$@"; else exec "$@"; fi
 }
 
-for tool in php redis-server gcc cargo; do
+for tool in php redis-server redis-cli gcc cargo; do
     command -v "$tool" >/dev/null || { echo "bench/php: $tool is needed" >&2; exit 1; }
 done
 
@@ -82,6 +84,8 @@ token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 push_port=$(free_port)
 norecovery_port=$(free_port)
 redis_port=$(free_port)
+cluster_port=$(free_port)
+cluster_redis_port=$(free_port)
 
 start target/release/push-core serve --socket "$work/push.sock" --listen "127.0.0.1:$push_port" \
     --http-publish-token "$token" --log-level warn >"$work/push-core.log" 2>&1 &
@@ -95,6 +99,18 @@ start redis-server --port "$redis_port" --bind 127.0.0.1 --unixsocket "$work/red
     --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
 redis_pid=$!
 pids="$pids $redis_pid"
+# The cluster node's Redis is its own, so that the phpredis routes' Redis
+# does no cluster work and the cluster rows count all of theirs.
+start redis-server --port "$cluster_redis_port" --bind 127.0.0.1 \
+    --save '' --appendonly no --daemonize no >"$work/redis-cluster.log" 2>&1 &
+cluster_redis_pid=$!
+pids="$pids $cluster_redis_pid"
+wait_for "redis-server for the cluster node" redis-cli -p "$cluster_redis_port" ping
+start target/release/push-core serve --socket "$work/push-cluster.sock" --listen "127.0.0.1:$cluster_port" \
+    --adapter redis --redis-url "redis://127.0.0.1:$cluster_redis_port" --node-id bench \
+    --log-level warn >"$work/push-core-cluster.log" 2>&1 &
+cluster_pid=$!
+pids="$pids $cluster_pid"
 start "$work/echo-floor" "$work/echo.sock" >"$work/echo.log" 2>&1 &
 echo_pid=$!
 pids="$pids $echo_pid"
@@ -106,6 +122,10 @@ wait_for push-core curl -fsS -o /dev/null "http://127.0.0.1:$push_port/healthz"
 wait_for push-core test -S "$work/push.sock"
 wait_for "push-core --recovery-window 0" test -S "$work/push-norecovery.sock"
 wait_for redis-server test -S "$work/redis.sock"
+wait_for "push-core --adapter redis" test -S "$work/push-cluster.sock"
+# Linked to Redis: STATS says so once the node has subscribed.
+wait_for "push-core --adapter redis to link to Redis" sh -c \
+    "target/release/push-core stats --socket '$work/push-cluster.sock' | grep -q '\"link_up\": *true'"
 wait_for echo-floor test -S "$work/echo.sock"
 wait_for "echo-floor --epoll" test -S "$work/echo-epoll.sock"
 
@@ -136,5 +156,6 @@ run php $extensions "$here/bench.php" $pinned \
     --redis-socket="$work/redis.sock" --redis-port="$redis_port" \
     --http-url="http://127.0.0.1:$push_port" --http-token="$token" \
     --push-norecovery-socket="$work/push-norecovery.sock" --push-norecovery-pid="$norecovery_pid" \
+    --push-cluster-socket="$work/push-cluster.sock" --push-cluster-pid="$cluster_pid" --cluster-redis-pid="$cluster_redis_pid" \
     --push-pid="$push_pid" --redis-pid="$redis_pid" --echo-pid="$echo_pid" --echo-epoll-pid="$echo_epoll_pid" \
     $markdown "$@"

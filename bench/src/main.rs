@@ -7,7 +7,9 @@
 //! few dozen browsers, a few seconds, exit status 1 unless both servers
 //! delivered every message to the right browsers. `cargo run --release -p
 //! bench -- replay` times push-core's replay of a backlog to one browser
-//! that reconnects (missed-message recovery).
+//! that reconnects (missed-message recovery). `cargo run --release -p
+//! bench -- cluster` compares fan-out on one node with fan-out over the
+//! nodes of a Redis cluster (issue #13).
 //!
 //! How the parts fit:
 //! - `client`: the socket.io v4 WebSocket client and a fleet of them;
@@ -17,10 +19,12 @@
 //! - `auth`: the site's auth endpoint, in-process;
 //! - `scenarios`: the four scenarios of the benchmark;
 //! - `report`: tables, `docs/benchmarks.md` and the chart;
-//! - `replay`: the replay of missed messages to one reconnecting browser.
+//! - `replay`: the replay of missed messages to one reconnecting browser;
+//! - `cluster`: fan-out over several nodes sharing through Redis.
 
 mod auth;
 mod client;
+mod cluster;
 mod limits;
 mod publisher;
 mod recorder;
@@ -57,6 +61,34 @@ enum Mode {
     /// Times push-core's replay of a backlog to one browser reconnecting
     /// with its last offset (missed-message recovery). Prints a table.
     Replay(ReplayArgs),
+    /// Fan-out with the same subscribers on one node alone, on one node
+    /// with `--adapter redis`, and spread over several nodes sharing one
+    /// Redis (started by the bench), publishing on the first node. Prints
+    /// a table.
+    Cluster(ClusterArgs),
+}
+
+#[derive(clap::Args)]
+struct ClusterArgs {
+    /// Subscriber counts; each is spread evenly over the nodes.
+    #[arg(long, value_delimiter = ',', default_value = "3000,10000")]
+    subscribers: Vec<usize>,
+    /// Offered deliveries/s per step (default: the fan-out's steps).
+    #[arg(long, value_delimiter = ',')]
+    steps: Vec<u64>,
+    /// Nodes of the spread layout.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Recovery settings to run: on (publishes through the Redis Stream),
+    /// off (`--recovery-window 0`, through socketioxide's Redis pub/sub).
+    #[arg(long, value_delimiter = ',', default_value = "on,off")]
+    recovery: Vec<OnOff>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(clap::Args)]
@@ -136,6 +168,7 @@ fn main() -> ExitCode {
         Mode::All(args) => runtime.block_on(run_all(args)),
         Mode::Smoke => runtime.block_on(run_smoke()),
         Mode::Replay(args) => runtime.block_on(run_replay(args)),
+        Mode::Cluster(args) => runtime.block_on(run_cluster(args)),
     };
     // Browsers still open end with the runtime.
     runtime.shutdown_background();
@@ -346,6 +379,27 @@ async fn run_smoke() -> anyhow::Result<bool> {
             0,
         );
     }
+    // The cluster paths: a broadcast on one node reaches the browsers of
+    // three, through the Redis Stream (recovery on) and through
+    // socketioxide's Redis pub/sub (recovery off).
+    for recovery in [true, false] {
+        for (size, offered) in &plan.fanout {
+            let layout = cluster::Layout::Redis { nodes: SMOKE_NODES };
+            for entry in bench
+                .cluster_fanout(layout, recovery, *size, offered)
+                .await?
+            {
+                let step = entry.step;
+                ok &= check(
+                    step.kind,
+                    &format!("broadcast over {}", layout.label()),
+                    step.delivered,
+                    step.expected,
+                    step.misdelivered,
+                );
+            }
+        }
+    }
     let unparsed = bench.recorder.unparsed();
     if unparsed > 0 {
         eprintln!("smoke: {unparsed} events could not be read");
@@ -353,6 +407,67 @@ async fn run_smoke() -> anyhow::Result<bool> {
     }
     let _ = std::fs::remove_dir_all(&bench.programs.scratch);
     println!("smoke: {}", if ok { "passed" } else { "FAILED" });
+    Ok(ok)
+}
+
+/// Runs the cluster fan-out for every recovery setting and subscriber
+/// count, each layout in turn, and prints the table.
+async fn run_cluster(args: ClusterArgs) -> anyhow::Result<bool> {
+    anyhow::ensure!(args.nodes >= 2, "--nodes must be at least 2");
+    anyhow::ensure!(
+        args.subscribers.iter().all(|&n| n >= args.nodes),
+        "every --subscribers count must be at least --nodes"
+    );
+    let steps = if args.steps.is_empty() {
+        Plan::full()
+            .fanout
+            .first()
+            .map(|(_, steps)| steps.clone())
+            .unwrap_or_default()
+    } else {
+        args.steps.clone()
+    };
+    let plan = Plan {
+        idle_sizes: vec![],
+        fanout: args
+            .subscribers
+            .iter()
+            .map(|&n| (n, steps.clone()))
+            .collect(),
+        private_users: 0,
+        storm_clients: 0,
+        ..Plan::full()
+    };
+    let bench = setup(plan).await?;
+    let plan = bench.plan.clone();
+    let layouts = [
+        cluster::Layout::Alone,
+        cluster::Layout::Redis { nodes: 1 },
+        cluster::Layout::Redis { nodes: args.nodes },
+    ];
+    let mut results = Vec::new();
+    let mut ok = true;
+    for recovery in &args.recovery {
+        for (size, offered) in &plan.fanout {
+            for layout in layouts {
+                match bench
+                    .cluster_fanout(layout, *recovery == OnOff::On, *size, offered)
+                    .await
+                {
+                    Ok(steps) => results.extend(steps),
+                    Err(error) => {
+                        eprintln!(
+                            "bench: cluster fan-out to {size} over {} failed: {error:#}",
+                            layout.label()
+                        );
+                        ok = false;
+                    }
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&bench.programs.scratch);
+    println!("{}", cluster::table(&results));
     Ok(ok)
 }
 
@@ -366,6 +481,10 @@ async fn run_replay(args: ReplayArgs) -> anyhow::Result<bool> {
     println!("{}", replay::table(args.messages, &runs?));
     Ok(true)
 }
+
+/// Nodes of the smoke's cluster check: enough for a publish to cross from
+/// one node to two others.
+const SMOKE_NODES: usize = 3;
 
 fn check(kind: Kind, what: &str, got: u64, expected: u64, misdelivered: u64) -> bool {
     let ok = got == expected && misdelivered == 0 && expected > 0;

@@ -120,6 +120,11 @@ impl Recorder {
         }
     }
 
+    /// Messages of an earlier step received since the current one began.
+    pub fn late(&self) -> u64 {
+        self.late.load(Ordering::Acquire)
+    }
+
     /// Events whose payload the bench could not read; should stay 0.
     pub fn unparsed(&self) -> u64 {
         self.unparsed.load(Ordering::Acquire)

@@ -165,7 +165,7 @@ pub struct Bench {
 }
 
 impl Bench {
-    fn fleet(&self, server: &Server) -> Fleet {
+    pub fn fleet(&self, server: &Server) -> Fleet {
         Fleet::new(
             Target {
                 server: server.addr,
@@ -344,16 +344,43 @@ impl Bench {
         rate: f64,
         per_publish: u64,
     ) -> anyhow::Result<DeliveryStep> {
+        let (step, _) = self
+            .delivery_step_across(&[server], None, audience, rate, per_publish)
+            .await?;
+        Ok(step)
+    }
+
+    /// One step with several servers (the nodes of a cluster): publishes
+    /// go to the first, the server CPU is the sum over all of them, and the
+    /// CPU time of `apart` (Redis), if given, is returned on its own, in
+    /// microseconds.
+    pub async fn delivery_step_across(
+        &self,
+        servers: &[&Server],
+        apart: Option<u32>,
+        audience: Audience,
+        rate: f64,
+        per_publish: u64,
+    ) -> anyhow::Result<(DeliveryStep, Option<u64>)> {
+        let first = servers.first().context("a step needs a server")?;
+        let sample_servers = || -> anyhow::Result<ProcSample> {
+            let samples = servers
+                .iter()
+                .map(|server| server.sample())
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            ProcSample::sum(&samples).context("a step needs a server")
+        };
         let duration = match audience {
             // The identification check sends each user one message.
             Audience::EachUser { users } => Duration::from_secs_f64(f64::from(users) / rate),
             _ => self.plan.step_duration,
         };
         let step = self.recorder.begin_step();
-        let server_before = server.sample()?;
+        let server_before = sample_servers()?;
+        let apart_before = apart.map(proc_sample).transpose()?;
         let bench_before = proc_sample(std::process::id())?;
         let started = Instant::now();
-        let endpoint = server.publish.clone();
+        let endpoint = first.publish.clone();
         let published = tokio::task::spawn_blocking(move || {
             publish_at_rate(&endpoint, audience, rate, duration, step)
         })
@@ -376,11 +403,15 @@ impl Bench {
         } else {
             Instant::now()
         };
-        let server_after = server.sample()?;
+        let server_after = sample_servers()?;
+        let apart_us = match (apart, apart_before) {
+            (Some(pid), Some(before)) => Some(before.cpu_since(&proc_sample(pid)?).0),
+            _ => None,
+        };
         let bench_after = proc_sample(std::process::id())?;
         let figures = self.recorder.figures();
-        Ok(build_step(
-            server.kind,
+        let step = build_step(
+            first.kind,
             rate,
             published,
             expected,
@@ -390,7 +421,8 @@ impl Bench {
             drained_at,
             (&server_before, &server_after),
             (&bench_before, &bench_after),
-        ))
+        );
+        Ok((step, apart_us))
     }
 }
 

@@ -82,6 +82,19 @@ pub struct ProcSample {
 }
 
 impl ProcSample {
+    /// The counters of several processes added up, as one: CPU time and
+    /// RSS summed, read at the first one's time.
+    pub fn sum(samples: &[ProcSample]) -> Option<ProcSample> {
+        let first = *samples.first()?;
+        Some(samples[1..].iter().fold(first, |total, sample| ProcSample {
+            rss_bytes: total.rss_bytes + sample.rss_bytes,
+            cpu_us: total.cpu_us + sample.cpu_us,
+            user_us: total.user_us + sample.user_us,
+            system_us: total.system_us + sample.system_us,
+            at: total.at,
+        }))
+    }
+
     /// CPU time used between `self` and the later sample `later`, in
     /// microseconds, and as a share of one core.
     pub fn cpu_since(&self, later: &ProcSample) -> (u64, f64) {
@@ -95,6 +108,17 @@ impl Server {
     /// Starts `kind` and waits until it accepts connections. With
     /// `auth_url`, the server asks that URL who each browser is.
     pub fn start(kind: Kind, programs: &Programs, auth_url: Option<&str>) -> anyhow::Result<Self> {
+        Self::start_with(kind, programs, auth_url, &[])
+    }
+
+    /// The same, with `extra` added to push-core's command line (a
+    /// cluster node's `--adapter redis ...`).
+    pub fn start_with(
+        kind: Kind,
+        programs: &Programs,
+        auth_url: Option<&str>,
+        extra: &[String],
+    ) -> anyhow::Result<Self> {
         let addr = free_port()?;
         let (mut command, publish) = match kind {
             Kind::PushCore | Kind::PushCoreNoRecovery => {
@@ -127,9 +151,11 @@ impl Server {
                 if kind == Kind::PushCoreNoRecovery {
                     command.arg("--recovery-window").arg("0");
                 }
+                command.args(extra);
                 (command, PublishEndpoint::Unix(socket))
             }
             Kind::Node => {
+                anyhow::ensure!(extra.is_empty(), "the Node peer takes no extra arguments");
                 let mut command = Command::new("node");
                 command
                     .arg(programs.peer_node.join("server.js"))
@@ -250,7 +276,7 @@ pub fn proc_sample(pid: u32) -> anyhow::Result<ProcSample> {
 }
 
 /// A loopback port nobody listens on right now.
-fn free_port() -> anyhow::Result<SocketAddr> {
+pub fn free_port() -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?)
 }
