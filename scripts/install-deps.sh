@@ -2,7 +2,8 @@
 # Installs what building and testing push-core needs on Debian 12, and only
 # what is missing: PHP 8.2 with its headers (the extension), libclang (the
 # extension's bindgen), PHPUnit, php-fpm (the persistent-connection test),
-# Chromium (the browser tests), the npm packages of the end-to-end tests and of the page helper's
+# Chromium (the browser tests), nginx (docs/nginx/push-core.conf in front of
+# the daemon; the tests run it in the foreground, never as a service), the npm packages of the end-to-end tests and of the page helper's
 # tests (clients/js) and, where a nightly toolchain is
 # installed, cargo-fuzz.
 set -euo pipefail
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 packages=(
   php8.2-cli php8.2-dev php8.2-fpm php8.2-curl php8.2-redis php8.2-mbstring php8.2-xml
   libclang1-14 libclang-common-14-dev
-  phpunit redis-server nodejs npm chromium
+  phpunit redis-server nodejs npm chromium nginx
 )
 missing=()
 for package in "${packages[@]}"; do
