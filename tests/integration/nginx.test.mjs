@@ -1,12 +1,14 @@
 // The nginx configuration the docs point to (docs/nginx/push-core.conf), in
-// a real nginx in front of the real daemon, as docs/migrating.md sets it
-// up: the real socket.io-client 2.5.0 (what old pages load) and 4.x connect
+// a real nginx in front of the real daemon started with the configuration
+// file of docs/migrating.md, read from that page: the real
+// socket.io-client 2.5.0 (what old pages load) and 4.x connect
 // through it over long-polling and WebSocket, are identified by their
 // cookie and receive their private messages; the client bundle is served
 // through it at /socket.io/socket.io.js; and push-core's per-address limit
 // counts the browser's address that nginx forwards, not nginx's own.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
@@ -15,7 +17,7 @@ import ioV4 from 'socket.io-client';
 import ioV2 from 'socket.io-client-v2';
 
 import { cookieFor } from './support/auth-backend.mjs';
-import { repoRoot } from './support/daemon.mjs';
+import { repoRoot, tempDir } from './support/daemon.mjs';
 import { scrape, seriesValue } from './support/metrics.mjs';
 import { startNginx } from './support/nginx.mjs';
 import { sendOk } from './support/publish.mjs';
@@ -27,6 +29,21 @@ const TRANSPORTS = ['polling', 'websocket'];
 const SITE = 'https://www.example.com';
 const BUNDLE = path.join(repoRoot, 'tests/node_modules/socket.io-client-v2/dist/socket.io.js');
 
+/** The first line of the configuration file in docs/migrating.md. */
+const GUIDE_CONFIG_MARK = '# /etc/push-core/push-core.toml';
+
+/** The TOML block of docs/migrating.md that starts with GUIDE_CONFIG_MARK, written to a temporary file. */
+function guideConfigFile() {
+  const guide = fs.readFileSync(path.join(repoRoot, 'docs/migrating.md'), 'utf8');
+  const block = guide.split('```toml\n').slice(1).map((rest) => rest.split('```')[0])
+    .find((text) => text.startsWith(GUIDE_CONFIG_MARK));
+  assert.ok(block, `docs/migrating.md has a toml block starting with ${GUIDE_CONFIG_MARK}`);
+  const dir = resources.add(tempDir('push-core-guide-'), (d) => fs.rmSync(d, { recursive: true, force: true }));
+  const file = path.join(dir, 'push-core.toml');
+  fs.writeFileSync(file, block);
+  return file;
+}
+
 const resources = new Resources();
 const sockets = [];
 afterEach(async () => {
@@ -35,18 +52,20 @@ afterEach(async () => {
 });
 
 /**
- * push-core as docs/migrating.md runs it, nginx in front with the
- * repository's file. Only nginx (127.0.0.1) is a trusted proxy, so that
- * the test's browsers, on other loopback addresses, are browsers.
+ * push-core with docs/migrating.md's configuration file, nginx in front
+ * with the repository's file. The flags replace what differs on a test
+ * machine: the listen address and socket (startDaemon's), the auth URL,
+ * the bundle, and the trusted proxies: only nginx (127.0.0.1), so that the
+ * test's browsers, on other loopback addresses, are browsers. The
+ * namespace and the allowed origin are the guide's.
  */
 async function site(extraArgs = []) {
   const auth = await resources.backend();
   const daemon = await resources.daemon({
     logLevel: 'info',
     args: [
-      '--namespace', '/message_namespace',
+      '--config', guideConfigFile(),
       '--auth-url', auth.url,
-      '--allowed-origin', SITE,
       '--client-script', BUNDLE,
       '--trusted-proxy', '127.0.0.1',
       ...extraArgs,
@@ -62,8 +81,8 @@ async function site(extraArgs = []) {
  * nginx to /message_namespace. Resolves once connected; rejects with the
  * client's connect error.
  */
-async function page(io, nginx, { transport, cookie, from = '127.0.0.2', forwardedFor }) {
-  const headers = { origin: SITE };
+async function page(io, nginx, { transport, cookie, from = '127.0.0.2', forwardedFor, origin = SITE }) {
+  const headers = { origin };
   if (cookie !== undefined) headers.cookie = cookie;
   if (forwardedFor !== undefined) headers['x-forwarded-for'] = forwardedFor;
   const socket = io(`${nginx.url}/message_namespace`, {
@@ -117,7 +136,17 @@ for (const [version, io] of Object.entries(CLIENTS)) {
   }
 }
 
-describe('the page\'s script through nginx', () => {
+describe('the trial requests of docs/migrating.md, through nginx', () => {
+  test('an engine.io handshake for a 2.x page (EIO=3) and for a 4.x page (EIO=4)', async () => {
+    const { nginx } = await site();
+    const v3 = await fetch(`${nginx.url}/socket.io/?EIO=3&transport=polling`);
+    assert.equal(v3.status, 200);
+    assert.match(await v3.text(), /^\d+:0\{"sid":"/);
+    const v4 = await fetch(`${nginx.url}/socket.io/?EIO=4&transport=polling`);
+    assert.equal(v4.status, 200);
+    assert.match(await v4.text(), /^0\{"sid":"/);
+  });
+
   test('/socket.io/socket.io.js is the bundle, revalidated with 304', async () => {
     const { nginx } = await site();
     const url = `${nginx.url}/socket.io/socket.io.js`;
@@ -129,6 +158,12 @@ describe('the page\'s script through nginx', () => {
     assert.ok(etag, 'nginx passes the ETag on');
     const again = await fetch(url, { headers: { 'if-none-match': etag } });
     assert.equal(again.status, 304);
+  });
+
+  test('a page from another site is refused (the guide\'s allowed_origins)', async () => {
+    const { nginx } = await site();
+    await assert.rejects(page(ioV2, nginx, { transport: 'websocket', origin: 'https://evil.example' }));
+    await assert.rejects(page(ioV4, nginx, { transport: 'polling', origin: 'https://evil.example' }));
   });
 });
 
