@@ -17,7 +17,7 @@ import ioV4 from 'socket.io-client';
 import ioV2 from 'socket.io-client-v2';
 
 import { cookieFor } from './support/auth-backend.mjs';
-import { repoRoot, tempDir } from './support/daemon.mjs';
+import { repoRoot, runBinary, tempDir } from './support/daemon.mjs';
 import { scrape, seriesValue } from './support/metrics.mjs';
 import { startNginx } from './support/nginx.mjs';
 import { sendOk } from './support/publish.mjs';
@@ -136,8 +136,16 @@ for (const [version, io] of Object.entries(CLIENTS)) {
   }
 }
 
-describe('the trial requests of docs/migrating.md, through nginx', () => {
-  test('an engine.io handshake for a 2.x page (EIO=3) and for a 4.x page (EIO=4)', async () => {
+describe('the checks of docs/migrating.md', () => {
+  test('push-core check-config accepts the guide\'s file (its bundle path replaced by one that exists here)', async () => {
+    const { code, stdout, stderr } = await runBinary(['check-config', '--config', guideConfigFile(), '--client-script', BUNDLE]);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /^listen = "127\.0\.0\.1:3000"$/m);
+    assert.match(stdout, /^namespaces = \[.*"\/message_namespace".*\]$/m);
+    assert.match(stdout, /^allowed_origins = \["https:\/\/www\.example\.com"\]$/m);
+  });
+
+  test('an engine.io handshake through nginx for a 2.x page (EIO=3) and for a 4.x page (EIO=4)', async () => {
     const { nginx } = await site();
     const v3 = await fetch(`${nginx.url}/socket.io/?EIO=3&transport=polling`);
     assert.equal(v3.status, 200);

@@ -20,17 +20,17 @@ export const NGINX_SNIPPET = path.join(repoRoot, 'docs/nginx/push-core.conf');
 /** Debian's nginx, or NGINX_BIN. */
 export const nginxBinary = process.env.NGINX_BIN ?? '/usr/sbin/nginx';
 
-/** The line of the snippet that names push-core's default listen address. */
-const DEFAULT_UPSTREAM = 'proxy_pass http://127.0.0.1:3000;';
+/** The directive of the snippet (not commented out) that names push-core's default listen address. */
+const DEFAULT_UPSTREAM = /^(\s*)proxy_pass http:\/\/127\.0\.0\.1:3000;/gm;
 
 /** The snippet, pointed at `upstream` (host:port). */
 export function snippetFor(upstream) {
   const text = fs.readFileSync(NGINX_SNIPPET, 'utf8');
-  const found = text.split(DEFAULT_UPSTREAM).length - 1;
+  const found = text.match(DEFAULT_UPSTREAM)?.length ?? 0;
   if (found !== 1) {
-    throw new Error(`${NGINX_SNIPPET} should have the line \`${DEFAULT_UPSTREAM}\` once; found ${found}`);
+    throw new Error(`${NGINX_SNIPPET} should have one \`proxy_pass http://127.0.0.1:3000;\` line; found ${found}`);
   }
-  return text.replace(DEFAULT_UPSTREAM, `proxy_pass http://${upstream};`);
+  return text.replace(DEFAULT_UPSTREAM, `$1proxy_pass http://${upstream};`);
 }
 
 export class Nginx {
