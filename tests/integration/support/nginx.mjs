@@ -7,7 +7,7 @@
 // only change to the repository's file is the address on its `proxy_pass`
 // line, which is the test daemon's instead of the default 127.0.0.1:3000.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -98,7 +98,13 @@ http {
     }
 }
 `);
-  const child = spawn(nginxBinary, ['-p', dir, '-e', 'stderr', '-c', path.join(dir, 'nginx.conf')], {
+  const args = ['-p', dir, '-e', 'stderr', '-c', path.join(dir, 'nginx.conf')];
+  // What docs/migrating.md runs before each reload: nginx -t.
+  const check = spawnSync(nginxBinary, ['-t', '-q', ...args], { encoding: 'utf8' });
+  if (check.status !== 0) {
+    throw new Error(`nginx -t refused the configuration with ${NGINX_SNIPPET}:\n${check.stderr}`);
+  }
+  const child = spawn(nginxBinary, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const nginx = new Nginx({ child, port, dir });
