@@ -2,9 +2,10 @@
 # Installs what building and testing push-core needs on Debian 12, and only
 # what is missing: PHP 8.2 with its headers (the extension), libclang (the
 # extension's bindgen), PHPUnit, php-fpm (the persistent-connection test),
-# Chromium (the browser tests), python3-prometheus-client (the real
-# Prometheus parser that tests/integration/admin.test.mjs reads /metrics
-# with), the npm packages of the end-to-end tests and of the page helper's
+# Chromium (the browser tests), nginx (docs/nginx/push-core.conf in front of
+# the daemon; the tests run it in the foreground, never as a service),
+# python3-prometheus-client (the real Prometheus parser that
+# tests/integration/admin.test.mjs reads /metrics with), the npm packages of the end-to-end tests and of the page helper's
 # tests (clients/js) and, where a nightly toolchain is
 # installed, cargo-fuzz; and cargo-deb with dpkg-dev for the Debian packages
 # (scripts/package.sh).
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 packages=(
   php8.2-cli php8.2-dev php8.2-fpm php8.2-curl php8.2-redis php8.2-mbstring php8.2-xml
   libclang1-14 libclang-common-14-dev
-  phpunit redis-server nodejs npm chromium
+  phpunit redis-server nodejs npm chromium nginx
   python3-prometheus-client dpkg-dev adduser
 )
 missing=()

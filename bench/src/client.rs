@@ -6,6 +6,11 @@
 //! upgrade), join the namespace with `40/ns,`, answer pings, and parse the
 //! events the servers push. Only what the bench needs is understood.
 //!
+//! A [`Target`] may also ask for the protocol of the socket.io 1.x and 2.x
+//! clients that old pages load (socket.io protocol 4, engine.io 3): the
+//! same packets, but `EIO=3`, the server connects the client to `/` by
+//! itself, and the client sends the pings (`2`) and the server answers.
+//!
 //! A [`Fleet`] opens many of these from one process. Linux gives each
 //! source address about 28k ephemeral ports, and TIME_WAIT keeps them for a
 //! minute after a run, so connections are spread round-robin over the
@@ -44,6 +49,8 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Target {
     pub server: SocketAddr,
     pub namespace: String,
+    /// Speak socket.io protocol 4, as a 1.x or 2.x client does.
+    pub protocol4: bool,
 }
 
 /// Counts shared by every connection of a fleet.
@@ -156,13 +163,13 @@ struct Browser {
 impl Browser {
     async fn run(self, gate: Arc<Semaphore>) {
         let permit = gate.acquire_owned().await;
-        let joined = tokio::select! {
+        let joined: Result<anyhow::Result<(WebSocket, Duration)>, _> = tokio::select! {
             joined = tokio::time::timeout(JOIN_TIMEOUT, self.open()) => joined,
             () = self.stop.cancelled() => return,
         };
         drop(permit);
-        let ws = match joined {
-            Ok(Ok(ws)) => ws,
+        let (ws, ping_interval) = match joined {
+            Ok(Ok(joined)) => joined,
             Ok(Err(error)) => {
                 tracing_failure(&error);
                 self.counters.failed.fetch_add(1, Ordering::AcqRel);
@@ -174,15 +181,16 @@ impl Browser {
             }
         };
         self.counters.joined.fetch_add(1, Ordering::AcqRel);
-        let ended_by_server = self.listen(ws).await;
+        let ended_by_server = self.listen(ws, ping_interval).await;
         self.counters.joined.fetch_sub(1, Ordering::AcqRel);
         if ended_by_server {
             self.counters.dropped.fetch_add(1, Ordering::AcqRel);
         }
     }
 
-    /// Opens the WebSocket and joins the namespace.
-    async fn open(&self) -> anyhow::Result<WebSocket> {
+    /// Opens the WebSocket and joins the namespace. Returns the socket and
+    /// the ping interval the server announced.
+    async fn open(&self) -> anyhow::Result<(WebSocket, Duration)> {
         let socket = TcpSocket::new_v4()?;
         socket
             .bind(SocketAddr::new(self.source.into(), 0))
@@ -192,8 +200,9 @@ impl Browser {
             .await
             .context("connecting")?;
         stream.set_nodelay(true)?;
+        let engineio = if self.target.protocol4 { 3 } else { 4 };
         let url = format!(
-            "ws://{}/socket.io/?EIO=4&transport=websocket",
+            "ws://{}/socket.io/?EIO={engineio}&transport=websocket",
             self.target.server
         );
         let mut request = url.into_client_request()?;
@@ -216,18 +225,26 @@ impl Browser {
                 .context("websocket handshake")?;
 
         // engine.io open packet, then socket.io connect to the namespace.
-        match ws.next().await {
-            Some(Ok(Message::Text(text))) if text.starts_with('0') => {}
+        let ping_interval = match ws.next().await {
+            Some(Ok(Message::Text(text))) if text.starts_with('0') => ping_interval(&text[1..]),
             other => bail!("expected the engine.io open packet, got {other:?}"),
-        }
-        let connect_prefix = format!("40{},", self.target.namespace);
-        ws.send(Message::text(connect_prefix.clone())).await?;
-        let refused_prefix = format!("44{},", self.target.namespace);
+        };
+        // Protocol 4 writes a connect without data as `40/ns`, and the
+        // server may answer `40/ns` or `40/ns,`; protocol 5 always has the
+        // comma.
+        let connect = if self.target.protocol4 {
+            format!("40{}", self.target.namespace)
+        } else {
+            format!("40{},", self.target.namespace)
+        };
+        ws.send(Message::text(connect.clone())).await?;
+        let refused_prefix = format!("44{}", self.target.namespace);
         loop {
             match ws.next().await {
                 Some(Ok(Message::Text(text))) => {
-                    if text.starts_with(&connect_prefix) {
-                        return Ok(ws);
+                    let rest = text.strip_prefix(connect.as_str());
+                    if rest.is_some_and(|rest| rest.is_empty() || rest.starts_with(['{', ','])) {
+                        return Ok((ws, ping_interval));
                     }
                     if text.starts_with(&refused_prefix) {
                         bail!("the server refused the namespace: {text}");
@@ -241,13 +258,21 @@ impl Browser {
         }
     }
 
-    /// Answers pings and records events until the bench stops (false) or the
-    /// connection ends (true).
-    async fn listen(&self, mut ws: WebSocket) -> bool {
+    /// Answers pings (protocol 5) or sends them (protocol 4) and records
+    /// events until the bench stops (false) or the connection ends (true).
+    async fn listen(&self, mut ws: WebSocket, ping_interval: Duration) -> bool {
         let event_prefix = format!("42{},", self.target.namespace);
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
         loop {
             let message = tokio::select! {
                 message = ws.next() => message,
+                _ = ping.tick(), if self.target.protocol4 => {
+                    if ws.send(Message::text("2")).await.is_err() {
+                        return !self.stop.is_cancelled();
+                    }
+                    continue;
+                }
                 () = self.stop.cancelled() => return false,
             };
             match message {
@@ -270,6 +295,19 @@ impl Browser {
         }
     }
 }
+
+/// The ping interval of an engine.io open packet's JSON, or the default
+/// both servers use (25 s) when it has none.
+fn ping_interval(open: &str) -> Duration {
+    let millis = serde_json::from_str::<serde_json::Value>(open)
+        .ok()
+        .and_then(|open| open.get("pingInterval")?.as_u64())
+        .unwrap_or(DEFAULT_PING_INTERVAL_MS);
+    Duration::from_millis(millis.max(1))
+}
+
+/// engine.io's default ping interval.
+const DEFAULT_PING_INTERVAL_MS: u64 = 25_000;
 
 type WebSocket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 

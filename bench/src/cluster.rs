@@ -271,12 +271,14 @@ impl Bench {
             let socket = socket.clone();
             tokio::task::spawn_blocking(move || -> anyhow::Result<u32> {
                 let body = payload(now_us(), None, 0);
-                Ok(push_core_client(socket)?.publish(&Publish {
-                    namespace: NAMESPACE,
-                    event: EVENT,
-                    target: Target::everyone(),
-                    payload: body.as_bytes(),
-                })?)
+                Ok(push_core_client(socket)?
+                    .publish(&Publish {
+                        namespace: NAMESPACE,
+                        event: EVENT,
+                        target: Target::everyone(),
+                        payload: body.as_bytes(),
+                    })?
+                    .total)
             })
             .await
             .context("the warm-up publisher failed")??;

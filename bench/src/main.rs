@@ -107,7 +107,9 @@ struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     only: Vec<Scenario>,
     /// Run only against these servers, in this order (default: push-core,
-    /// node). push-core-no-recovery is push-core with `--recovery-window 0`.
+    /// node). push-core-no-recovery is push-core with `--recovery-window 0`;
+    /// push-core-no-old-clients is push-core built without its `old-clients`
+    /// feature (socket.io protocol 4), built by the bench next to the other.
     #[arg(long, value_delimiter = ',')]
     servers: Vec<ServerArg>,
     /// Print the tables but leave docs/ alone.
@@ -119,6 +121,10 @@ struct RunArgs {
     /// Idle: these connection counts instead of the plan's.
     #[arg(long, value_delimiter = ',')]
     idle_sizes: Vec<usize>,
+    /// Idle: also open the connections as socket.io 1.x/2.x clients
+    /// (protocol 4), against every push-core in the run.
+    #[arg(long)]
+    old_clients: bool,
     /// Idle: seconds to measure CPU over instead of the plan's 26.
     #[arg(long)]
     idle_window: Option<u64>,
@@ -139,6 +145,7 @@ enum Scenario {
 enum ServerArg {
     PushCore,
     PushCoreNoRecovery,
+    PushCoreNoOldClients,
     Node,
 }
 
@@ -147,6 +154,7 @@ impl ServerArg {
         match self {
             ServerArg::PushCore => Kind::PushCore,
             ServerArg::PushCoreNoRecovery => Kind::PushCoreNoRecovery,
+            ServerArg::PushCoreNoOldClients => Kind::PushCoreNoOldClients,
             ServerArg::Node => Kind::Node,
         }
     }
@@ -258,6 +266,9 @@ async fn run_all(args: RunArgs) -> anyhow::Result<bool> {
         }
     }
     let bench = setup(plan).await?;
+    if kinds.contains(&Kind::PushCoreNoOldClients) {
+        servers::build_without_old_clients(&workspace(), &bench.programs)?;
+    }
     let plan = bench.plan.clone();
     let mut results = Results::default();
 
@@ -269,8 +280,13 @@ async fn run_all(args: RunArgs) -> anyhow::Result<bool> {
     };
     if wants(Scenario::Idle) {
         for &size in &plan.idle_sizes {
-            for &kind in &kinds {
-                match bench.idle(kind, size).await {
+            // Old clients against the builds that accept them.
+            let old = kinds
+                .iter()
+                .filter(|kind| args.old_clients && kind.accepts_protocol4())
+                .map(|&kind| (kind, true));
+            for (kind, protocol4) in kinds.iter().map(|&kind| (kind, false)).chain(old) {
+                match bench.idle(kind, size, protocol4).await {
                     Ok(result) => {
                         eprintln!("{}", report::idle_line(&result));
                         results.idle.push(result);

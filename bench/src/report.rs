@@ -128,10 +128,20 @@ fn loadavg() -> String {
         .join(" ")
 }
 
+/// The server of an idle result, and the clients' protocol when they were
+/// the old ones.
+fn idle_label(result: &IdleResult) -> String {
+    if result.protocol4 {
+        format!("{}, socket.io 2.x clients", result.kind.label())
+    } else {
+        result.kind.label().to_owned()
+    }
+}
+
 pub fn idle_line(result: &IdleResult) -> String {
     format!(
         "idle {} n={}: {} joined in {:.2} s, {:.1} KB/connection, idle cpu {:.2}%, {} dropped",
-        result.kind.label(),
+        idle_label(result),
         result.connections,
         result.joined,
         result.connect_time.as_secs_f64(),
@@ -207,7 +217,8 @@ pub fn tables(results: &Results) -> String {
             &results.fanout,
         ));
         out.push_str(&fanout_ratios(&results.fanout));
-        out.push_str(&recovery_ratios(&results.fanout));
+        out.push_str(&variant_ratios(&results.fanout, RECOVERY, "subscribers"));
+        out.push_str(&variant_ratios(&results.fanout, OLD_CLIENTS, "subscribers"));
     }
     if !results.private.is_empty() {
         out.push_str(&delivery_table(
@@ -215,6 +226,8 @@ pub fn tables(results: &Results) -> String {
             "users",
             &results.private,
         ));
+        out.push_str(&variant_ratios(&results.private, RECOVERY, "users"));
+        out.push_str(&variant_ratios(&results.private, OLD_CLIENTS, "users"));
     }
     if !results.storm.is_empty() {
         out.push_str(&storm_table(&results.storm));
@@ -231,7 +244,7 @@ fn idle_table(idle: &[IdleResult]) -> String {
             out,
             "| {} | {} | {} | {} | {} | {:.2} s | {:.1} MiB | {:.1} MiB | {:.1} KB | {:.2} % |",
             r.connections,
-            r.kind.label(),
+            idle_label(r),
             r.joined,
             r.failed,
             r.dropped,
@@ -245,7 +258,10 @@ fn idle_table(idle: &[IdleResult]) -> String {
     out.push_str("\npush-core / Node ratios:\n\n| connections | RSS per connection | time to connect all | idle CPU |\n|---|---|---|---|\n");
     let sizes: Vec<usize> = dedup(idle.iter().map(|r| r.connections));
     for n in sizes {
-        let get = |kind| idle.iter().find(|r| r.kind == kind && r.connections == n);
+        let get = |kind| {
+            idle.iter()
+                .find(|r| r.kind == kind && r.connections == n && !r.protocol4)
+        };
         if let (Some(p), Some(node)) = (get(Kind::PushCore), get(Kind::Node)) {
             let _ = writeln!(
                 out,
@@ -259,7 +275,45 @@ fn idle_table(idle: &[IdleResult]) -> String {
             );
         }
     }
+    out.push_str(&idle_old_clients(idle));
     out
+}
+
+/// What old clients and the feature that accepts them cost at rest: RSS
+/// per connection of a 2.x client against a 4.x one on the same build, and
+/// of a 4.x client on the build with the `old-clients` feature against the
+/// build without. Empty unless the run measured one of these.
+fn idle_old_clients(idle: &[IdleResult]) -> String {
+    let mut rows = String::new();
+    for n in dedup(idle.iter().map(|r| r.connections)) {
+        let get = |kind, protocol4| {
+            idle.iter()
+                .find(|r| r.kind == kind && r.connections == n && r.protocol4 == protocol4)
+        };
+        let new = get(Kind::PushCore, false);
+        if let (Some(new), Some(old)) = (new, get(Kind::PushCore, true)) {
+            let _ = writeln!(
+                rows,
+                "| {n} | push-core: 2.x clients / 4.x clients | {} | {} |",
+                ratio(old.rss_per_connection(), new.rss_per_connection()),
+                ratio(old.idle_cpu, new.idle_cpu)
+            );
+        }
+        if let (Some(with), Some(without)) = (new, get(Kind::PushCoreNoOldClients, false)) {
+            let _ = writeln!(
+                rows,
+                "| {n} | 4.x clients: push-core / push-core (no old clients) | {} | {} |",
+                ratio(with.rss_per_connection(), without.rss_per_connection()),
+                ratio(with.idle_cpu, without.idle_cpu)
+            );
+        }
+    }
+    if rows.is_empty() {
+        return rows;
+    }
+    format!(
+        "\nOld clients at rest (ratios):\n\n| connections | compared | RSS per connection | idle CPU |\n|---|---|---|---|\n{rows}"
+    )
 }
 
 fn dedup<T: PartialEq>(items: impl Iterator<Item = T>) -> Vec<T> {
@@ -347,30 +401,46 @@ fn fanout_ratios(steps: &[DeliveryStep]) -> String {
     out
 }
 
-/// What missed-message recovery costs per delivery: push-core with
-/// recovery on (its default) against push-core with `--recovery-window 0`,
-/// at each fan-out step both were run at. Empty unless both were.
-fn recovery_ratios(steps: &[DeliveryStep]) -> String {
+/// A push-core build or setting compared with the default one, delivery by
+/// delivery: the default is "on", `kind` is "off".
+struct Variant {
+    kind: Kind,
+    title: &'static str,
+}
+
+/// What missed-message recovery costs: push-core with recovery on (its
+/// default) against push-core with `--recovery-window 0`.
+const RECOVERY: Variant = Variant {
+    kind: Kind::PushCoreNoRecovery,
+    title: "Recovery on / off: push-core's CPU µs per delivery, user and system, with recovery on (the default) and with `--recovery-window 0`, at the same offered load",
+};
+
+/// What accepting socket.io 1.x/2.x clients costs the others: push-core as
+/// built by default against a build without its `old-clients` feature.
+const OLD_CLIENTS: Variant = Variant {
+    kind: Kind::PushCoreNoOldClients,
+    title: "Old clients accepted / not built in: push-core's CPU µs per delivery, user and system, with the `old-clients` feature (the default) and without it, at the same offered load, all browsers on socket.io 4",
+};
+
+/// The table of `variant` against the default push-core at each step
+/// both were run at. Empty unless both were.
+fn variant_ratios(steps: &[DeliveryStep], variant: Variant, size_name: &str) -> String {
     let pairs: Vec<(&DeliveryStep, &DeliveryStep)> = steps
         .iter()
         .filter(|s| s.kind == Kind::PushCore)
-        .filter_map(|on| {
-            Some((
-                on,
-                find(steps, Kind::PushCoreNoRecovery, on.connections, on.offered)?,
-            ))
-        })
+        .filter_map(|on| Some((on, find(steps, variant.kind, on.connections, on.offered)?)))
         .collect();
     if pairs.is_empty() {
         return String::new();
     }
-    let mut out = String::from(
-        "\nRecovery on / off: push-core's CPU µs per delivery, user and system, with recovery on (the default) and with `--recovery-window 0`, at the same offered load:\n\n| subscribers | offered deliveries/s | user on | user off | user on / off | system on | system off | system on / off | total on / off | p50 on / off | p99 on / off |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+    let mut out = format!(
+        "\n{}:\n\n| {size_name} | offered deliveries/s | user on | user off | user on / off | system on | system off | system on / off | total on / off | deliveries/s on / off | p50 on / off | p99 on / off |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        variant.title
     );
     for (on, off) in pairs {
         let _ = writeln!(
             out,
-            "| {} | {} | {:.3} | {:.3} | {} | {:.3} | {:.3} | {} | {} | {} | {} |",
+            "| {} | {} | {:.3} | {:.3} | {} | {:.3} | {:.3} | {} | {} | {} | {} | {} |",
             on.connections,
             on.offered,
             on.server_user_us_per_delivery,
@@ -389,6 +459,7 @@ fn recovery_ratios(steps: &[DeliveryStep]) -> String {
                 on.server_cpu_us_per_delivery,
                 off.server_cpu_us_per_delivery
             ),
+            ratio(on.deliveries_per_s, off.deliveries_per_s),
             ratio(on.p50_ms, off.p50_ms),
             ratio(on.p99_ms, off.p99_ms)
         );
@@ -705,6 +776,7 @@ pub fn write_chart(path: &Path, results: &Results) -> anyhow::Result<()> {
         let colours = [
             (Kind::PushCore, RGBColor(31, 119, 180)),
             (Kind::PushCoreNoRecovery, RGBColor(44, 160, 44)),
+            (Kind::PushCoreNoOldClients, RGBColor(148, 103, 189)),
             (Kind::Node, RGBColor(214, 39, 40)),
         ];
         for (kind, colour) in colours {

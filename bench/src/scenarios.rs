@@ -86,6 +86,8 @@ impl Plan {
 #[derive(Clone, Debug)]
 pub struct IdleResult {
     pub kind: Kind,
+    /// The browsers spoke socket.io protocol 4 (clients 1.x and 2.x).
+    pub protocol4: bool,
     pub connections: usize,
     pub joined: usize,
     pub failed: usize,
@@ -166,22 +168,33 @@ pub struct Bench {
 
 impl Bench {
     pub fn fleet(&self, server: &Server) -> Fleet {
+        self.fleet_speaking(server, false)
+    }
+
+    fn fleet_speaking(&self, server: &Server, protocol4: bool) -> Fleet {
         Fleet::new(
             Target {
                 server: server.addr,
                 namespace: NAMESPACE.to_owned(),
+                protocol4,
             },
             self.recorder.clone(),
             self.next_source.clone(),
         )
     }
 
-    /// Scenario 1: idle connections.
-    pub async fn idle(&self, kind: Kind, connections: usize) -> anyhow::Result<IdleResult> {
+    /// Scenario 1: idle connections, speaking socket.io protocol 4 (as
+    /// pages on the 1.x and 2.x clients) when `protocol4` is set.
+    pub async fn idle(
+        &self,
+        kind: Kind,
+        connections: usize,
+        protocol4: bool,
+    ) -> anyhow::Result<IdleResult> {
         let server = Server::start(kind, &self.programs, None)?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let empty = server.sample()?;
-        let mut fleet = self.fleet(&server);
+        let mut fleet = self.fleet_speaking(&server, protocol4);
         let connect_time = fleet
             .connect(&vec![None; connections], CONNECT_IN_FLIGHT)
             .await;
@@ -191,6 +204,7 @@ impl Bench {
         let after = server.sample()?;
         let result = IdleResult {
             kind,
+            protocol4,
             connections,
             joined: fleet.joined(),
             failed: fleet.failed(),
@@ -253,7 +267,7 @@ impl Bench {
     pub async fn private(&self, kind: Kind) -> anyhow::Result<Vec<DeliveryStep>> {
         let users = self.plan.private_users;
         let server = match kind {
-            Kind::PushCore | Kind::PushCoreNoRecovery => {
+            Kind::PushCore | Kind::PushCoreNoRecovery | Kind::PushCoreNoOldClients => {
                 Server::start(kind, &self.programs, Some(&self.auth.url))?
             }
             // The Node peer trusts the uid cookie itself.

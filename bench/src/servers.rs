@@ -8,7 +8,9 @@
 //! (`bench/peer-node/server.js`) on an HTTP POST, as the PHP site's
 //! publishes reached the Node server it replaces. push-core runs with
 //! missed-message recovery on, its default; a third kind runs it with
-//! `--recovery-window 0`, to measure what recovery costs.
+//! `--recovery-window 0`, to measure what recovery costs, and a fourth is a
+//! build without the `old-clients` feature (no socket.io protocol 4), to
+//! measure what accepting old clients costs new ones.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -28,6 +30,8 @@ pub enum Kind {
     PushCore,
     /// push-core started with `--recovery-window 0`.
     PushCoreNoRecovery,
+    /// push-core built without its `old-clients` feature.
+    PushCoreNoOldClients,
     Node,
 }
 
@@ -35,10 +39,17 @@ impl Kind {
     /// The servers a run compares unless told otherwise.
     pub const BOTH: [Kind; 2] = [Kind::PushCore, Kind::Node];
 
+    /// Serves socket.io 1.x and 2.x clients (protocol 4). The Node peer is
+    /// socket.io 4 without `allowEIO3`.
+    pub fn accepts_protocol4(self) -> bool {
+        matches!(self, Kind::PushCore | Kind::PushCoreNoRecovery)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Kind::PushCore => "push-core",
             Kind::PushCoreNoRecovery => "push-core (recovery off)",
+            Kind::PushCoreNoOldClients => "push-core (no old clients)",
             Kind::Node => "node socket.io",
         }
     }
@@ -48,6 +59,9 @@ impl Kind {
 #[derive(Clone, Debug)]
 pub struct Programs {
     pub push_core: PathBuf,
+    /// push-core built without the `old-clients` feature; built by
+    /// [`build_without_old_clients`] when a run asks for that kind.
+    pub push_core_no_old_clients: PathBuf,
     pub peer_node: PathBuf,
     pub scratch: PathBuf,
 }
@@ -121,19 +135,24 @@ impl Server {
     ) -> anyhow::Result<Self> {
         let addr = free_port()?;
         let (mut command, publish) = match kind {
-            Kind::PushCore | Kind::PushCoreNoRecovery => {
+            Kind::PushCore | Kind::PushCoreNoRecovery | Kind::PushCoreNoOldClients => {
                 let socket = programs.scratch.join(format!("push-{}.sock", addr.port()));
                 // BENCH_PUSH_CORE_WRAPPER runs the daemon under a profiler,
                 // e.g. "valgrind --tool=dhat --dhat-out-file=/tmp/dhat.json".
                 let wrapper = std::env::var("BENCH_PUSH_CORE_WRAPPER").unwrap_or_default();
                 let mut words = wrapper.split_whitespace();
+                let binary = if kind == Kind::PushCoreNoOldClients {
+                    &programs.push_core_no_old_clients
+                } else {
+                    &programs.push_core
+                };
                 let mut command = match words.next() {
                     Some(program) => {
                         let mut command = Command::new(program);
-                        command.args(words).arg(&programs.push_core);
+                        command.args(words).arg(binary);
                         command
                     }
-                    None => Command::new(&programs.push_core),
+                    None => Command::new(binary),
                 };
                 command
                     .arg("serve")
@@ -292,24 +311,7 @@ pub fn prepare(workspace: &Path) -> anyhow::Result<Programs> {
     // features over the packages of one build, so `-p push-core` alone
     // rebuilds dependencies that `cargo build --workspace` already built.
     if is_stale(&push_core, workspace) {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.current_dir(workspace).args([
-            "build",
-            "--quiet",
-            "-p",
-            "push-core",
-            "--bin",
-            "push-core",
-        ]);
-        if !cfg!(debug_assertions) {
-            build.arg("--release");
-        }
-        eprintln!("bench: building push-core ({})", profile());
-        let status = build.status().context("running cargo build")?;
-        if !status.success() || !push_core.exists() {
-            bail!("building push-core failed");
-        }
+        build_push_core(workspace, &push_core, &[])?;
     }
 
     let peer_node = workspace.join("bench/peer-node");
@@ -327,10 +329,59 @@ pub fn prepare(workspace: &Path) -> anyhow::Result<Programs> {
     let scratch = std::env::temp_dir().join(format!("push-core-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
     Ok(Programs {
+        push_core_no_old_clients: dir.join("push-core-no-old-clients"),
         push_core,
         peer_node,
         scratch,
     })
+}
+
+/// Builds `push-core` with cargo's `extra` arguments, in the bench's own
+/// profile, and fails unless `binary` is there afterwards.
+fn build_push_core(workspace: &Path, binary: &Path, extra: &[&str]) -> anyhow::Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.current_dir(workspace).args([
+        "build",
+        "--quiet",
+        "-p",
+        "push-core",
+        "--bin",
+        "push-core",
+    ]);
+    build.args(extra);
+    if !cfg!(debug_assertions) {
+        build.arg("--release");
+    }
+    eprintln!(
+        "bench: building push-core ({}) {}",
+        profile(),
+        extra.join(" ")
+    );
+    let status = build.status().context("running cargo build")?;
+    if !status.success() || !binary.exists() {
+        bail!("building push-core failed");
+    }
+    Ok(())
+}
+
+/// Builds push-core without its `old-clients` feature, next to the default
+/// build, unless that copy is current. cargo writes both feature sets to
+/// the same `push-core` file, so the copy is moved aside under its own name
+/// and the default build made again (only push-core itself recompiles: the
+/// dependencies of both feature sets stay in cargo's cache).
+pub fn build_without_old_clients(workspace: &Path, programs: &Programs) -> anyhow::Result<()> {
+    if !is_stale(&programs.push_core_no_old_clients, workspace) {
+        return Ok(());
+    }
+    build_push_core(
+        workspace,
+        &programs.push_core,
+        &["--no-default-features", "--features", "cli"],
+    )?;
+    std::fs::rename(&programs.push_core, &programs.push_core_no_old_clients)
+        .context("moving the build without old clients aside")?;
+    build_push_core(workspace, &programs.push_core, &[])
 }
 
 /// True when `binary` is missing or older than a source it is built from.

@@ -80,6 +80,27 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase
         return $this->browsers[] = new Browsers(self::$daemon->url(), $clients);
     }
 
+    /**
+     * Browsers on an old page: socket.io-client 2.5.0 (socket.io protocol
+     * 4), as sites that used the elephant.io component load it. They record
+     * only $events (the 2.x client has no catch-all listener).
+     *
+     * @param array<string, string|int|null> $users name => user id, or null for a guest
+     * @param list<string> $events
+     */
+    protected function oldPages(array $users, array $events, string $namespace = self::NS, string $transport = 'websocket'): Browsers
+    {
+        $clients = [];
+        foreach ($users as $name => $user) {
+            $client = ['name' => $name, 'namespace' => $namespace, 'client' => '2.5.0', 'events' => $events, 'transport' => $transport];
+            if ($user !== null) {
+                $client['cookie'] = self::$site->login($user);
+            }
+            $clients[] = $client;
+        }
+        return $this->browsers[] = new Browsers(self::$daemon->url(), $clients);
+    }
+
     /** @return array<string, array{string}> */
     public function transports(): array
     {

@@ -69,11 +69,15 @@ pub fn build(
         .connect_timeout(NAMESPACE_JOIN_TIMEOUT)
         .build_layer();
     // What protocol 4 does differently, said once where operators look
-    // (docs/old-clients.md).
-    tracing::info!(
-        "socket.io protocol 4 (clients 1.x and 2.x) accepted; each such client is also connected to \"/\", which takes a connection place and an auth ask (docs/old-clients.md)"
-    );
-    if recovery.is_some() {
+    // (docs/old-clients.md). A build without the `old-clients` feature
+    // refuses those clients, and says nothing about them.
+    let old_clients = cfg!(feature = "old-clients");
+    if old_clients {
+        tracing::info!(
+            "socket.io protocol 4 (clients 1.x and 2.x) accepted; each such client is also connected to \"/\", which takes a connection place and an auth ask (docs/old-clients.md)"
+        );
+    }
+    if old_clients && recovery.is_some() {
         tracing::info!(
             "socket.io protocol 4 clients have no auth object: they send a recovery offset as `offset` in the connect query string (docs/recovery.md)"
         );

@@ -7,8 +7,8 @@ namespace PushTests\Harness;
 use RuntimeException;
 
 /**
- * Browsers, played by the real socket.io-client v4 in Node
- * (tests/support/socketio-receiver.mjs): each connects to a namespace with
+ * Browsers, played by the real socket.io-client v4 (or 2.5.0, for old
+ * pages) in Node (tests/support/socketio-receiver.mjs): each connects to a namespace with
  * its own cookies, and everything it sees (connects, connect errors,
  * events) comes back here as a JSON line, kept in the order it arrived.
  * The daemon's push:recovery status (first after each connect) is kept
@@ -34,8 +34,9 @@ final class Browsers
     /**
      * Starts the clients and waits until each has connected.
      *
-     * @param list<array{name: string, namespace: string, cookie?: string, transport?: string, offset?: string}> $clients
-     *        offset: the recovery offset the client connects with (auth: {offset})
+     * @param list<array{name: string, namespace: string, cookie?: string, transport?: string, offset?: string, client?: string, events?: list<string>}> $clients
+     *        offset: the recovery offset the client connects with (auth: {offset});
+     *        client: '2.5.0' for socket.io-client 2.5.0, which records only `events`
      * @param float $timeout how long each wait may take
      */
     public function __construct(string $url, array $clients, private readonly float $timeout = Net::WAIT_SECONDS)

@@ -123,6 +123,34 @@ final class ElephantIoCompatTest extends TestCase
         }
     }
 
+    /**
+     * The old site whole: its configuration word for word (component id
+     * ElephantIO, class extElephantIO, host and port), its code's call
+     * sequence (setNameSpace(), sendMsg(), close(), then setNameSpace() and
+     * sendMsg() again in the same request), and its pages still on
+     * socket.io-client 2.x, over both transports, a guest and a logged-in
+     * user. Every page receives both messages, in order, and nothing else.
+     *
+     * @dataProvider transports
+     */
+    public function testAnOldPageOnSocketIo2ReceivesWhatTheOldCodeSends(string $transport): void
+    {
+        $pages = $this->oldPages(['guest page' => null, 'user page' => 42], ['message_event_type']);
+        $polling = $this->oldPages(['polling page' => 7], ['message_event_type'], transport: 'polling');
+        $this->oldSite(self::OLD_CLASS, ['socket' => self::$daemon->socket] + $this->transportConfig($transport));
+
+        self::sendLikeTheOldCode(self::NS, self::NS);
+
+        $this->assertSame($transport, \Yii::app()->ElephantIO->getActiveTransport());
+        foreach ([[$pages, 'guest page'], [$pages, 'user page'], [$polling, 'polling page']] as [$browsers, $page]) {
+            $this->assertSame(array('text' => 'first', 'id' => 1), $browsers->event($page, 'message_event_type')['data'], $page);
+            $this->assertSame(array('text' => 'second', 'id' => 2), $browsers->event($page, 'message_event_type')['data'], $page);
+        }
+        $this->assertSame([], $pages->drain(0.2));
+        $this->assertSame([], $polling->drain(0.0));
+        $this->assertOneDeprecationLine('extElephantIO', self::$daemon->socket);
+    }
+
     /** @return array<string, array{0: string, 1: string, 2: string}> */
     public function classesAndTransports(): array
     {
