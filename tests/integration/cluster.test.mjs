@@ -97,46 +97,6 @@ describe('cluster settings', () => {
     assert.ok(!result.stdout.includes('s3cret-pass'), result.stdout);
     assert.match(result.stdout, /^redis_url = "redis:\/\/:\(hidden\)@127\.0\.0\.1:6379\/2"$/m);
   });
-
-  test('the Unix socket says a count is partial: protocol 2 flags it, protocol 1 gets the count alone, the CLI tells', async () => {
-    const [a, , c] = nodes;
-    await clients.connect(a, { cookie: cookieFor('sid-42'), name: 'user 42 on A' });
-    await clients.connect(c, { name: 'guest on C' });
-    const raw = async (version) => {
-      const connection = await RawConnection.open(a.socketPath);
-      connection.write(Buffer.concat([
-        request.hello(1, version),
-        request.publish(2, { event: `raw-v${version}`, data: 1 }),
-        request.online(3, '/', '42'),
-      ]));
-      const replies = [];
-      for (let i = 0; i < 3; i++) replies.push(await connection.reply());
-      connection.socket.destroy();
-      return replies.slice(1).map(({ recipients, connections, flags, partial }) => ({ recipients, connections, flags, partial }));
-    };
-    c.child.kill('SIGSTOP');
-    try {
-      assert.deepEqual(await raw(2), [
-        { recipients: 1, connections: undefined, flags: 1, partial: true },
-        { recipients: undefined, connections: 1, flags: 1, partial: true },
-      ]);
-      // The decoder asserts no trailing bytes: version 1 has no flags byte.
-      assert.deepEqual(await raw(1), [
-        { recipients: 1, connections: undefined, flags: undefined, partial: undefined },
-        { recipients: undefined, connections: 1, flags: undefined, partial: undefined },
-      ]);
-      const sent = await send(a.socketPath, { event: 'cli', data: 1 });
-      assert.equal(sent.code, 0, sent.stderr);
-      assert.equal(sent.stdout, '1\n', 'the count alone on stdout, for scripts');
-      assert.match(sent.stderr, /partial/);
-      assert.deepEqual(await online(a.socketPath, '/', '42'), { namespace: '/', user: '42', online: true, connections: 1, partial: true });
-    } finally {
-      c.child.kill('SIGCONT');
-    }
-    await waitUntil(async () => !(await online(a.socketPath, '/', '42')).partial, { what: 'node C to answer again' });
-    const sent = await send(a.socketPath, { event: 'cli-after', data: 1 });
-    assert.deepEqual([sent.stdout, sent.stderr], ['2\n', '']);
-  });
 });
 
 for (const recovery of ['on', 'off']) {
@@ -246,6 +206,46 @@ for (const recovery of ['on', 'off']) {
       await waitUntil(async () => !(await publishVia(a, { event: 'after', users: ['nobody'], data: 1 })).partial, {
         what: 'node C to answer again',
       });
+    });
+
+    test('the Unix socket says a count is partial: protocol 2 flags it, protocol 1 gets the count alone, the CLI tells', async () => {
+      const [a, , c] = nodes;
+      await clients.connect(a, { cookie: cookieFor('sid-42'), name: 'user 42 on A' });
+      await clients.connect(c, { name: 'guest on C' });
+      const raw = async (version) => {
+        const connection = await RawConnection.open(a.socketPath);
+        connection.write(Buffer.concat([
+          request.hello(1, version),
+          request.publish(2, { event: `raw-v${version}`, data: 1 }),
+          request.online(3, '/', '42'),
+        ]));
+        const replies = [];
+        for (let i = 0; i < 3; i++) replies.push(await connection.reply());
+        connection.socket.destroy();
+        return replies.slice(1).map(({ recipients, connections, flags, partial }) => ({ recipients, connections, flags, partial }));
+      };
+      c.child.kill('SIGSTOP');
+      try {
+        assert.deepEqual(await raw(2), [
+          { recipients: 1, connections: undefined, flags: 1, partial: true },
+          { recipients: undefined, connections: 1, flags: 1, partial: true },
+        ]);
+        // The decoder asserts no trailing bytes: version 1 has no flags byte.
+        assert.deepEqual(await raw(1), [
+          { recipients: 1, connections: undefined, flags: undefined, partial: undefined },
+          { recipients: undefined, connections: 1, flags: undefined, partial: undefined },
+        ]);
+        const sent = await send(a.socketPath, { event: 'cli', data: 1 });
+        assert.equal(sent.code, 0, sent.stderr);
+        assert.equal(sent.stdout, '1\n', 'the count alone on stdout, for scripts');
+        assert.match(sent.stderr, /partial/);
+        assert.deepEqual(await online(a.socketPath, '/', '42'), { namespace: '/', user: '42', online: true, connections: 1, partial: true });
+      } finally {
+        c.child.kill('SIGCONT');
+      }
+      await waitUntil(async () => !(await online(a.socketPath, '/', '42')).partial, { what: 'node C to answer again' });
+      const sent = await send(a.socketPath, { event: 'cli-after', data: 1 });
+      assert.deepEqual([sent.stdout, sent.stderr], ['2\n', '']);
     });
   });
 
