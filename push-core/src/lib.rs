@@ -261,7 +261,7 @@ impl PushCore {
     }
 
     /// Applies `config` to the running server without dropping a
-    /// connection: the settings of [`reload::LIVE_KEYS`] take effect,
+    /// connection: the settings of [`reload::is_live_key`] take effect,
     /// the others are reported (and logged) as needing a restart. A
     /// configuration that fails its checks, or whose new parts cannot be
     /// built, is refused and changes nothing.

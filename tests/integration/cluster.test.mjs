@@ -71,6 +71,34 @@ async function waitForCluster(nodes) {
   }, { what: 'the three nodes to see each other through Redis' });
 }
 
+/**
+ * A redis-server, the auth backend and nodes named `names` on them, for a
+ * describe block: started before its tests, stopped after them (with the
+ * clients in `clients`). `redis` may be given not started, to start later.
+ */
+function useCluster(names, { args = [], clients, redis } = {}) {
+  const cluster = { redis, backend: null, nodes: [] };
+  if (names.length > 0) {
+    before(async () => {
+      await cluster.start(names);
+      await waitForCluster(cluster.nodes);
+    });
+  }
+  cluster.start = async (starting) => {
+    cluster.redis ??= await startRedis();
+    cluster.backend = await startAuthBackend();
+    for (const name of starting) cluster.nodes.push(await startNode(cluster.redis, cluster.backend, name, args));
+  };
+  cluster.startNode = (name) => startNode(cluster.redis, cluster.backend, name, args);
+  after(async () => {
+    clients?.closeAll();
+    for (const node of cluster.nodes) await node.cleanup();
+    await cluster.backend?.close();
+    await cluster.redis?.kill();
+  });
+  return cluster;
+}
+
 describe('cluster settings', () => {
   const CASES = [
     { key: 'adapter', args: ['--adapter', 'redis'], says: 'is redis but redis_url is not set; add --redis-url redis://HOST:PORT' },
@@ -101,28 +129,12 @@ describe('cluster settings', () => {
 
 for (const recovery of ['on', 'off']) {
   describe(`three nodes sharing through Redis, recovery ${recovery}`, () => {
-    let redis;
-    let backend;
-    let nodes;
     const clients = new ClientPool();
-
-    before(async () => {
-      redis = await startRedis();
-      backend = await startAuthBackend();
-      nodes = [];
-      for (const name of ['node-a', 'node-b', 'node-c']) nodes.push(await startNode(redis, backend, name, recoveryArgs(recovery)));
-      await waitForCluster(nodes);
-    });
+    const cluster = useCluster(['node-a', 'node-b', 'node-c'], { args: recoveryArgs(recovery), clients });
     afterEach(() => clients.closeAll());
-    after(async () => {
-      clients.closeAll();
-      for (const node of nodes ?? []) await node.cleanup();
-      await backend?.close();
-      await redis?.kill();
-    });
 
     test('a broadcast published on A reaches clients on B and C, and the reply counts them all', async () => {
-      const [a, b, c] = nodes;
+      const [a, b, c] = cluster.nodes;
       const onA = await clients.connect(a, { name: 'guest on A' });
       const onB = await clients.connect(b, { name: 'guest on B' });
       const onC1 = await clients.connect(c, { name: 'guest 1 on C' });
@@ -135,7 +147,7 @@ for (const recovery of ['on', 'off']) {
     });
 
     test('a private message reaches its user on C only, whichever node it is published on', async () => {
-      const [a, b, c] = nodes;
+      const [a, b, c] = cluster.nodes;
       const alice = await clients.connect(c, { cookie: cookieFor('sid-42'), name: 'user 42 on C' });
       const bob = await clients.connect(b, { cookie: cookieFor('sid-7'), name: 'user 7 on B' });
       const guest = await clients.connect(a, { name: 'guest on A' });
@@ -154,7 +166,7 @@ for (const recovery of ['on', 'off']) {
     });
 
     test('rooms and except reach across nodes', async () => {
-      const [a, b, c] = nodes;
+      const [a, b, c] = cluster.nodes;
       const u42 = await clients.connect(a, { cookie: cookieFor('sid-42'), namespace: '/chat', name: 'user 42 (group:7) on A' });
       const u9 = await clients.connect(c, { cookie: cookieFor('sid-9'), namespace: '/chat', name: 'user 9 (group:7) on C' });
       const u7 = await clients.connect(b, { cookie: cookieFor('sid-7'), namespace: '/chat', name: 'user 7 (group:8) on B' });
@@ -175,7 +187,7 @@ for (const recovery of ['on', 'off']) {
     });
 
     test('isOnline on A sees a user connected only to B, and STATS counts every node', async () => {
-      const [a, b, c] = nodes;
+      const [a, b, c] = cluster.nodes;
       const before = await online(a.socketPath, '/', '7');
       assert.deepEqual([before.online, before.connections], [false, 0]);
       await clients.connect(b, { cookie: cookieFor('sid-7'), name: 'user 7 on B' });
@@ -193,7 +205,7 @@ for (const recovery of ['on', 'off']) {
     });
 
     test('a node that does not answer in time makes the count partial, not silently low', async () => {
-      const [a, , c] = nodes;
+      const [a, , c] = cluster.nodes;
       await clients.connect(a, { name: 'guest on A' });
       await clients.connect(c, { name: 'guest on C' });
       c.child.kill('SIGSTOP');
@@ -209,7 +221,7 @@ for (const recovery of ['on', 'off']) {
     });
 
     test('the Unix socket says a count is partial: protocol 2 flags it, protocol 1 gets the count alone, the CLI tells', async () => {
-      const [a, , c] = nodes;
+      const [a, , c] = cluster.nodes;
       await clients.connect(a, { cookie: cookieFor('sid-42'), name: 'user 42 on A' });
       await clients.connect(c, { name: 'guest on C' });
       const raw = async (version) => {
@@ -250,30 +262,15 @@ for (const recovery of ['on', 'off']) {
   });
 
   describe(`Redis down and back, recovery ${recovery}`, () => {
-    let redis;
-    let backend;
-    let nodes;
     const clients = new ClientPool();
-
-    before(async () => {
-      redis = await startRedis();
-      backend = await startAuthBackend();
-      nodes = [await startNode(redis, backend, 'node-a', recoveryArgs(recovery)), await startNode(redis, backend, 'node-b', recoveryArgs(recovery))];
-      await waitForCluster(nodes);
-    });
-    after(async () => {
-      clients.closeAll();
-      for (const node of nodes ?? []) await node.cleanup();
-      await backend?.close();
-      await redis?.kill();
-    });
+    const cluster = useCluster(['node-a', 'node-b'], { args: recoveryArgs(recovery), clients });
 
     test('nodes keep delivering to their own browsers, say the cluster was not reached, and heal by themselves', async () => {
-      const [a, b] = nodes;
+      const [a, b] = cluster.nodes;
       const onA = await clients.connect(a, { name: 'guest on A' });
       const onB = await clients.connect(b, { name: 'guest on B' });
 
-      await redis.kill();
+      await cluster.redis.kill();
       const during = await publishVia(a, { event: 'during', data: 'local' });
       assert.deepEqual(during, { recipients: 1, partial: true });
       assert.equal(await onA.waitFor('during'), 'local');
@@ -284,7 +281,7 @@ for (const recovery of ['on', 'off']) {
       assert.equal(seriesValue(down, 'push_cluster_link_up'), 0);
       assert.ok(seriesValue(down, 'push_cluster_partial_answers_total') >= 1);
 
-      await redis.start();
+      await cluster.redis.start();
       await waitUntil(async () => {
         const reply = await publishVia(a, { event: 'after', data: 'both' });
         return reply.recipients === 2 && !reply.partial;
@@ -298,23 +295,13 @@ for (const recovery of ['on', 'off']) {
 }
 
 describe('Redis not there when the nodes start', () => {
-  let redis;
-  let backend;
-  let nodes = [];
   const clients = new ClientPool();
-
-  after(async () => {
-    clients.closeAll();
-    for (const node of nodes) await node.cleanup();
-    await backend?.close();
-    await redis?.kill();
-  });
+  const cluster = useCluster([], { clients });
 
   test('the nodes start and serve their own browsers, and join the cluster once Redis is up', async () => {
-    redis = new Redis(await freePort());
-    backend = await startAuthBackend();
-    nodes = [await startNode(redis, backend, 'node-a'), await startNode(redis, backend, 'node-b')];
-    const [a, b] = nodes;
+    cluster.redis = new Redis(await freePort());
+    await cluster.start(['node-a', 'node-b']);
+    const [a, b] = cluster.nodes;
     const onA = await clients.connect(a, { name: 'guest on A' });
     const onB = await clients.connect(b, { name: 'guest on B' });
 
@@ -322,7 +309,7 @@ describe('Redis not there when the nodes start', () => {
     assert.equal(await onA.waitFor('alone'), 1);
     assert.match(a.log, /cannot reach Redis/);
 
-    await redis.start();
+    await cluster.redis.start();
     await waitUntil(async () => {
       const reply = await publishVia(a, { event: 'together', data: 2 });
       return reply.recipients === 2 && !reply.partial;
@@ -333,27 +320,11 @@ describe('Redis not there when the nodes start', () => {
 });
 
 describe('recovery across nodes', () => {
-  let redis;
-  let backend;
-  let nodes;
   const clients = new ClientPool();
-
-  before(async () => {
-    redis = await startRedis();
-    backend = await startAuthBackend();
-    nodes = [];
-    for (const name of ['node-a', 'node-b', 'node-c']) nodes.push(await startNode(redis, backend, name));
-    await waitForCluster(nodes);
-  });
-  after(async () => {
-    clients.closeAll();
-    for (const node of nodes ?? []) await node.cleanup();
-    await backend?.close();
-    await redis?.kill();
-  });
+  const cluster = useCluster(['node-a', 'node-b', 'node-c'], { clients });
 
   test('a page cut off from B, reconnecting to C with its last offset, gets what was published on A meanwhile, in order', async () => {
-    const [a, b, c] = nodes;
+    const [a, b, c] = cluster.nodes;
     const page = await clients.connect(b, { cookie: cookieFor('sid-42'), name: 'user 42 on B' });
     await sendOk(a.socketPath, { event: 'n', data: 0 });
     await page.waitFor('n', (n) => n === 0);
@@ -379,38 +350,24 @@ describe('recovery across nodes', () => {
 });
 
 describe('a rolling restart of every node', () => {
-  let redis;
-  let backend;
-  let nodes;
   const pages = [];
-
-  before(async () => {
-    redis = await startRedis();
-    backend = await startAuthBackend();
-    nodes = [];
-    for (const name of ['node-a', 'node-b', 'node-c']) nodes.push(await startNode(redis, backend, name));
-    await waitForCluster(nodes);
-  });
-  after(async () => {
-    for (const page of pages) page.close();
-    for (const node of nodes ?? []) await node.cleanup();
-    await backend?.close();
-    await redis?.kill();
+  const cluster = useCluster(['node-a', 'node-b', 'node-c'], {
+    clients: { closeAll: () => pages.forEach((page) => page.close()) },
   });
 
   test('while a publisher sends 50 messages a second, every page ends with every message, once, in order', async () => {
-    const running = () => nodes.filter((node) => node.running && !node.stopping);
+    const running = () => cluster.nodes.filter((node) => node.running && !node.stopping);
     for (let n = 0; n < 9; n++) pages.push(new Page(`page ${n}`, running, n % 3));
     await waitUntil(() => pages.every((page) => page.connected), { what: 'every page to connect' });
 
     const publisher = new Publisher(running);
     const publishing = publisher.run(50);
     await sleep(1000);
-    for (let at = 0; at < nodes.length; at++) {
-      const old = nodes[at];
+    for (let at = 0; at < cluster.nodes.length; at++) {
+      const old = cluster.nodes[at];
       old.stopping = true;
       await old.stop();
-      nodes[at] = await startNode(redis, backend, `node-${'abc'[at]}`);
+      cluster.nodes[at] = await cluster.startNode(`node-${'abc'[at]}`);
       await sleep(1000);
     }
     const sent = await publisher.stop(publishing);

@@ -39,30 +39,30 @@ use tokio_util::sync::CancellationToken;
 use super::link::{LinkError, LinkState, RedisLink};
 use crate::recovery::{Entry, Offset, Recovery, new_epoch};
 
-/// Appends a message: numbers it with the namespace's counter and adds it
-/// to the stream under that number, creating the epoch on first use.
-/// KEYS: stream, epoch, counter. ARGV: a new epoch, the stream's cap, the
-/// message. Returns the epoch and the number.
-const APPEND: &str = r"
+/// The start of the scripts that use a namespace's epoch: reads it into
+/// `epoch`, creating it on first use. KEYS[2]: the epoch. ARGV[1]: a new
+/// epoch.
+const EPOCH: &str = r"
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then
   epoch = ARGV[1]
   redis.call('SET', KEYS[2], epoch)
 end
+";
+
+/// Appends a message: numbers it with the namespace's counter and adds it
+/// to the stream under that number. KEYS: stream, epoch, counter. ARGV: a
+/// new epoch, the stream's cap, the message. Returns the epoch and the
+/// number.
+const APPEND: &str = r"
 local seq = redis.call('INCR', KEYS[3])
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '0-' .. seq, 'm', ARGV[3])
 return {epoch, seq}
 ";
 
-/// Where a namespace's stream stands: its epoch (created on first use) and
-/// the number of its last message. KEYS: stream, epoch, counter. ARGV: a
-/// new epoch.
+/// Where a namespace's stream stands: its epoch and the number of its last
+/// message. KEYS: stream, epoch, counter. ARGV: a new epoch.
 const POSITION: &str = r"
-local epoch = redis.call('GET', KEYS[2])
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('SET', KEYS[2], epoch)
-end
 return {epoch, tonumber(redis.call('GET', KEYS[3]) or '0')}
 ";
 
@@ -96,6 +96,10 @@ pub struct SharedHistory {
     link: RedisLink,
     keys: HashMap<String, Keys>,
     max_messages: usize,
+    /// The scripts, each hashed once (Redis runs them by their hash).
+    append: Script,
+    position: Script,
+    renew: Script,
 }
 
 impl SharedHistory {
@@ -115,6 +119,9 @@ impl SharedHistory {
             link,
             keys,
             max_messages,
+            append: Script::new(&format!("{EPOCH}{APPEND}")),
+            position: Script::new(&format!("{EPOCH}{POSITION}")),
+            renew: Script::new(RENEW),
         }
     }
 
@@ -128,7 +135,8 @@ impl SharedHistory {
             .ok_or_else(|| LinkError::NotShared(namespace.to_owned()))?;
         let mut connection = self.link.connection().ok_or(LinkError::Down)?;
         let message = serde_json::to_vec(entry)?;
-        let (epoch, seq): (String, u64) = Script::new(APPEND)
+        let (epoch, seq): (String, u64) = self
+            .append
             .key(&keys.stream)
             .key(&keys.epoch)
             .key(&keys.counter)
@@ -200,7 +208,8 @@ impl SharedHistory {
         first: bool,
     ) -> Result<(), LinkError> {
         for (namespace, keys) in &self.keys {
-            let (epoch, last_seq): (String, u64) = Script::new(POSITION)
+            let (epoch, last_seq): (String, u64) = self
+                .position
                 .key(&keys.stream)
                 .key(&keys.epoch)
                 .key(&keys.counter)
@@ -224,7 +233,8 @@ impl SharedHistory {
                     namespace,
                     "the cluster's history in Redis is older than this node's copy (Redis lost recent writes): a new epoch begins and pages will reload their state"
                 );
-                let renewed: String = Script::new(RENEW)
+                let renewed: String = self
+                    .renew
                     .key(&keys.epoch)
                     .arg(new_epoch().to_string())
                     .invoke_async(connection)

@@ -164,7 +164,7 @@ impl Dispatcher {
             // without an offset, since it has no place in the history.
             tracing::debug!(%error, "a publish could not be added to the cluster's history");
             let selection = self.select(publish.namespace, &publish.target)?.local();
-            let undelivered = self.emit(selection, publish.event, payload).await?;
+            let undelivered = self.emit_here(selection, publish.event, payload).await?;
             count.add(here.saturating_sub(undelivered) as u64);
             count.partial = true;
             return Ok(self.published(count));
@@ -184,7 +184,7 @@ impl Dispatcher {
             offset: offset.to_string(),
         };
         let data = (&*entry.payload, argument);
-        if let Err(error) = self.emit(selection.local(), &entry.event, &data).await {
+        if let Err(error) = self.emit_here(selection.local(), &entry.event, &data).await {
             tracing::warn!(%error, "a message from the cluster could not be handed out");
         }
     }
@@ -214,24 +214,21 @@ impl Dispatcher {
             .select(publish.namespace, &publish.target)?
             .sockets()
             .len();
-        let selection = self.select(publish.namespace, &publish.target)?;
         let Some(cluster) = &self.cluster else {
             if recipients == 0 {
                 // Nobody to hand it to: skip encoding the socket.io packet.
                 return Ok(Handed::alone(0));
             }
-            let undelivered = self.emit(selection.local(), publish.event, data).await?;
+            let selection = self.select(publish.namespace, &publish.target)?.local();
+            let undelivered = self.emit_here(selection, publish.event, data).await?;
             return Ok(Handed::alone(recipients.saturating_sub(undelivered)));
         };
         if cluster.is_up() {
-            match selection.emit(publish.event, data).await {
-                Ok(()) => return Ok(Handed::in_cluster(recipients, true)),
-                Err(BroadcastError::Socket(failed)) => {
-                    self.dropped(failed.len());
-                    return Ok(Handed::in_cluster(
-                        recipients.saturating_sub(failed.len()),
-                        true,
-                    ));
+            let selection = self.select(publish.namespace, &publish.target)?;
+            match self.emit(selection, publish.event, data).await {
+                Ok(undelivered) => {
+                    let here = recipients.saturating_sub(undelivered);
+                    return Ok(Handed::in_cluster(here, true));
                 }
                 // The adapter sends to the cluster first and stops there
                 // when it cannot: this node's connections still get it.
@@ -241,39 +238,47 @@ impl Dispatcher {
             }
         }
         let selection = self.select(publish.namespace, &publish.target)?.local();
-        let undelivered = self.emit(selection, publish.event, data).await?;
+        let undelivered = self.emit_here(selection, publish.event, data).await?;
         Ok(Handed::in_cluster(
             recipients.saturating_sub(undelivered),
             false,
         ))
     }
 
-    /// Emits to this node's connections only; returns how many could not
-    /// take the message.
+    /// Emits to `selection`; returns how many of this node's connections
+    /// could not take the message (they were closing, or their buffer was
+    /// full: everyone else still got it).
     async fn emit<T: ?Sized + serde::Serialize>(
         &self,
         selection: BroadcastOperators<NodeAdapter>,
         event: &str,
         data: &T,
-    ) -> Result<usize, DispatchError> {
+    ) -> Result<usize, BroadcastError> {
         match selection.emit(event, data).await {
             Ok(()) => Ok(0),
-            // Connections that were closing, or whose buffer was full, miss
-            // this message; everyone else still got it.
             Err(BroadcastError::Socket(failed)) => {
                 tracing::debug!(
                     failed = failed.len(),
                     "some connections could not take the message"
                 );
-                self.dropped(failed.len());
+                self.metrics.deliveries_dropped(failed.len() as u64);
                 Ok(failed.len())
             }
-            Err(error) => Err(DispatchError::Encoding(error.to_string())),
+            Err(error) => Err(error),
         }
     }
 
-    fn dropped(&self, connections: usize) {
-        self.metrics.deliveries_dropped(connections as u64);
+    /// [`Self::emit`] to a selection of this node's connections, where the
+    /// only failure left is the message's encoding.
+    async fn emit_here<T: ?Sized + serde::Serialize>(
+        &self,
+        selection: BroadcastOperators<NodeAdapter>,
+        event: &str,
+        data: &T,
+    ) -> Result<usize, DispatchError> {
+        self.emit(selection, event, data)
+            .await
+            .map_err(|error| DispatchError::Encoding(error.to_string()))
     }
 
     fn namespace(&self, namespace: &str) -> Result<BroadcastOperators<NodeAdapter>, DispatchError> {

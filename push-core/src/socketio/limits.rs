@@ -294,7 +294,7 @@ impl ConnectionLimits {
     /// handshake table is kept unless its per-minute budget changed.
     /// `max_client_packet` and `max_buffered_messages` keep their values:
     /// socketioxide fixed them when the server was built, so they need a
-    /// restart (`reload::LIVE_KEYS`), and `settings()` shows what runs.
+    /// restart (`reload::is_live_key`), and `settings()` shows what runs.
     pub fn update(&self, settings: ClientLimits) {
         let current = self.current.load_full();
         let settings = ClientLimits {
