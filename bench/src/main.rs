@@ -107,9 +107,12 @@ struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     only: Vec<Scenario>,
     /// Run only against these servers, in this order (default: push-core,
-    /// node). push-core-no-recovery is push-core with `--recovery-window 0`;
-    /// push-core-no-old-clients is push-core built without its `old-clients`
-    /// feature (socket.io protocol 4), built by the bench next to the other.
+    /// node, write-floor). push-core-no-recovery is push-core with
+    /// `--recovery-window 0`; push-core-no-old-clients is push-core built
+    /// without its `old-clients` feature (socket.io protocol 4), built by
+    /// the bench next to the other; write-floor is the one-write floor
+    /// (bench/src/bin/write-floor/), run in the fan-out and private-message
+    /// scenarios only.
     #[arg(long, value_delimiter = ',')]
     servers: Vec<ServerArg>,
     /// Print the tables but leave docs/ alone.
@@ -147,6 +150,7 @@ enum ServerArg {
     PushCoreNoRecovery,
     PushCoreNoOldClients,
     Node,
+    WriteFloor,
 }
 
 impl ServerArg {
@@ -156,6 +160,7 @@ impl ServerArg {
             ServerArg::PushCoreNoRecovery => Kind::PushCoreNoRecovery,
             ServerArg::PushCoreNoOldClients => Kind::PushCoreNoOldClients,
             ServerArg::Node => Kind::Node,
+            ServerArg::WriteFloor => Kind::WriteFloor,
         }
     }
 }
@@ -238,7 +243,7 @@ fn shrink_to_limit(mut plan: Plan, most: usize) -> Plan {
 async fn run_all(args: RunArgs) -> anyhow::Result<bool> {
     let wants = |scenario| args.only.is_empty() || args.only.contains(&scenario);
     let kinds: Vec<Kind> = if args.servers.is_empty() {
-        Kind::BOTH.to_vec()
+        Kind::DEFAULT_RUN.to_vec()
     } else {
         let mut kinds: Vec<Kind> = Vec::new();
         for kind in args.servers.iter().map(|server| server.kind()) {
@@ -281,11 +286,12 @@ async fn run_all(args: RunArgs) -> anyhow::Result<bool> {
     if wants(Scenario::Idle) {
         for &size in &plan.idle_sizes {
             // Old clients against the builds that accept them.
-            let old = kinds
-                .iter()
+            let holding = kinds.iter().filter(|kind| kind.holds_connections());
+            let old = holding
+                .clone()
                 .filter(|kind| args.old_clients && kind.accepts_protocol4())
                 .map(|&kind| (kind, true));
-            for (kind, protocol4) in kinds.iter().map(|&kind| (kind, false)).chain(old) {
+            for (kind, protocol4) in holding.map(|&kind| (kind, false)).chain(old) {
                 match bench.idle(kind, size, protocol4).await {
                     Ok(result) => {
                         eprintln!("{}", report::idle_line(&result));
@@ -327,7 +333,7 @@ async fn run_all(args: RunArgs) -> anyhow::Result<bool> {
         }
     }
     if wants(Scenario::Storm) {
-        for &kind in &kinds {
+        for &kind in kinds.iter().filter(|kind| kind.holds_connections()) {
             match bench.storm(kind).await {
                 Ok(storm) => results.storm.push(storm),
                 Err(error) => failed(
@@ -353,7 +359,8 @@ async fn run_all(args: RunArgs) -> anyhow::Result<bool> {
 
 /// Both servers deliver every message to the right browsers: broadcasts to
 /// all, private messages to their user's tabs only, and after a connect
-/// storm with auth every tab is known as its user.
+/// storm with auth every tab is known as its user. So does the one-write
+/// floor, for broadcasts and private messages (it joins no storm).
 async fn run_smoke() -> anyhow::Result<bool> {
     let bench = setup(Plan::smoke()).await?;
     let plan = bench.plan.clone();
@@ -393,6 +400,29 @@ async fn run_smoke() -> anyhow::Result<bool> {
             storm.identified,
             storm.clients as u64,
             0,
+        );
+    }
+    // The floor's rows sit next to the servers' in `all`; a floor that
+    // lost messages would make every comparison with it wrong.
+    let floor = Kind::WriteFloor;
+    for (size, offered) in &plan.fanout {
+        for step in bench.fanout(floor, *size, offered).await? {
+            ok &= check(
+                floor,
+                "broadcast",
+                step.delivered,
+                step.expected,
+                step.misdelivered,
+            );
+        }
+    }
+    for step in bench.private(floor).await? {
+        ok &= check(
+            floor,
+            "private",
+            step.delivered,
+            step.expected,
+            step.misdelivered,
         );
     }
     // The cluster paths: a broadcast on one node reaches the browsers of

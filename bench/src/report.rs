@@ -330,13 +330,13 @@ fn delivery_table(title: &str, size_name: &str, steps: &[DeliveryStep]) -> Strin
     let mut out = format!("\n### {title}\n\n");
     let _ = writeln!(
         out,
-        "| {size_name} | publishes/s | offered deliveries/s | server | delivered / expected | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | server CPU µs per delivery | server CPU | bench CPU | misdelivered | sustained |"
+        "| {size_name} | publishes/s | offered deliveries/s | server | delivered / expected | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | server CPU µs per delivery | user µs | system µs | cs/delivery vol | cs/delivery invol | server CPU | bench CPU | misdelivered | sustained |"
     );
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for s in steps {
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {} | {} | {} / {}{} | {:.0} | {} | {} | {} | {} | {:.2} | {:.0} % | {:.0} % | {} | {} |",
+            "| {} | {:.0} | {} | {} | {} / {}{} | {:.0} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.3} | {:.3} | {:.0} % | {:.0} % | {} | {} |",
             s.connections,
             s.rate,
             s.offered,
@@ -354,6 +354,10 @@ fn delivery_table(title: &str, size_name: &str, steps: &[DeliveryStep]) -> Strin
             ms(s.p999_ms),
             ms(s.max_ms),
             s.server_cpu_us_per_delivery,
+            s.server_user_us_per_delivery,
+            s.server_system_us_per_delivery,
+            s.server_voluntary_cs_per_delivery,
+            s.server_involuntary_cs_per_delivery,
             s.server_cpu * 100.0,
             s.bench_cpu * 100.0,
             s.misdelivered,
@@ -778,6 +782,7 @@ pub fn write_chart(path: &Path, results: &Results) -> anyhow::Result<()> {
             (Kind::PushCoreNoRecovery, RGBColor(44, 160, 44)),
             (Kind::PushCoreNoOldClients, RGBColor(148, 103, 189)),
             (Kind::Node, RGBColor(214, 39, 40)),
+            (Kind::WriteFloor, RGBColor(127, 127, 127)),
         ];
         for (kind, colour) in colours {
             for (label, pick, width) in [

@@ -128,6 +128,10 @@ pub struct DeliveryStep {
     /// The user and system parts of `server_cpu_us_per_delivery`.
     pub server_user_us_per_delivery: f64,
     pub server_system_us_per_delivery: f64,
+    /// The server's context switches per delivery, all live threads:
+    /// voluntary (a thread blocked) and involuntary (it was preempted).
+    pub server_voluntary_cs_per_delivery: f64,
+    pub server_involuntary_cs_per_delivery: f64,
     pub server_cpu: f64,
     pub bench_cpu: f64,
     pub sustained: bool,
@@ -270,8 +274,8 @@ impl Bench {
             Kind::PushCore | Kind::PushCoreNoRecovery | Kind::PushCoreNoOldClients => {
                 Server::start(kind, &self.programs, Some(&self.auth.url))?
             }
-            // The Node peer trusts the uid cookie itself.
-            Kind::Node => Server::start(kind, &self.programs, None)?,
+            // The Node peer and the floor trust the uid cookie themselves.
+            Kind::Node | Kind::WriteFloor => Server::start(kind, &self.programs, None)?,
         };
         let mut fleet = self.fleet(&server);
         let tabs: Vec<Option<u32>> = (0..users).map(Some).collect();
@@ -480,6 +484,18 @@ fn build_step(
             / delivered.max(1) as f64,
         server_system_us_per_delivery: server.1.system_us.saturating_sub(server.0.system_us) as f64
             / delivered.max(1) as f64,
+        server_voluntary_cs_per_delivery: server
+            .1
+            .voluntary_switches
+            .saturating_sub(server.0.voluntary_switches)
+            as f64
+            / delivered.max(1) as f64,
+        server_involuntary_cs_per_delivery: server
+            .1
+            .involuntary_switches
+            .saturating_sub(server.0.involuntary_switches)
+            as f64
+            / delivered.max(1) as f64,
         server_cpu,
         bench_cpu,
         sustained: published.errors == 0
@@ -492,7 +508,7 @@ fn build_step(
 /// One progress line for standard error.
 pub fn step_line(scenario: &str, step: &DeliveryStep) -> String {
     format!(
-        "{scenario} {} n={} offered={}/s: delivered {}/{} ({:.0}/s) p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms, server {:.2} µs/delivery ({:.0}% cpu), bench {:.0}% cpu, misdelivered {}, late {}, publish errors {}{}",
+        "{scenario} {} n={} offered={}/s: delivered {}/{} ({:.0}/s) p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms, server {:.2} µs/delivery (user {:.2}, system {:.2}; {:.0}% cpu; cs/delivery {:.3} vol {:.3} invol), bench {:.0}% cpu, misdelivered {}, late {}, publish errors {}{}",
         step.kind.label(),
         step.connections,
         step.offered,
@@ -503,7 +519,11 @@ pub fn step_line(scenario: &str, step: &DeliveryStep) -> String {
         step.p99_ms,
         step.p999_ms,
         step.server_cpu_us_per_delivery,
+        step.server_user_us_per_delivery,
+        step.server_system_us_per_delivery,
         step.server_cpu * 100.0,
+        step.server_voluntary_cs_per_delivery,
+        step.server_involuntary_cs_per_delivery,
         step.bench_cpu * 100.0,
         step.misdelivered,
         step.late,

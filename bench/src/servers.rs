@@ -10,7 +10,10 @@
 //! missed-message recovery on, its default; a third kind runs it with
 //! `--recovery-window 0`, to measure what recovery costs, and a fourth is a
 //! build without the `old-clients` feature (no socket.io protocol 4), to
-//! measure what accepting old clients costs new ones.
+//! measure what accepting old clients costs new ones. The fifth is not a
+//! server: the one-write floor (`bench/src/bin/write-floor/`) delivers
+//! each message with one `write(2)` per recipient and nothing else, the
+//! least any push server can spend per delivery.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -33,11 +36,25 @@ pub enum Kind {
     /// push-core built without its `old-clients` feature.
     PushCoreNoOldClients,
     Node,
+    /// The one-write floor: one `write(2)` per delivery, no pings, no auth.
+    WriteFloor,
 }
 
 impl Kind {
     /// The servers a run compares unless told otherwise.
     pub const BOTH: [Kind; 2] = [Kind::PushCore, Kind::Node];
+
+    /// What `all` runs unless told otherwise: both servers, and the floor
+    /// in the scenarios it takes part in.
+    pub const DEFAULT_RUN: [Kind; 3] = [Kind::PushCore, Kind::Node, Kind::WriteFloor];
+
+    /// Takes part in the idle and connect-storm scenarios. The floor does
+    /// not: it sends no pings (idle CPU would be nothing by construction)
+    /// and admits browsers without an auth backend, so neither scenario
+    /// would measure anything a server could approach.
+    pub fn holds_connections(self) -> bool {
+        self != Kind::WriteFloor
+    }
 
     /// Serves socket.io 1.x and 2.x clients (protocol 4). The Node peer is
     /// socket.io 4 without `allowEIO3`.
@@ -51,6 +68,7 @@ impl Kind {
             Kind::PushCoreNoRecovery => "push-core (recovery off)",
             Kind::PushCoreNoOldClients => "push-core (no old clients)",
             Kind::Node => "node socket.io",
+            Kind::WriteFloor => "one-write floor",
         }
     }
 }
@@ -63,6 +81,9 @@ pub struct Programs {
     /// [`build_without_old_clients`] when a run asks for that kind.
     pub push_core_no_old_clients: PathBuf,
     pub peer_node: PathBuf,
+    /// The one-write floor, built by [`prepare`] if it is missing or older
+    /// than its sources.
+    pub write_floor: PathBuf,
     pub scratch: PathBuf,
 }
 
@@ -92,6 +113,13 @@ pub struct ProcSample {
     /// The system part of `cpu_us`: the kernel's work on the process's
     /// behalf, mostly socket writes for a push server.
     pub system_us: u64,
+    /// Context switches of the process's live threads, summed: voluntary
+    /// (the thread blocked: waiting for work, a lock, I/O) and involuntary
+    /// (the scheduler took the core away). Threads that have exited are not
+    /// counted: /proc keeps their CPU time in the process's, not their
+    /// switches.
+    pub voluntary_switches: u64,
+    pub involuntary_switches: u64,
     pub at: Instant,
 }
 
@@ -105,6 +133,8 @@ impl ProcSample {
             cpu_us: total.cpu_us + sample.cpu_us,
             user_us: total.user_us + sample.user_us,
             system_us: total.system_us + sample.system_us,
+            voluntary_switches: total.voluntary_switches + sample.voluntary_switches,
+            involuntary_switches: total.involuntary_switches + sample.involuntary_switches,
             at: total.at,
         }))
     }
@@ -171,6 +201,19 @@ impl Server {
                     command.arg("--recovery-window").arg("0");
                 }
                 command.args(extra);
+                (command, PublishEndpoint::Unix(socket))
+            }
+            Kind::WriteFloor => {
+                anyhow::ensure!(extra.is_empty(), "the floor takes no extra arguments");
+                let socket = programs.scratch.join(format!("floor-{}.sock", addr.port()));
+                let mut command = Command::new(&programs.write_floor);
+                command
+                    .arg("--listen")
+                    .arg(addr.to_string())
+                    .arg("--socket")
+                    .arg(&socket)
+                    .arg("--namespace")
+                    .arg(NAMESPACE);
                 (command, PublishEndpoint::Unix(socket))
             }
             Kind::Node => {
@@ -258,7 +301,7 @@ impl Drop for Server {
     }
 }
 
-/// RSS and CPU time of process `pid`.
+/// RSS, CPU time and context switches of process `pid`.
 pub fn proc_sample(pid: u32) -> anyhow::Result<ProcSample> {
     let at = Instant::now();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
@@ -285,13 +328,42 @@ pub fn proc_sample(pid: u32) -> anyhow::Result<ProcSample> {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kb| kb.parse().ok())
         .context("no VmRSS in /proc/PID/status")?;
+    let (voluntary_switches, involuntary_switches) = context_switches(pid);
     Ok(ProcSample {
         rss_bytes: rss_kb * 1024,
         cpu_us: user_us + system_us,
         user_us,
         system_us,
+        voluntary_switches,
+        involuntary_switches,
         at,
     })
+}
+
+/// Voluntary and involuntary context switches of every live thread of
+/// process `pid`. `/proc/PID/status` counts the main thread's alone, so
+/// each thread's `/proc/PID/task/TID/status` is read; a thread that exits
+/// between listing and reading is skipped.
+fn context_switches(pid: u32) -> (u64, u64) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return (0, 0);
+    };
+    let field = |status: &str, name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let mut totals = (0, 0);
+    for task in tasks.flatten() {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        totals.0 += field(&status, "voluntary_ctxt_switches:");
+        totals.1 += field(&status, "nonvoluntary_ctxt_switches:");
+    }
+    totals
 }
 
 /// A loopback port nobody listens on right now.
@@ -310,8 +382,17 @@ pub fn prepare(workspace: &Path) -> anyhow::Result<Programs> {
     // Building it again when it is current would not be free: cargo unifies
     // features over the packages of one build, so `-p push-core` alone
     // rebuilds dependencies that `cargo build --workspace` already built.
-    if is_stale(&push_core, workspace) {
+    if is_stale(&push_core, &push_core_sources(workspace)) {
         build_push_core(workspace, &push_core, &[])?;
+    }
+    let write_floor = dir.join("write-floor");
+    let floor_sources = [
+        workspace.join("Cargo.lock"),
+        workspace.join("bench/src/bin/write-floor"),
+        workspace.join("push-client"),
+    ];
+    if is_stale(&write_floor, &floor_sources) {
+        build_write_floor(workspace, &write_floor)?;
     }
 
     let peer_node = workspace.join("bench/peer-node");
@@ -332,8 +413,29 @@ pub fn prepare(workspace: &Path) -> anyhow::Result<Programs> {
         push_core_no_old_clients: dir.join("push-core-no-old-clients"),
         push_core,
         peer_node,
+        write_floor,
         scratch,
     })
+}
+
+/// Builds the one-write floor, in the bench's own profile, and fails
+/// unless `binary` is there afterwards. `cargo run -p bench` builds the
+/// bench's default binary only, hence this.
+fn build_write_floor(workspace: &Path, binary: &Path) -> anyhow::Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .current_dir(workspace)
+        .args(["build", "--quiet", "-p", "bench", "--bin", "write-floor"]);
+    if !cfg!(debug_assertions) {
+        build.arg("--release");
+    }
+    eprintln!("bench: building the one-write floor ({})", profile());
+    let status = build.status().context("running cargo build")?;
+    if !status.success() || !binary.exists() {
+        bail!("building the one-write floor failed");
+    }
+    Ok(())
 }
 
 /// Builds `push-core` with cargo's `extra` arguments, in the bench's own
@@ -371,7 +473,10 @@ fn build_push_core(workspace: &Path, binary: &Path, extra: &[&str]) -> anyhow::R
 /// and the default build made again (only push-core itself recompiles: the
 /// dependencies of both feature sets stay in cargo's cache).
 pub fn build_without_old_clients(workspace: &Path, programs: &Programs) -> anyhow::Result<()> {
-    if !is_stale(&programs.push_core_no_old_clients, workspace) {
+    if !is_stale(
+        &programs.push_core_no_old_clients,
+        &push_core_sources(workspace),
+    ) {
         return Ok(());
     }
     build_push_core(
@@ -384,16 +489,21 @@ pub fn build_without_old_clients(workspace: &Path, programs: &Programs) -> anyho
     build_push_core(workspace, &programs.push_core, &[])
 }
 
-/// True when `binary` is missing or older than a source it is built from.
-fn is_stale(binary: &Path, workspace: &Path) -> bool {
-    let Ok(built) = std::fs::metadata(binary).and_then(|m| m.modified()) else {
-        return true;
-    };
-    let sources = [
+/// What push-core is built from.
+fn push_core_sources(workspace: &Path) -> [PathBuf; 3] {
+    [
         workspace.join("Cargo.lock"),
         workspace.join("push-core"),
         workspace.join("push-client"),
-    ];
+    ]
+}
+
+/// True when `binary` is missing or older than one of `sources` (files, or
+/// directories searched through).
+fn is_stale(binary: &Path, sources: &[PathBuf]) -> bool {
+    let Ok(built) = std::fs::metadata(binary).and_then(|m| m.modified()) else {
+        return true;
+    };
     sources.iter().any(|path| newer_than(path, built))
 }
 
