@@ -529,3 +529,40 @@ pub fn profile() -> &'static str {
         "release"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The switches of a thread other than the main one are in the sum:
+    /// `/proc/PID/status` alone would miss them.
+    #[test]
+    fn context_switches_count_every_thread() {
+        const SLEEPS: u64 = 20;
+        let (slept_tx, slept_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let sleeper = std::thread::spawn(move || {
+            // Each sleep blocks the thread: one voluntary switch at least.
+            for _ in 0..SLEEPS {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            slept_tx.send(()).expect("the test waits for this");
+            let _ = done_rx.recv();
+        });
+        slept_rx.recv().expect("the sleeper reports");
+        let pid = std::process::id();
+        let main_thread = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .expect("/proc/self/status")
+            .lines()
+            .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|count| count.trim().parse::<u64>().ok())
+            .expect("voluntary_ctxt_switches in /proc/self/status");
+        let (voluntary, _) = context_switches(pid);
+        done_tx.send(()).expect("the sleeper waits for this");
+        sleeper.join().expect("the sleeper ends");
+        assert!(
+            voluntary >= main_thread + SLEEPS,
+            "{voluntary} voluntary switches over all threads, {main_thread} on the main one"
+        );
+    }
+}
