@@ -340,7 +340,6 @@ impl PushCore {
                 self.publish.allowed_uids.clone(),
                 self.publish.allowed_gids.clone(),
             ),
-            runtime: tokio::runtime::Handle::current(),
         };
         socket.serve(services, shutdown).await;
     }

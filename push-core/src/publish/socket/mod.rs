@@ -10,16 +10,16 @@
 //! optionally, an allow-list of peer user and group ids checked with
 //! `SO_PEERCRED` on every connection ([`access`]).
 //!
-//! Accepting stays on the runtime. Each admitted connection is then served
-//! by a thread of its own ([`connection`], which says why), where requests
-//! are decoded and answered ([`session`]); at most `max_publishers` at once.
+//! Each admitted connection is served by a task of its own
+//! ([`connection`], which says how it keeps a publish to one wake-up),
+//! where requests are decoded and answered ([`session`]); at most
+//! `max_publishers` at once.
 //! A peer that is refused (not on the allow-list, or one too many) is told
 //! why by a small task instead.
 
 mod access;
 mod connection;
 mod session;
-mod stop;
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -31,22 +31,15 @@ use push_client::ErrorCode;
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub(crate) use self::access::PeerAccess;
 use self::session::Session;
-use self::stop::{StopSignal, StopTrigger};
 use crate::config::PublishSettings;
 use crate::dispatch::Dispatcher;
 use crate::metrics::Metrics;
-
-/// Stack of a publisher thread. Decoding, validating and handing a message
-/// over take a few pages; this leaves ample room, and costs memory only for
-/// the pages a thread touches.
-const PUBLISHER_STACK: usize = 512 * 1024;
 
 /// How long a refused publisher gets to read its refusal before we close.
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
@@ -68,8 +61,6 @@ pub enum BindError {
     Bind { path: PathBuf, source: io::Error },
     #[error("cannot set the permissions or group of {path}: {source}")]
     Permissions { path: PathBuf, source: io::Error },
-    #[error("cannot create the pipe that stops the publisher threads: {0}")]
-    StopSignal(io::Error),
 }
 
 /// What every connection needs to answer requests.
@@ -80,8 +71,6 @@ pub(crate) struct Services {
     pub max_frame_size: u32,
     pub max_publishers: usize,
     pub access: PeerAccess,
-    /// Where publisher threads run what must run on the runtime.
-    pub runtime: Handle,
 }
 
 /// A bound publish socket, not yet accepting.
@@ -90,9 +79,6 @@ pub struct PublishSocket {
     path: PathBuf,
     /// Device and inode of the file we created, to recognise it at removal.
     file_id: (u64, u64),
-    /// Dropped with the socket, which tells every publisher thread to stop.
-    _stop_trigger: StopTrigger,
-    stop_signal: StopSignal,
 }
 
 impl PublishSocket {
@@ -127,13 +113,10 @@ impl PublishSocket {
             std::os::unix::fs::chown(path, None, Some(gid)).map_err(permissions_error)?;
         }
         let metadata = std::fs::metadata(path).map_err(permissions_error)?;
-        let (stop_trigger, stop_signal) = stop::stop_signal().map_err(BindError::StopSignal)?;
         Ok(Self {
             listener,
             path: path.to_owned(),
             file_id: (metadata.dev(), metadata.ino()),
-            _stop_trigger: stop_trigger,
-            stop_signal,
         })
     }
 
@@ -142,15 +125,16 @@ impl PublishSocket {
     }
 
     /// Accepts publishers until `shutdown` fires, then removes the socket
-    /// file, tells every publisher thread to finish and waits for them to
-    /// answer what they have read.
+    /// file, tells every connection to finish and waits for them to answer
+    /// what they have read.
     pub(crate) async fn serve(self, services: Services, shutdown: CancellationToken) {
         let connections = TaskTracker::new();
         let slots = Arc::new(Semaphore::new(services.max_publishers));
+        let stop = CancellationToken::new();
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
-                    Ok((stream, _)) => admit(stream, &services, &slots, &self.stop_signal, &connections),
+                    Ok((stream, _)) => admit(stream, &services, &slots, &stop, &connections),
                     Err(error) => {
                         // Typically EMFILE: back off briefly instead of spinning.
                         tracing::warn!(%error, "could not accept a publish connection");
@@ -161,8 +145,8 @@ impl PublishSocket {
             }
         }
         self.remove_file();
-        // Closes the listener and signals the stop.
         drop(self);
+        stop.cancel();
         connections.close();
         connections.wait().await;
     }
@@ -176,12 +160,12 @@ impl PublishSocket {
     }
 }
 
-/// Serves `stream` on a thread of its own, or tells the peer why not.
+/// Serves `stream` on a task of its own, or tells the peer why not.
 fn admit(
     stream: UnixStream,
     services: &Services,
     slots: &Arc<Semaphore>,
-    stop: &StopSignal,
+    stop: &CancellationToken,
     connections: &TaskTracker,
 ) {
     if let Err(reason) = services.access.check(&stream) {
@@ -211,28 +195,11 @@ fn admit(
         ));
         return;
     };
-    // Out of the runtime's hands: the thread waits on the socket itself.
-    let stream = match stream.into_std() {
-        Ok(stream) => stream,
-        Err(error) => {
-            tracing::warn!(%error, "could not take over a publish connection");
-            return;
-        }
-    };
-    let in_flight = connections.token();
     let (services, stop) = (services.clone(), stop.clone());
-    let started = std::thread::Builder::new()
-        .name("push-publisher".to_owned())
-        .stack_size(PUBLISHER_STACK)
-        .spawn(move || {
-            connection::serve(stream, services, stop);
-            drop((slot, in_flight));
-        });
-    if let Err(error) = started {
-        // The connection closes with the dropped closure; its client
-        // reports the daemon as unreachable.
-        tracing::error!(%error, "could not start a thread for a publish connection");
-    }
+    connections.spawn(async move {
+        connection::serve(stream, services, stop).await;
+        drop(slot);
+    });
 }
 
 /// Tells a peer that may not publish why, then closes.

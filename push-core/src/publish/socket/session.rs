@@ -11,12 +11,6 @@
 //! that leave the stream unusable (a frame over the size limit, a failed
 //! handshake) close the connection.
 //!
-//! Sessions run on publisher threads, outside the runtime's workers. The
-//! two requests that are futures, handing a message to socketioxide and
-//! counting connections for STATS, are run by [`Session::finish`].
-
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use push_client::protocol::frame::FrameHeader;
 use push_client::protocol::wire::{DecodeError, Reader};
@@ -74,7 +68,7 @@ impl Session {
     }
 
     /// Answers one frame body, appending the reply frame to `out`.
-    pub fn handle(&mut self, body: &[u8], out: &mut Vec<u8>) -> Next {
+    pub async fn handle(&mut self, body: &[u8], out: &mut Vec<u8>) -> Next {
         let mut reader = Reader::new(body);
         let header = match FrameHeader::read(&mut reader) {
             Ok(header) => header,
@@ -112,20 +106,23 @@ impl Session {
                 );
             }
             Request::Ping => self.reply(id, &Reply::Pong, out),
-            Request::Publish(publish) => {
-                match self.finish(self.services.dispatcher.publish(&publish)) {
-                    Ok(count) => {
-                        let reply = Reply::Published {
-                            recipients: count.total,
-                            partial: count.partial,
-                        };
-                        self.reply(id, &reply, out);
-                    }
-                    Err(error) => self.error(id, error.code(), &error.to_string(), out),
+            Request::Publish(publish) => match self.services.dispatcher.publish(&publish).await {
+                Ok(count) => {
+                    let reply = Reply::Published {
+                        recipients: count.total,
+                        partial: count.partial,
+                    };
+                    self.reply(id, &reply, out);
                 }
-            }
+                Err(error) => self.error(id, error.code(), &error.to_string(), out),
+            },
             Request::Online { namespace, user } => {
-                match self.finish(self.services.dispatcher.connections_of(namespace, user)) {
+                match self
+                    .services
+                    .dispatcher
+                    .connections_of(namespace, user)
+                    .await
+                {
                     Ok(count) => {
                         let reply = Reply::Online {
                             connections: count.total,
@@ -137,34 +134,17 @@ impl Session {
                 }
             }
             Request::Position { namespace } => {
-                match self.finish(self.services.dispatcher.position(namespace)) {
+                match self.services.dispatcher.position(namespace).await {
                     Ok(offset) => self.reply(id, &Reply::Position { offset: &offset }, out),
                     Err(error) => self.error(id, error.code(), &error.to_string(), out),
                 }
             }
             Request::Stats => {
-                let json = self.finish(self.services.dispatcher.stats_json());
+                let json = self.services.dispatcher.stats_json().await;
                 self.reply(id, &Reply::Stats { json: &json }, out);
             }
         }
         Next::Continue
-    }
-
-    /// Runs `future` to its end on this thread. Handing a message to local
-    /// connections is done in the future's first poll, so it is polled once
-    /// right here: `Handle::block_on` would cost a publish more than the
-    /// rest of its handling. Only a future that has to wait is left to it.
-    /// The thread is in the runtime's context (see [`super::connection`]),
-    /// so the future may use tokio as it would on a worker.
-    fn finish<F: Future>(&self, future: F) -> F::Output {
-        let mut future = pin!(future);
-        if let Poll::Ready(output) = future
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-        {
-            return output;
-        }
-        self.services.runtime.block_on(future)
     }
 
     /// Answers an error about the connection as a whole (request id 0).
