@@ -118,7 +118,7 @@ struct RunArgs {
     /// Print the tables but leave docs/ alone.
     #[arg(long)]
     no_write: bool,
-    /// Fan-out: only these subscriber counts (for profiling one case).
+    /// Fan-out: these subscriber counts instead of the plan's (for profiling one case).
     #[arg(long, value_delimiter = ',')]
     subscribers: Vec<usize>,
     /// Idle: these connection counts instead of the plan's.
@@ -257,7 +257,17 @@ async fn run_all(args: RunArgs) -> anyhow::Result<bool> {
     let started = std::time::Instant::now();
     let mut plan = Plan::full();
     if !args.subscribers.is_empty() {
-        plan.fanout.retain(|(n, _)| args.subscribers.contains(n));
+        // The plan's steps for a size it has, its largest size's steps for
+        // any other.
+        let default_steps = plan.fanout.last().map(|(_, steps)| steps.clone()).unwrap_or_default();
+        plan.fanout = args
+            .subscribers
+            .iter()
+            .map(|&n| {
+                let steps = plan.fanout.iter().find(|(size, _)| *size == n);
+                (n, steps.map_or_else(|| default_steps.clone(), |(_, steps)| steps.clone()))
+            })
+            .collect();
     }
     if !args.idle_sizes.is_empty() {
         plan.idle_sizes.clone_from(&args.idle_sizes);

@@ -60,7 +60,13 @@ impl Plan {
             // Longer than the 25 s ping interval both servers use, so the
             // idle CPU includes a round of pings of every connection.
             idle_window: Duration::from_secs(26),
-            fanout: vec![(1_000, steps.clone()), (10_000, steps)],
+            // 5,000 subscribers at 5 broadcasts/s: a site's busy hour, the
+            // case issue #16 sets the user-space target on.
+            fanout: vec![
+                (1_000, steps.clone()),
+                (5_000, vec![25_000]),
+                (10_000, steps),
+            ],
             step_duration: Duration::from_secs(5),
             private_users: 10_000,
             private_rates: vec![1_000, 5_000, 20_000],
