@@ -21,11 +21,11 @@ use std::sync::Arc;
 
 use push_client::{ErrorCode, Publish, Target};
 use serde_json::value::RawValue;
-use socketioxide::{BroadcastError, operators::BroadcastOperators};
+use socketioxide::{BroadcastError, SendError, operators::BroadcastOperators};
 use thiserror::Error;
 
 use crate::cluster::history::SharedHistory;
-use crate::cluster::{Cluster, Io, NodeAdapter};
+use crate::cluster::{Cluster, Io, NodeAdapter, Socket};
 use crate::metrics::Metrics;
 use crate::recovery::{Entry, Offset, OffsetArgument, Recovery};
 use crate::rooms::{RESUMING_ROOM, UNIDENTIFIED_ROOM, public_room, user_room};
@@ -42,6 +42,12 @@ const RESERVED_EVENTS: [&str; 6] = [
     "newListener",
     "removeListener",
 ];
+
+/// Up to how many recipients a publish is sent to each connection on its
+/// own rather than by a second selection of the rooms: a user's tabs. Each
+/// such connection encodes the packet itself, which for more would cost
+/// more than selecting again (a broadcast encodes it once).
+const FEW_RECIPIENTS: usize = 4;
 
 /// Why a publish or a question about a user was refused.
 #[derive(Debug, Error)]
@@ -208,21 +214,23 @@ impl Dispatcher {
         data: &T,
     ) -> Result<Handed, DispatchError> {
         // socketioxide's emit does not say how many connections it reached,
-        // so the selection is made twice: once to count, once to send. Both
-        // are lookups in the same room map.
-        let recipients = self
-            .select(publish.namespace, &publish.target)?
-            .sockets()
-            .len();
+        // so the recipients are selected first, to count them.
+        let recipients = self.select(publish.namespace, &publish.target)?.sockets();
         let Some(cluster) = &self.cluster else {
-            if recipients == 0 {
-                // Nobody to hand it to: skip encoding the socket.io packet.
-                return Ok(Handed::alone(0));
+            if recipients.len() <= FEW_RECIPIENTS {
+                // A private message: each of the user's connections is sent
+                // it directly, instead of a second selection by room.
+                return Ok(Handed::alone(self.emit_each(
+                    &recipients,
+                    publish.event,
+                    data,
+                )?));
             }
             let selection = self.select(publish.namespace, &publish.target)?.local();
             let undelivered = self.emit_here(selection, publish.event, data).await?;
-            return Ok(Handed::alone(recipients.saturating_sub(undelivered)));
+            return Ok(Handed::alone(recipients.len().saturating_sub(undelivered)));
         };
+        let recipients = recipients.len();
         if cluster.is_up() {
             let selection = self.select(publish.namespace, &publish.target)?;
             match self.emit(selection, publish.event, data).await {
@@ -266,6 +274,30 @@ impl Dispatcher {
             }
             Err(error) => Err(error),
         }
+    }
+
+    /// Emits to each of `sockets` on its own; returns how many took it.
+    /// Each encodes its own packet, so this is for a few sockets only.
+    fn emit_each<T: ?Sized + serde::Serialize>(
+        &self,
+        sockets: &[Socket],
+        event: &str,
+        data: &T,
+    ) -> Result<usize, DispatchError> {
+        let mut handed = 0;
+        for socket in sockets {
+            match socket.emit(event, data) {
+                Ok(()) => handed += 1,
+                Err(SendError::Socket(error)) => {
+                    tracing::debug!(%error, "a connection could not take the message");
+                    self.metrics.deliveries_dropped(1);
+                }
+                Err(SendError::Serialize(error)) => {
+                    return Err(DispatchError::Encoding(error.to_string()));
+                }
+            }
+        }
+        Ok(handed)
     }
 
     /// [`Self::emit`] to a selection of this node's connections, where the
