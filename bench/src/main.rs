@@ -259,13 +259,20 @@ async fn run_all(args: RunArgs) -> anyhow::Result<bool> {
     if !args.subscribers.is_empty() {
         // The plan's steps for a size it has, its largest size's steps for
         // any other.
-        let default_steps = plan.fanout.last().map(|(_, steps)| steps.clone()).unwrap_or_default();
+        let default_steps = plan
+            .fanout
+            .last()
+            .map(|(_, steps)| steps.clone())
+            .unwrap_or_default();
         plan.fanout = args
             .subscribers
             .iter()
             .map(|&n| {
                 let steps = plan.fanout.iter().find(|(size, _)| *size == n);
-                (n, steps.map_or_else(|| default_steps.clone(), |(_, steps)| steps.clone()))
+                (
+                    n,
+                    steps.map_or_else(|| default_steps.clone(), |(_, steps)| steps.clone()),
+                )
             })
             .collect();
     }

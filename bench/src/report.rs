@@ -233,6 +233,7 @@ pub fn tables(results: &Results) -> String {
         out.push_str(&storm_table(&results.storm));
     }
     out.push_str(&targets(results));
+    out.push_str(&private_path_targets(results));
     out
 }
 
@@ -660,6 +661,120 @@ fn targets(results: &Results) -> String {
             format!("{misdelivered} over every private step of both servers"),
             Some(misdelivered == 0),
         );
+    }
+    out
+}
+
+/// The targets of issue #16 (the private path at the floor, a cheaper
+/// fan-out), each with the figure that decides it and, where the run has
+/// it, the one-write floor's figure beside it.
+fn private_path_targets(results: &Results) -> String {
+    let mut out = String::from(
+        "\n### Targets of the private path (issue #16)\n\n| target | measured | one-write floor | met |\n|---|---|---|---|\n",
+    );
+    let mut row = |target: String, measured: String, floor: Option<f64>, met: Option<bool>| {
+        let met = match met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "not measured",
+        };
+        let floor = floor.map_or_else(|| "–".to_owned(), |us| format!("{us:.1} µs"));
+        let _ = writeln!(out, "| {target} | {measured} | {floor} | {met} |");
+    };
+    let private = |kind, rate: u64| {
+        results
+            .private
+            .iter()
+            .find(|s| s.kind == kind && s.offered == rate)
+    };
+    for (rate, limit) in [(1_000, 25.0), (5_000, 20.0), (20_000, 20.0)] {
+        let target = format!("private: server CPU per delivery ≤ {limit} µs at {rate}/s");
+        let floor = private(Kind::WriteFloor, rate).map(|s| s.server_cpu_us_per_delivery);
+        match private(Kind::PushCore, rate) {
+            Some(p) => row(
+                target,
+                format!("{:.1} µs", p.server_cpu_us_per_delivery),
+                floor,
+                Some(p.server_cpu_us_per_delivery <= limit),
+            ),
+            None => row(target, "–".to_owned(), floor, None),
+        }
+    }
+    for rate in [1_000, 5_000] {
+        let target = format!("private: server CPU per delivery ≤ 1/5 of Node's at {rate}/s");
+        match (private(Kind::PushCore, rate), private(Kind::Node, rate)) {
+            (Some(p), Some(node)) => {
+                let r = p.server_cpu_us_per_delivery / node.server_cpu_us_per_delivery;
+                row(
+                    target,
+                    format!(
+                        "{:.1} µs vs {:.1} µs: {r:.2}",
+                        p.server_cpu_us_per_delivery, node.server_cpu_us_per_delivery
+                    ),
+                    None,
+                    Some(r <= 0.2),
+                );
+            }
+            _ => row(target, "–".to_owned(), None, None),
+        }
+    }
+    for rate in [1_000, 5_000, 20_000] {
+        let target = format!("private: p99 ≤ Node's at {rate}/s");
+        match (private(Kind::PushCore, rate), private(Kind::Node, rate)) {
+            (Some(p), Some(node)) => row(
+                target,
+                format!("{} ms vs {} ms", ms(p.p99_ms), ms(node.p99_ms)),
+                None,
+                Some(p.p99_ms <= node.p99_ms),
+            ),
+            _ => row(target, "–".to_owned(), None, None),
+        }
+    }
+    let target =
+        "fan-out: user-space CPU per delivery ≤ 2.5 µs at 5,000 subscribers, 5 broadcasts/s"
+            .to_owned();
+    let floor = find(&results.fanout, Kind::WriteFloor, 5_000, 25_000)
+        .map(|s| s.server_user_us_per_delivery);
+    match find(&results.fanout, Kind::PushCore, 5_000, 25_000) {
+        Some(p) => row(
+            target,
+            format!(
+                "{:.2} µs (system {:.2} µs)",
+                p.server_user_us_per_delivery, p.server_system_us_per_delivery
+            ),
+            floor,
+            Some(p.server_user_us_per_delivery <= 2.5),
+        ),
+        None => row(target, "–".to_owned(), floor, None),
+    }
+    let target = "fan-out: peak at 10,000 subscribers ≥ 590,000 deliveries/s".to_owned();
+    match best_sustained(&results.fanout, Kind::PushCore, 10_000) {
+        Some((peak, every_step_kept_up)) => row(
+            target,
+            format!("{}{peak:.0}/s", if every_step_kept_up { "≥ " } else { "" }),
+            None,
+            Some(peak >= 590_000.0),
+        ),
+        None => row(target, "–".to_owned(), None, None),
+    }
+    let target = "memory per idle connection no worse than before: ≤ 18.3 KB".to_owned();
+    match results
+        .idle
+        .iter()
+        .filter(|r| r.kind == Kind::PushCore)
+        .max_by_key(|r| r.connections)
+    {
+        Some(r) => row(
+            target,
+            format!(
+                "{:.1} KB at {} connections",
+                r.rss_per_connection() / 1000.0,
+                r.connections
+            ),
+            None,
+            Some(r.rss_per_connection() <= 18_300.0),
+        ),
+        None => row(target, "–".to_owned(), None, None),
     }
     out
 }

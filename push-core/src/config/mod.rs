@@ -64,14 +64,13 @@ pub mod defaults {
     /// seconds: the budget lets all of [`MAX_CONNECTIONS_PER_IP`] come
     /// back at once, with room for retries.
     pub const HANDSHAKES_PER_IP_PER_MINUTE: u32 = 600;
-    /// Publisher connections, each served by a thread of its own. A PHP
-    /// process keeps one, so this is room for every worker of several big
-    /// php-fpm pools, while a runaway local process cannot make threads
+    /// Publisher connections at once. A PHP process keeps one, so this is
+    /// room for every worker of several big php-fpm pools, while a runaway
+    /// local process cannot open connections (each with its buffers)
     /// without end.
     pub const MAX_PUBLISHERS: usize = 4096;
-    /// Each publisher connection is a thread: past this, a typo would allow
-    /// a number no machine could run (and tokio's semaphore panics past
-    /// its own limit).
+    /// Past this, a typo would allow more publishers than any site has
+    /// processes (and tokio's semaphore panics past its own limit).
     pub const MAX_PUBLISHERS_CEILING: usize = 65_536;
     /// Smaller than this cannot hold a HELLO and a useful publish, nor a
     /// browser's connect packet.

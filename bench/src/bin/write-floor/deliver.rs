@@ -16,8 +16,8 @@
 //! writer's side: "room to write"), finds nothing to read and sleeps again:
 //! a second context switch per publish. `poll(2)` waits for POLLIN alone
 //! and the kernel filters the other wake-ups out; one more system call is
-//! far cheaper than one more switch. (push-core's publisher threads wait in
-//! `poll(2)` too.)
+//! far cheaper than one more switch. (push-core waits in `epoll_wait(2)`,
+//! which likewise asks for readability alone.)
 //!
 //! The publish protocol is push-client's own: its framing, request decoding
 //! and reply encoding, so the bench's publisher cannot tell this from
