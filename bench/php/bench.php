@@ -796,7 +796,7 @@ function whereTheTimeGoes(array $rows): array
         $lines[] = sprintf(
             '- The daemon\'s share: push-core answered the floor\'s own ready-made frame, with no extension and no encoding, '
             . 'in %.2f µs, %+.2f µs from the floor: decoding the frame, validating the JSON, selecting the recipients and '
-            . 'answering, on a thread that waits in `poll()` as the echo servers wait in `read()` or `epoll_wait()`.',
+            . 'answering, on a runtime worker that waits in `epoll_wait()` as the epoll floor\'s server does.',
             $raw['median'],
             $raw['median'] - $floor['median'],
         );
