@@ -502,6 +502,15 @@ fn storm_table(storm: &[StormResult]) -> String {
     out
 }
 
+/// `kind`'s idle result with the most connections.
+fn idle_with_most_connections(results: &Results, kind: Kind) -> Option<&IdleResult> {
+    results
+        .idle
+        .iter()
+        .filter(|r| r.kind == kind)
+        .max_by_key(|r| r.connections)
+}
+
 /// The targets, each with the figure that decides it.
 fn targets(results: &Results) -> String {
     let mut out = String::from("\n### Targets\n\n| target | measured | met |\n|---|---|---|\n");
@@ -634,12 +643,7 @@ fn targets(results: &Results) -> String {
         None => row("fan-out deliveries/s ≥ 5× Node's", "–".to_owned(), None),
     }
 
-    match results
-        .idle
-        .iter()
-        .filter(|r| r.kind == Kind::PushCore)
-        .max_by_key(|r| r.connections)
-    {
+    match idle_with_most_connections(results, Kind::PushCore) {
         Some(r) => row(
             "15k concurrent connections held with no disconnects",
             format!(
@@ -758,12 +762,7 @@ fn private_path_targets(results: &Results) -> String {
         None => row(target, "–".to_owned(), None, None),
     }
     let target = "memory per idle connection no worse than before: ≤ 18.3 KB".to_owned();
-    match results
-        .idle
-        .iter()
-        .filter(|r| r.kind == Kind::PushCore)
-        .max_by_key(|r| r.connections)
-    {
+    match idle_with_most_connections(results, Kind::PushCore) {
         Some(r) => row(
             target,
             format!(
