@@ -10,11 +10,11 @@
 //! goes on, because the length prefix kept the stream in step. Only errors
 //! that leave the stream unusable (a frame over the size limit, a failed
 //! handshake) close the connection.
-//!
+
+use std::ops::RangeInclusive;
 
 use push_client::protocol::frame::FrameHeader;
 use push_client::protocol::wire::{DecodeError, Reader};
-use std::ops::RangeInclusive;
 
 use push_client::{
     ErrorCode, OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION, Reply, Request, version_mismatch_message,
