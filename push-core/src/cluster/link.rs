@@ -10,6 +10,7 @@
 //! own browsers, and anything that needs Redis fails at once with
 //! [`LinkError::Down`] instead of waiting.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -312,11 +313,38 @@ impl RedisLink {
     }
 }
 
+tokio::task_local! {
+    /// Within [`receivers_of`]: how many nodes received what the adapter
+    /// last published.
+    static RECEIVERS: Cell<Option<usize>>;
+}
+
+/// Runs `future` and returns, beside its output, how many nodes (this one
+/// included) were subscribed to receive what socketioxide's adapter
+/// published to Redis meanwhile, as Redis's PUBLISH reply counts them;
+/// `None` if it published nothing.
+///
+/// A publish's count adds up the other nodes' answers to a survey, a
+/// second message. While a node is subscribing again after Redis came
+/// back, it may answer the survey yet have missed the broadcast published
+/// just before; comparing the two counts tells.
+pub async fn receivers_of<F: Future>(future: F) -> (F::Output, Option<usize>) {
+    RECEIVERS
+        .scope(Cell::new(None), async move {
+            let output = future.await;
+            (output, RECEIVERS.with(Cell::get))
+        })
+        .await
+}
+
 impl Driver for RedisLink {
     type Error = LinkError;
 
     async fn publish(&self, channel: String, message: Vec<u8>) -> Result<(), LinkError> {
-        self.publish_to(&channel, message).await.map(drop)
+        let receivers = self.publish_to(&channel, message).await?;
+        // Outside a `receivers_of` scope nobody asked; nothing to record.
+        let _ = RECEIVERS.try_with(|cell| cell.set(Some(receivers)));
+        Ok(())
     }
 
     /// Always succeeds: a channel asked for while Redis is down is

@@ -31,13 +31,26 @@ impl Count {
 
 impl Dispatcher {
     /// Adds the connections `publish` is for on the other nodes, if any.
-    pub(super) async fn add_recipients_elsewhere(&self, publish: &Publish<'_>, count: &mut Count) {
+    ///
+    /// `nodes_reached` is how many nodes, this one included, Redis handed
+    /// the message to (see `cluster::link::receivers_of`): a node that
+    /// answers but was not among them did not get the message, and the
+    /// count is partial.
+    pub(super) async fn add_recipients_elsewhere(
+        &self,
+        publish: &Publish<'_>,
+        count: &mut Count,
+        nodes_reached: Option<usize>,
+    ) {
         if let Some(cluster) = &self.cluster {
             let question = Question::Recipients {
                 namespace: publish.namespace.to_owned(),
                 target: OwnedTarget::of(&publish.target),
             };
-            self.add_other_nodes(cluster, question, count).await;
+            let answered = self.add_other_nodes(cluster, question, count).await;
+            if nodes_reached.is_some_and(|reached| reached < answered + 1) {
+                count.partial = true;
+            }
         }
     }
 
@@ -87,16 +100,23 @@ impl Dispatcher {
     }
 
     /// Adds the other nodes' answers to `count`, marking it partial when
-    /// one did not answer or the cluster could not be asked.
-    async fn add_other_nodes(&self, cluster: &Cluster, question: Question, count: &mut Count) {
+    /// one did not answer or the cluster could not be asked; returns how
+    /// many nodes answered.
+    async fn add_other_nodes(
+        &self,
+        cluster: &Cluster,
+        question: Question,
+        count: &mut Count,
+    ) -> usize {
         let gathered = match cluster.ask(question).await {
             Ok(gathered) => gathered,
             Err(error) => {
                 tracing::debug!(%error, "the other nodes could not be asked for their count");
                 count.partial = true;
-                return;
+                return 0;
             }
         };
+        let answered = gathered.answers.len();
         count.partial |= gathered.missing > 0;
         for (node, answer) in gathered.answers {
             match answer {
@@ -111,6 +131,7 @@ impl Dispatcher {
                 }
             }
         }
+        answered
     }
 
     /// Answers another node's question about this node's connections.

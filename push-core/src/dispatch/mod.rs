@@ -25,7 +25,7 @@ use socketioxide::{BroadcastError, SendError, operators::BroadcastOperators};
 use thiserror::Error;
 
 use crate::cluster::history::SharedHistory;
-use crate::cluster::{Cluster, Io, NodeAdapter, Socket};
+use crate::cluster::{Cluster, Io, NodeAdapter, Socket, link};
 use crate::metrics::Metrics;
 use crate::recovery::{Entry, Offset, OffsetArgument, Recovery};
 use crate::rooms::{RESUMING_ROOM, UNIDENTIFIED_ROOM, public_room, user_room};
@@ -145,7 +145,8 @@ impl Dispatcher {
             total: handed.here,
             partial: !handed.reached_cluster,
         };
-        self.add_recipients_elsewhere(publish, &mut count).await;
+        self.add_recipients_elsewhere(publish, &mut count, handed.nodes_reached)
+            .await;
         Ok(self.published(count))
     }
 
@@ -176,7 +177,9 @@ impl Dispatcher {
             return Ok(self.published(count));
         }
         count.add(here as u64);
-        self.add_recipients_elsewhere(publish, &mut count).await;
+        // The stream keeps the message for a node that reads it late.
+        self.add_recipients_elsewhere(publish, &mut count, None)
+            .await;
         Ok(self.published(count))
     }
 
@@ -233,10 +236,14 @@ impl Dispatcher {
         let recipients = recipients.len();
         if cluster.is_up() {
             let selection = self.select(publish.namespace, &publish.target)?;
-            match self.emit(selection, publish.event, data).await {
+            let (emitted, nodes_reached) =
+                link::receivers_of(self.emit(selection, publish.event, data)).await;
+            match emitted {
                 Ok(undelivered) => {
                     let here = recipients.saturating_sub(undelivered);
-                    return Ok(Handed::in_cluster(here, true));
+                    let mut handed = Handed::in_cluster(here, true);
+                    handed.nodes_reached = nodes_reached;
+                    return Ok(handed);
                 }
                 // The adapter sends to the cluster first and stops there
                 // when it cannot: this node's connections still get it.
@@ -368,6 +375,9 @@ struct Handed {
     here: u32,
     /// False when the other nodes could not be sent it.
     reached_cluster: bool,
+    /// How many nodes, this one included, Redis handed the message to, when
+    /// it went through Redis's pub/sub.
+    nodes_reached: Option<usize>,
 }
 
 impl Handed {
@@ -379,6 +389,7 @@ impl Handed {
         Self {
             here: u32::try_from(here).unwrap_or(u32::MAX),
             reached_cluster,
+            nodes_reached: None,
         }
     }
 }
