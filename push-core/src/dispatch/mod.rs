@@ -241,9 +241,10 @@ impl Dispatcher {
             match emitted {
                 Ok(undelivered) => {
                     let here = recipients.saturating_sub(undelivered);
-                    let mut handed = Handed::in_cluster(here, true);
-                    handed.nodes_reached = nodes_reached;
-                    return Ok(handed);
+                    return Ok(Handed {
+                        nodes_reached,
+                        ..Handed::in_cluster(here, true)
+                    });
                 }
                 // The adapter sends to the cluster first and stops there
                 // when it cannot: this node's connections still get it.
