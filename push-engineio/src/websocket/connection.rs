@@ -23,7 +23,6 @@ use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
 
 use bytes::Bytes;
 use engineioxide_core::{ProtocolVersion, Str, TransportType};
@@ -47,18 +46,17 @@ const READ_BUFFER_SIZE: usize = 8 * 1024;
 /// payload), far under the kernel's limit of 1024 slices.
 const BATCH: usize = 64;
 
-/// How long the server waits for the client to close after the server
-/// closed: reading until then avoids resetting the connection over bytes
-/// the client still had in flight, which could cost the client the last
-/// packets written to it.
-const LINGER: Duration = Duration::from_secs(2);
-
-/// How long writing the close frame may take before the connection is
-/// dropped without it.
-const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
-
 thread_local! {
     static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER_SIZE].into_boxed_slice());
+}
+
+/// What a WebSocket is opened for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// A session of its own, opened with it.
+    Opening,
+    /// Taking over a polling session.
+    Upgrading,
 }
 
 /// Whose packets this WebSocket carries.
@@ -66,20 +64,21 @@ thread_local! {
 enum Role {
     /// The session's: it reads and writes everything.
     Serving,
-    /// Still the polling session's: only the probe and the upgrade packet.
-    Probing { probed: bool },
+    /// Still the polling session's: only the probe and the upgrade packet,
+    /// by `deadline`.
+    Probing { probed: bool, deadline: Instant },
 }
 
 /// Why and how the connection ends.
 #[derive(Debug)]
-struct Ending {
+pub(crate) struct Ending {
     /// Why the session ends, when it does: a probing WebSocket that fails
     /// ends alone and the session goes on polling.
     reason: Option<DisconnectReason>,
     /// The close frame to send, if the client can still be written to.
-    close: Option<CloseCode>,
+    pub(crate) close: Option<CloseCode>,
     /// Whether to read until the client closes too.
-    linger: bool,
+    pub(crate) linger: bool,
 }
 
 impl Ending {
@@ -120,14 +119,13 @@ pub(crate) struct Connection<H: EngineIoHandler> {
     wire: Wire,
     role: Role,
     heartbeat: Heartbeat,
-    /// When a probing WebSocket gives up on the upgrade.
-    probe_deadline: Instant,
     /// Bytes of a frame not fully read yet; empty and unallocated otherwise.
     partial: Vec<u8>,
     /// The full length of the frame being read into `partial`, when it does
     /// not fit the thread's buffer.
     large_frame: Option<usize>,
-    fragments: Option<Fragments>,
+    /// A message arriving in several frames; browsers send none.
+    fragments: Option<Box<Fragments>>,
     /// Frames the connection writes itself, before any queued packet: the
     /// open packet, the probe's answer, pongs to WebSocket pings.
     control: Vec<u8>,
@@ -136,28 +134,12 @@ pub(crate) struct Connection<H: EngineIoHandler> {
 }
 
 impl<H: EngineIoHandler> Connection<H> {
-    /// A WebSocket that opens a session of its own.
-    pub(crate) fn opening(
+    pub(crate) fn new(
         engine: Arc<Engine<H>>,
         socket: Arc<Socket<H::Data>>,
         wire: Wire,
+        purpose: Purpose,
     ) -> Self {
-        let open = open_packet(socket.id, false, &engine.config);
-        let mut connection = Self::new(engine, socket, wire, Role::Serving);
-        connection.control = frame::text_frame(&open);
-        connection
-    }
-
-    /// A WebSocket that upgrades a polling session.
-    pub(crate) fn upgrading(
-        engine: Arc<Engine<H>>,
-        socket: Arc<Socket<H::Data>>,
-        wire: Wire,
-    ) -> Self {
-        Self::new(engine, socket, wire, Role::Probing { probed: false })
-    }
-
-    fn new(engine: Arc<Engine<H>>, socket: Arc<Socket<H::Data>>, wire: Wire, role: Role) -> Self {
         let now = Instant::now();
         let config = &engine.config;
         let heartbeat = Heartbeat::new(
@@ -166,40 +148,54 @@ impl<H: EngineIoHandler> Connection<H> {
             config.ping_timeout,
             now,
         );
-        let probe_deadline = now + config.upgrade_timeout;
+        let (role, control) = match purpose {
+            Purpose::Opening => (
+                Role::Serving,
+                frame::text_frame(&open_packet(socket.id, false, config)),
+            ),
+            Purpose::Upgrading => (
+                Role::Probing {
+                    probed: false,
+                    deadline: now + config.upgrade_timeout,
+                },
+                Vec::new(),
+            ),
+        };
         Self {
             engine,
             socket,
             wire,
             role,
             heartbeat,
-            probe_deadline,
             partial: Vec::new(),
             large_frame: None,
             fragments: None,
-            control: Vec::new(),
+            control,
             head_written: 0,
         }
     }
 
-    /// Serves the connection until it ends. `early` holds bytes read past
-    /// the HTTP request, already the client's.
-    pub(crate) async fn run(mut self, early: Bytes) {
+    /// Takes the frames that came with the upgrade request: bytes hyper
+    /// read past it, already the client's.
+    pub(crate) fn start(&mut self, early: Bytes) -> Result<(), Ending> {
+        if early.is_empty() {
+            return Ok(());
+        }
         let mut deliveries = Vec::new();
-        let early = self.take_frames_from_early(early, &mut deliveries);
+        let mut early = early.to_vec();
+        let taken = self.take_frames(&mut early, &mut deliveries);
         self.deliver(deliveries);
-        let ending = match early {
-            Err(ending) => ending,
-            Ok(()) => {
-                let timer = tokio::time::sleep_until(self.timer_deadline());
-                tokio::pin!(timer);
-                std::future::poll_fn(|cx| self.poll_serve(cx, timer.as_mut())).await
-            }
-        };
-        self.finish(ending).await;
+        self.keep_partial(&early[taken?..]);
+        Ok(())
     }
 
-    fn poll_serve(&mut self, cx: &mut Context<'_>, mut timer: Pin<&mut Sleep>) -> Poll<Ending> {
+    /// Serves the connection until it ends: reads, writes, and the timer's
+    /// deadline ([`Self::timer_deadline`]).
+    pub(crate) fn poll_serve(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut timer: Pin<&mut Sleep>,
+    ) -> Poll<Ending> {
         loop {
             let mut deliveries = Vec::new();
             let read = self.poll_read(cx, &mut deliveries);
@@ -224,10 +220,12 @@ impl<H: EngineIoHandler> Connection<H> {
         }
     }
 
-    fn timer_deadline(&self) -> Instant {
+    /// When the task's timer must wake it: the heartbeat's next deadline,
+    /// or the probe's.
+    pub(crate) fn timer_deadline(&self) -> Instant {
         match self.role {
             Role::Serving => self.heartbeat.deadline(),
-            Role::Probing { .. } => self.probe_deadline,
+            Role::Probing { deadline, .. } => deadline,
         }
     }
 
@@ -325,21 +323,6 @@ impl<H: EngineIoHandler> Connection<H> {
         Poll::Ready(Ok(()))
     }
 
-    /// Takes the frames that came with the upgrade request.
-    fn take_frames_from_early(
-        &mut self,
-        early: Bytes,
-        deliveries: &mut Vec<Delivery>,
-    ) -> Result<(), Ending> {
-        if early.is_empty() {
-            return Ok(());
-        }
-        let mut early = early.to_vec();
-        let taken = self.take_frames(&mut early, deliveries)?;
-        self.keep_partial(&early[taken..]);
-        Ok(())
-    }
-
     /// Keeps the start of a frame that has not fully arrived.
     fn keep_partial(&mut self, rest: &[u8]) {
         if rest.is_empty() {
@@ -430,19 +413,20 @@ impl<H: EngineIoHandler> Connection<H> {
                 if !fin {
                     return Ok(());
                 }
-                let Some(Fragments { opcode, data }) = self.fragments.take() else {
+                let Some(fragments) = self.fragments.take() else {
                     return Ok(());
                 };
+                let Fragments { opcode, data } = *fragments;
                 self.on_message(opcode, &data, deliveries, now)
             }
             OpCode::Data(_) if self.fragments.is_some() => {
                 Err(self.refuse_frame(BadFrame::BadFragment))
             }
             OpCode::Data(opcode) if !fin => {
-                self.fragments = Some(Fragments {
+                self.fragments = Some(Box::new(Fragments {
                     opcode,
                     data: payload.to_vec(),
-                });
+                }));
                 Ok(())
             }
             OpCode::Data(opcode) => self.on_message(opcode, payload, deliveries, now),
@@ -470,7 +454,7 @@ impl<H: EngineIoHandler> Connection<H> {
                 return Err(self.refuse_packet(DisconnectReason::PacketParsingError));
             }
         };
-        if let Role::Probing { probed } = self.role {
+        if let Role::Probing { probed, .. } = self.role {
             return self.on_probe_packet(packet, probed);
         }
         let protocol = self.socket.protocol;
@@ -550,7 +534,9 @@ impl<H: EngineIoHandler> Connection<H> {
                     state.take_reader()
                 };
                 wake(reader);
-                self.role = Role::Probing { probed: true };
+                if let Role::Probing { probed, .. } = &mut self.role {
+                    *probed = true;
+                }
                 Ok(())
             }
             Incoming::Upgrade if probed => self.complete_upgrade(),
@@ -765,26 +751,30 @@ impl<H: EngineIoHandler> Connection<H> {
 
     // ---- the end ----
 
-    async fn finish(mut self, ending: Ending) {
-        if let Some(code) = ending.close {
-            self.control.extend_from_slice(&frame::close_frame(code));
-            let written = std::future::poll_fn(|cx| self.poll_write_control(cx));
-            let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, written).await;
-        }
-        match (self.role, ending.reason) {
-            (Role::Serving, Some(reason)) => self.engine.end_session(&self.socket, reason),
+    /// Starts closing: the session ends now (or, for a probing WebSocket,
+    /// goes back to polling), and the close frame, if any, is queued.
+    pub(crate) fn begin_closing(&mut self, ending: &Ending) {
+        match (self.role, &ending.reason) {
+            (Role::Serving, Some(reason)) => self.engine.end_session(&self.socket, reason.clone()),
             (Role::Serving, None) => {}
             (Role::Probing { .. }, _) => self.abandon_upgrade(),
         }
-        let _ = std::future::poll_fn(|cx| self.wire.poll_shutdown(cx)).await;
-        if ending.linger {
-            let drained = std::future::poll_fn(|cx| self.poll_discard(cx));
-            let _ = tokio::time::timeout(LINGER, drained).await;
+        if let Some(code) = ending.close {
+            self.control.extend_from_slice(&frame::close_frame(code));
         }
     }
 
+    /// Writes what is left of the connection's own frames (the close frame).
+    pub(crate) fn poll_write_remaining(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.poll_write_control(cx).map(|_| ())
+    }
+
+    pub(crate) fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.wire.poll_shutdown(cx).map(|_| ())
+    }
+
     /// Reads and drops everything until the client closes its side.
-    fn poll_discard(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    pub(crate) fn poll_discard(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let mut scratch = [0u8; 512];
         loop {
             match ready!(self.wire.poll_read(cx, &mut scratch)) {

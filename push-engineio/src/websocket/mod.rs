@@ -6,6 +6,7 @@
 
 mod connection;
 pub(crate) mod frame;
+mod task;
 mod wire;
 
 use std::sync::Arc;
@@ -15,7 +16,8 @@ use engineioxide_core::{ProtocolVersion, TransportType};
 use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode, header};
 
-use self::connection::Connection;
+use self::connection::Purpose;
+use self::task::ConnectionTask;
 use self::wire::{Stream, Wire};
 use crate::engine::Engine;
 use crate::handler::EngineIoHandler;
@@ -39,7 +41,8 @@ where
 
 /// Answers an upgrade request with `101 Switching Protocols` and serves
 /// the WebSocket once hyper hands the connection over. `upgrading` is the
-/// polling session it upgrades, already claimed.
+/// polling session it upgrades, already claimed; without one, the
+/// WebSocket's own session opens now.
 pub(crate) fn accept<H, B>(
     engine: &Arc<Engine<H>>,
     protocol: ProtocolVersion,
@@ -50,27 +53,21 @@ where
     H: EngineIoHandler,
 {
     let Some(key) = request.headers().get(header::SEC_WEBSOCKET_KEY) else {
-        release(upgrading.as_deref());
+        if let Some(socket) = &upgrading {
+            release(socket);
+        }
         return Err(Refusal::BadRequest);
     };
     let accept_key = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    let on_upgrade = hyper::upgrade::on(&mut request);
+    let upgrade = hyper::upgrade::on(&mut request);
     let (parts, _) = request.into_parts();
-    let engine = engine.clone();
-    tokio::spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(upgraded) => upgraded,
-            Err(error) => {
-                tracing::debug!(%error, "a WebSocket upgrade did not complete");
-                release(upgrading.as_deref());
-                return;
-            }
-        };
-        let (wire, early) = Wire::from_upgraded(upgraded);
-        connect(engine, protocol, upgrading, parts, wire)
-            .run(early)
-            .await;
-    });
+    let (socket, purpose) = session(engine, protocol, upgrading, parts);
+    tokio::spawn(ConnectionTask::after_upgrade(
+        upgrade,
+        engine.clone(),
+        socket,
+        purpose,
+    ));
     let mut response = Response::new(Bytes::new());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
@@ -92,41 +89,40 @@ pub(crate) fn serve_stream<H>(
 ) where
     H: EngineIoHandler,
 {
-    let connection = connect(
+    let (socket, purpose) = session(engine, protocol, upgrading, parts);
+    let wire = Wire::from_stream(stream);
+    tokio::spawn(ConnectionTask::on_stream(
         engine.clone(),
-        protocol,
-        upgrading,
-        parts,
-        Wire::from_stream(stream),
-    );
-    tokio::spawn(connection.run(Bytes::new()));
+        socket,
+        wire,
+        purpose,
+    ));
 }
 
-fn connect<H: EngineIoHandler>(
-    engine: Arc<Engine<H>>,
+/// The session a WebSocket serves: the polling session it upgrades, or a
+/// new one.
+fn session<H: EngineIoHandler>(
+    engine: &Engine<H>,
     protocol: ProtocolVersion,
     upgrading: Option<Arc<Socket<H::Data>>>,
     parts: Parts,
-    wire: Wire,
-) -> Connection<H> {
+) -> (Arc<Socket<H::Data>>, Purpose) {
     match upgrading {
-        Some(socket) => Connection::upgrading(engine, socket, wire),
-        None => {
-            let socket = engine.open_session(protocol, TransportType::Websocket, parts, true);
-            Connection::opening(engine, socket, wire)
-        }
+        Some(socket) => (socket, Purpose::Upgrading),
+        None => (
+            engine.open_session(protocol, TransportType::Websocket, parts, true),
+            Purpose::Opening,
+        ),
     }
 }
 
 /// Gives a claimed session back to polling when its WebSocket never came.
-fn release<D>(socket: Option<&Socket<D>>)
+fn release<D>(socket: &Socket<D>)
 where
     D: Default + Send + Sync + 'static,
 {
-    if let Some(socket) = socket {
-        let mut state = socket.outbox.lock();
-        if state.upgrade == Upgrade::Probing {
-            state.upgrade = Upgrade::None;
-        }
+    let mut state = socket.outbox.lock();
+    if state.upgrade == Upgrade::Probing {
+        state.upgrade = Upgrade::None;
     }
 }
