@@ -10,6 +10,7 @@ mod auth_retry;
 mod client_address;
 mod client_script;
 mod connect;
+mod event_data;
 mod limits;
 mod log_throttle;
 mod origin;
@@ -27,6 +28,7 @@ use socketioxide::{ProtocolVersion, SocketIo, TransportType};
 
 pub use self::client_address::ForwardingProblem;
 pub use self::client_script::{ClientScript, ClientScriptError, serve_client_script};
+pub use self::event_data::EventArguments;
 pub use self::limits::{ConnectionLimits, guard_handshake_rate};
 pub use self::origin::{OriginPolicy, cors_layer, guard_origin};
 pub use self::refusal::Refusal;
@@ -49,6 +51,7 @@ const NAMESPACE_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 const WS_READ_BUFFER_BYTES: usize = 512;
 
 /// Builds the socket.io server with every configured namespace.
+/// `admin_ui_full`: tell the Admin UI of each connection (its full mode).
 pub fn build(
     namespaces: &[String],
     authenticator: Arc<CurrentAuthenticator>,
@@ -56,6 +59,7 @@ pub fn build(
     metrics: Arc<Metrics>,
     recovery: Option<Arc<Recovery>>,
     cluster: Option<&Cluster>,
+    admin_ui_full: bool,
 ) -> (Layer, Io) {
     let settings = limits.settings();
     let max_packet = settings.max_client_packet;
@@ -82,45 +86,61 @@ pub fn build(
             "socket.io protocol 4 clients have no auth object: they send a recovery offset as `offset` in the connect query string (docs/recovery.md)"
         );
     }
-    let admission = connect::Admission::new(authenticator, limits, metrics, recovery);
+    let admission =
+        connect::Admission::new(authenticator, limits, metrics, recovery, admin_ui_full);
     for namespace in namespaces {
         let on_connect = admission.clone();
         let on_admit = admission.clone();
-        let handler = (move |socket: Socket, TryData(auth): TryData<resume::ResumeAuth>| {
-            let admission = on_connect.clone();
-            let offset = resume::sent_offset(&socket, auth.ok());
-            async move { admission.connected(socket, offset) }
-        })
-        .with(move |socket| {
-            let admission = on_admit.clone();
-            async move { admission.admit(socket).await }
-        });
-        // The namespace is served once its adapter is set up. Setting up
-        // never waits for Redis (cluster::link subscribes in the
-        // background), so it is done by the first poll, and a publish made
-        // right after start finds the namespace.
-        let mut setup = Box::pin(io.ns(namespace.clone(), handler));
-        match (&mut setup).now_or_never() {
-            Some(Ok(())) => {}
-            Some(Err(error)) => tracing::error!(namespace, "cannot serve the namespace: {error}"),
-            None => {
-                tokio::spawn(async move {
-                    if let Err(error) = setup.await {
-                        tracing::error!("cannot serve a namespace: {error}");
-                    }
-                });
-            }
-        }
+        let handler =
+            (move |socket: Socket, io: Io, TryData(auth): TryData<resume::ResumeAuth>| {
+                let admission = on_connect.clone();
+                let offset = resume::sent_offset(&socket, auth.ok());
+                async move { admission.connected(socket, &io, offset) }
+            })
+            .with(move |socket| {
+                let admission = on_admit.clone();
+                async move { admission.admit(socket).await }
+            });
+        serve_namespace(&io, namespace, handler);
     }
     (layer, io)
 }
 
+/// Serves `namespace` on `io`, its connections handled by `handler`.
+///
+/// The namespace is served once its adapter is set up. Setting up never
+/// waits for Redis (cluster::link subscribes in the background), so it is
+/// done by the first poll, and a publish made right after start finds the
+/// namespace.
+pub fn serve_namespace<C, T>(io: &Io, namespace: &str, handler: C)
+where
+    C: ConnectHandler<NodeAdapter, T>,
+    T: Send + Sync + 'static,
+{
+    let mut setup = Box::pin(io.ns(namespace.to_owned(), handler));
+    match (&mut setup).now_or_never() {
+        Some(Ok(())) => {}
+        Some(Err(error)) => tracing::error!(namespace, "cannot serve the namespace: {error}"),
+        None => {
+            tokio::spawn(async move {
+                if let Err(error) = setup.await {
+                    tracing::error!("cannot serve a namespace: {error}");
+                }
+            });
+        }
+    }
+}
+
 /// Counts connections by namespace and transport, and users online, from
-/// the live state of the server.
-pub async fn census(io: &Io) -> Census {
+/// the live state of the server: the site's namespaces, so not
+/// `admin_namespace`, the Admin UI's when it is on.
+pub async fn census(io: &Io, admin_namespace: Option<&str>) -> Census {
     let mut namespaces = Vec::new();
     for operators in io.nsps() {
         let namespace = operators.ns_path().to_owned();
+        if admin_namespace == Some(namespace.as_str()) {
+            continue;
+        }
         let mut entry = NamespaceCensus {
             namespace: namespace.clone(),
             ..NamespaceCensus::default()

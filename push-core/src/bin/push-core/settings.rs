@@ -23,8 +23,8 @@ use figment::providers::Serialized;
 use figment::value::{Dict, Value};
 use push_core::config::values::{duration, parse_bool, parse_listen, parse_number};
 use push_core::config::{
-    AdapterKind, AuthUrl, ByteCount, Config, ConfigError, FileMode, LogFormat, Namespace, NodeId,
-    Origin, ProxyRange, RedisUrl, Secret, SocketGroup,
+    AdapterKind, AdminUiMode, AuthUrl, ByteCount, Config, ConfigError, FileMode, LogFormat,
+    Namespace, NodeId, Origin, PasswordHash, ProxyRange, RedisUrl, Secret, SocketGroup,
 };
 use serde::Serialize;
 use thiserror::Error;
@@ -249,6 +249,28 @@ pub struct ServeArgs {
     /// [default: info]
     #[arg(long, value_name = "FILTER")]
     log_level: Option<String>,
+
+    /// User name for the socket.io Admin UI; with --admin-ui-password-hash,
+    /// turns on its /admin namespace on --listen. Unset: off
+    #[arg(long, value_name = "NAME", help_heading = "Admin UI")]
+    admin_ui_username: Option<String>,
+
+    /// bcrypt hash of the Admin UI's password, e.g. from `php -r 'echo
+    /// password_hash(trim(fgets(STDIN)), PASSWORD_BCRYPT);'`; never printed
+    #[arg(long, value_name = "HASH", help_heading = "Admin UI")]
+    admin_ui_password_hash: Option<PasswordHash>,
+
+    /// readonly (figures and charts) or full (also every connection, and
+    /// disconnect, join, leave and emit; docs/security.md) [default:
+    /// readonly]
+    #[arg(long, value_name = "MODE", help_heading = "Admin UI")]
+    admin_ui_mode: Option<AdminUiMode>,
+
+    /// The Admin UI's page, the ui/dist directory of the npm package
+    /// @socket.io/admin-ui, served at /admin-ui/ on --admin-listen. Unset:
+    /// not served
+    #[arg(long, value_name = "DIR", help_heading = "Admin UI")]
+    admin_ui_files: Option<PathBuf>,
 }
 
 /// Why the settings could not be read.
