@@ -20,6 +20,7 @@ import { freePort, runBinary, startDaemon } from './support/daemon.mjs';
 import { RawWebSocket } from './support/engineio.mjs';
 import { scrape, seriesValue } from './support/metrics.mjs';
 import { send, sendOk, stats } from './support/publish.mjs';
+import { startRedis } from './support/redis.mjs';
 import { waitUntil, withGuard } from './support/wait.mjs';
 
 describe('Admin UI settings', () => {
@@ -386,5 +387,60 @@ describe('Admin UI, full mode', () => {
     ui.socket.emit('_disconnect', '/', false, socket.id);
     assert.equal(await withGuard(gone, 'the browser to be disconnected'), 'io server disconnect');
     await waitUntil(async () => (await stats(daemon.socketPath)).connections === 0, { what: 'the connection to go' });
+  });
+});
+
+describe('Admin UI in a cluster', () => {
+  let redis;
+  const nodes = [];
+  const clients = new ClientPool();
+  const uis = [];
+
+  before(async () => {
+    redis = await startRedis();
+    for (const name of ['node-a', 'node-b']) {
+      nodes.push(await startDaemon({
+        args: [...adminUiArgs(), '--adapter', 'redis', '--redis-url', redis.url, '--node-id', name, '--recovery-window', '0'],
+      }));
+    }
+    await waitUntil(async () => {
+      for (const node of nodes) {
+        const { cluster } = await stats(node.socketPath);
+        if (!cluster?.link_up || cluster.partial) return false;
+      }
+      return true;
+    }, { what: 'the two nodes to reach Redis' });
+  });
+
+  after(async () => {
+    for (const ui of uis) ui.close();
+    clients.closeAll();
+    for (const node of nodes) await node.cleanup();
+    await redis?.kill();
+  });
+
+  test('a UI on either node receives every node\'s server_stats, one serverId each', async () => {
+    const [a, b] = nodes;
+    await clients.connect(b);
+    await clients.connect(b, { transport: 'polling' });
+    for (const node of nodes) {
+      const ui = await connectUi(node);
+      uis.push(ui);
+      const ofB = await ui.statsOf('node-b', (s) => s.namespaces.find((ns) => ns.name === '/')?.socketsCount === 2);
+      assert.equal(ofB.pollingClientsCount, 1, JSON.stringify(ofB));
+      const ofA = await ui.statsOf('node-a');
+      assert.equal(ofA.namespaces.find((ns) => ns.name === '/').socketsCount, 0, JSON.stringify(ofA));
+      assert.notEqual(ofA.pid, ofB.pid);
+    }
+    assert.equal(a.child.pid, (await uis[0].statsOf('node-a')).pid);
+  });
+
+  test('a publish on one node counts its deliveries on every node in that node\'s figures', async () => {
+    const [a] = nodes;
+    const ui = uis[0];
+    const before = ui.totals('node-a');
+    assert.equal(await sendOk(a.socketPath, { event: 'hello', data: 'cluster' }), 2);
+    await ui.waitForTotals((totals) => (totals.packetsOut ?? 0) - (before.packetsOut ?? 0) === 2,
+      'node-a to count the publish it took, delivered on node-b', 'node-a');
   });
 });
