@@ -84,10 +84,8 @@ struct Handshake {
 
 fn serialize(socket: &Socket) -> SerializedSocket {
     let parts = socket.req_parts();
-    let forwarded = parts
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|value| value.to_str().ok());
+    // The TCP peer: a forwarding header, which only a trusted proxy's is
+    // worth believing, shows among the headers.
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -117,7 +115,7 @@ fn serialize(socket: &Socket) -> SerializedSocket {
         nsp: socket.ns().to_owned(),
         data: Map::new(),
         handshake: Handshake {
-            address: forwarded.map(str::to_owned).or(peer).unwrap_or_default(),
+            address: peer.unwrap_or_default(),
             headers,
             query,
             url: parts.uri.to_string(),

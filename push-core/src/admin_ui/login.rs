@@ -51,10 +51,11 @@ pub struct LoginAuth {
 /// How a login went.
 #[derive(Debug, PartialEq, Eq)]
 pub enum LoginOutcome {
-    /// A session id the UI had, still valid.
-    Resumed,
-    /// Good credentials: the new session id, for the `session` event.
-    NewSession(String),
+    /// Let in; with good credentials, a new session id for the `session`
+    /// event (none when the UI came back with a valid one).
+    Admitted {
+        new_session: Option<String>,
+    },
     Refused,
 }
 
@@ -84,13 +85,15 @@ impl Login {
         if let Some(id) = &auth.session_id
             && self.session_is_valid(id)
         {
-            return LoginOutcome::Resumed;
+            return LoginOutcome::Admitted { new_session: None };
         }
         let (Some(username), Some(password)) = (auth.username, auth.password) else {
             return LoginOutcome::Refused;
         };
         if self.credentials_match(username, password).await {
-            LoginOutcome::NewSession(self.new_session())
+            LoginOutcome::Admitted {
+                new_session: self.new_session(),
+            }
         } else {
             LoginOutcome::Refused
         }
@@ -121,8 +124,10 @@ impl Login {
             .is_some_and(|given| given.elapsed() < SESSION_LIFETIME)
     }
 
-    fn new_session(&self) -> String {
-        let id = random_session_id();
+    /// A new session id, remembered; none if the system has no randomness
+    /// to give (the UI then asks for the password at its next connect).
+    fn new_session(&self) -> Option<String> {
+        let id = random_session_id()?;
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         sessions.retain(|_, given| given.elapsed() < SESSION_LIFETIME);
         if sessions.len() >= MAX_SESSIONS
@@ -134,20 +139,19 @@ impl Login {
             sessions.remove(&oldest);
         }
         sessions.insert(id.clone(), Instant::now());
-        id
+        Some(id)
     }
 }
 
 /// 128 random bits from the operating system, as hex: a session id is a
 /// bearer credential, so it must not be guessable.
-fn random_session_id() -> String {
+fn random_session_id() -> Option<String> {
     let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        // No randomness to be had: a session that matches nothing, so the
-        // UI asks for the password at its next connect.
-        return String::new();
+    if let Err(error) = getrandom::fill(&mut bytes) {
+        tracing::error!(%error, "no randomness for an Admin UI session id");
+        return None;
     }
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    Some(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
 /// Compares in a time that depends on the lengths only.
@@ -178,7 +182,9 @@ mod tests {
     #[tokio::test]
     async fn good_credentials_open_a_session_that_lets_the_ui_back_in() {
         let login = login();
-        let LoginOutcome::NewSession(id) = login.check(credentials("admin", "correct horse")).await
+        let LoginOutcome::Admitted {
+            new_session: Some(id),
+        } = login.check(credentials("admin", "correct horse")).await
         else {
             panic!("refused good credentials");
         };
@@ -187,7 +193,10 @@ mod tests {
             session_id: Some(id),
             ..LoginAuth::default()
         };
-        assert_eq!(login.check(back).await, LoginOutcome::Resumed);
+        assert_eq!(
+            login.check(back).await,
+            LoginOutcome::Admitted { new_session: None }
+        );
     }
 
     #[tokio::test]
@@ -210,7 +219,7 @@ mod tests {
     #[test]
     fn the_oldest_session_makes_room() {
         let login = login();
-        let first = login.new_session();
+        let first = login.new_session().unwrap();
         for _ in 0..MAX_SESSIONS {
             login.new_session();
         }

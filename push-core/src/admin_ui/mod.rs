@@ -187,9 +187,10 @@ impl Door {
             return Err(LoginRefused::HandshakeRate);
         }
         match self.login.check(auth).await {
-            LoginOutcome::Resumed => Ok(()),
-            LoginOutcome::NewSession(id) => {
-                socket.extensions.insert(NewSession(id));
+            LoginOutcome::Admitted { new_session } => {
+                if let Some(id) = new_session {
+                    socket.extensions.insert(NewSession(id));
+                }
                 Ok(())
             }
             LoginOutcome::Refused => {
@@ -255,7 +256,7 @@ impl StatsSender {
             }
             sampler.sample(self.metrics.traffic(), SystemTime::now());
             samples += 1;
-            if samples % samples_per_stats == 0 {
+            if samples.is_multiple_of(samples_per_stats) {
                 let events = sampler.take();
                 self.send(&events).await;
             }

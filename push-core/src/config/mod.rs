@@ -129,8 +129,8 @@ pub struct Config {
     /// Address for socket.io, /healthz, /readyz, and /metrics unless
     /// `admin_listen` is set.
     pub listen: SocketAddr,
-    /// Address of the admin listener (/metrics, /healthz, /readyz only);
-    /// unset: none, and /metrics is on `listen`.
+    /// Address of the admin listener (/metrics, /healthz, /readyz, and the
+    /// Admin UI's page); unset: none, and /metrics is on `listen`.
     pub admin_listen: Option<SocketAddr>,
     /// socket.io namespaces served besides `/`.
     pub namespaces: Vec<Namespace>,

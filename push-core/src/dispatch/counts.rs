@@ -147,7 +147,9 @@ impl Dispatcher {
                 self.local_connections_of(&namespace, &user)
             }
             Question::Stats => {
-                return Answer::Stats(crate::socketio::census(&self.io, self.admin_namespace).await);
+                return Answer::Stats(
+                    crate::socketio::census(&self.io, self.admin_namespace).await,
+                );
             }
         };
         match counted {

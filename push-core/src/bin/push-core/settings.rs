@@ -51,9 +51,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     listen: Option<SocketAddr>,
 
-    /// Address of an admin listener serving only /metrics, /healthz and
-    /// /readyz, e.g. 127.0.0.1:9464; when set, /metrics leaves --listen.
-    /// Unset: no admin listener
+    /// Address of an admin listener serving only /metrics, /healthz,
+    /// /readyz and the Admin UI's page (--admin-ui-files), e.g.
+    /// 127.0.0.1:9464; when set, /metrics leaves --listen. Unset: no admin
+    /// listener
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     admin_listen: Option<SocketAddr>,
 
@@ -267,8 +268,9 @@ pub struct ServeArgs {
     admin_ui_mode: Option<AdminUiMode>,
 
     /// The Admin UI's page, the ui/dist directory of the npm package
-    /// @socket.io/admin-ui, served at /admin-ui/ on --admin-listen. Unset:
-    /// not served
+    /// @socket.io/admin-ui (the Debian package ships it in
+    /// /usr/share/push-core/admin-ui), served at /admin-ui/ on
+    /// --admin-listen. Unset: not served
     #[arg(long, value_name = "DIR", help_heading = "Admin UI")]
     admin_ui_files: Option<PathBuf>,
 }
