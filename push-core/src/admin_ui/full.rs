@@ -194,51 +194,13 @@ pub fn register_commands(socket: &Socket, dispatcher: Dispatcher) {
     socket.on(
         "join",
         |io: Io, EventArguments(args): EventArguments| async move {
-            let (Some(namespace), Some(room), filter) =
-                (text(&args, 0), text(&args, 1), text(&args, 2))
-            else {
-                return;
-            };
-            let room = site_room(room);
-            for socket in select(&io, namespace, filter) {
-                socket.join(room.clone());
-                tell_uis(
-                    &io,
-                    "room_joined",
-                    (
-                        namespace.to_owned(),
-                        room.clone(),
-                        socket.id.to_string(),
-                        now(),
-                    ),
-                );
-            }
+            change_rooms(&io, &args, RoomChange::Join);
         },
     );
     socket.on(
         "leave",
         |io: Io, EventArguments(args): EventArguments| async move {
-            let (Some(namespace), Some(room), filter) =
-                (text(&args, 0), text(&args, 1), text(&args, 2))
-            else {
-                return;
-            };
-            let Some(room) = leavable_room(room) else {
-                return;
-            };
-            for socket in select(&io, namespace, filter) {
-                socket.leave(room.clone());
-                tell_uis(
-                    &io,
-                    "room_left",
-                    (
-                        namespace.to_owned(),
-                        room.clone(),
-                        socket.id.to_string(),
-                        now(),
-                    ),
-                );
-            }
+            change_rooms(&io, &args, RoomChange::Leave);
         },
     );
     socket.on(
@@ -248,6 +210,43 @@ pub fn register_commands(socket: &Socket, dispatcher: Dispatcher) {
             async move { emit(&io, &dispatcher, &args).await }
         },
     );
+}
+
+/// What `join` and `leave` do.
+#[derive(Clone, Copy)]
+enum RoomChange {
+    Join,
+    Leave,
+}
+
+/// `join(namespace, room, filter)` or `leave(namespace, room, filter)`:
+/// the room as [`site_room`] or [`leavable_room`] allows it, for each
+/// selected connection, told to the UIs.
+fn change_rooms(io: &Io, args: &[Value], change: RoomChange) {
+    let (Some(namespace), Some(room), filter) = (text(args, 0), text(args, 1), text(args, 2))
+    else {
+        return;
+    };
+    let (room, event) = match change {
+        RoomChange::Join => (Some(site_room(room)), "room_joined"),
+        RoomChange::Leave => (leavable_room(room), "room_left"),
+    };
+    let Some(room) = room else {
+        return;
+    };
+    for socket in select(io, namespace, filter) {
+        match change {
+            RoomChange::Join => socket.join(room.clone()),
+            RoomChange::Leave => socket.leave(room.clone()),
+        }
+        let told = (
+            namespace.to_owned(),
+            room.clone(),
+            socket.id.to_string(),
+            now(),
+        );
+        tell_uis(io, event, told);
+    }
 }
 
 /// `emit(namespace, filter, event, payload)`: a publish, or a message to
