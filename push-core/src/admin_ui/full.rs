@@ -124,15 +124,32 @@ fn serialize(socket: &Socket) -> SerializedSocket {
     }
 }
 
-/// Every connection of this node, for `all_sockets`.
+/// Most connections `all_sockets` lists: at a few hundred bytes each, one
+/// message of a few megabytes, which the UI still shows. A busier node
+/// lists this many, and says so in its log; its figures stay whole in
+/// `server_stats`.
+const MAX_LISTED_SOCKETS: usize = 10_000;
+
+/// The connections of this node, for `all_sockets`.
 pub fn all_sockets(io: &Io) -> Value {
-    let sockets: Vec<SerializedSocket> = io
+    let sockets: Vec<Socket> = io
         .nsps()
         .into_iter()
         .flat_map(|operators| operators.local().sockets())
-        .map(|socket| serialize(&socket))
         .collect();
-    json!(sockets)
+    if sockets.len() > MAX_LISTED_SOCKETS {
+        tracing::info!(
+            connections = sockets.len(),
+            listed = MAX_LISTED_SOCKETS,
+            "the Admin UI is sent the first connections only"
+        );
+    }
+    let listed: Vec<SerializedSocket> = sockets
+        .iter()
+        .take(MAX_LISTED_SOCKETS)
+        .map(serialize)
+        .collect();
+    json!(listed)
 }
 
 /// The time as the UI reads it (JavaScript's `Date` in JSON).
