@@ -55,7 +55,7 @@ pub enum DispatchError {
     #[error("namespace {0:?} is not served by this daemon; add it with --namespace {0}")]
     UnknownNamespace(String),
     #[error(
-        "namespace \"/admin\" is the socket.io Admin UI's (admin_ui_username is set): no publish or question about users reaches it"
+        "namespace \"/admin\" is the socket.io Admin UI's (admin_ui_username is set), which no publish or question about users reaches; use one of the site's namespaces"
     )]
     AdminNamespace,
     #[error("the event name is empty")]
