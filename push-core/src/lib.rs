@@ -169,6 +169,7 @@ impl PushCore {
         let readiness = Arc::new(readiness::Readiness::default());
         let (socketio, io) = socketio::build(
             &config.served_namespaces(),
+            config.connection_timers(),
             authenticator.clone(),
             limits.clone(),
             metrics.clone(),

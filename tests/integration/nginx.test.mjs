@@ -186,7 +186,10 @@ describe('per-address limits behind nginx', () => {
     await assert.rejects(page(ioV4, nginx, { transport: 'websocket', from: '127.0.0.2' }));
     await assert.rejects(page(ioV4, nginx, { transport: 'polling', from: '127.0.0.2' }));
     assert.equal(seriesValue(await scrape(daemon), refused), 2);
-    assert.match(daemon.log, /refused a connection.*too_many_connections_from_address.*address=127\.0\.0\.2\b/);
+    // The log line may reach us after the refused page heard of it.
+    await waitUntil(() => /refused a connection.*too_many_connections_from_address.*address=127\.0\.0\.2\b/.test(daemon.log), {
+      what: () => `the refusal of 127.0.0.2 in the log:\n${daemon.logTail()}`,
+    });
     assert.doesNotMatch(daemon.log, /too_many_connections_from_address.*address=127\.0\.0\.1\b/);
 
     // Another browser, behind the same nginx, has its own budget.
@@ -199,7 +202,9 @@ describe('per-address limits behind nginx', () => {
     await page(ioV4, nginx, { transport: 'websocket', from: '127.0.0.5', forwardedFor: '198.51.100.1' });
     await page(ioV4, nginx, { transport: 'websocket', from: '127.0.0.5', forwardedFor: '198.51.100.2' });
     await assert.rejects(page(ioV4, nginx, { transport: 'websocket', from: '127.0.0.5', forwardedFor: '198.51.100.3' }));
-    assert.match(daemon.log, /too_many_connections_from_address.*address=127\.0\.0\.5\b/);
+    await waitUntil(() => /too_many_connections_from_address.*address=127\.0\.0\.5\b/.test(daemon.log), {
+      what: () => `the refusal of 127.0.0.5 in the log:\n${daemon.logTail()}`,
+    });
     assert.equal(seriesValue(await scrape(daemon), refused), 3);
   });
 });

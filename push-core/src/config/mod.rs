@@ -86,6 +86,17 @@ pub mod defaults {
     /// outpaces the WebSocket writer for a moment; 1024 absorbs such bursts
     /// while bounding a stalled connection to about 1024 messages of memory.
     pub const MAX_BUFFERED_MESSAGES: usize = 1024;
+    /// Node socket.io's defaults, which socket.io clients expect: a ping
+    /// every 25 seconds, 20 seconds to answer it.
+    pub const PING_INTERVAL: Duration = Duration::from_secs(25);
+    pub const PING_TIMEOUT: Duration = Duration::from_secs(20);
+    /// Node socket.io's default: a connection that joins no namespace in
+    /// this time is closed. Clients join at once; a slow network still has
+    /// room.
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
+    /// Past an hour a heartbeat no longer finds dead connections in any
+    /// useful time, and browsers' timers misbehave far past it.
+    pub const CONNECTION_TIMER_MAX: Duration = Duration::from_secs(60 * 60);
 
     /// Long enough for a train tunnel, a laptop lid or a deploy; short
     /// enough that a page away longer reloads its state anyway.
@@ -186,6 +197,16 @@ pub struct Config {
     pub max_rooms_per_connection: usize,
     /// Messages queued for a slow connection before more are dropped.
     pub max_buffered_messages: usize,
+    /// How often the server pings a browser (protocol 4), or tells it to
+    /// ping (protocol 3).
+    #[serde(with = "duration")]
+    pub ping_interval: Duration,
+    /// How long a ping may go unanswered before the connection is closed.
+    #[serde(with = "duration")]
+    pub ping_timeout: Duration,
+    /// How long a connection may stay without joining a namespace.
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
     /// Proxies whose forwarding headers name the browser's address.
     pub trusted_proxies: Vec<ProxyRange>,
     /// A socket.io client bundle served at `/socket.io/socket.io.js`, for
@@ -270,6 +291,9 @@ impl Default for Config {
             client_events_per_minute: defaults::CLIENT_EVENTS_PER_MINUTE,
             max_rooms_per_connection: defaults::MAX_ROOMS_PER_CONNECTION,
             max_buffered_messages: defaults::MAX_BUFFERED_MESSAGES,
+            ping_interval: defaults::PING_INTERVAL,
+            ping_timeout: defaults::PING_TIMEOUT,
+            connect_timeout: defaults::CONNECT_TIMEOUT,
             trusted_proxies: defaults::trusted_proxies()
                 .into_iter()
                 .map(ProxyRange::new)
@@ -536,6 +560,18 @@ impl Config {
             return Err(ConfigError::value("max_client_packet", "is too large"));
         }
         at_least("max_buffered_messages", self.max_buffered_messages, 1)?;
+        for (key, value) in [
+            ("ping_interval", self.ping_interval),
+            ("ping_timeout", self.ping_timeout),
+            ("connect_timeout", self.connect_timeout),
+        ] {
+            if value.is_zero() || value > defaults::CONNECTION_TIMER_MAX {
+                return Err(ConfigError::value(
+                    key,
+                    "must be more than 0 and at most 1h",
+                ));
+            }
+        }
         if !self.recovery_window.is_zero() {
             at_least("recovery_max_messages", self.recovery_max_messages, 1)?;
         }
@@ -762,6 +798,15 @@ impl Config {
         })
     }
 
+    /// How the socket.io listener times its connections.
+    pub fn connection_timers(&self) -> ConnectionTimers {
+        ConnectionTimers {
+            ping_interval: self.ping_interval,
+            ping_timeout: self.ping_timeout,
+            connect_timeout: self.connect_timeout,
+        }
+    }
+
     /// The limits on what browsers can make the daemon hold.
     pub fn client_limits(&self) -> ClientLimits {
         ClientLimits {
@@ -824,6 +869,20 @@ pub struct PublishSettings {
     pub max_publishers: usize,
     /// Set: the HTTP publish API is on and requires this bearer token.
     pub http_token: Option<String>,
+}
+
+/// The heartbeat and the namespace-join deadline of browser connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionTimers {
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl Default for ConnectionTimers {
+    fn default() -> Self {
+        Config::default().connection_timers()
+    }
 }
 
 /// Limits on what browsers can make the daemon do. 0 means no limit where

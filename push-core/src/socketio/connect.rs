@@ -87,7 +87,16 @@ impl Admission {
         }
     }
 
+    /// Decides whether `socket` may join; runs before the client is told.
     pub async fn admit(&self, socket: Socket) -> Result<(), Refused> {
+        self.check_and_identify(&socket).await?;
+        // Watched from before the client is told it is connected: it may
+        // emit as soon as it hears, before the connect handler runs.
+        self.count_events(&socket);
+        Ok(())
+    }
+
+    async fn check_and_identify(&self, socket: &Socket) -> Result<(), Refused> {
         let parts = socket.req_parts();
         // The Admin UI's page was let through the Origin guard for `/admin`
         // alone; a site namespace would hand it the visitor's identity.
@@ -127,7 +136,7 @@ impl Admission {
         };
         match authenticator.identify(&handshake, Urgency::Connect).await {
             Answer::User(identity) => {
-                self.join_rooms(&socket, &identity);
+                self.join_rooms(socket, &identity);
                 Ok(())
             }
             Answer::Guest if authenticator.required() => self.refuse(Refusal::Unauthorized),
@@ -208,9 +217,7 @@ impl Admission {
     }
 
     /// Runs once the client has been told it is connected: with recovery
-    /// on, it is sent what it missed since `offset` (see [`resume`]);
-    /// events it emits are counted and ignored, and too many of them end
-    /// the connection.
+    /// on, it is sent what it missed since `offset` (see [`resume`]).
     pub fn connected(&self, socket: Socket, io: &Io, offset: Option<String>) {
         tracing::debug!(sid = %socket.id, ns = socket.ns(), transport = ?socket.transport_type(), "connected");
         self.metrics.connection_opened();
@@ -237,6 +244,25 @@ impl Admission {
             }
         }
         let retry = self.identify_later(&socket);
+        let metrics = self.metrics.clone();
+        let admin_ui_full = self.admin_ui_full;
+        socket.on_disconnect(move |socket: Socket, reason: DisconnectReason, io: Io| {
+            if let Some(retry) = &retry {
+                retry.cancel();
+            }
+            metrics.connection_closed();
+            if admin_ui_full {
+                crate::admin_ui::socket_disconnected(&io, &socket, reason);
+            }
+            async move {
+                tracing::debug!(sid = %socket.id, ns = socket.ns(), ?reason, "disconnected");
+            }
+        });
+    }
+
+    /// Counts and ignores the events a connection emits; too many of them
+    /// end the connection.
+    fn count_events(&self, socket: &Socket) {
         let budget = Arc::new(EventBudget::new());
         let metrics = self.metrics.clone();
         let limits = self.limits.clone();
@@ -253,20 +279,6 @@ impl Admission {
                     tracing::info!(sid = %socket.id, ns = socket.ns(), "disconnecting a connection that floods events");
                     let _ = socket.disconnect();
                 }
-            }
-        });
-        let metrics = self.metrics.clone();
-        let admin_ui_full = self.admin_ui_full;
-        socket.on_disconnect(move |socket: Socket, reason: DisconnectReason, io: Io| {
-            if let Some(retry) = &retry {
-                retry.cancel();
-            }
-            metrics.connection_closed();
-            if admin_ui_full {
-                crate::admin_ui::socket_disconnected(&io, &socket, reason);
-            }
-            async move {
-                tracing::debug!(sid = %socket.id, ns = socket.ns(), ?reason, "disconnected");
             }
         });
     }

@@ -19,7 +19,6 @@ mod request_head;
 mod resume;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::FutureExt;
 use socketioxide::extract::TryData;
@@ -35,25 +34,16 @@ pub use self::refusal::Refusal;
 pub use self::request_head::detach_request_head;
 use crate::auth::CurrentAuthenticator;
 use crate::cluster::{Cluster, Io, Layer, NodeAdapter, Socket};
+use crate::config::ConnectionTimers;
 use crate::metrics::{Census, Metrics, NamespaceCensus};
 use crate::recovery::Recovery;
 use crate::rooms::is_user_room;
-
-/// How long an engine.io connection may stay without joining a namespace.
-/// socket.io clients join at once; anything slower is not a real client.
-const NAMESPACE_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Bytes each WebSocket connection keeps allocated for reading. Browsers
-/// only send pings and the namespace connect packet, a few bytes each, so
-/// engineioxide's default of 4 KiB is mostly idle memory on every
-/// connection; a larger packet is still read whole, in more reads. Measured
-/// in docs/benchmarks.md.
-const WS_READ_BUFFER_BYTES: usize = 512;
 
 /// Builds the socket.io server with every configured namespace.
 /// `admin_ui_full`: tell the Admin UI of each connection (its full mode).
 pub fn build(
     namespaces: &[String],
+    timers: ConnectionTimers,
     authenticator: Arc<CurrentAuthenticator>,
     limits: Arc<ConnectionLimits>,
     metrics: Arc<Metrics>,
@@ -66,11 +56,12 @@ pub fn build(
     let (layer, io) = SocketIo::builder()
         .with_adapter::<NodeAdapter>(Cluster::adapter_state(cluster))
         .max_payload(max_packet as u64)
-        .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
         .ws_max_message_size(max_packet)
         .ws_max_frame_size(max_packet)
         .max_buffer_size(settings.max_buffered_messages)
-        .connect_timeout(NAMESPACE_JOIN_TIMEOUT)
+        .ping_interval(timers.ping_interval)
+        .ping_timeout(timers.ping_timeout)
+        .connect_timeout(timers.connect_timeout)
         .build_layer();
     // What protocol 4 does differently, said once where operators look
     // (docs/old-clients.md). A build without the `old-clients` feature

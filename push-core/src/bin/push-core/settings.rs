@@ -179,6 +179,24 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", value_parser = parse_number::<usize>, help_heading = "Limits")]
     max_buffered_messages: Option<usize>,
 
+    /// How often the server pings a browser, e.g. 25s; announced in the
+    /// handshake as pingInterval [default: 25s]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse, help_heading = "Connections")]
+    #[serde(with = "humantime_serde::option")]
+    ping_interval: Option<Duration>,
+
+    /// How long a ping may go unanswered before the connection is closed;
+    /// announced as pingTimeout [default: 20s]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse, help_heading = "Connections")]
+    #[serde(with = "humantime_serde::option")]
+    ping_timeout: Option<Duration>,
+
+    /// How long a connection may stay without joining a namespace before
+    /// it is closed [default: 45s]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse, help_heading = "Connections")]
+    #[serde(with = "humantime_serde::option")]
+    connect_timeout: Option<Duration>,
+
     /// A proxy (address or CIDR range) whose X-Forwarded-For / Forwarded
     /// header names the browser's address for per-IP limits; repeat for
     /// more (comma-separated in the environment) [default: 127.0.0.0/8, ::1]

@@ -1,0 +1,725 @@
+//! One WebSocket connection, served by one task: reading the client's
+//! frames, writing the session's packets, and keeping the heartbeat.
+//!
+//! The task sleeps until one of three things: the socket has bytes to read
+//! (or room to write, when a write was cut short), a packet was queued for
+//! it (the session's [`Outbox`](crate::outbox) wakes it), or the heartbeat
+//! is due. Each wake-up reads what arrived, writes everything queued in
+//! batches of up to [`BATCH`] packets per `writev`, and goes back to sleep.
+//!
+//! Reads go into a buffer each worker thread owns ([`READ_BUFFER`]); a frame
+//! that has not fully arrived is copied out into the connection's own
+//! `partial` buffer, which otherwise owns no memory. A frame larger than the
+//! thread's buffer is read straight into `partial`, sized to the frame.
+//!
+//! A WebSocket opened to upgrade a polling session starts by *probing*: it
+//! answers the client's `2probe`, has the session's pending poll answered
+//! with a noop, and takes the session over at the client's upgrade packet.
+//! Until then the session's packets still go out by polling.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use engineioxide_core::{ProtocolVersion, Str, TransportType};
+use tokio::time::{Instant, Sleep};
+use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+
+use super::frame::{self, BadFrame, CloseCode, Parsed};
+use super::wire::Wire;
+use crate::engine::Engine;
+use crate::handler::EngineIoHandler;
+use crate::heartbeat::{Beat, Heartbeat};
+use crate::outbox::{Outgoing, Phase, Upgrade, wake};
+use crate::packet::{Incoming, PROBE, open_packet};
+use crate::socket::{DisconnectReason, Socket};
+
+/// Each worker thread's read buffer. Browsers send little (pongs and the
+/// odd socket.io packet), so most reads take a few bytes.
+const READ_BUFFER_SIZE: usize = 8 * 1024;
+
+/// Packets written with one `writev`: two slices each (prefix and shared
+/// payload), far under the kernel's limit of 1024 slices.
+const BATCH: usize = 64;
+
+/// How long the server waits for the client to close after the server
+/// closed: reading until then avoids resetting the connection over bytes
+/// the client still had in flight, which could cost the client the last
+/// packets written to it.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// How long writing the close frame may take before the connection is
+/// dropped without it.
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+thread_local! {
+    static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER_SIZE].into_boxed_slice());
+}
+
+/// Whose packets this WebSocket carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The session's: it reads and writes everything.
+    Serving,
+    /// Still the polling session's: only the probe and the upgrade packet.
+    Probing { probed: bool },
+}
+
+/// Why and how the connection ends.
+#[derive(Debug)]
+struct Ending {
+    /// Why the session ends, when it does: a probing WebSocket that fails
+    /// ends alone and the session goes on polling.
+    reason: Option<DisconnectReason>,
+    /// The close frame to send, if the client can still be written to.
+    close: Option<CloseCode>,
+    /// Whether to read until the client closes too.
+    linger: bool,
+}
+
+impl Ending {
+    /// The client closed or vanished: nothing to send, nothing to wait for.
+    fn client_gone(reason: DisconnectReason) -> Self {
+        Self {
+            reason: Some(reason),
+            close: None,
+            linger: false,
+        }
+    }
+
+    /// The server ends it, telling the client why.
+    fn server_closes(reason: DisconnectReason, code: CloseCode) -> Self {
+        Self {
+            reason: Some(reason),
+            close: Some(code),
+            linger: true,
+        }
+    }
+}
+
+/// A message to hand to the handler once the read buffer is released.
+enum Delivery {
+    Text(Str),
+    Binary(Bytes),
+}
+
+/// A message arriving in several frames.
+struct Fragments {
+    opcode: Data,
+    data: Vec<u8>,
+}
+
+pub(crate) struct Connection<H: EngineIoHandler> {
+    engine: Arc<Engine<H>>,
+    socket: Arc<Socket<H::Data>>,
+    wire: Wire,
+    role: Role,
+    heartbeat: Heartbeat,
+    /// When a probing WebSocket gives up on the upgrade.
+    probe_deadline: Instant,
+    /// Bytes of a frame not fully read yet; empty and unallocated otherwise.
+    partial: Vec<u8>,
+    /// The full length of the frame being read into `partial`, when it does
+    /// not fit the thread's buffer.
+    large_frame: Option<usize>,
+    fragments: Option<Fragments>,
+    /// Frames the connection writes itself, before any queued packet: the
+    /// open packet, the probe's answer, pongs to WebSocket pings.
+    control: Vec<u8>,
+    /// How much of the first queued packet an interrupted `writev` wrote.
+    head_written: usize,
+}
+
+impl<H: EngineIoHandler> Connection<H> {
+    /// A WebSocket that opens a session of its own.
+    pub(crate) fn opening(engine: Arc<Engine<H>>, socket: Arc<Socket<H::Data>>, wire: Wire) -> Self {
+        let open = open_packet(socket.id, false, &engine.config);
+        let mut connection = Self::new(engine, socket, wire, Role::Serving);
+        connection.control = frame::text_frame(&open);
+        connection
+    }
+
+    /// A WebSocket that upgrades a polling session.
+    pub(crate) fn upgrading(engine: Arc<Engine<H>>, socket: Arc<Socket<H::Data>>, wire: Wire) -> Self {
+        Self::new(engine, socket, wire, Role::Probing { probed: false })
+    }
+
+    fn new(engine: Arc<Engine<H>>, socket: Arc<Socket<H::Data>>, wire: Wire, role: Role) -> Self {
+        let now = Instant::now();
+        let config = &engine.config;
+        let heartbeat = Heartbeat::new(socket.protocol, config.ping_interval, config.ping_timeout, now);
+        let probe_deadline = now + config.upgrade_timeout;
+        Self {
+            engine,
+            socket,
+            wire,
+            role,
+            heartbeat,
+            probe_deadline,
+            partial: Vec::new(),
+            large_frame: None,
+            fragments: None,
+            control: Vec::new(),
+            head_written: 0,
+        }
+    }
+
+    /// Serves the connection until it ends. `early` holds bytes read past
+    /// the HTTP request, already the client's.
+    pub(crate) async fn run(mut self, early: Bytes) {
+        let mut deliveries = Vec::new();
+        let early = self.take_frames_from_early(early, &mut deliveries);
+        self.deliver(deliveries);
+        let ending = match early {
+            Err(ending) => ending,
+            Ok(()) => {
+                let timer = tokio::time::sleep_until(self.timer_deadline());
+                tokio::pin!(timer);
+                std::future::poll_fn(|cx| self.poll_serve(cx, timer.as_mut())).await
+            }
+        };
+        self.finish(ending).await;
+    }
+
+    fn poll_serve(&mut self, cx: &mut Context<'_>, mut timer: Pin<&mut Sleep>) -> Poll<Ending> {
+        loop {
+            let mut deliveries = Vec::new();
+            let read = self.poll_read(cx, &mut deliveries);
+            self.deliver(deliveries);
+            match read {
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(ending)) => return Poll::Ready(ending),
+                Poll::Pending => {}
+            }
+            if let Poll::Ready(ending) = self.poll_write(cx) {
+                return Poll::Ready(ending);
+            }
+            let deadline = self.timer_deadline();
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            ready!(timer.as_mut().poll(cx));
+            match self.on_timer() {
+                Ok(()) => continue,
+                Err(ending) => return Poll::Ready(ending),
+            }
+        }
+    }
+
+    fn timer_deadline(&self) -> Instant {
+        match self.role {
+            Role::Serving => self.heartbeat.deadline(),
+            Role::Probing { .. } => self.probe_deadline,
+        }
+    }
+
+    fn on_timer(&mut self) -> Result<(), Ending> {
+        match self.role {
+            Role::Probing { .. } => Err(self.fail_upgrade("the client did not complete the upgrade in time")),
+            Role::Serving => match self.heartbeat.on_deadline(Instant::now()) {
+                Beat::SendPing => {
+                    self.socket.outbox.push_control(Outgoing::Ping);
+                    Ok(())
+                }
+                Beat::TimedOut => Err(Ending::server_closes(DisconnectReason::HeartbeatTimeout, CloseCode::Normal)),
+            },
+        }
+    }
+
+    // ---- reading ----
+
+    /// Reads what has arrived and takes the frames out of it: `Ready(Ok)`
+    /// when something was read (there may be more), `Pending` when nothing
+    /// is there.
+    fn poll_read(&mut self, cx: &mut Context<'_>, deliveries: &mut Vec<Delivery>) -> Poll<Result<(), Ending>> {
+        if let Some(frame_len) = self.large_frame {
+            return self.poll_read_large_frame(cx, frame_len, deliveries);
+        }
+        READ_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+            Ok(mut buffer) => self.poll_read_into(cx, &mut buffer, deliveries),
+            // Only if a handler polled another connection from inside a
+            // callback; correct, merely slower.
+            Err(_) => self.poll_read_into(cx, &mut vec![0; READ_BUFFER_SIZE], deliveries),
+        })
+    }
+
+    fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buffer: &mut [u8],
+        deliveries: &mut Vec<Delivery>,
+    ) -> Poll<Result<(), Ending>> {
+        let kept = self.partial.len();
+        buffer[..kept].copy_from_slice(&self.partial);
+        let read = match ready!(self.wire.poll_read(cx, &mut buffer[kept..])) {
+            Ok(0) => return Poll::Ready(Err(Ending::client_gone(DisconnectReason::TransportError))),
+            Ok(read) => read,
+            Err(error) => {
+                tracing::debug!(sid = %self.socket.id, %error, "reading a WebSocket failed");
+                return Poll::Ready(Err(Ending::client_gone(DisconnectReason::TransportError)));
+            }
+        };
+        self.partial.clear();
+        let filled = kept + read;
+        let taken = self.take_frames(&mut buffer[..filled], deliveries)?;
+        self.keep_partial(&buffer[taken..filled]);
+        Poll::Ready(Ok(()))
+    }
+
+    /// Reads a frame too large for the thread's buffer into `partial`.
+    fn poll_read_large_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+        frame_len: usize,
+        deliveries: &mut Vec<Delivery>,
+    ) -> Poll<Result<(), Ending>> {
+        let have = self.partial.len();
+        self.partial.resize(frame_len, 0);
+        let read = self.wire.poll_read(cx, &mut self.partial[have..]);
+        let read = match read {
+            Poll::Pending => {
+                self.partial.truncate(have);
+                return Poll::Pending;
+            }
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                return Poll::Ready(Err(Ending::client_gone(DisconnectReason::TransportError)));
+            }
+            Poll::Ready(Ok(read)) => read,
+        };
+        self.partial.truncate(have + read);
+        if self.partial.len() < frame_len {
+            return Poll::Ready(Ok(()));
+        }
+        self.large_frame = None;
+        let mut frame = std::mem::take(&mut self.partial);
+        self.take_frames(&mut frame, deliveries)?;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Takes the frames that came with the upgrade request.
+    fn take_frames_from_early(&mut self, early: Bytes, deliveries: &mut Vec<Delivery>) -> Result<(), Ending> {
+        if early.is_empty() {
+            return Ok(());
+        }
+        let mut early = early.to_vec();
+        let taken = self.take_frames(&mut early, deliveries)?;
+        self.keep_partial(&early[taken..]);
+        Ok(())
+    }
+
+    /// Keeps the start of a frame that has not fully arrived.
+    fn keep_partial(&mut self, rest: &[u8]) {
+        if rest.is_empty() {
+            // Give back the memory an earlier partial frame needed.
+            self.partial = Vec::new();
+        } else {
+            self.partial.extend_from_slice(rest);
+        }
+    }
+
+    /// Handles every whole frame at the start of `buf`; returns how many
+    /// bytes they took. A frame too large for the thread's buffer switches
+    /// to reading it whole into `partial`.
+    fn take_frames(&mut self, buf: &mut [u8], deliveries: &mut Vec<Delivery>) -> Result<usize, Ending> {
+        let max = self.engine.config.max_ws_message();
+        let now = Instant::now();
+        let mut at = 0;
+        while at < buf.len() {
+            let frame = match frame::parse(buf, at, max) {
+                Ok(Parsed::Frame(frame)) => frame,
+                Ok(Parsed::Incomplete(Some(frame_len))) if frame_len > READ_BUFFER_SIZE => {
+                    self.large_frame = Some(frame_len);
+                    self.partial = Vec::with_capacity(frame_len);
+                    return Ok(at);
+                }
+                Ok(Parsed::Incomplete(_)) => return Ok(at),
+                Err(bad) => return Err(self.refuse_frame(bad)),
+            };
+            let payload = &buf[frame.payload.clone()];
+            self.on_frame(frame.fin, frame.opcode, payload, deliveries, now)?;
+            at = frame.end;
+        }
+        Ok(at)
+    }
+
+    fn refuse_frame(&mut self, bad: BadFrame) -> Ending {
+        tracing::debug!(sid = %self.socket.id, "closing a WebSocket: the client sent {bad}");
+        match self.role {
+            Role::Serving => Ending::server_closes(DisconnectReason::TransportError, bad.close_code()),
+            Role::Probing { .. } => Ending {
+                reason: None,
+                close: Some(bad.close_code()),
+                linger: true,
+            },
+        }
+    }
+
+    fn on_frame(
+        &mut self,
+        fin: bool,
+        opcode: OpCode,
+        payload: &[u8],
+        deliveries: &mut Vec<Delivery>,
+        now: Instant,
+    ) -> Result<(), Ending> {
+        match opcode {
+            OpCode::Control(Control::Ping) => {
+                self.control.extend_from_slice(&frame::pong_frame(payload));
+                Ok(())
+            }
+            OpCode::Control(Control::Close) => Err(match self.role {
+                Role::Serving => Ending {
+                    reason: Some(DisconnectReason::TransportClose),
+                    close: Some(CloseCode::Normal),
+                    linger: false,
+                },
+                Role::Probing { .. } => Ending {
+                    reason: None,
+                    close: Some(CloseCode::Normal),
+                    linger: false,
+                },
+            }),
+            OpCode::Control(_) => Ok(()),
+            OpCode::Data(Data::Continue) => {
+                let Some(fragments) = self.fragments.as_mut() else {
+                    return Err(self.refuse_frame(BadFrame::BadFragment));
+                };
+                if fragments.data.len() + payload.len() > self.engine.config.max_ws_message() {
+                    return Err(self.refuse_frame(BadFrame::TooBig));
+                }
+                fragments.data.extend_from_slice(payload);
+                if !fin {
+                    return Ok(());
+                }
+                let Some(Fragments { opcode, data }) = self.fragments.take() else {
+                    return Ok(());
+                };
+                self.on_message(opcode, &data, deliveries, now)
+            }
+            OpCode::Data(_) if self.fragments.is_some() => Err(self.refuse_frame(BadFrame::BadFragment)),
+            OpCode::Data(opcode) if !fin => {
+                self.fragments = Some(Fragments {
+                    opcode,
+                    data: payload.to_vec(),
+                });
+                Ok(())
+            }
+            OpCode::Data(opcode) => self.on_message(opcode, payload, deliveries, now),
+        }
+    }
+
+    /// A whole WebSocket message: one engine.io packet.
+    fn on_message(
+        &mut self,
+        opcode: Data,
+        payload: &[u8],
+        deliveries: &mut Vec<Delivery>,
+        now: Instant,
+    ) -> Result<(), Ending> {
+        if opcode == Data::Binary {
+            return self.on_binary(payload, deliveries, now);
+        }
+        let Ok(text) = std::str::from_utf8(payload) else {
+            return Err(self.refuse_frame(BadFrame::NotUtf8));
+        };
+        let packet = match Incoming::parse(text) {
+            Ok(packet) => packet,
+            Err(bad) => {
+                tracing::debug!(sid = %self.socket.id, "closing a WebSocket: the client sent {bad}");
+                return Err(self.refuse_packet(DisconnectReason::PacketParsingError));
+            }
+        };
+        if let Role::Probing { probed } = self.role {
+            return self.on_probe_packet(packet, probed);
+        }
+        let protocol = self.socket.protocol;
+        match packet {
+            Incoming::Pong(_) if protocol == ProtocolVersion::V4 => self.heartbeat.on_heartbeat(now),
+            Incoming::Ping(data) if protocol == ProtocolVersion::V3 => {
+                self.heartbeat.on_heartbeat(now);
+                if data == PROBE {
+                    self.control.extend_from_slice(&frame::text_frame("3probe"));
+                } else {
+                    self.socket.outbox.push_control(Outgoing::Pong);
+                }
+            }
+            Incoming::Ping(_) | Incoming::Pong(_) => {
+                tracing::debug!(sid = %self.socket.id, "closing a WebSocket: a heartbeat in the wrong direction");
+                return Err(self.refuse_packet(DisconnectReason::TransportError));
+            }
+            Incoming::Close => {
+                return Err(Ending {
+                    reason: Some(DisconnectReason::TransportClose),
+                    close: Some(CloseCode::Normal),
+                    linger: true,
+                });
+            }
+            Incoming::Message(data) => {
+                self.heartbeat.on_packet(now);
+                deliveries.push(Delivery::Text(Str::copy_from_slice(data)));
+            }
+            Incoming::Upgrade | Incoming::Noop => self.heartbeat.on_packet(now),
+        }
+        Ok(())
+    }
+
+    fn on_binary(&mut self, payload: &[u8], deliveries: &mut Vec<Delivery>, now: Instant) -> Result<(), Ending> {
+        if matches!(self.role, Role::Probing { .. }) {
+            return Err(self.fail_upgrade("the client sent binary data while probing"));
+        }
+        let data = match self.socket.protocol {
+            ProtocolVersion::V4 => payload,
+            // Protocol 3 puts the packet type first: only messages carry data.
+            ProtocolVersion::V3 => match payload.split_first() {
+                Some((4, data)) => data,
+                _ => return Err(self.refuse_packet(DisconnectReason::PacketParsingError)),
+            },
+        };
+        self.heartbeat.on_packet(now);
+        deliveries.push(Delivery::Binary(Bytes::copy_from_slice(data)));
+        Ok(())
+    }
+
+    fn refuse_packet(&self, reason: DisconnectReason) -> Ending {
+        Ending::server_closes(reason, CloseCode::Normal)
+    }
+
+    // ---- the upgrade ----
+
+    fn on_probe_packet(&mut self, packet: Incoming<'_>, probed: bool) -> Result<(), Ending> {
+        match packet {
+            Incoming::Ping(PROBE) if !probed => {
+                self.control.extend_from_slice(&frame::text_frame("3probe"));
+                let reader = {
+                    let mut state = self.socket.outbox.lock();
+                    if state.phase != Phase::Open || state.upgrade != Upgrade::Probing {
+                        drop(state);
+                        return Err(self.fail_upgrade("the session closed while probing"));
+                    }
+                    state.upgrade = Upgrade::Probed;
+                    // The pending poll is answered with a noop, so the
+                    // client can pause polling.
+                    state.take_reader()
+                };
+                wake(reader);
+                self.role = Role::Probing { probed: true };
+                Ok(())
+            }
+            Incoming::Upgrade if probed => self.complete_upgrade(),
+            _ => Err(self.fail_upgrade("the client sent another packet than the probe and the upgrade")),
+        }
+    }
+
+    fn complete_upgrade(&mut self) -> Result<(), Ending> {
+        let (reader, keeper) = {
+            let mut state = self.socket.outbox.lock();
+            if state.phase != Phase::Open {
+                drop(state);
+                return Err(self.fail_upgrade("the session closed while upgrading"));
+            }
+            state.upgrade = Upgrade::Done;
+            (state.take_reader(), state.take_keeper())
+        };
+        self.socket.set_transport(TransportType::Websocket);
+        // A pending poll answers with a noop; the polling keeper stops.
+        wake(reader);
+        wake(keeper);
+        self.role = Role::Serving;
+        let config = &self.engine.config;
+        self.heartbeat = Heartbeat::new(self.socket.protocol, config.ping_interval, config.ping_timeout, Instant::now());
+        tracing::debug!(sid = %self.socket.id, "session upgraded to WebSocket");
+        Ok(())
+    }
+
+    /// Gives up the upgrade: this WebSocket closes, the session goes on
+    /// polling and may try again.
+    fn fail_upgrade(&mut self, why: &str) -> Ending {
+        tracing::debug!(sid = %self.socket.id, "upgrade abandoned: {why}");
+        let reader = {
+            let mut state = self.socket.outbox.lock();
+            if matches!(state.upgrade, Upgrade::Probing | Upgrade::Probed) {
+                state.upgrade = Upgrade::None;
+            }
+            state.take_reader()
+        };
+        wake(reader);
+        Ending {
+            reason: None,
+            close: Some(CloseCode::Normal),
+            linger: true,
+        }
+    }
+
+    /// Hands the messages read to the handler, outside any buffer borrow.
+    fn deliver(&self, deliveries: Vec<Delivery>) {
+        for delivery in deliveries {
+            match delivery {
+                Delivery::Text(msg) => self.engine.handler.on_message(msg, self.socket.clone()),
+                Delivery::Binary(data) => self.engine.handler.on_binary(data, self.socket.clone()),
+            }
+        }
+    }
+
+    // ---- writing ----
+
+    /// Writes the connection's own frames, then, when serving, everything
+    /// queued. Ends the connection once a closing session's queue is
+    /// written, or when writing fails.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Ending> {
+        match self.poll_write_control(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(())) => return Poll::Ready(Ending::client_gone(DisconnectReason::TransportError)),
+            Poll::Pending => return Poll::Pending,
+        }
+        if self.role != Role::Serving {
+            return Poll::Pending;
+        }
+        loop {
+            let mut batch: [Option<Outgoing>; BATCH] = [const { None }; BATCH];
+            let taken = {
+                let mut state = self.socket.outbox.lock();
+                let mut taken = 0;
+                while taken < BATCH
+                    && let Some(packet) = state.queue.pop_front()
+                {
+                    batch[taken] = Some(packet);
+                    taken += 1;
+                }
+                if taken == 0 {
+                    match &state.phase {
+                        Phase::Open => {
+                            state.wait_as_reader(cx.waker());
+                            return Poll::Pending;
+                        }
+                        Phase::Closing(reason) => {
+                            return Poll::Ready(Ending::server_closes(reason.clone(), CloseCode::Normal));
+                        }
+                        // Ended elsewhere: nothing to tell the handler.
+                        Phase::Closed => {
+                            return Poll::Ready(Ending {
+                                reason: None,
+                                close: Some(CloseCode::Normal),
+                                linger: true,
+                            });
+                        }
+                    }
+                }
+                taken
+            };
+            let batch = &mut batch[..taken];
+            match self.write_batch(cx, batch) {
+                Ok(()) => {}
+                Err(()) => return Poll::Ready(Ending::client_gone(DisconnectReason::TransportError)),
+            }
+            if batch.iter().any(Option::is_some) {
+                // The socket is full: put the rest back and wait for room.
+                self.socket
+                    .outbox
+                    .lock()
+                    .unwrite(batch.iter_mut().filter_map(Option::take));
+                return Poll::Pending;
+            }
+            if self.wire.poll_flush(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Writes as much of `batch` as the socket takes, in one `writev`,
+    /// clearing the packets written whole. `Err` when the socket failed.
+    fn write_batch(&mut self, cx: &mut Context<'_>, batch: &mut [Option<Outgoing>]) -> Result<(), ()> {
+        let protocol = self.socket.protocol;
+        let mut prefixes = [None; BATCH];
+        let mut slices: [IoSlice<'_>; 2 * BATCH] = [IoSlice::new(&[]); 2 * BATCH];
+        let mut count = 0;
+        let mut skip = self.head_written;
+        let mut lengths = [0usize; BATCH];
+        for (i, packet) in batch.iter().enumerate() {
+            let Some(packet) = packet else { continue };
+            let (prefix, payload) = frame::encode(packet, protocol);
+            lengths[i] = prefix.as_bytes().len() + payload.len();
+            prefixes[i] = Some((prefix, payload));
+        }
+        for (prefix, payload) in prefixes.iter().flatten() {
+            for part in [prefix.as_bytes(), *payload] {
+                let part = if skip >= part.len() {
+                    skip -= part.len();
+                    continue;
+                } else {
+                    let part = &part[skip..];
+                    skip = 0;
+                    part
+                };
+                slices[count] = IoSlice::new(part);
+                count += 1;
+            }
+        }
+        let written = match self.wire.poll_write_vectored(cx, &slices[..count]) {
+            Poll::Pending => return Ok(()),
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(()),
+            Poll::Ready(Ok(written)) => written,
+        };
+        let mut left = written + self.head_written;
+        self.head_written = 0;
+        for (packet, length) in batch.iter_mut().zip(lengths) {
+            if left >= length {
+                left -= length;
+                *packet = None;
+            } else {
+                self.head_written = left;
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn poll_write_control(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        while !self.control.is_empty() {
+            match ready!(self.wire.poll_write_vectored(cx, &[IoSlice::new(&self.control)])) {
+                Ok(0) | Err(_) => return Poll::Ready(Err(())),
+                Ok(written) => {
+                    self.control.drain(..written);
+                }
+            }
+        }
+        self.control = Vec::new();
+        ready!(self.wire.poll_flush(cx)).map_err(|_| ())?;
+        Poll::Ready(Ok(()))
+    }
+
+    // ---- the end ----
+
+    async fn finish(mut self, ending: Ending) {
+        if let Some(code) = ending.close {
+            self.control.extend_from_slice(&frame::close_frame(code));
+            let written = std::future::poll_fn(|cx| self.poll_write_control(cx));
+            let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, written).await;
+        }
+        if let Some(reason) = ending.reason
+            && self.role == Role::Serving
+        {
+            self.engine.end_session(&self.socket, reason);
+        }
+        let _ = std::future::poll_fn(|cx| self.wire.poll_shutdown(cx)).await;
+        if ending.linger {
+            let drained = std::future::poll_fn(|cx| self.poll_discard(cx));
+            let _ = tokio::time::timeout(LINGER, drained).await;
+        }
+    }
+
+    /// Reads and drops everything until the client closes its side.
+    fn poll_discard(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut scratch = [0u8; 512];
+        loop {
+            match ready!(self.wire.poll_read(cx, &mut scratch)) {
+                Ok(0) | Err(_) => return Poll::Ready(()),
+                Ok(_) => {}
+            }
+        }
+    }
+}
