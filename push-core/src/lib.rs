@@ -167,17 +167,20 @@ impl PushCore {
         let origins =
             socketio::OriginPolicy::new(config.origins(), admin_page_port, metrics.clone());
         let readiness = Arc::new(readiness::Readiness::default());
-        let (socketio, io) = socketio::build(
-            &config.served_namespaces(),
-            config.connection_timers(),
+        let admission = socketio::Admission::new(
             authenticator.clone(),
             limits.clone(),
             metrics.clone(),
             recovery.clone(),
-            cluster.as_deref(),
             admin_ui_settings
                 .as_ref()
                 .is_some_and(|s| s.mode == config::AdminUiMode::Full),
+        );
+        let (socketio, io) = socketio::build(
+            &config.served_namespaces(),
+            config.connection_timers(),
+            admission,
+            cluster.as_deref(),
         );
         let shared = match (&cluster, config.recovery_settings()) {
             (Some(cluster), Some(settings)) => Some(Arc::new(

@@ -87,6 +87,16 @@ impl Admission {
         }
     }
 
+    /// The limits connections are admitted under.
+    pub(super) fn limits(&self) -> &Arc<ConnectionLimits> {
+        &self.limits
+    }
+
+    /// Whether admitted connections are sent what they missed.
+    pub(super) fn recovers(&self) -> bool {
+        self.recovery.is_some()
+    }
+
     /// Decides whether `socket` may join; runs before the client is told.
     pub async fn admit(&self, socket: Socket) -> Result<(), Refused> {
         self.check_and_identify(&socket).await?;

@@ -18,8 +18,6 @@ mod refusal;
 mod request_head;
 mod resume;
 
-use std::sync::Arc;
-
 use futures_util::FutureExt;
 use socketioxide::extract::TryData;
 use socketioxide::handler::ConnectHandler;
@@ -27,31 +25,26 @@ use socketioxide::{ProtocolVersion, SocketIo, TransportType};
 
 pub use self::client_address::ForwardingProblem;
 pub use self::client_script::{ClientScript, ClientScriptError, serve_client_script};
+pub use self::connect::Admission;
 pub use self::event_data::EventArguments;
 pub use self::limits::{ConnectionLimits, guard_handshake_rate};
 pub use self::origin::{OriginPolicy, cors_layer, guard_origin};
 pub use self::refusal::Refusal;
 pub use self::request_head::detach_request_head;
-use crate::auth::CurrentAuthenticator;
 use crate::cluster::{Cluster, Io, Layer, NodeAdapter, Socket};
 use crate::config::ConnectionTimers;
-use crate::metrics::{Census, Metrics, NamespaceCensus};
-use crate::recovery::Recovery;
+use crate::metrics::{Census, NamespaceCensus};
 use crate::rooms::is_user_room;
 
-/// Builds the socket.io server with every configured namespace.
-/// `admin_ui_full`: tell the Admin UI of each connection (its full mode).
+/// Builds the socket.io server with every configured namespace, each
+/// joined through `admission`.
 pub fn build(
     namespaces: &[String],
     timers: ConnectionTimers,
-    authenticator: Arc<CurrentAuthenticator>,
-    limits: Arc<ConnectionLimits>,
-    metrics: Arc<Metrics>,
-    recovery: Option<Arc<Recovery>>,
+    admission: Admission,
     cluster: Option<&Cluster>,
-    admin_ui_full: bool,
 ) -> (Layer, Io) {
-    let settings = limits.settings();
+    let settings = admission.limits().settings();
     let max_packet = settings.max_client_packet;
     let (layer, io) = SocketIo::builder()
         .with_adapter::<NodeAdapter>(Cluster::adapter_state(cluster))
@@ -72,13 +65,11 @@ pub fn build(
             "socket.io protocol 4 (clients 1.x and 2.x) accepted; each such client is also connected to \"/\", which takes a connection place and an auth ask (docs/old-clients.md)"
         );
     }
-    if old_clients && recovery.is_some() {
+    if old_clients && admission.recovers() {
         tracing::info!(
             "socket.io protocol 4 clients have no auth object: they send a recovery offset as `offset` in the connect query string (docs/recovery.md)"
         );
     }
-    let admission =
-        connect::Admission::new(authenticator, limits, metrics, recovery, admin_ui_full);
     for namespace in namespaces {
         let on_connect = admission.clone();
         let on_admit = admission.clone();
