@@ -134,6 +134,11 @@ struct RunArgs {
     /// Fan-out: these offered deliveries/s instead of the plan's steps.
     #[arg(long, value_delimiter = ',')]
     steps: Vec<u64>,
+    /// Another push-core binary (e.g. built from an earlier commit) run as
+    /// the push-core-baseline server, so that a change is measured against
+    /// what it changes in one run. Adds push-core-baseline to --servers.
+    #[arg(long, value_name = "PATH")]
+    baseline: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -149,6 +154,7 @@ enum ServerArg {
     PushCore,
     PushCoreNoRecovery,
     PushCoreNoOldClients,
+    PushCoreBaseline,
     Node,
     WriteFloor,
 }
@@ -159,6 +165,7 @@ impl ServerArg {
             ServerArg::PushCore => Kind::PushCore,
             ServerArg::PushCoreNoRecovery => Kind::PushCoreNoRecovery,
             ServerArg::PushCoreNoOldClients => Kind::PushCoreNoOldClients,
+            ServerArg::PushCoreBaseline => Kind::PushCoreBaseline,
             ServerArg::Node => Kind::Node,
             ServerArg::WriteFloor => Kind::WriteFloor,
         }
@@ -242,7 +249,7 @@ fn shrink_to_limit(mut plan: Plan, most: usize) -> Plan {
 
 async fn run_all(args: RunArgs) -> anyhow::Result<bool> {
     let wants = |scenario| args.only.is_empty() || args.only.contains(&scenario);
-    let kinds: Vec<Kind> = if args.servers.is_empty() {
+    let mut kinds: Vec<Kind> = if args.servers.is_empty() {
         Kind::DEFAULT_RUN.to_vec()
     } else {
         let mut kinds: Vec<Kind> = Vec::new();
@@ -287,7 +294,18 @@ async fn run_all(args: RunArgs) -> anyhow::Result<bool> {
             steps.clone_from(&args.steps);
         }
     }
-    let bench = setup(plan).await?;
+    let mut bench = setup(plan).await?;
+    if let Some(baseline) = &args.baseline {
+        anyhow::ensure!(
+            baseline.is_file(),
+            "--baseline {} is not a file",
+            baseline.display()
+        );
+        bench.programs.push_core_baseline = Some(baseline.clone());
+        if !kinds.contains(&Kind::PushCoreBaseline) {
+            kinds.insert(kinds.len().min(1), Kind::PushCoreBaseline);
+        }
+    }
     if kinds.contains(&Kind::PushCoreNoOldClients) {
         servers::build_without_old_clients(&workspace(), &bench.programs)?;
     }

@@ -219,6 +219,7 @@ pub fn tables(results: &Results) -> String {
         out.push_str(&fanout_ratios(&results.fanout));
         out.push_str(&variant_ratios(&results.fanout, RECOVERY, "subscribers"));
         out.push_str(&variant_ratios(&results.fanout, OLD_CLIENTS, "subscribers"));
+        out.push_str(&variant_ratios(&results.fanout, BASELINE, "subscribers"));
     }
     if !results.private.is_empty() {
         out.push_str(&delivery_table(
@@ -228,6 +229,7 @@ pub fn tables(results: &Results) -> String {
         ));
         out.push_str(&variant_ratios(&results.private, RECOVERY, "users"));
         out.push_str(&variant_ratios(&results.private, OLD_CLIENTS, "users"));
+        out.push_str(&variant_ratios(&results.private, BASELINE, "users"));
     }
     if !results.storm.is_empty() {
         out.push_str(&storm_table(&results.storm));
@@ -257,8 +259,7 @@ fn idle_table(idle: &[IdleResult]) -> String {
         );
     }
     out.push_str("\npush-core / Node ratios:\n\n| connections | RSS per connection | time to connect all | idle CPU |\n|---|---|---|---|\n");
-    let sizes: Vec<usize> = dedup(idle.iter().map(|r| r.connections));
-    for n in sizes {
+    for n in sizes_of(idle) {
         let get = |kind| {
             idle.iter()
                 .find(|r| r.kind == kind && r.connections == n && !r.protocol4)
@@ -276,8 +277,35 @@ fn idle_table(idle: &[IdleResult]) -> String {
             );
         }
     }
+    let baseline: String = sizes_of(idle)
+        .into_iter()
+        .filter_map(|n| {
+            let get = |kind| {
+                idle.iter()
+                    .find(|r| r.kind == kind && r.connections == n && !r.protocol4)
+            };
+            let (new, old) = (get(Kind::PushCore)?, get(Kind::PushCoreBaseline)?);
+            Some(format!(
+                "| {n} | {} | {} | {} |\n",
+                ratio(new.rss_per_connection(), old.rss_per_connection()),
+                ratio(
+                    new.connect_time.as_secs_f64(),
+                    old.connect_time.as_secs_f64()
+                ),
+                ratio(new.idle_cpu, old.idle_cpu)
+            ))
+        })
+        .collect();
+    if !baseline.is_empty() {
+        out.push_str("\nThis build / the baseline build (`--baseline`):\n\n| connections | RSS per connection | time to connect all | idle CPU |\n|---|---|---|---|\n");
+        out.push_str(&baseline);
+    }
     out.push_str(&idle_old_clients(idle));
     out
+}
+
+fn sizes_of(idle: &[IdleResult]) -> Vec<usize> {
+    dedup(idle.iter().map(|r| r.connections))
 }
 
 /// What old clients and the feature that accepts them cost at rest: RSS
@@ -425,6 +453,13 @@ const RECOVERY: Variant = Variant {
 const OLD_CLIENTS: Variant = Variant {
     kind: Kind::PushCoreNoOldClients,
     title: "Old clients accepted / not built in: push-core's CPU µs per delivery, user and system, with the `old-clients` feature (the default) and without it, at the same offered load, all browsers on socket.io 4",
+};
+
+/// A change against what it changes: this build against another build of
+/// push-core (`--baseline`), usually an earlier commit's.
+const BASELINE: Variant = Variant {
+    kind: Kind::PushCoreBaseline,
+    title: "This build / the baseline build (`--baseline`): push-core's CPU µs per delivery, user and system, \"on\" being this build and \"off\" the baseline, at the same offered load",
 };
 
 /// The table of `variant` against the default push-core at each step
@@ -895,6 +930,7 @@ pub fn write_chart(path: &Path, results: &Results) -> anyhow::Result<()> {
             (Kind::PushCore, RGBColor(31, 119, 180)),
             (Kind::PushCoreNoRecovery, RGBColor(44, 160, 44)),
             (Kind::PushCoreNoOldClients, RGBColor(148, 103, 189)),
+            (Kind::PushCoreBaseline, RGBColor(255, 127, 14)),
             (Kind::Node, RGBColor(214, 39, 40)),
             (Kind::WriteFloor, RGBColor(127, 127, 127)),
         ];

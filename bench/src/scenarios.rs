@@ -277,9 +277,10 @@ impl Bench {
     pub async fn private(&self, kind: Kind) -> anyhow::Result<Vec<DeliveryStep>> {
         let users = self.plan.private_users;
         let server = match kind {
-            Kind::PushCore | Kind::PushCoreNoRecovery | Kind::PushCoreNoOldClients => {
-                Server::start(kind, &self.programs, Some(&self.auth.url))?
-            }
+            Kind::PushCore
+            | Kind::PushCoreNoRecovery
+            | Kind::PushCoreNoOldClients
+            | Kind::PushCoreBaseline => Server::start(kind, &self.programs, Some(&self.auth.url))?,
             // The Node peer and the floor trust the uid cookie themselves.
             Kind::Node | Kind::WriteFloor => Server::start(kind, &self.programs, None)?,
         };

@@ -35,6 +35,9 @@ pub enum Kind {
     PushCoreNoRecovery,
     /// push-core built without its `old-clients` feature.
     PushCoreNoOldClients,
+    /// Another build of push-core, named with `--baseline`: an earlier
+    /// commit, measured in the same run as this one.
+    PushCoreBaseline,
     Node,
     /// The one-write floor: one `write(2)` per delivery, no pings, no auth.
     WriteFloor,
@@ -59,7 +62,10 @@ impl Kind {
     /// Serves socket.io 1.x and 2.x clients (protocol 4). The Node peer is
     /// socket.io 4 without `allowEIO3`.
     pub fn accepts_protocol4(self) -> bool {
-        matches!(self, Kind::PushCore | Kind::PushCoreNoRecovery)
+        matches!(
+            self,
+            Kind::PushCore | Kind::PushCoreNoRecovery | Kind::PushCoreBaseline
+        )
     }
 
     pub fn label(self) -> &'static str {
@@ -67,6 +73,7 @@ impl Kind {
             Kind::PushCore => "push-core",
             Kind::PushCoreNoRecovery => "push-core (recovery off)",
             Kind::PushCoreNoOldClients => "push-core (no old clients)",
+            Kind::PushCoreBaseline => "push-core (baseline build)",
             Kind::Node => "node socket.io",
             Kind::WriteFloor => "one-write floor",
         }
@@ -80,6 +87,8 @@ pub struct Programs {
     /// push-core built without the `old-clients` feature; built by
     /// [`build_without_old_clients`] when a run asks for that kind.
     pub push_core_no_old_clients: PathBuf,
+    /// Another push-core build to compare with (`--baseline`).
+    pub push_core_baseline: Option<PathBuf>,
     pub peer_node: PathBuf,
     /// The one-write floor, built by [`prepare`] if it is missing or older
     /// than its sources.
@@ -165,16 +174,22 @@ impl Server {
     ) -> anyhow::Result<Self> {
         let addr = free_port()?;
         let (mut command, publish) = match kind {
-            Kind::PushCore | Kind::PushCoreNoRecovery | Kind::PushCoreNoOldClients => {
+            Kind::PushCore
+            | Kind::PushCoreNoRecovery
+            | Kind::PushCoreNoOldClients
+            | Kind::PushCoreBaseline => {
                 let socket = programs.scratch.join(format!("push-{}.sock", addr.port()));
                 // BENCH_PUSH_CORE_WRAPPER runs the daemon under a profiler,
                 // e.g. "valgrind --tool=dhat --dhat-out-file=/tmp/dhat.json".
                 let wrapper = std::env::var("BENCH_PUSH_CORE_WRAPPER").unwrap_or_default();
                 let mut words = wrapper.split_whitespace();
-                let binary = if kind == Kind::PushCoreNoOldClients {
-                    &programs.push_core_no_old_clients
-                } else {
-                    &programs.push_core
+                let binary = match kind {
+                    Kind::PushCoreNoOldClients => &programs.push_core_no_old_clients,
+                    Kind::PushCoreBaseline => programs
+                        .push_core_baseline
+                        .as_ref()
+                        .context("the push-core-baseline server needs --baseline PATH")?,
+                    _ => &programs.push_core,
                 };
                 let mut command = match words.next() {
                     Some(program) => {
@@ -411,6 +426,7 @@ pub fn prepare(workspace: &Path) -> anyhow::Result<Programs> {
     std::fs::create_dir_all(&scratch)?;
     Ok(Programs {
         push_core_no_old_clients: dir.join("push-core-no-old-clients"),
+        push_core_baseline: None,
         push_core,
         peer_node,
         write_floor,

@@ -113,7 +113,10 @@ mod tests {
         beat.on_heartbeat(ponged);
         assert_eq!(beat.deadline(), ponged + INTERVAL);
         assert_eq!(beat.on_deadline(ponged + INTERVAL), Beat::SendPing);
-        assert_eq!(beat.on_deadline(ponged + INTERVAL + TIMEOUT), Beat::TimedOut);
+        assert_eq!(
+            beat.on_deadline(ponged + INTERVAL + TIMEOUT),
+            Beat::TimedOut
+        );
     }
 
     #[test]

@@ -350,7 +350,10 @@ mod tests {
         let outbox = Outbox::new(2);
         outbox.push(message("a")).unwrap();
         outbox.reserve().unwrap();
-        assert!(matches!(outbox.push(message("b")), Err(TrySendError::Full(_))));
+        assert!(matches!(
+            outbox.push(message("b")),
+            Err(TrySendError::Full(_))
+        ));
         assert!(matches!(outbox.reserve(), Err(TrySendError::Full(()))));
         outbox.push_control(Outgoing::Ping);
         outbox.push_reserved(|push| push(message("b")));
@@ -366,7 +369,10 @@ mod tests {
             outbox.lock().phase,
             Phase::Closing(DisconnectReason::TransportClose)
         );
-        assert!(matches!(outbox.push(message("a")), Err(TrySendError::Closed(_))));
+        assert!(matches!(
+            outbox.push(message("a")),
+            Err(TrySendError::Closed(_))
+        ));
         assert!(matches!(outbox.reserve(), Err(TrySendError::Closed(()))));
     }
 

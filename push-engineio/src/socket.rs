@@ -149,20 +149,24 @@ where
     pub fn emit(&self, msg: impl Into<Str>) -> Result<(), TrySendError<Str>> {
         self.outbox
             .push(Outgoing::Message(msg.into()))
-            .map_err(|error| map_packet(error, |packet| match packet {
-                Outgoing::Message(msg) => msg,
-                _ => Str::default(),
-            }))
+            .map_err(|error| {
+                map_packet(error, |packet| match packet {
+                    Outgoing::Message(msg) => msg,
+                    _ => Str::default(),
+                })
+            })
     }
 
     /// Sends a binary message, or gives it back with why it cannot be.
     pub fn emit_binary<B: Into<Bytes>>(&self, data: B) -> Result<(), TrySendError<Bytes>> {
         self.outbox
             .push(Outgoing::Binary(data.into()))
-            .map_err(|error| map_packet(error, |packet| match packet {
-                Outgoing::Binary(data) => data,
-                _ => Bytes::new(),
-            }))
+            .map_err(|error| {
+                map_packet(error, |packet| match packet {
+                    Outgoing::Binary(data) => data,
+                    _ => Bytes::new(),
+                })
+            })
     }
 
     /// Closes the session: what is queued is still written, then the

@@ -29,6 +29,7 @@ use crate::cluster::{Cluster, Io, NodeAdapter, Socket, link};
 use crate::metrics::Metrics;
 use crate::recovery::{Entry, Offset, OffsetArgument, Recovery};
 use crate::rooms::{RESUMING_ROOM, UNIDENTIFIED_ROOM, public_room, user_room};
+use crate::socketio;
 
 pub use self::counts::Count;
 
@@ -173,18 +174,20 @@ impl Dispatcher {
         payload: &RawValue,
     ) -> Result<Count, DispatchError> {
         let here = self
-            .select(publish.namespace, &publish.target)?
+            .recipients(publish.namespace, &publish.target)?
             .sockets()
             .len();
         let entry = Entry::new(0, Entry::now_ms(), publish.event, payload, &publish.target);
         let mut count = Count::default();
         if let Err(error) = shared.append(publish.namespace, &entry).await {
             // Redis cannot be reached: this node's connections get it now,
-            // without an offset, since it has no place in the history.
+            // without an offset, since it has no place in the history (so
+            // no replay brings it to those replaying).
             tracing::debug!(%error, "a publish could not be added to the cluster's history");
             let selection = self.select(publish.namespace, &publish.target)?.local();
+            let live = selection.clone().sockets().len();
             let undelivered = self.emit_here(selection, publish.event, payload).await?;
-            count.add(here.saturating_sub(undelivered) as u64);
+            count.add(live.saturating_sub(undelivered) as u64);
             count.partial = true;
             return Ok(self.published(count, publish));
         }
@@ -231,7 +234,9 @@ impl Dispatcher {
     ) -> Result<Handed, DispatchError> {
         // socketioxide's emit does not say how many connections it reached,
         // so the recipients are selected first, to count them.
-        let recipients = self.select(publish.namespace, &publish.target)?.sockets();
+        let recipients = self
+            .recipients(publish.namespace, &publish.target)?
+            .sockets();
         let Some(cluster) = &self.cluster else {
             if recipients.len() <= FEW_RECIPIENTS {
                 // A private message: each of the user's connections is sent
@@ -298,7 +303,9 @@ impl Dispatcher {
     }
 
     /// Emits to each of `sockets` on its own; returns how many took it.
-    /// Each encodes its own packet, so this is for a few sockets only.
+    /// Each encodes its own packet, so this is for a few sockets only. A
+    /// connection being sent what it missed is counted and not sent this
+    /// now: its replay brings it (see [`Self::select`]).
     fn emit_each<T: ?Sized + serde::Serialize>(
         &self,
         sockets: &[Socket],
@@ -307,6 +314,10 @@ impl Dispatcher {
     ) -> Result<usize, DispatchError> {
         let mut handed = 0;
         for socket in sockets {
+            if self.recovery.is_some() && socketio::is_resuming(socket) {
+                handed += 1;
+                continue;
+            }
             match socket.emit(event, data) {
                 Ok(()) => handed += 1,
                 Err(SendError::Socket(error)) => {
@@ -349,8 +360,10 @@ impl Dispatcher {
             .ok_or_else(|| DispatchError::UnknownNamespace(namespace.to_owned()))
     }
 
-    /// The socket.io selection for a target.
-    fn select(
+    /// The connections a publish to `target` is for: those it is sent to
+    /// now ([`Self::select`]) and those being sent what they missed, whose
+    /// replay brings it. Its size is the publish's count.
+    fn recipients(
         &self,
         namespace: &str,
         target: &Target<'_>,
@@ -370,7 +383,7 @@ impl Dispatcher {
                 .collect();
             operators.to(rooms)
         };
-        let operators = if target.except_users.is_empty() {
+        Ok(if target.except_users.is_empty() {
             operators
         } else {
             operators.except(
@@ -380,7 +393,16 @@ impl Dispatcher {
                     .map(|user| user_room(user))
                     .collect::<Vec<_>>(),
             )
-        };
+        })
+    }
+
+    /// The connections a publish to `target` is sent to now.
+    fn select(
+        &self,
+        namespace: &str,
+        target: &Target<'_>,
+    ) -> Result<BroadcastOperators<NodeAdapter>, DispatchError> {
+        let operators = self.recipients(namespace, target)?;
         // A connection still being sent what it missed gets this message
         // from its replay, after the older ones, not now. When none is
         // replaying the room does not exist and this is one map lookup.

@@ -34,7 +34,7 @@ use super::resume::{self, AdmittedAt};
 use crate::auth::{Answer, CurrentAuthenticator, Handshake, Identity, Urgency};
 use crate::metrics::Metrics;
 use crate::recovery::Recovery;
-use crate::rooms::{RESUMING_ROOM, UNIDENTIFIED_ROOM, public_room, user_room};
+use crate::rooms::{UNIDENTIFIED_ROOM, public_room, user_room};
 
 /// Why a connection is refused; the text is what the browser's
 /// `connect_error` handler receives as `err.message`.
@@ -129,7 +129,7 @@ impl Admission {
         if let Some(recovery) = &self.recovery {
             // Live messages wait until what it missed has been sent; what
             // is published from now on is sent with it.
-            socket.join(RESUMING_ROOM);
+            resume::begin(socket);
             if let Some(position) = recovery.position(socket.ns()).await {
                 socket.extensions.insert(AdmittedAt(position));
             }

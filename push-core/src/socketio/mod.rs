@@ -31,6 +31,7 @@ pub use self::limits::{ConnectionLimits, guard_handshake_rate};
 pub use self::origin::{OriginPolicy, cors_layer, guard_origin};
 pub use self::refusal::Refusal;
 pub use self::request_head::detach_request_head;
+pub use self::resume::is_resuming;
 use crate::cluster::{Cluster, Io, Layer, NodeAdapter, Socket};
 use crate::config::ConnectionTimers;
 use crate::metrics::{Census, NamespaceCensus};
@@ -147,4 +148,22 @@ pub async fn census(io: &Io, admin_namespace: Option<&str>) -> Census {
     }
     namespaces.sort_by(|a, b| a.namespace.cmp(&b.namespace));
     Census { namespaces }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Compiles only while socketioxide runs on push-engineio: the
+    /// workspace's `[patch.crates-io]` stops applying if a socketioxide
+    /// upgrade asks for another engineioxide version, and then
+    /// socketioxide's disconnect reasons come from the crates.io crate,
+    /// which this conversion does not accept (docs/transport.md).
+    #[test]
+    fn socketioxide_runs_on_push_engineio() {
+        let reason: socketioxide::socket::DisconnectReason =
+            engineioxide::DisconnectReason::HeartbeatTimeout.into();
+        assert!(matches!(
+            reason,
+            socketioxide::socket::DisconnectReason::HeartbeatTimeout
+        ));
+    }
 }

@@ -86,6 +86,31 @@ struct Status {
     offset: String,
 }
 
+/// Marks a connection that is being sent what it missed; kept in step with
+/// its membership of [`RESUMING_ROOM`] by [`begin`] and [`end`].
+#[derive(Debug, Clone, Copy)]
+struct Resuming;
+
+/// Holds `socket`'s live messages back until its replay has caught up:
+/// publishes leave it out (the room), and count it, since its replay
+/// brings it what they publish meanwhile (the marker, see
+/// [`is_resuming`]).
+pub fn begin(socket: &Socket) {
+    socket.extensions.insert(Resuming);
+    socket.join(RESUMING_ROOM);
+}
+
+/// `socket` has caught up: live messages reach it from now on.
+fn end(socket: &Socket) {
+    socket.leave(RESUMING_ROOM);
+    socket.extensions.remove::<Resuming>();
+}
+
+/// Whether `socket` is between [`begin`] and the end of its replay.
+pub fn is_resuming(socket: &Socket) -> bool {
+    socket.extensions.get::<Resuming>().is_some()
+}
+
 /// The connection closed, or stopped reading, before its replay ended.
 #[derive(Debug)]
 struct Gone;
@@ -108,7 +133,7 @@ async fn resume(socket: &Socket, recovery: &Recovery, requested: Option<&str>) -
     };
     let namespace = socket.ns();
     let Some(resume) = recovery.resume(namespace, requested, recipient).await else {
-        socket.leave(RESUMING_ROOM);
+        end(socket);
         return Ok(());
     };
     let mut seen = match resume {
@@ -149,7 +174,7 @@ async fn resume(socket: &Socket, recovery: &Recovery, requested: Option<&str>) -
         if batch.len() <= CATCH_UP_UNDER_LOCK {
             match send_now(socket, epoch, &batch) {
                 Ok(()) => {
-                    socket.leave(RESUMING_ROOM);
+                    end(socket);
                     return Ok(());
                 }
                 Err(Sent::Some(last)) => seen = last,
@@ -164,7 +189,7 @@ async fn resume(socket: &Socket, recovery: &Recovery, requested: Option<&str>) -
         send_paced(socket, epoch, &batch).await?;
         seen = position.seq;
     }
-    socket.leave(RESUMING_ROOM);
+    end(socket);
     Ok(())
 }
 

@@ -359,7 +359,12 @@ where
 /// The keeper of a polling session: its heartbeat and its end.
 async fn keep<H: EngineIoHandler>(engine: Arc<Engine<H>>, socket: Arc<Socket<H::Data>>) {
     let config = &engine.config;
-    let mut heartbeat = Heartbeat::new(socket.protocol, config.ping_interval, config.ping_timeout, Instant::now());
+    let mut heartbeat = Heartbeat::new(
+        socket.protocol,
+        config.ping_interval,
+        config.ping_timeout,
+        Instant::now(),
+    );
     let timer = tokio::time::sleep_until(heartbeat.deadline());
     tokio::pin!(timer);
     let mut close_by: Option<Instant> = None;

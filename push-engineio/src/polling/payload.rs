@@ -246,7 +246,11 @@ fn decode_v3_binary(body: &[u8]) -> Result<Vec<Received>, BadPacket> {
                 Some((&other, _)) => return Err(BadPacket::UnknownBinaryType(other)),
                 None => return Err(BadPacket::Empty),
             },
-            _ => return Err(BadPacket::Payload("a packet kind other than text or binary")),
+            _ => {
+                return Err(BadPacket::Payload(
+                    "a packet kind other than text or binary",
+                ));
+            }
         });
         rest = next;
     }
@@ -283,7 +287,10 @@ mod tests {
 
     #[test]
     fn protocol_3_counts_utf16_code_units() {
-        let packets = [WirePacket::Text(b'4', "hello"), WirePacket::Text(b'4', "€😀")];
+        let packets = [
+            WirePacket::Text(b'4', "hello"),
+            WirePacket::Text(b'4', "€😀"),
+        ];
         let (body, _) = encode(ProtocolVersion::V3, false, &packets);
         assert_eq!(std::str::from_utf8(&body).unwrap(), "6:4hello4:4€😀");
         assert_eq!(
@@ -294,7 +301,10 @@ mod tests {
 
     #[test]
     fn protocol_3_sends_binary_as_base64_to_clients_without_binary() {
-        let packets = [WirePacket::Text(b'4', "€"), WirePacket::Binary(&[1, 2, 3, 4])];
+        let packets = [
+            WirePacket::Text(b'4', "€"),
+            WirePacket::Binary(&[1, 2, 3, 4]),
+        ];
         let (body, content_type) = encode(ProtocolVersion::V3, false, &packets);
         assert_eq!(std::str::from_utf8(&body).unwrap(), "2:4€10:b4AQIDBA==");
         assert_eq!(content_type, TEXT_CONTENT_TYPE);
@@ -302,16 +312,25 @@ mod tests {
 
     #[test]
     fn protocol_3_binary_payload_as_the_spec_shows_it() {
-        let packets = [WirePacket::Text(b'4', "€"), WirePacket::Binary(&[1, 2, 3, 4])];
+        let packets = [
+            WirePacket::Text(b'4', "€"),
+            WirePacket::Binary(&[1, 2, 3, 4]),
+        ];
         let (body, content_type) = encode(ProtocolVersion::V3, true, &packets);
         assert_eq!(
             &body[..],
-            [0x00, 0x04, 0xff, 0x34, 0xe2, 0x82, 0xac, 0x01, 0x05, 0xff, 0x04, 0x01, 0x02, 0x03, 0x04]
+            [
+                0x00, 0x04, 0xff, 0x34, 0xe2, 0x82, 0xac, 0x01, 0x05, 0xff, 0x04, 0x01, 0x02, 0x03,
+                0x04
+            ]
         );
         assert_eq!(content_type, BINARY_CONTENT_TYPE);
         assert_eq!(
             decode(ProtocolVersion::V3, true, body).unwrap(),
-            [text("4€"), Received::Binary(Bytes::from_static(&[1, 2, 3, 4]))]
+            [
+                text("4€"),
+                Received::Binary(Bytes::from_static(&[1, 2, 3, 4]))
+            ]
         );
     }
 

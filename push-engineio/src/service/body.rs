@@ -36,9 +36,14 @@ where
     type Data = Bytes;
     type Error = B::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.project() {
-            ResponseBodyProj::Own { data } => Poll::Ready(data.take().map(|data| Ok(Frame::data(data)))),
+            ResponseBodyProj::Own { data } => {
+                Poll::Ready(data.take().map(|data| Ok(Frame::data(data))))
+            }
             ResponseBodyProj::Inner { body } => body.poll_frame(cx),
         }
     }
@@ -52,7 +57,9 @@ where
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ResponseBody::Own { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            ResponseBody::Own { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
             ResponseBody::Inner { body } => body.size_hint(),
         }
     }
@@ -108,10 +115,12 @@ where
                 Some(response) => Poll::Ready(Ok(response)),
                 None => Poll::Pending,
             },
-            ResponseFutureProj::Waiting { future } => future.as_mut().poll(cx).map(|response| Ok(own(response))),
-            ResponseFutureProj::Inner { future } => future
-                .poll(cx)
-                .map(|result| result.map(|response| response.map(|body| ResponseBody::Inner { body }))),
+            ResponseFutureProj::Waiting { future } => {
+                future.as_mut().poll(cx).map(|response| Ok(own(response)))
+            }
+            ResponseFutureProj::Inner { future } => future.poll(cx).map(|result| {
+                result.map(|response| response.map(|body| ResponseBody::Inner { body }))
+            }),
         }
     }
 }

@@ -96,21 +96,27 @@ impl<H: EngineIoHandler, S> EngineIoService<H, S> {
                 let (parts, _) = request.into_parts();
                 ResponseFuture::ready(polling::open(engine, protocol, parts, supports_binary))
             }
-            Ok(Route::OpenWebSocket { protocol }) => {
-                ResponseFuture::ready(answer(websocket::accept(engine, protocol, None, request), true))
-            }
+            Ok(Route::OpenWebSocket { protocol }) => ResponseFuture::ready(answer(
+                websocket::accept(engine, protocol, None, request),
+                true,
+            )),
             Ok(Route::Upgrade(socket)) => {
-                let accepted = websocket::claim_for_upgrade(&socket)
-                    .and_then(|()| websocket::accept(engine, socket.protocol, Some(socket), request));
+                let accepted = websocket::claim_for_upgrade(&socket).and_then(|()| {
+                    websocket::accept(engine, socket.protocol, Some(socket), request)
+                });
                 ResponseFuture::ready(answer(accepted, true))
             }
             Ok(Route::Poll(socket)) => {
                 let engine = engine.clone();
-                ResponseFuture::waiting(async move { answer(polling::poll(engine, socket).await, false) })
+                ResponseFuture::waiting(async move {
+                    answer(polling::poll(engine, socket).await, false)
+                })
             }
             Ok(Route::Post(socket)) => {
                 let engine = engine.clone();
-                ResponseFuture::waiting(async move { answer(polling::post(engine, socket, request).await, false) })
+                ResponseFuture::waiting(async move {
+                    answer(polling::post(engine, socket, request).await, false)
+                })
             }
         }
     }
@@ -123,7 +129,9 @@ impl<H: EngineIoHandler, S> EngineIoService<H, S> {
         let engine = &self.engine;
         let (parts, ()) = request.into_parts();
         match route(engine, &parts.method, parts.uri.query(), true)? {
-            Route::OpenWebSocket { protocol } => websocket::serve_stream(engine, protocol, None, parts, stream),
+            Route::OpenWebSocket { protocol } => {
+                websocket::serve_stream(engine, protocol, None, parts, stream)
+            }
             Route::Upgrade(socket) => {
                 websocket::claim_for_upgrade(&socket)?;
                 websocket::serve_stream(engine, socket.protocol, Some(socket), parts, stream);

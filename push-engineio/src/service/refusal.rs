@@ -67,7 +67,10 @@ impl Refusal {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
             *response.body_mut() = Bytes::from(self.to_string());
         } else {
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             *response.body_mut() = Bytes::from(format!(r#"{{"code":{code},"message":"{self}"}}"#));
         }
         response
@@ -83,7 +86,10 @@ mod tests {
         let response = Refusal::UnknownSid.response(false);
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
-        assert_eq!(response.body(), r#"{"code":1,"message":"Session ID unknown"}"#);
+        assert_eq!(
+            response.body(),
+            r#"{"code":1,"message":"Session ID unknown"}"#
+        );
         assert_eq!(
             Refusal::UnsupportedProtocolVersion.response(false).body(),
             r#"{"code":5,"message":"Unsupported protocol version"}"#
@@ -100,8 +106,14 @@ mod tests {
 
     #[test]
     fn session_rule_breaks_are_bare() {
-        assert_eq!(Refusal::SessionBroken.response(false).status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            Refusal::SessionBroken.response(false).status(),
+            StatusCode::BAD_REQUEST
+        );
         assert!(Refusal::SessionBroken.response(false).body().is_empty());
-        assert_eq!(Refusal::PayloadTooLarge.response(false).status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            Refusal::PayloadTooLarge.response(false).status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
     }
 }

@@ -98,13 +98,19 @@ pub(crate) fn route<H: EngineIoHandler>(
         }
         return match (transport, upgrade, method) {
             // Only a polling session can be upgraded, and only once.
-            (TransportType::Websocket, true, _) if socket.transport_type() == TransportType::Polling => {
+            (TransportType::Websocket, true, _)
+                if socket.transport_type() == TransportType::Polling =>
+            {
                 Ok(Route::Upgrade(socket))
             }
-            (TransportType::Polling, false, &Method::GET) if socket.transport_type() == transport => {
+            (TransportType::Polling, false, &Method::GET)
+                if socket.transport_type() == transport =>
+            {
                 Ok(Route::Poll(socket))
             }
-            (TransportType::Polling, false, &Method::POST) if socket.transport_type() == transport => {
+            (TransportType::Polling, false, &Method::POST)
+                if socket.transport_type() == transport =>
+            {
                 Ok(Route::Post(socket))
             }
             _ => Err(Refusal::BadRequest),
@@ -160,7 +166,12 @@ mod tests {
         Engine::new(Arc::new(Quiet), EngineIoConfig::default())
     }
 
-    fn refusal(engine: &Engine<Quiet>, method: Method, query: &str, upgrade: bool) -> Option<Refusal> {
+    fn refusal(
+        engine: &Engine<Quiet>,
+        method: Method,
+        query: &str,
+        upgrade: bool,
+    ) -> Option<Refusal> {
         route(engine, &method, Some(query), upgrade).err()
     }
 
@@ -184,22 +195,79 @@ mod tests {
         let engine = engine();
         let cases = [
             (Method::GET, "EIO=4", false, Refusal::UnknownTransport),
-            (Method::GET, "EIO=4&transport=abc", false, Refusal::UnknownTransport),
-            (Method::POST, "EIO=4&transport=polling", false, Refusal::BadHandshakeMethod),
-            (Method::PUT, "EIO=4&transport=polling", false, Refusal::BadHandshakeMethod),
-            (Method::GET, "EIO=4&transport=websocket", false, Refusal::BadRequest),
-            (Method::GET, "transport=polling", false, Refusal::UnsupportedProtocolVersion),
-            (Method::GET, "EIO=abc&transport=polling", false, Refusal::UnsupportedProtocolVersion),
-            (Method::GET, "EIO=5&transport=websocket", true, Refusal::UnsupportedProtocolVersion),
-            (Method::GET, "EIO=4&transport=polling&sid=AAAAAAAAAAAAAAAA", false, Refusal::UnknownSid),
-            (Method::GET, "EIO=4&transport=polling&sid=nonsense", false, Refusal::UnknownSid),
+            (
+                Method::GET,
+                "EIO=4&transport=abc",
+                false,
+                Refusal::UnknownTransport,
+            ),
+            (
+                Method::POST,
+                "EIO=4&transport=polling",
+                false,
+                Refusal::BadHandshakeMethod,
+            ),
+            (
+                Method::PUT,
+                "EIO=4&transport=polling",
+                false,
+                Refusal::BadHandshakeMethod,
+            ),
+            (
+                Method::GET,
+                "EIO=4&transport=websocket",
+                false,
+                Refusal::BadRequest,
+            ),
+            (
+                Method::GET,
+                "transport=polling",
+                false,
+                Refusal::UnsupportedProtocolVersion,
+            ),
+            (
+                Method::GET,
+                "EIO=abc&transport=polling",
+                false,
+                Refusal::UnsupportedProtocolVersion,
+            ),
+            (
+                Method::GET,
+                "EIO=5&transport=websocket",
+                true,
+                Refusal::UnsupportedProtocolVersion,
+            ),
+            (
+                Method::GET,
+                "EIO=4&transport=polling&sid=AAAAAAAAAAAAAAAA",
+                false,
+                Refusal::UnknownSid,
+            ),
+            (
+                Method::GET,
+                "EIO=4&transport=polling&sid=nonsense",
+                false,
+                Refusal::UnknownSid,
+            ),
         ];
         for (method, query, upgrade, expected) in cases {
-            assert_eq!(refusal(&engine, method, query, upgrade), Some(expected), "{query}");
+            assert_eq!(
+                refusal(&engine, method, query, upgrade),
+                Some(expected),
+                "{query}"
+            );
         }
         assert!(matches!(
-            route(&engine, &Method::GET, Some("EIO=4&transport=polling"), false),
-            Ok(Route::Handshake { protocol: ProtocolVersion::V4, supports_binary: true })
+            route(
+                &engine,
+                &Method::GET,
+                Some("EIO=4&transport=polling"),
+                false
+            ),
+            Ok(Route::Handshake {
+                protocol: ProtocolVersion::V4,
+                supports_binary: true
+            })
         ));
     }
 

@@ -137,7 +137,11 @@ pub(crate) struct Connection<H: EngineIoHandler> {
 
 impl<H: EngineIoHandler> Connection<H> {
     /// A WebSocket that opens a session of its own.
-    pub(crate) fn opening(engine: Arc<Engine<H>>, socket: Arc<Socket<H::Data>>, wire: Wire) -> Self {
+    pub(crate) fn opening(
+        engine: Arc<Engine<H>>,
+        socket: Arc<Socket<H::Data>>,
+        wire: Wire,
+    ) -> Self {
         let open = open_packet(socket.id, false, &engine.config);
         let mut connection = Self::new(engine, socket, wire, Role::Serving);
         connection.control = frame::text_frame(&open);
@@ -145,14 +149,23 @@ impl<H: EngineIoHandler> Connection<H> {
     }
 
     /// A WebSocket that upgrades a polling session.
-    pub(crate) fn upgrading(engine: Arc<Engine<H>>, socket: Arc<Socket<H::Data>>, wire: Wire) -> Self {
+    pub(crate) fn upgrading(
+        engine: Arc<Engine<H>>,
+        socket: Arc<Socket<H::Data>>,
+        wire: Wire,
+    ) -> Self {
         Self::new(engine, socket, wire, Role::Probing { probed: false })
     }
 
     fn new(engine: Arc<Engine<H>>, socket: Arc<Socket<H::Data>>, wire: Wire, role: Role) -> Self {
         let now = Instant::now();
         let config = &engine.config;
-        let heartbeat = Heartbeat::new(socket.protocol, config.ping_interval, config.ping_timeout, now);
+        let heartbeat = Heartbeat::new(
+            socket.protocol,
+            config.ping_interval,
+            config.ping_timeout,
+            now,
+        );
         let probe_deadline = now + config.upgrade_timeout;
         Self {
             engine,
@@ -220,13 +233,18 @@ impl<H: EngineIoHandler> Connection<H> {
 
     fn on_timer(&mut self) -> Result<(), Ending> {
         match self.role {
-            Role::Probing { .. } => Err(self.fail_upgrade("the client did not complete the upgrade in time")),
+            Role::Probing { .. } => {
+                Err(self.fail_upgrade("the client did not complete the upgrade in time"))
+            }
             Role::Serving => match self.heartbeat.on_deadline(Instant::now()) {
                 Beat::SendPing => {
                     self.socket.outbox.push_control(Outgoing::Ping);
                     Ok(())
                 }
-                Beat::TimedOut => Err(Ending::server_closes(DisconnectReason::HeartbeatTimeout, CloseCode::Normal)),
+                Beat::TimedOut => Err(Ending::server_closes(
+                    DisconnectReason::HeartbeatTimeout,
+                    CloseCode::Normal,
+                )),
             },
         }
     }
@@ -236,7 +254,11 @@ impl<H: EngineIoHandler> Connection<H> {
     /// Reads what has arrived and takes the frames out of it: `Ready(Ok)`
     /// when something was read (there may be more), `Pending` when nothing
     /// is there.
-    fn poll_read(&mut self, cx: &mut Context<'_>, deliveries: &mut Vec<Delivery>) -> Poll<Result<(), Ending>> {
+    fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        deliveries: &mut Vec<Delivery>,
+    ) -> Poll<Result<(), Ending>> {
         if let Some(frame_len) = self.large_frame {
             return self.poll_read_large_frame(cx, frame_len, deliveries);
         }
@@ -257,7 +279,9 @@ impl<H: EngineIoHandler> Connection<H> {
         let kept = self.partial.len();
         buffer[..kept].copy_from_slice(&self.partial);
         let read = match ready!(self.wire.poll_read(cx, &mut buffer[kept..])) {
-            Ok(0) => return Poll::Ready(Err(Ending::client_gone(DisconnectReason::TransportError))),
+            Ok(0) => {
+                return Poll::Ready(Err(Ending::client_gone(DisconnectReason::TransportError)));
+            }
             Ok(read) => read,
             Err(error) => {
                 tracing::debug!(sid = %self.socket.id, %error, "reading a WebSocket failed");
@@ -302,7 +326,11 @@ impl<H: EngineIoHandler> Connection<H> {
     }
 
     /// Takes the frames that came with the upgrade request.
-    fn take_frames_from_early(&mut self, early: Bytes, deliveries: &mut Vec<Delivery>) -> Result<(), Ending> {
+    fn take_frames_from_early(
+        &mut self,
+        early: Bytes,
+        deliveries: &mut Vec<Delivery>,
+    ) -> Result<(), Ending> {
         if early.is_empty() {
             return Ok(());
         }
@@ -325,7 +353,11 @@ impl<H: EngineIoHandler> Connection<H> {
     /// Handles every whole frame at the start of `buf`; returns how many
     /// bytes they took. A frame too large for the thread's buffer switches
     /// to reading it whole into `partial`.
-    fn take_frames(&mut self, buf: &mut [u8], deliveries: &mut Vec<Delivery>) -> Result<usize, Ending> {
+    fn take_frames(
+        &mut self,
+        buf: &mut [u8],
+        deliveries: &mut Vec<Delivery>,
+    ) -> Result<usize, Ending> {
         let max = self.engine.config.max_ws_message();
         let now = Instant::now();
         let mut at = 0;
@@ -350,7 +382,9 @@ impl<H: EngineIoHandler> Connection<H> {
     fn refuse_frame(&mut self, bad: BadFrame) -> Ending {
         tracing::debug!(sid = %self.socket.id, "closing a WebSocket: the client sent {bad}");
         match self.role {
-            Role::Serving => Ending::server_closes(DisconnectReason::TransportError, bad.close_code()),
+            Role::Serving => {
+                Ending::server_closes(DisconnectReason::TransportError, bad.close_code())
+            }
             Role::Probing { .. } => Ending {
                 reason: None,
                 close: Some(bad.close_code()),
@@ -401,7 +435,9 @@ impl<H: EngineIoHandler> Connection<H> {
                 };
                 self.on_message(opcode, &data, deliveries, now)
             }
-            OpCode::Data(_) if self.fragments.is_some() => Err(self.refuse_frame(BadFrame::BadFragment)),
+            OpCode::Data(_) if self.fragments.is_some() => {
+                Err(self.refuse_frame(BadFrame::BadFragment))
+            }
             OpCode::Data(opcode) if !fin => {
                 self.fragments = Some(Fragments {
                     opcode,
@@ -439,7 +475,9 @@ impl<H: EngineIoHandler> Connection<H> {
         }
         let protocol = self.socket.protocol;
         match packet {
-            Incoming::Pong(_) if protocol == ProtocolVersion::V4 => self.heartbeat.on_heartbeat(now),
+            Incoming::Pong(_) if protocol == ProtocolVersion::V4 => {
+                self.heartbeat.on_heartbeat(now)
+            }
             Incoming::Ping(data) if protocol == ProtocolVersion::V3 => {
                 self.heartbeat.on_heartbeat(now);
                 if data == PROBE {
@@ -468,7 +506,12 @@ impl<H: EngineIoHandler> Connection<H> {
         Ok(())
     }
 
-    fn on_binary(&mut self, payload: &[u8], deliveries: &mut Vec<Delivery>, now: Instant) -> Result<(), Ending> {
+    fn on_binary(
+        &mut self,
+        payload: &[u8],
+        deliveries: &mut Vec<Delivery>,
+        now: Instant,
+    ) -> Result<(), Ending> {
         if matches!(self.role, Role::Probing { .. }) {
             return Err(self.fail_upgrade("the client sent binary data while probing"));
         }
@@ -511,7 +554,10 @@ impl<H: EngineIoHandler> Connection<H> {
                 Ok(())
             }
             Incoming::Upgrade if probed => self.complete_upgrade(),
-            _ => Err(self.fail_upgrade("the client sent another packet than the probe and the upgrade")),
+            _ => {
+                Err(self
+                    .fail_upgrade("the client sent another packet than the probe and the upgrade"))
+            }
         }
     }
 
@@ -531,15 +577,31 @@ impl<H: EngineIoHandler> Connection<H> {
         wake(keeper);
         self.role = Role::Serving;
         let config = &self.engine.config;
-        self.heartbeat = Heartbeat::new(self.socket.protocol, config.ping_interval, config.ping_timeout, Instant::now());
+        self.heartbeat = Heartbeat::new(
+            self.socket.protocol,
+            config.ping_interval,
+            config.ping_timeout,
+            Instant::now(),
+        );
         tracing::debug!(sid = %self.socket.id, "session upgraded to WebSocket");
         Ok(())
     }
 
-    /// Gives up the upgrade: this WebSocket closes, the session goes on
-    /// polling and may try again.
-    fn fail_upgrade(&mut self, why: &str) -> Ending {
+    /// Gives up the upgrade: this WebSocket closes (and [`Self::finish`]
+    /// gives the session back to polling).
+    fn fail_upgrade(&self, why: &str) -> Ending {
         tracing::debug!(sid = %self.socket.id, "upgrade abandoned: {why}");
+        Ending {
+            reason: None,
+            close: Some(CloseCode::Normal),
+            linger: true,
+        }
+    }
+
+    /// A probing WebSocket ended, however: the session goes on polling, and
+    /// may try to upgrade again. A poll waiting for the probe's noop is
+    /// woken to wait for packets again.
+    fn abandon_upgrade(&self) {
         let reader = {
             let mut state = self.socket.outbox.lock();
             if matches!(state.upgrade, Upgrade::Probing | Upgrade::Probed) {
@@ -548,11 +610,6 @@ impl<H: EngineIoHandler> Connection<H> {
             state.take_reader()
         };
         wake(reader);
-        Ending {
-            reason: None,
-            close: Some(CloseCode::Normal),
-            linger: true,
-        }
     }
 
     /// Hands the messages read to the handler, outside any buffer borrow.
@@ -573,7 +630,9 @@ impl<H: EngineIoHandler> Connection<H> {
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Ending> {
         match self.poll_write_control(cx) {
             Poll::Ready(Ok(())) => {}
-            Poll::Ready(Err(())) => return Poll::Ready(Ending::client_gone(DisconnectReason::TransportError)),
+            Poll::Ready(Err(())) => {
+                return Poll::Ready(Ending::client_gone(DisconnectReason::TransportError));
+            }
             Poll::Pending => return Poll::Pending,
         }
         if self.role != Role::Serving {
@@ -597,7 +656,10 @@ impl<H: EngineIoHandler> Connection<H> {
                             return Poll::Pending;
                         }
                         Phase::Closing(reason) => {
-                            return Poll::Ready(Ending::server_closes(reason.clone(), CloseCode::Normal));
+                            return Poll::Ready(Ending::server_closes(
+                                reason.clone(),
+                                CloseCode::Normal,
+                            ));
                         }
                         // Ended elsewhere: nothing to tell the handler.
                         Phase::Closed => {
@@ -614,7 +676,9 @@ impl<H: EngineIoHandler> Connection<H> {
             let batch = &mut batch[..taken];
             match self.write_batch(cx, batch) {
                 Ok(()) => {}
-                Err(()) => return Poll::Ready(Ending::client_gone(DisconnectReason::TransportError)),
+                Err(()) => {
+                    return Poll::Ready(Ending::client_gone(DisconnectReason::TransportError));
+                }
             }
             if batch.iter().any(Option::is_some) {
                 // The socket is full: put the rest back and wait for room.
@@ -632,7 +696,11 @@ impl<H: EngineIoHandler> Connection<H> {
 
     /// Writes as much of `batch` as the socket takes, in one `writev`,
     /// clearing the packets written whole. `Err` when the socket failed.
-    fn write_batch(&mut self, cx: &mut Context<'_>, batch: &mut [Option<Outgoing>]) -> Result<(), ()> {
+    fn write_batch(
+        &mut self,
+        cx: &mut Context<'_>,
+        batch: &mut [Option<Outgoing>],
+    ) -> Result<(), ()> {
         let protocol = self.socket.protocol;
         let mut prefixes = [None; BATCH];
         let mut slices: [IoSlice<'_>; 2 * BATCH] = [IoSlice::new(&[]); 2 * BATCH];
@@ -680,7 +748,10 @@ impl<H: EngineIoHandler> Connection<H> {
 
     fn poll_write_control(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
         while !self.control.is_empty() {
-            match ready!(self.wire.poll_write_vectored(cx, &[IoSlice::new(&self.control)])) {
+            match ready!(
+                self.wire
+                    .poll_write_vectored(cx, &[IoSlice::new(&self.control)])
+            ) {
                 Ok(0) | Err(_) => return Poll::Ready(Err(())),
                 Ok(written) => {
                     self.control.drain(..written);
@@ -700,10 +771,10 @@ impl<H: EngineIoHandler> Connection<H> {
             let written = std::future::poll_fn(|cx| self.poll_write_control(cx));
             let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, written).await;
         }
-        if let Some(reason) = ending.reason
-            && self.role == Role::Serving
-        {
-            self.engine.end_session(&self.socket, reason);
+        match (self.role, ending.reason) {
+            (Role::Serving, Some(reason)) => self.engine.end_session(&self.socket, reason),
+            (Role::Serving, None) => {}
+            (Role::Probing { .. }, _) => self.abandon_upgrade(),
         }
         let _ = std::future::poll_fn(|cx| self.wire.poll_shutdown(cx)).await;
         if ending.linger {

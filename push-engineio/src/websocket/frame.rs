@@ -95,7 +95,8 @@ pub(crate) fn parse(buf: &mut [u8], start: usize, max_payload: usize) -> Result<
         return Err(BadFrame::ReservedBits);
     }
     let mask = header.mask.ok_or(BadFrame::Unmasked)?;
-    if matches!(header.opcode, OpCode::Control(_)) && (!header.is_final || length > MAX_CONTROL_PAYLOAD)
+    if matches!(header.opcode, OpCode::Control(_))
+        && (!header.is_final || length > MAX_CONTROL_PAYLOAD)
     {
         return Err(BadFrame::BadControl);
     }
@@ -242,7 +243,10 @@ mod tests {
         let mut head = whole[..1].to_vec();
         assert_eq!(parse(&mut head, 0, 1024), Ok(Parsed::Incomplete(None)));
         let mut part = whole[..100].to_vec();
-        assert_eq!(parse(&mut part, 0, 1024), Ok(Parsed::Incomplete(Some(whole.len()))));
+        assert_eq!(
+            parse(&mut part, 0, 1024),
+            Ok(Parsed::Incomplete(Some(whole.len())))
+        );
     }
 
     #[test]
@@ -273,8 +277,14 @@ mod tests {
 
         let binary = Outgoing::Binary(Bytes::from_static(&[1, 2]));
         assert_eq!(encode(&binary, ProtocolVersion::V4).0.as_bytes(), [0x82, 2]);
-        assert_eq!(encode(&binary, ProtocolVersion::V3).0.as_bytes(), [0x82, 3, 4]);
-        assert_eq!(encode(&Outgoing::Ping, ProtocolVersion::V4).0.as_bytes(), [0x81, 1, b'2']);
+        assert_eq!(
+            encode(&binary, ProtocolVersion::V3).0.as_bytes(),
+            [0x82, 3, 4]
+        );
+        assert_eq!(
+            encode(&Outgoing::Ping, ProtocolVersion::V4).0.as_bytes(),
+            [0x81, 1, b'2']
+        );
     }
 
     #[test]

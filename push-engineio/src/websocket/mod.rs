@@ -67,7 +67,9 @@ where
             }
         };
         let (wire, early) = Wire::from_upgraded(upgraded);
-        connect(engine, protocol, upgrading, parts, wire).run(early).await;
+        connect(engine, protocol, upgrading, parts, wire)
+            .run(early)
+            .await;
     });
     let mut response = Response::new(Bytes::new());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -90,7 +92,13 @@ pub(crate) fn serve_stream<H>(
 ) where
     H: EngineIoHandler,
 {
-    let connection = connect(engine.clone(), protocol, upgrading, parts, Wire::from_stream(stream));
+    let connection = connect(
+        engine.clone(),
+        protocol,
+        upgrading,
+        parts,
+        Wire::from_stream(stream),
+    );
     tokio::spawn(connection.run(Bytes::new()));
 }
 

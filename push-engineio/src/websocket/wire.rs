@@ -32,7 +32,8 @@ impl Wire {
         // axum serves connections through hyper-util's auto builder, which
         // wraps the stream in a type of its own; hyper's own builder does not.
         let upgraded =
-            match hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<TcpStream>>(upgraded) {
+            match hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<TcpStream>>(upgraded)
+            {
                 Ok(parts) => return (Wire::Tcp(parts.io.into_inner()), parts.read_buf),
                 Err(upgraded) => upgraded,
             };
@@ -46,7 +47,11 @@ impl Wire {
         Wire::Other(Box::pin(stream))
     }
 
-    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         match self {
             Wire::Tcp(stream) => loop {
                 ready!(stream.poll_read_ready(cx))?;
