@@ -13,8 +13,9 @@
 # PHP_CONFIG names the php-config of the PHP to build the extension for
 # (default: the php-config on PATH). Its headers, its php binary and the
 # package's PHP version and API must all agree, or nothing is built.
-# The socket.io client bundles come from the npm packages pinned in
-# packaging/client-bundles (npm ci), never from a copy in the repository.
+# The socket.io client bundles and the socket.io Admin UI's page come from
+# the npm packages pinned in packaging/client-bundles (npm ci), never from a
+# copy in the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -87,6 +88,13 @@ for package in socket.io-client-v2 socket.io-client; do
   cp "$dir/dist/socket.io.js" "target/package/client-bundles/dist/socket.io-$version.js"
 done
 [[ -f target/package/client-bundles/dist/socket.io-2.5.0.js ]] || fail "the socket.io-client 2.5.0 bundle is missing from packaging/client-bundles"
+# The Admin UI's page (admin_ui_files = "/usr/share/push-core/admin-ui"),
+# without its source maps, which push-core does not serve.
+admin_ui=target/package/client-bundles/node_modules/@socket.io/admin-ui/ui/dist
+[[ -f $admin_ui/index.html ]] || fail "the socket.io Admin UI's page (@socket.io/admin-ui ui/dist) is missing from packaging/client-bundles"
+mkdir -p target/package/admin-ui
+cp -r "$admin_ui"/. target/package/admin-ui/
+find target/package/admin-ui -name '*.map' -delete
 
 # --- The packages.
 rm -f target/debian/*.deb target/debian/*.ddeb

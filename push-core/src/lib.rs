@@ -22,8 +22,11 @@
 //! - `router`: the HTTP listener's routes and layers, and the admin
 //!   listener's;
 //! - `metrics`, `readiness`, [`reload`], `open_files`, [`shutdown`]:
-//!   operations.
+//!   operations;
+//! - `admin_ui`: the socket.io Admin UI's `/admin` namespace and page;
+//! - `static_file`: files from npm packages served from memory.
 
+mod admin_ui;
 mod auth;
 pub mod cluster;
 pub mod config;
@@ -38,6 +41,7 @@ mod rooms;
 mod router;
 pub mod shutdown;
 mod socketio;
+mod static_file;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -91,6 +95,8 @@ pub struct PushCore {
     publish: PublishSettings,
     recovery: Option<Arc<recovery::Recovery>>,
     readiness: Arc<readiness::Readiness>,
+    /// Set when the Admin UI is on.
+    admin_ui: Option<admin_ui::AdminUi>,
     live: LiveParts,
 }
 
@@ -117,6 +123,8 @@ pub enum SetupError {
     ClientScript(#[from] socketio::ClientScriptError),
     #[error(transparent)]
     Cluster(#[from] cluster::link::LinkSetupError),
+    #[error(transparent)]
+    AdminUiPage(#[from] admin_ui::PageError),
 }
 
 impl PushCore {
@@ -154,15 +162,24 @@ impl PushCore {
             Some(settings) => Some(Arc::new(cluster::Cluster::new(settings)?)),
             None => None,
         };
-        let origins = socketio::OriginPolicy::new(config.origins(), metrics.clone());
+        let admin_ui_settings = config.admin_ui_settings();
+        let admin_page_port = admin_ui_settings.as_ref().and_then(|s| s.page_port);
+        let origins =
+            socketio::OriginPolicy::new(config.origins(), admin_page_port, metrics.clone());
         let readiness = Arc::new(readiness::Readiness::default());
-        let (socketio, io) = socketio::build(
-            &config.served_namespaces(),
-            config.connection_timers(),
+        let admission = socketio::Admission::new(
             authenticator.clone(),
             limits.clone(),
             metrics.clone(),
             recovery.clone(),
+            admin_ui_settings
+                .as_ref()
+                .is_some_and(|s| s.mode == config::AdminUiMode::Full),
+        );
+        let (socketio, io) = socketio::build(
+            &config.served_namespaces(),
+            config.connection_timers(),
+            admission,
             cluster.as_deref(),
         );
         let shared = match (&cluster, config.recovery_settings()) {
@@ -171,12 +188,14 @@ impl PushCore {
             )),
             _ => None,
         };
+        let admin_namespace = admin_ui_settings.as_ref().map(|_| admin_ui::NAMESPACE);
         let dispatcher = Dispatcher::new(
             io.clone(),
             metrics.clone(),
             recovery.clone(),
             cluster.clone(),
             shared.clone(),
+            admin_namespace,
         );
         let leaving_cluster = CancellationToken::new();
         if let Some(cluster) = &cluster {
@@ -200,10 +219,24 @@ impl PushCore {
             Some(path) => Some(Arc::new(socketio::ClientScript::load(path)?)),
             None => None,
         };
+        let admin_ui = match &admin_ui_settings {
+            Some(settings) => Some(admin_ui::AdminUi::start(
+                settings,
+                &io,
+                limits.clone(),
+                metrics.clone(),
+                dispatcher.clone(),
+                cluster.is_some(),
+            )?),
+            None => None,
+        };
         let router = router::router(router::HttpParts {
             socketio,
-            io: io.clone(),
-            metrics: metrics.clone(),
+            metrics: router::MetricsState {
+                io: io.clone(),
+                metrics: metrics.clone(),
+                admin_namespace,
+            },
             public_metrics: config.admin_listen.is_none(),
             readiness: readiness.clone(),
             origins: origins.clone(),
@@ -219,6 +252,7 @@ impl PushCore {
             publish,
             recovery,
             readiness,
+            admin_ui,
             live: LiveParts {
                 origins,
                 limits,
@@ -231,14 +265,21 @@ impl PushCore {
         Ok((core, router))
     }
 
-    /// The admin listener's router: `/metrics`, `/healthz` and `/readyz`
-    /// only. [`serve`] serves it on `admin_listen`; an embedding program
-    /// mounts it where it likes.
+    /// The admin listener's router: `/metrics`, `/healthz` and `/readyz`,
+    /// and the Admin UI's page when `admin_ui_files` is set. [`serve`]
+    /// serves it on `admin_listen`; an embedding program mounts it where it
+    /// likes.
     pub fn admin_router(&self) -> Router {
         router::admin_router(
-            self.io.clone(),
-            self.metrics.clone(),
+            router::MetricsState {
+                io: self.io.clone(),
+                metrics: self.metrics.clone(),
+                admin_namespace: self.admin_ui.as_ref().map(|_| admin_ui::NAMESPACE),
+            },
             self.readiness.clone(),
+            self.admin_ui
+                .as_ref()
+                .and_then(admin_ui::AdminUi::page_router),
         )
     }
 
@@ -353,6 +394,9 @@ impl PushCore {
     }
 
     async fn close_browsers(&self) {
+        if let Some(admin_ui) = &self.admin_ui {
+            admin_ui.stop();
+        }
         self.io.close().await;
         self.leaving_cluster.cancel();
     }

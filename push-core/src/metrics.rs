@@ -164,6 +164,27 @@ pub struct Metrics {
     handshakes_unremembered: Counter,
     reloads: Family<Label, Counter>,
     cluster_partial_answers: Counter,
+    connections_opened: Counter,
+    connections_closed: Counter,
+    delivered_bytes: Counter,
+    client_event_bytes: Counter,
+}
+
+/// socket.io traffic since start, for the Admin UI's charts
+/// (`admin_ui::stats` sends its changes each second as `aggregatedEvents`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Connections to a namespace opened (`/admin` included).
+    pub connections_opened: u64,
+    pub connections_closed: u64,
+    /// Events browsers emitted, and the size of their data as received.
+    pub events_in: u64,
+    pub bytes_in: u64,
+    /// Messages handed to connections by publishes (each recipient counts
+    /// one), and their payloads' size (each recipient counts the payload's
+    /// JSON text once).
+    pub messages_out: u64,
+    pub bytes_out: u64,
 }
 
 /// How a configuration reload ended, for `push_config_reloads_total`.
@@ -217,6 +238,10 @@ impl Default for Metrics {
             handshakes_unremembered: Counter::default(),
             reloads: Family::default(),
             cluster_partial_answers: Counter::default(),
+            connections_opened: Counter::default(),
+            connections_closed: Counter::default(),
+            delivered_bytes: Counter::default(),
+            client_event_bytes: Counter::default(),
         };
         // Every known label value is shown from the start, at 0, so a
         // rate() over it works before the first event and a dashboard
@@ -265,6 +290,11 @@ impl Metrics {
             "push_deliveries",
             "Messages handed to socket.io connections",
             self.deliveries.clone(),
+        );
+        r.register(
+            "push_delivered_bytes",
+            "Payload bytes handed to socket.io connections: each delivery counts its message's JSON text once",
+            self.delivered_bytes.clone(),
         );
         r.register(
             "push_deliveries_dropped",
@@ -317,6 +347,16 @@ impl Metrics {
             self.auth_latency.clone(),
         );
         r.register(
+            "push_connections_opened",
+            "socket.io connections to a namespace opened, /admin included",
+            self.connections_opened.clone(),
+        );
+        r.register(
+            "push_connections_closed",
+            "socket.io connections to a namespace closed, /admin included",
+            self.connections_closed.clone(),
+        );
+        r.register(
             "push_connections_refused",
             "socket.io connections refused, by reason",
             self.refusals.clone(),
@@ -325,6 +365,11 @@ impl Metrics {
             "push_client_events_ignored",
             "Events sent by browsers, which are ignored",
             self.client_events_ignored.clone(),
+        );
+        r.register(
+            "push_client_event_bytes",
+            "Bytes of the events sent by browsers, as received (their JSON text)",
+            self.client_event_bytes.clone(),
         );
         r.register(
             "push_client_flood_disconnects",
@@ -378,9 +423,34 @@ impl Metrics {
         self.cluster_partial_answers.inc();
     }
 
-    pub fn publish_delivered(&self, recipients: u64) {
+    /// A publish handed to `recipients` connections, its payload
+    /// `payload_bytes` long: three relaxed atomic adds, whatever the
+    /// number of recipients.
+    pub fn publish_delivered(&self, recipients: u64, payload_bytes: u64) {
         self.publishes.inc();
         self.deliveries.inc_by(recipients);
+        self.delivered_bytes
+            .inc_by(recipients.saturating_mul(payload_bytes));
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections_opened.inc();
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections_closed.inc();
+    }
+
+    /// The socket.io traffic so far.
+    pub fn traffic(&self) -> Traffic {
+        Traffic {
+            connections_opened: self.connections_opened.get(),
+            connections_closed: self.connections_closed.get(),
+            events_in: self.client_events_ignored.get(),
+            bytes_in: self.client_event_bytes.get(),
+            messages_out: self.deliveries.get(),
+            bytes_out: self.delivered_bytes.get(),
+        }
     }
 
     pub fn publisher_connected(&self) {
@@ -436,8 +506,10 @@ impl Metrics {
         self.deliveries_dropped.inc_by(count);
     }
 
-    pub fn client_event_ignored(&self) {
+    /// An event a browser emitted, `bytes` long as received.
+    pub fn client_event_ignored(&self, bytes: u64) {
         self.client_events_ignored.inc();
+        self.client_event_bytes.inc_by(bytes);
     }
 
     pub fn flooder_disconnected(&self) {
@@ -675,7 +747,7 @@ mod tests {
     #[test]
     fn series_keep_their_names() {
         let metrics = Metrics::default();
-        metrics.publish_delivered(2);
+        metrics.publish_delivered(2, 10);
         metrics.connection_refused(Refusal::Origin);
         let census = Census {
             namespaces: vec![NamespaceCensus {
@@ -690,6 +762,7 @@ mod tests {
             "# TYPE push_publishes_total counter",
             "push_publishes_total 1",
             "push_deliveries_total 2",
+            "push_delivered_bytes_total 20",
             "push_connections_refused_total{reason=\"origin_not_allowed\"} 1",
             "push_connections_refused_total{reason=\"unauthorized\"} 0",
             "push_connections{namespace=\"/chat\\\"x\",transport=\"websocket\",protocol=\"5\"} 3",
@@ -734,7 +807,7 @@ mod tests {
     #[test]
     fn stats_json_sums_namespaces() {
         let metrics = Metrics::default();
-        metrics.publish_delivered(3);
+        metrics.publish_delivered(3, 10);
         metrics.auth_call(AuthOutcome::Timeout, Duration::from_secs(2));
         metrics.auth_call(AuthOutcome::Guest, Duration::from_millis(2));
         let census = Census {

@@ -25,6 +25,16 @@ pub fn is_user_room(room: &str) -> bool {
     room.starts_with(USER_PREFIX)
 }
 
+/// The user whose private room `room` is, if it is one.
+pub fn user_of(room: &str) -> Option<&str> {
+    room.strip_prefix(USER_PREFIX)
+}
+
+/// The site's name for `room`, if it is a room made by [`public_room`].
+pub fn site_name_of(room: &str) -> Option<&str> {
+    room.strip_prefix(PUBLIC_PREFIX)
+}
+
 /// Under `auth_required`, connections whose identity is still being asked
 /// in the background wait here; publishes to everyone leave this room out,
 /// so such a connection receives nothing until it is identified.
@@ -49,6 +59,9 @@ mod tests {
             assert!(!is_user_room(&public_room(hostile)));
             assert_ne!(public_room(hostile), UNIDENTIFIED_ROOM);
             assert_ne!(user_room(hostile), UNIDENTIFIED_ROOM);
+            assert_eq!(site_name_of(&public_room(hostile)), Some(hostile));
+            assert_eq!(user_of(&public_room(hostile)), None);
+            assert_eq!(user_of(&user_room(hostile)), Some(hostile));
         }
     }
 }

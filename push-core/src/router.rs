@@ -1,6 +1,6 @@
 //! The HTTP side of the daemon: socket.io, `/healthz`, `/readyz`, and the
 //! HTTP publish API when it is turned on; `/metrics` too unless an admin
-//! listener serves it ([`admin_router`]).
+//! listener serves it ([`admin_router`]), with the Admin UI's page.
 //!
 //! Layers wrap the router from the outside in: the Origin guard runs first
 //! and refuses hostile pages before socketioxide sees the request, then the
@@ -28,15 +28,16 @@ use crate::socketio::{
 /// What `/metrics` is written from.
 #[derive(Clone)]
 pub(crate) struct MetricsState {
-    io: Io,
-    metrics: Arc<Metrics>,
+    pub io: Io,
+    pub metrics: Arc<Metrics>,
+    /// The Admin UI's namespace, when it is on: not counted as the site's.
+    pub admin_namespace: Option<&'static str>,
 }
 
 /// Everything the HTTP side is built from.
 pub(crate) struct HttpParts {
     pub socketio: Layer,
-    pub io: Io,
-    pub metrics: Arc<Metrics>,
+    pub metrics: MetricsState,
     /// Serve `/metrics` here: only when no admin listener does, so setting
     /// `admin_listen` takes metrics off the public listener.
     pub public_metrics: bool,
@@ -56,10 +57,7 @@ pub(crate) fn router(parts: HttpParts) -> Router {
     if parts.public_metrics {
         router = router.route(
             "/metrics",
-            get(prometheus_metrics).with_state(MetricsState {
-                io: parts.io,
-                metrics: parts.metrics,
-            }),
+            get(prometheus_metrics).with_state(parts.metrics),
         );
     }
     if let Some(api) = parts.publish_api {
@@ -89,16 +87,22 @@ pub(crate) fn router(parts: HttpParts) -> Router {
 }
 
 /// The admin listener's routes (`admin_listen`): `/metrics`, `/healthz`
-/// and `/readyz`, and nothing a browser or a publisher uses, so it can be
-/// opened to a monitoring host without opening `/api/*` or socket.io.
-pub(crate) fn admin_router(io: Io, metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> Router {
-    Router::new()
+/// and `/readyz`, and the Admin UI's page (`admin_page`) when it is
+/// served; nothing a publisher uses, so it can be opened to a monitoring
+/// host without opening `/api/*` or socket.io.
+pub(crate) fn admin_router(
+    metrics: MetricsState,
+    readiness: Arc<Readiness>,
+    admin_page: Option<Router>,
+) -> Router {
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(readiness))
-        .route(
-            "/metrics",
-            get(prometheus_metrics).with_state(MetricsState { io, metrics }),
-        )
+        .route("/metrics", get(prometheus_metrics).with_state(metrics));
+    match admin_page {
+        Some(page) => router.merge(page),
+        None => router,
+    }
 }
 
 /// The process answers; whether it is ready for traffic is `/readyz`.
@@ -107,7 +111,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn prometheus_metrics(State(state): State<MetricsState>) -> impl IntoResponse {
-    let census = socketio::census(&state.io).await;
+    let census = socketio::census(&state.io, state.admin_namespace).await;
     (
         [(CONTENT_TYPE, metrics::CONTENT_TYPE)],
         state.metrics.prometheus_text(census),

@@ -23,18 +23,19 @@ artifacts=browser/artifacts
 mkdir -p "$artifacts"
 rm -f "$artifacts"/*.png
 
-# Two ports nobody listens on, asked of the kernel at once so they differ.
-read -r http_port push_port < <(node -e '
+# Three ports nobody listens on, asked of the kernel at once so they differ.
+read -r http_port push_port admin_port < <(node -e '
   const net = require("node:net");
-  const a = net.createServer().listen(0, "127.0.0.1", () => {
-    const b = net.createServer().listen(0, "127.0.0.1", () => {
-      console.log(a.address().port, b.address().port);
-      a.close(); b.close();
-    });
+  const listen = () => new Promise((resolve) => {
+    const server = net.createServer().listen(0, "127.0.0.1", () => resolve(server));
+  });
+  Promise.all([listen(), listen(), listen()]).then((servers) => {
+    console.log(servers.map((server) => server.address().port).join(" "));
+    for (const server of servers) server.close();
   });')
 
 log=$artifacts/demo.log
-DEMO_HTTP_PORT=$http_port DEMO_PUSH_PORT=$push_port ../examples/demo/run >"$log" 2>&1 &
+DEMO_HTTP_PORT=$http_port DEMO_PUSH_PORT=$push_port DEMO_ADMIN_PORT=$admin_port ../examples/demo/run >"$log" 2>&1 &
 demo_pid=$!
 stop_demo() {
   # run stops push-core and the site on SIGTERM (SIGINT is ignored by
@@ -56,7 +57,7 @@ for ((waited = 0; ; waited++)); do
 done
 
 status=0
-DEMO_URL=http://127.0.0.1:$http_port PUSH_URL=http://127.0.0.1:$push_port CHROMIUM_BIN=$chromium \
+DEMO_URL=http://127.0.0.1:$http_port PUSH_URL=http://127.0.0.1:$push_port ADMIN_URL=http://127.0.0.1:$admin_port CHROMIUM_BIN=$chromium \
   node --test --test-concurrency=1 "$@" browser/*.test.mjs || status=$?
 if ((status)); then
   echo "browser tests failed; the demo's log is $PWD/$log, screenshots are in $PWD/$artifacts" >&2

@@ -382,6 +382,10 @@ describe('configuration that cannot be used', () => {
     admin_listen: 'nowhere',
     log_format: 'xml',
     log_level: 'push_core=loud',
+    admin_ui_username: 'admin',
+    admin_ui_password_hash: 'hunter2',
+    admin_ui_mode: 'admin',
+    admin_ui_files: '/nonexistent',
   };
 
   test('check-config refuses a bad value of every setting with exit 2, naming the key, its flag and its variable', async () => {

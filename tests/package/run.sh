@@ -6,7 +6,8 @@
 # 1. scripts/package.sh refuses a php-config that does not describe the PHP
 #    it names (a fake one first on PATH), then builds both packages;
 # 2. dpkg -i installs them: the push-core user, www-data in its group, the
-#    config generated with every setting, the extension enabled (php -m);
+#    config generated with every setting, the extension enabled (php -m),
+#    the socket.io Admin UI's page usable as admin_ui_files;
 # 3. the packaged daemon runs with the packaged config: under systemd where it
 #    runs, else the unit's own ExecStartPre and ExecStart lines as the unit's
 #    user, with /run/push-core made as RuntimeDirectory= would make it;
@@ -110,6 +111,9 @@ daemon_deb=$(ls target/debian/push-core_*.deb)
 php_deb=$(ls target/debian/php8.2-push_*.deb)
 dpkg-deb -f "$php_deb" Depends | grep "phpapi-$(php-config --phpapi)" > /dev/null || fail "php8.2-push does not depend on phpapi-$(php-config --phpapi)"
 dpkg-deb -c "$daemon_deb" | grep '/usr/share/push-core/socket.io-2.5.0.js$' > /dev/null || fail "the 2.x client bundle is not in the package"
+for file in index.html css/app.6e3b9661.css js/app.0d7d7845.js img/logo-light.73342c25.svg; do
+  dpkg-deb -c "$daemon_deb" | grep "/usr/share/push-core/admin-ui/$file\$" > /dev/null || fail "the Admin UI's $file is not in the package"
+done
 
 step "dpkg -i"
 dpkg -i "$daemon_deb" "$php_deb"
@@ -125,6 +129,10 @@ done
 grep -qx '/etc/push-core/push-core.toml' /var/lib/dpkg/info/push-core.conffiles || fail "push-core.toml is not a conffile"
 push-core --version | grep "publish protocol" > /dev/null || fail "push-core --version does not show the protocol"
 php -m | grep -x push > /dev/null || fail "the extension is not enabled for the CLI"
+admin_ui_hash=$(php -r 'echo password_hash("x", PASSWORD_BCRYPT, ["cost" => 4]);')
+push-core check-config --config /dev/null --admin-listen 127.0.0.1:9464 --admin-ui-username admin \
+  --admin-ui-password-hash "$admin_ui_hash" --admin-ui-files /usr/share/push-core/admin-ui > /dev/null ||
+  fail "the packaged Admin UI page is not usable as admin_ui_files"
 php --ri push | grep "protocol version => " > /dev/null || fail "php --ri push does not show the protocol version"
 
 step "the packaged daemon"

@@ -32,8 +32,8 @@ use url::Url;
 
 use self::values::duration;
 pub use self::values::{
-    AdapterKind, AuthUrl, ByteCount, FileMode, LogFormat, Namespace, NodeId, Origin, ProxyRange,
-    RedisUrl, Secret, SocketGroup,
+    AdapterKind, AdminUiMode, AuthUrl, ByteCount, FileMode, LogFormat, Namespace, NodeId, Origin,
+    PasswordHash, ProxyRange, RedisUrl, Secret, SocketGroup,
 };
 
 /// Defaults, named so the help text, the docs and the code agree.
@@ -140,8 +140,8 @@ pub struct Config {
     /// Address for socket.io, /healthz, /readyz, and /metrics unless
     /// `admin_listen` is set.
     pub listen: SocketAddr,
-    /// Address of the admin listener (/metrics, /healthz, /readyz only);
-    /// unset: none, and /metrics is on `listen`.
+    /// Address of the admin listener (/metrics, /healthz, /readyz, and the
+    /// Admin UI's page); unset: none, and /metrics is on `listen`.
     pub admin_listen: Option<SocketAddr>,
     /// socket.io namespaces served besides `/`.
     pub namespaces: Vec<Namespace>,
@@ -248,6 +248,18 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log level or tracing filter, e.g. `info` or `push_core=debug`.
     pub log_level: String,
+
+    /// User name of the socket.io Admin UI; with `admin_ui_password_hash`,
+    /// turns on its `/admin` namespace. Unset: off.
+    pub admin_ui_username: Option<String>,
+    /// bcrypt hash of the Admin UI's password.
+    pub admin_ui_password_hash: Option<PasswordHash>,
+    /// `readonly`: the Admin UI shows figures; `full`: also each
+    /// connection, and acts on them (docs/security.md).
+    pub admin_ui_mode: AdminUiMode,
+    /// The Admin UI's page (npm `@socket.io/admin-ui`'s `ui/dist`), served
+    /// at `/admin-ui/` on `admin_listen`; unset: not served.
+    pub admin_ui_files: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -299,6 +311,10 @@ impl Default for Config {
             cluster_wait: defaults::CLUSTER_WAIT,
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),
+            admin_ui_username: None,
+            admin_ui_password_hash: None,
+            admin_ui_mode: AdminUiMode::Readonly,
+            admin_ui_files: None,
         }
     }
 }
@@ -448,6 +464,10 @@ impl Config {
         Config {
             http_publish_token: self.http_publish_token.as_ref().map(|_| Secret::hidden()),
             redis_url: self.redis_url.as_ref().map(RedisUrl::without_password),
+            admin_ui_password_hash: self
+                .admin_ui_password_hash
+                .as_ref()
+                .map(|_| PasswordHash::hidden()),
             ..self.clone()
         }
     }
@@ -569,6 +589,7 @@ impl Config {
             ));
         }
         self.validate_cluster()?;
+        self.validate_admin_ui()?;
         if let Some(script) = &self.client_script
             && !script.is_file()
         {
@@ -623,6 +644,88 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    fn validate_admin_ui(&self) -> Result<(), ConfigError> {
+        let on = match (&self.admin_ui_username, &self.admin_ui_password_hash) {
+            (Some(username), Some(_)) if username.trim().is_empty() => {
+                return Err(ConfigError::value("admin_ui_username", "is empty"));
+            }
+            (Some(_), Some(_)) => true,
+            (Some(_), None) => {
+                return Err(ConfigError::value(
+                    "admin_ui_username",
+                    "is set but admin_ui_password_hash is not; the Admin UI needs both",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::value(
+                    "admin_ui_password_hash",
+                    "is set but admin_ui_username is not; the Admin UI needs both",
+                ));
+            }
+            (None, None) => false,
+        };
+        if !on && self.admin_ui_mode != AdminUiMode::Readonly {
+            return Err(ConfigError::value(
+                "admin_ui_mode",
+                "is set but the Admin UI is off; set admin_ui_username and admin_ui_password_hash",
+            ));
+        }
+        if on
+            && self
+                .namespaces
+                .iter()
+                .any(|ns| ns.as_str() == crate::admin_ui::NAMESPACE)
+        {
+            return Err(ConfigError::value(
+                "namespaces",
+                "names /admin, which is the Admin UI's namespace while admin_ui_username is set; rename the site's namespace or turn the Admin UI off",
+            ));
+        }
+        let Some(files) = &self.admin_ui_files else {
+            return Ok(());
+        };
+        if !on {
+            return Err(ConfigError::value(
+                "admin_ui_files",
+                "is set but the Admin UI is off; set admin_ui_username and admin_ui_password_hash",
+            ));
+        }
+        if self.admin_listen.is_none() {
+            return Err(ConfigError::value(
+                "admin_ui_files",
+                "is set but admin_listen is not: the page is served on the admin listener; add --admin-listen 127.0.0.1:9464",
+            ));
+        }
+        if !files.join("index.html").is_file() {
+            return Err(ConfigError::value(
+                "admin_ui_files",
+                format!(
+                    "{} holds no index.html; name the ui/dist directory of the npm package @socket.io/admin-ui, e.g. node_modules/@socket.io/admin-ui/ui/dist",
+                    files.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What the Admin UI needs, when it is on.
+    pub fn admin_ui_settings(&self) -> Option<crate::admin_ui::AdminUiSettings> {
+        let username = self.admin_ui_username.clone()?;
+        let password_hash = self.admin_ui_password_hash.clone()?;
+        Some(crate::admin_ui::AdminUiSettings {
+            username,
+            password_hash,
+            mode: self.admin_ui_mode,
+            files: self.admin_ui_files.clone(),
+            server_id: self.node_id.clone().unwrap_or_else(NodeId::of_this_host),
+            page_port: self
+                .admin_ui_files
+                .as_ref()
+                .and(self.admin_listen)
+                .map(|admin| admin.port()),
+        })
     }
 
     /// What a node needs to join a cluster, when `adapter = "redis"`.
@@ -937,12 +1040,18 @@ mod tests {
     #[test]
     fn printed_settings_hide_secrets() {
         let token = "t".repeat(40);
+        let hash = "$2y$04$TzNigAPReA7mzVj4l26rkuGISuk67OHMdaIInV/vz/vMrcFnmGI2a";
         let config = Config::builder()
             .set("http_publish_token", &token)
+            .set("admin_ui_username", "admin")
+            .set("admin_ui_password_hash", hash)
             .build()
             .unwrap();
         let shown = format!("{:?}", config.with_secrets_hidden());
         assert!(!shown.contains(&token), "{shown}");
+        assert!(!shown.contains(hash), "{shown}");
+        let serialized = serde_json::to_string(&config.with_secrets_hidden()).unwrap();
+        assert!(!serialized.contains(hash), "{serialized}");
         assert_eq!(
             config.publish_settings().http_token.as_deref(),
             Some(token.as_str())
@@ -979,6 +1088,8 @@ mod tests {
             ("allowed_origins", "https://a.example/path"),
             ("trusted_proxies", "proxy.example"),
             ("log_format", "xml"),
+            ("admin_ui_password_hash", "correct horse battery staple"),
+            ("admin_ui_mode", "admin"),
         ];
         for (key, value) in cases {
             let builder = Config::builder();

@@ -584,6 +584,74 @@ impl FromStr for NodeId {
 }
 deserialize_from_text!(NodeId);
 
+/// The bcrypt hash of the Admin UI's password, as `instrument()`'s
+/// `auth.password` takes it: `$2b$`, `$2a$` or `$2y$` (PHP's
+/// `password_hash`), a cost and 53 characters of salt and hash. Never shown
+/// by `Debug`, `--print-config` or the logs.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// What is printed in the hash's place.
+    pub(super) fn hidden() -> Self {
+        Self("(hidden)".to_owned())
+    }
+}
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordHash(***)")
+    }
+}
+
+impl FromStr for PasswordHash {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let parts = text.parse::<bcrypt::HashParts>().map_err(|_| {
+            "is not a bcrypt hash like $2b$12$ followed by 53 characters; make one with `php -r 'echo password_hash(trim(fgets(STDIN)), PASSWORD_BCRYPT), \"\\n\";'` (docs/operations.md, \"The socket.io Admin UI\")".to_owned()
+        })?;
+        // bcrypt's own range; a hash outside it could never match.
+        if !(4..=31).contains(&parts.get_cost()) {
+            return Err(format!(
+                "has cost {}, outside bcrypt's 4 to 31",
+                parts.get_cost()
+            ));
+        }
+        Ok(Self(text.to_owned()))
+    }
+}
+deserialize_from_text!(PasswordHash);
+
+/// What the Admin UI may do besides watching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminUiMode {
+    /// Server figures and charts only, as `instrument()` with `readonly`.
+    Readonly,
+    /// Also the connections themselves and what may be done to them: see
+    /// docs/security.md, "The Admin UI's full mode".
+    Full,
+}
+
+impl FromStr for AdminUiMode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "readonly" => Ok(Self::Readonly),
+            "full" => Ok(Self::Full),
+            _ => Err(format!("{text:?} is not one of: readonly, full")),
+        }
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -709,6 +777,17 @@ mod tests {
             "fd00::/8"
         );
         assert!("proxy.example".parse::<ProxyRange>().is_err());
+    }
+
+    #[test]
+    fn password_hashes_are_bcrypt_and_do_not_show() {
+        let php = "$2y$04$TzNigAPReA7mzVj4l26rkuGISuk67OHMdaIInV/vz/vMrcFnmGI2a";
+        let hash: PasswordHash = php.parse().unwrap();
+        assert_eq!(format!("{hash:?}"), "PasswordHash(***)");
+        assert_eq!(hash.expose(), php);
+        assert!("secret".parse::<PasswordHash>().is_err());
+        let too_costly = php.replacen("$04$", "$32$", 1);
+        assert!(too_costly.parse::<PasswordHash>().is_err());
     }
 
     #[test]

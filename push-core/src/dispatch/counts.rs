@@ -74,9 +74,12 @@ impl Dispatcher {
         Ok(count)
     }
 
-    /// Records a publish's count in the metrics, and returns it.
-    pub(super) fn published(&self, count: Count) -> Count {
-        self.metrics.publish_delivered(u64::from(count.total));
+    /// Records a publish's count in the metrics, and returns it. In a
+    /// cluster the count is every node's: the node that took the publish
+    /// counts its deliveries everywhere, and the others count none of it.
+    pub(super) fn published(&self, count: Count, publish: &Publish<'_>) -> Count {
+        self.metrics
+            .publish_delivered(u64::from(count.total), publish.payload.len() as u64);
         self.note_partial(count);
         count
     }
@@ -143,7 +146,11 @@ impl Dispatcher {
             Question::Connections { namespace, user } => {
                 self.local_connections_of(&namespace, &user)
             }
-            Question::Stats => return Answer::Stats(crate::socketio::census(&self.io).await),
+            Question::Stats => {
+                return Answer::Stats(
+                    crate::socketio::census(&self.io, self.admin_namespace).await,
+                );
+            }
         };
         match counted {
             Ok(connections) => Answer::Count(connections as u64),
@@ -154,7 +161,7 @@ impl Dispatcher {
     /// The STATS document: this node's figures and, in a cluster, a
     /// `cluster` section with every node's connections.
     pub async fn stats_json(&self) -> String {
-        let census = crate::socketio::census(&self.io).await;
+        let census = crate::socketio::census(&self.io, self.admin_namespace).await;
         let Some(cluster) = &self.cluster else {
             return self.metrics.stats_json(&census, None);
         };

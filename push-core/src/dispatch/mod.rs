@@ -55,6 +55,10 @@ const FEW_RECIPIENTS: usize = 4;
 pub enum DispatchError {
     #[error("namespace {0:?} is not served by this daemon; add it with --namespace {0}")]
     UnknownNamespace(String),
+    #[error(
+        "namespace \"/admin\" is the socket.io Admin UI's (admin_ui_username is set), which no publish or question about users reaches; use one of the site's namespaces"
+    )]
+    AdminNamespace,
     #[error("the event name is empty")]
     EmptyEvent,
     #[error("the event name {0:?} is reserved by socket.io; choose another")]
@@ -73,7 +77,9 @@ impl DispatchError {
     /// The protocol error code a publisher receives for this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            DispatchError::UnknownNamespace(_) => ErrorCode::UNKNOWN_NAMESPACE,
+            DispatchError::UnknownNamespace(_) | DispatchError::AdminNamespace => {
+                ErrorCode::UNKNOWN_NAMESPACE
+            }
             DispatchError::EmptyEvent | DispatchError::ReservedEvent(_) => {
                 ErrorCode::INVALID_REQUEST
             }
@@ -96,6 +102,9 @@ pub struct Dispatcher {
     /// Set in a cluster with recovery on: messages are numbered there and
     /// reach every node through it.
     shared: Option<Arc<SharedHistory>>,
+    /// Set when the Admin UI is on: its namespace is not the site's, and
+    /// nothing a publisher sends may reach or count it.
+    admin_namespace: Option<&'static str>,
 }
 
 impl Dispatcher {
@@ -105,6 +114,7 @@ impl Dispatcher {
         recovery: Option<Arc<Recovery>>,
         cluster: Option<Arc<Cluster>>,
         shared: Option<Arc<SharedHistory>>,
+        admin_namespace: Option<&'static str>,
     ) -> Self {
         Self {
             io,
@@ -112,6 +122,7 @@ impl Dispatcher {
             recovery,
             cluster,
             shared,
+            admin_namespace,
         }
     }
 
@@ -121,6 +132,7 @@ impl Dispatcher {
     /// out under its namespace's lock, so every connection receives a
     /// namespace's messages in the order of their offsets.
     pub async fn publish(&self, publish: &Publish<'_>) -> Result<Count, DispatchError> {
+        self.check_site_namespace(publish.namespace)?;
         check_event(publish.event)?;
         let payload = parse_payload(publish.payload)?;
         if let Some(shared) = &self.shared {
@@ -148,7 +160,7 @@ impl Dispatcher {
         };
         self.add_recipients_elsewhere(publish, &mut count, handed.nodes_reached)
             .await;
-        Ok(self.published(count))
+        Ok(self.published(count, publish))
     }
 
     /// Publishes through the cluster's history: numbered there, and handed
@@ -177,13 +189,13 @@ impl Dispatcher {
             let undelivered = self.emit_here(selection, publish.event, payload).await?;
             count.add(live.saturating_sub(undelivered) as u64);
             count.partial = true;
-            return Ok(self.published(count));
+            return Ok(self.published(count, publish));
         }
         count.add(here as u64);
         // The stream keeps the message for a node that reads it late.
         self.add_recipients_elsewhere(publish, &mut count, None)
             .await;
-        Ok(self.published(count))
+        Ok(self.published(count, publish))
     }
 
     /// Hands a message read from the cluster's history to this node's
@@ -203,6 +215,7 @@ impl Dispatcher {
 
     /// The namespace's current offset, for a page to start from.
     pub async fn position(&self, namespace: &str) -> Result<String, DispatchError> {
+        self.check_site_namespace(namespace)?;
         let recovery = self.recovery.as_ref().ok_or(DispatchError::RecoveryOff)?;
         recovery
             .position(namespace)
@@ -332,7 +345,16 @@ impl Dispatcher {
             .map_err(|error| DispatchError::Encoding(error.to_string()))
     }
 
+    /// Refuses the Admin UI's namespace, which is not the site's.
+    fn check_site_namespace(&self, namespace: &str) -> Result<(), DispatchError> {
+        match self.admin_namespace {
+            Some(admin) if admin == namespace => Err(DispatchError::AdminNamespace),
+            _ => Ok(()),
+        }
+    }
+
     fn namespace(&self, namespace: &str) -> Result<BroadcastOperators<NodeAdapter>, DispatchError> {
+        self.check_site_namespace(namespace)?;
         self.io
             .of(namespace)
             .ok_or_else(|| DispatchError::UnknownNamespace(namespace.to_owned()))

@@ -16,7 +16,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::cluster::Socket;
+use crate::cluster::{Io, Socket};
 use axum::extract::ConnectInfo;
 use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
@@ -26,8 +26,10 @@ use tokio_util::sync::CancellationToken;
 use super::Refusal;
 use super::auth_retry::{Unidentified, identify_later};
 use super::client_address::forwarded_for_site;
+use super::event_data::EventSize;
 use super::limits::{ConnectionLimits, EventBudget, Spent};
 use super::log_throttle::LogThrottle;
+use super::origin::AdminPage;
 use super::resume::{self, AdmittedAt};
 use crate::auth::{Answer, CurrentAuthenticator, Handshake, Identity, Urgency};
 use crate::metrics::Metrics;
@@ -62,6 +64,8 @@ pub struct Admission {
     /// not identified at connect, and not identified by any retry.
     unidentified_warnings: Arc<LogThrottle>,
     given_up_warnings: Arc<LogThrottle>,
+    /// Tell the Admin UI of each connection (its full mode).
+    admin_ui_full: bool,
 }
 
 impl Admission {
@@ -70,6 +74,7 @@ impl Admission {
         limits: Arc<ConnectionLimits>,
         metrics: Arc<Metrics>,
         recovery: Option<Arc<Recovery>>,
+        admin_ui_full: bool,
     ) -> Self {
         Self {
             authenticator,
@@ -78,7 +83,18 @@ impl Admission {
             recovery,
             unidentified_warnings: Arc::default(),
             given_up_warnings: Arc::default(),
+            admin_ui_full,
         }
+    }
+
+    /// The limits connections are admitted under.
+    pub(super) fn limits(&self) -> &Arc<ConnectionLimits> {
+        &self.limits
+    }
+
+    /// Whether admitted connections are sent what they missed.
+    pub(super) fn recovers(&self) -> bool {
+        self.recovery.is_some()
     }
 
     /// Decides whether `socket` may join; runs before the client is told.
@@ -92,6 +108,11 @@ impl Admission {
 
     async fn check_and_identify(&self, socket: &Socket) -> Result<(), Refused> {
         let parts = socket.req_parts();
+        // The Admin UI's page was let through the Origin guard for `/admin`
+        // alone; a site namespace would hand it the visitor's identity.
+        if parts.extensions.get::<AdminPage>().is_some() {
+            return self.refuse(Refusal::Origin);
+        }
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -207,8 +228,12 @@ impl Admission {
 
     /// Runs once the client has been told it is connected: with recovery
     /// on, it is sent what it missed since `offset` (see [`resume`]).
-    pub fn connected(&self, socket: Socket, offset: Option<String>) {
+    pub fn connected(&self, socket: Socket, io: &Io, offset: Option<String>) {
         tracing::debug!(sid = %socket.id, ns = socket.ns(), transport = ?socket.transport_type(), "connected");
+        self.metrics.connection_opened();
+        if self.admin_ui_full {
+            crate::admin_ui::socket_connected(io, &socket);
+        }
         if let Some(recovery) = &self.recovery {
             let waits_for_identity = self
                 .authenticator
@@ -229,9 +254,15 @@ impl Admission {
             }
         }
         let retry = self.identify_later(&socket);
-        socket.on_disconnect(move |socket: Socket, reason: DisconnectReason| {
+        let metrics = self.metrics.clone();
+        let admin_ui_full = self.admin_ui_full;
+        socket.on_disconnect(move |socket: Socket, reason: DisconnectReason, io: Io| {
             if let Some(retry) = &retry {
                 retry.cancel();
+            }
+            metrics.connection_closed();
+            if admin_ui_full {
+                crate::admin_ui::socket_disconnected(&io, &socket, reason);
             }
             async move {
                 tracing::debug!(sid = %socket.id, ns = socket.ns(), ?reason, "disconnected");
@@ -245,12 +276,12 @@ impl Admission {
         let budget = Arc::new(EventBudget::new());
         let metrics = self.metrics.clone();
         let limits = self.limits.clone();
-        socket.on_fallback(move |socket: Socket| {
+        socket.on_fallback(move |socket: Socket, EventSize(size): EventSize| {
             let budget = budget.clone();
             let metrics = metrics.clone();
             let limits = limits.clone();
             async move {
-                metrics.client_event_ignored();
+                metrics.client_event_ignored(size as u64);
                 let limit = limits.settings().client_events_per_minute;
                 if budget.spend(limit) == Spent::JustExceeded {
                     metrics.flooder_disconnected();

@@ -10,14 +10,13 @@ mod auth_retry;
 mod client_address;
 mod client_script;
 mod connect;
+mod event_data;
 mod limits;
 mod log_throttle;
 mod origin;
 mod refusal;
 mod request_head;
 mod resume;
-
-use std::sync::Arc;
 
 use futures_util::FutureExt;
 use socketioxide::extract::TryData;
@@ -26,29 +25,27 @@ use socketioxide::{ProtocolVersion, SocketIo, TransportType};
 
 pub use self::client_address::ForwardingProblem;
 pub use self::client_script::{ClientScript, ClientScriptError, serve_client_script};
+pub use self::connect::Admission;
+pub use self::event_data::EventArguments;
 pub use self::limits::{ConnectionLimits, guard_handshake_rate};
 pub use self::origin::{OriginPolicy, cors_layer, guard_origin};
 pub use self::refusal::Refusal;
 pub use self::request_head::detach_request_head;
 pub use self::resume::is_resuming;
-use crate::auth::CurrentAuthenticator;
 use crate::cluster::{Cluster, Io, Layer, NodeAdapter, Socket};
 use crate::config::ConnectionTimers;
-use crate::metrics::{Census, Metrics, NamespaceCensus};
-use crate::recovery::Recovery;
+use crate::metrics::{Census, NamespaceCensus};
 use crate::rooms::is_user_room;
 
-/// Builds the socket.io server with every configured namespace.
+/// Builds the socket.io server with every configured namespace, each
+/// joined through `admission`.
 pub fn build(
     namespaces: &[String],
     timers: ConnectionTimers,
-    authenticator: Arc<CurrentAuthenticator>,
-    limits: Arc<ConnectionLimits>,
-    metrics: Arc<Metrics>,
-    recovery: Option<Arc<Recovery>>,
+    admission: Admission,
     cluster: Option<&Cluster>,
 ) -> (Layer, Io) {
-    let settings = limits.settings();
+    let settings = admission.limits().settings();
     let max_packet = settings.max_client_packet;
     let (layer, io) = SocketIo::builder()
         .with_adapter::<NodeAdapter>(Cluster::adapter_state(cluster))
@@ -69,50 +66,64 @@ pub fn build(
             "socket.io protocol 4 (clients 1.x and 2.x) accepted; each such client is also connected to \"/\", which takes a connection place and an auth ask (docs/old-clients.md)"
         );
     }
-    if old_clients && recovery.is_some() {
+    if old_clients && admission.recovers() {
         tracing::info!(
             "socket.io protocol 4 clients have no auth object: they send a recovery offset as `offset` in the connect query string (docs/recovery.md)"
         );
     }
-    let admission = connect::Admission::new(authenticator, limits, metrics, recovery);
     for namespace in namespaces {
         let on_connect = admission.clone();
         let on_admit = admission.clone();
-        let handler = (move |socket: Socket, TryData(auth): TryData<resume::ResumeAuth>| {
-            let admission = on_connect.clone();
-            let offset = resume::sent_offset(&socket, auth.ok());
-            async move { admission.connected(socket, offset) }
-        })
-        .with(move |socket| {
-            let admission = on_admit.clone();
-            async move { admission.admit(socket).await }
-        });
-        // The namespace is served once its adapter is set up. Setting up
-        // never waits for Redis (cluster::link subscribes in the
-        // background), so it is done by the first poll, and a publish made
-        // right after start finds the namespace.
-        let mut setup = Box::pin(io.ns(namespace.clone(), handler));
-        match (&mut setup).now_or_never() {
-            Some(Ok(())) => {}
-            Some(Err(error)) => tracing::error!(namespace, "cannot serve the namespace: {error}"),
-            None => {
-                tokio::spawn(async move {
-                    if let Err(error) = setup.await {
-                        tracing::error!("cannot serve a namespace: {error}");
-                    }
-                });
-            }
-        }
+        let handler =
+            (move |socket: Socket, io: Io, TryData(auth): TryData<resume::ResumeAuth>| {
+                let admission = on_connect.clone();
+                let offset = resume::sent_offset(&socket, auth.ok());
+                async move { admission.connected(socket, &io, offset) }
+            })
+            .with(move |socket| {
+                let admission = on_admit.clone();
+                async move { admission.admit(socket).await }
+            });
+        serve_namespace(&io, namespace, handler);
     }
     (layer, io)
 }
 
+/// Serves `namespace` on `io`, its connections handled by `handler`.
+///
+/// The namespace is served once its adapter is set up. Setting up never
+/// waits for Redis (cluster::link subscribes in the background), so it is
+/// done by the first poll, and a publish made right after start finds the
+/// namespace.
+pub fn serve_namespace<C, T>(io: &Io, namespace: &str, handler: C)
+where
+    C: ConnectHandler<NodeAdapter, T>,
+    T: Send + Sync + 'static,
+{
+    let mut setup = Box::pin(io.ns(namespace.to_owned(), handler));
+    match (&mut setup).now_or_never() {
+        Some(Ok(())) => {}
+        Some(Err(error)) => tracing::error!(namespace, "cannot serve the namespace: {error}"),
+        None => {
+            tokio::spawn(async move {
+                if let Err(error) = setup.await {
+                    tracing::error!("cannot serve a namespace: {error}");
+                }
+            });
+        }
+    }
+}
+
 /// Counts connections by namespace and transport, and users online, from
-/// the live state of the server.
-pub async fn census(io: &Io) -> Census {
+/// the live state of the server: the site's namespaces, so not
+/// `admin_namespace`, the Admin UI's when it is on.
+pub async fn census(io: &Io, admin_namespace: Option<&str>) -> Census {
     let mut namespaces = Vec::new();
     for operators in io.nsps() {
         let namespace = operators.ns_path().to_owned();
+        if admin_namespace == Some(namespace.as_str()) {
+            continue;
+        }
         let mut entry = NamespaceCensus {
             namespace: namespace.clone(),
             ..NamespaceCensus::default()

@@ -20,10 +20,13 @@ pub enum Refusal {
     HandshakeRate,
     /// The session was disconnected for flooding events in the last minute.
     Flooding,
+    /// A join to the Admin UI's `/admin` with a wrong user name, password
+    /// or session id.
+    AdminUiLogin,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 7] = [
+    pub const ALL: [Refusal; 8] = [
         Refusal::Unauthorized,
         Refusal::AuthUnavailable,
         Refusal::Origin,
@@ -31,6 +34,7 @@ impl Refusal {
         Refusal::TooManyFromAddress,
         Refusal::HandshakeRate,
         Refusal::Flooding,
+        Refusal::AdminUiLogin,
     ];
 
     /// The label in metrics, and the text a refused page receives.
@@ -43,6 +47,7 @@ impl Refusal {
             Refusal::TooManyFromAddress => "too_many_connections_from_address",
             Refusal::HandshakeRate => "handshake_rate_exceeded",
             Refusal::Flooding => "event_flood",
+            Refusal::AdminUiLogin => "admin_ui_login",
         }
     }
 }

@@ -3,7 +3,8 @@
 // its form, reading its feed, and screenshots.
 //
 // The demo stack (examples/demo/run) is started by tests/browser/run.sh,
-// which passes its addresses in DEMO_URL and PUSH_URL.
+// which passes its addresses in DEMO_URL, PUSH_URL and ADMIN_URL (push-core's
+// admin listener, with the socket.io Admin UI).
 
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -12,6 +13,7 @@ import { chromium } from 'playwright-core';
 
 export const DEMO_URL = required('DEMO_URL');
 export const PUSH_URL = required('PUSH_URL');
+export const ADMIN_URL = required('ADMIN_URL');
 export const NAMESPACE = '/demo';
 
 const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');

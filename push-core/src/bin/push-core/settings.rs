@@ -23,8 +23,8 @@ use figment::providers::Serialized;
 use figment::value::{Dict, Value};
 use push_core::config::values::{duration, parse_bool, parse_listen, parse_number};
 use push_core::config::{
-    AdapterKind, AuthUrl, ByteCount, Config, ConfigError, FileMode, LogFormat, Namespace, NodeId,
-    Origin, ProxyRange, RedisUrl, Secret, SocketGroup,
+    AdapterKind, AdminUiMode, AuthUrl, ByteCount, Config, ConfigError, FileMode, LogFormat,
+    Namespace, NodeId, Origin, PasswordHash, ProxyRange, RedisUrl, Secret, SocketGroup,
 };
 use serde::Serialize;
 use thiserror::Error;
@@ -51,9 +51,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     listen: Option<SocketAddr>,
 
-    /// Address of an admin listener serving only /metrics, /healthz and
-    /// /readyz, e.g. 127.0.0.1:9464; when set, /metrics leaves --listen.
-    /// Unset: no admin listener
+    /// Address of an admin listener serving only /metrics, /healthz,
+    /// /readyz and the Admin UI's page (--admin-ui-files), e.g.
+    /// 127.0.0.1:9464; when set, /metrics leaves --listen. Unset: no admin
+    /// listener
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     admin_listen: Option<SocketAddr>,
 
@@ -267,6 +268,29 @@ pub struct ServeArgs {
     /// [default: info]
     #[arg(long, value_name = "FILTER")]
     log_level: Option<String>,
+
+    /// User name for the socket.io Admin UI; with --admin-ui-password-hash,
+    /// turns on its /admin namespace on --listen. Unset: off
+    #[arg(long, value_name = "NAME", help_heading = "Admin UI")]
+    admin_ui_username: Option<String>,
+
+    /// bcrypt hash of the Admin UI's password, e.g. from `php -r 'echo
+    /// password_hash(trim(fgets(STDIN)), PASSWORD_BCRYPT);'`; never printed
+    #[arg(long, value_name = "HASH", help_heading = "Admin UI")]
+    admin_ui_password_hash: Option<PasswordHash>,
+
+    /// readonly (figures and charts) or full (also every connection, and
+    /// disconnect, join, leave and emit; docs/security.md) [default:
+    /// readonly]
+    #[arg(long, value_name = "MODE", help_heading = "Admin UI")]
+    admin_ui_mode: Option<AdminUiMode>,
+
+    /// The Admin UI's page, the ui/dist directory of the npm package
+    /// @socket.io/admin-ui (the Debian package ships it in
+    /// /usr/share/push-core/admin-ui), served at /admin-ui/ on
+    /// --admin-listen. Unset: not served
+    #[arg(long, value_name = "DIR", help_heading = "Admin UI")]
+    admin_ui_files: Option<PathBuf>,
 }
 
 /// Why the settings could not be read.
