@@ -17,6 +17,7 @@
 
 mod counts;
 
+use futures_util::FutureExt;
 use std::sync::Arc;
 
 use push_client::{ErrorCode, Publish, Target};
@@ -288,7 +289,16 @@ impl Dispatcher {
         event: &str,
         data: &T,
     ) -> Result<usize, BroadcastError> {
-        match selection.emit(event, data).await {
+        // The packets go out after the burst, written by a few flush tasks
+        // rather than by waking each recipient's task (docs/transport.md).
+        // A local emit is done within its first poll; what a cluster
+        // adapter still waits for (Redis) completes outside the burst.
+        let mut emitting = std::pin::pin!(selection.emit(event, data));
+        let emitted = match engineioxide::corked(|| emitting.as_mut().now_or_never()) {
+            Some(emitted) => emitted,
+            None => emitting.await,
+        };
+        match emitted {
             Ok(()) => Ok(0),
             Err(BroadcastError::Socket(failed)) => {
                 tracing::debug!(
@@ -306,7 +316,19 @@ impl Dispatcher {
     /// Each encodes its own packet, so this is for a few sockets only. A
     /// connection being sent what it missed is counted and not sent this
     /// now: its replay brings it (see [`Self::select`]).
+    ///
+    /// The burst is corked: each connection is written right after it, in
+    /// this task, before the publisher hears back (docs/transport.md).
     fn emit_each<T: ?Sized + serde::Serialize>(
+        &self,
+        sockets: &[Socket],
+        event: &str,
+        data: &T,
+    ) -> Result<usize, DispatchError> {
+        engineioxide::corked(|| self.emit_each_corked(sockets, event, data))
+    }
+
+    fn emit_each_corked<T: ?Sized + serde::Serialize>(
         &self,
         sockets: &[Socket],
         event: &str,
