@@ -54,10 +54,20 @@ pub fn corked<R>(burst: impl FnOnce() -> R) -> R {
     if !outermost {
         return burst();
     }
-    let result = burst();
-    let noted = NOTED.with_borrow_mut(Option::take).unwrap_or_default();
-    write(noted);
-    result
+    let _ends = BurstEnd;
+    burst()
+}
+
+/// Ends the burst when dropped, so that even a burst that panics leaves
+/// the thread uncorked and what it noted written: a thread left corked
+/// would note connections for ever and write none of them.
+struct BurstEnd;
+
+impl Drop for BurstEnd {
+    fn drop(&mut self) {
+        let noted = NOTED.with_borrow_mut(Option::take).unwrap_or_default();
+        write(noted);
+    }
 }
 
 /// Whether emits on this thread are corked now.
@@ -120,6 +130,20 @@ mod tests {
         });
         assert!(!is_corked());
         assert_eq!(connection.0.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_burst_that_panics_still_ends() {
+        let connection = Arc::new(Counted(AtomicUsize::new(0)));
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            corked(|| {
+                note(connection.clone());
+                panic!("a burst that fails");
+            })
+        }));
+        assert!(panicked.is_err());
+        assert!(!is_corked());
+        assert_eq!(connection.0.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
