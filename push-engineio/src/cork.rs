@@ -37,25 +37,46 @@ const INLINE: usize = 8;
 /// against the writes.
 const CHUNK: usize = 256;
 
+/// The burst under way on a thread.
+#[derive(Default)]
+struct Burst {
+    /// Connections to write when it ends.
+    noted: Vec<Arc<dyn Flush>>,
+    /// Sessions handed a packet in it.
+    handed: usize,
+}
+
 thread_local! {
-    /// The connections noted by the burst under way on this thread, if any.
-    static NOTED: RefCell<Option<Vec<Arc<dyn Flush>>>> = const { RefCell::new(None) };
+    static BURST: RefCell<Option<Burst>> = const { RefCell::new(None) };
 }
 
 /// Runs `burst` with emits corked, then writes what it queued.
 pub fn corked<R>(burst: impl FnOnce() -> R) -> R {
-    let outermost = NOTED.with_borrow_mut(|noted| {
-        if noted.is_some() {
+    corked_counting(burst).0
+}
+
+/// [`corked`], also saying how many sessions the burst handed a packet:
+/// a broadcast's recipients, counted as they are reached rather than
+/// selected a second time. Only what the burst did within the closure
+/// counts.
+pub fn corked_counting<R>(burst: impl FnOnce() -> R) -> (R, usize) {
+    let outermost = BURST.with_borrow_mut(|current| {
+        if current.is_some() {
             return false;
         }
-        *noted = Some(Vec::new());
+        *current = Some(Burst::default());
         true
     });
     if !outermost {
-        return burst();
+        let before = BURST.with_borrow(|current| current.as_ref().map_or(0, |b| b.handed));
+        let output = burst();
+        let after = BURST.with_borrow(|current| current.as_ref().map_or(0, |b| b.handed));
+        return (output, after - before);
     }
     let _ends = BurstEnd;
-    burst()
+    let output = burst();
+    let handed = BURST.with_borrow(|current| current.as_ref().map_or(0, |b| b.handed));
+    (output, handed)
 }
 
 /// Ends the burst when dropped, so that even a burst that panics leaves
@@ -65,20 +86,29 @@ struct BurstEnd;
 
 impl Drop for BurstEnd {
     fn drop(&mut self) {
-        let noted = NOTED.with_borrow_mut(Option::take).unwrap_or_default();
-        write(noted);
+        let burst = BURST.with_borrow_mut(Option::take).unwrap_or_default();
+        write(burst.noted);
     }
 }
 
 /// Whether emits on this thread are corked now.
 pub(crate) fn is_corked() -> bool {
-    NOTED.with_borrow(Option::is_some)
+    BURST.with_borrow(Option::is_some)
+}
+
+/// Counts a session handed a packet, if a burst is under way.
+pub(crate) fn handed() {
+    BURST.with_borrow_mut(|current| {
+        if let Some(burst) = current {
+            burst.handed += 1;
+        }
+    });
 }
 
 /// Notes a connection to write when the burst ends.
 pub(crate) fn note(connection: Arc<dyn Flush>) {
-    NOTED.with_borrow_mut(|noted| match noted {
-        Some(noted) => noted.push(connection),
+    BURST.with_borrow_mut(|current| match current {
+        Some(burst) => burst.noted.push(connection),
         // Not corked after all: write it now rather than never.
         None => connection.flush(),
     });
@@ -130,6 +160,19 @@ mod tests {
         });
         assert!(!is_corked());
         assert_eq!(connection.0.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_burst_counts_the_sessions_it_handed_a_packet() {
+        let ((), count) = corked_counting(|| {
+            handed();
+            handed();
+            let ((), inner) = corked_counting(handed);
+            assert_eq!(inner, 1);
+        });
+        assert_eq!(count, 3);
+        handed();
+        assert!(!is_corked());
     }
 
     #[test]

@@ -28,7 +28,7 @@
 //! feature, protocol 3 (socket.io 1 and 2 clients), with the reference
 //! server's rules for refusals, heartbeats and upgrades ([`service`]).
 
-pub use cork::corked;
+pub use cork::{corked, corked_counting};
 pub use engineioxide_core::{ProtocolVersion, Sid, Str, TransportType};
 pub use socket::{DisconnectReason, Socket};
 

@@ -232,6 +232,7 @@ impl Outbox {
             fill(&mut |packet| state.queue.push_back(packet));
             state.after_push()
         };
+        cork::handed();
         self.then(next);
     }
 
@@ -248,6 +249,7 @@ impl Outbox {
             state.queue.push_back(packet);
             state.after_push()
         };
+        cork::handed();
         self.then(next);
         Ok(())
     }
