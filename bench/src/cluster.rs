@@ -63,7 +63,7 @@ impl Layout {
         }
     }
 
-    fn nodes(self) -> usize {
+    pub fn nodes(self) -> usize {
         match self {
             Layout::Alone => 1,
             Layout::Redis { nodes } => nodes,
