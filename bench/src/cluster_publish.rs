@@ -198,7 +198,11 @@ async fn wait_linked(layout: &Running) -> anyhow::Result<()> {
 }
 
 /// One round of both measurements on `layout`.
-async fn measure(layout: &Running, round: usize, plan: PublishPlan) -> anyhow::Result<PublishFigures> {
+async fn measure(
+    layout: &Running,
+    round: usize,
+    plan: PublishPlan,
+) -> anyhow::Result<PublishFigures> {
     let mut client = layout.client()?;
     let before = layout.cpu()?;
     let (mut client, mut samples, mut partial) =

@@ -555,10 +555,7 @@ async fn run_cluster(args: ClusterArgs) -> anyhow::Result<bool> {
     for &recovery in &recoveries {
         for (size, offered) in &plan.fanout {
             for layout in layouts {
-                match bench
-                    .cluster_fanout(layout, recovery, *size, offered)
-                    .await
-                {
+                match bench.cluster_fanout(layout, recovery, *size, offered).await {
                     Ok(steps) => results.extend(steps),
                     Err(error) => {
                         eprintln!(

@@ -164,11 +164,13 @@ impl PushCore {
             recovery.clone(),
             cluster.as_deref(),
         );
-        let shared = match (&cluster, config.recovery_settings()) {
-            (Some(cluster), Some(settings)) => Some(Arc::new(
-                cluster.shared_history(&config.served_namespaces(), settings.max_messages),
-            )),
-            _ => None,
+        let (shared, appender) = match (&cluster, config.recovery_settings()) {
+            (Some(cluster), Some(settings)) => {
+                let (history, appender) =
+                    cluster.shared_history(&config.served_namespaces(), settings.max_messages);
+                (Some(Arc::new(history)), Some(appender))
+            }
+            _ => (None, None),
         };
         let dispatcher = Dispatcher::new(
             io.clone(),
@@ -183,7 +185,7 @@ impl PushCore {
                 cluster,
                 &dispatcher,
                 &metrics,
-                recovery.clone().zip(shared),
+                recovery.clone().zip(shared.zip(appender)),
                 leaving_cluster.clone(),
             );
         }
@@ -378,7 +380,10 @@ fn join_cluster(
     metrics: &metrics::Metrics,
     history: Option<(
         Arc<recovery::Recovery>,
-        Arc<cluster::history::SharedHistory>,
+        (
+            Arc<cluster::history::SharedHistory>,
+            cluster::history::Appender,
+        ),
     )>,
     leaving: CancellationToken,
 ) {
@@ -389,7 +394,8 @@ fn join_cluster(
     });
     cluster.start(answerer, leaving.clone());
     metrics.watch_cluster_link(cluster.state());
-    if let Some((recovery, shared)) = history {
+    if let Some((recovery, (shared, appender))) = history {
+        tokio::spawn(appender.run(leaving.clone()));
         let delivering = dispatcher.clone();
         let deliver: cluster::history::Deliver = Arc::new(move |namespace, offset, entry| {
             let dispatcher = delivering.clone();

@@ -33,17 +33,24 @@ pub enum LinkState {
     Up,
 }
 
-/// Why a Redis command could not be run.
-#[derive(Debug, Error)]
+/// Why a Redis command could not be run. Cloned to every publish of a
+/// batch that failed.
+#[derive(Debug, Clone, Error)]
 pub enum LinkError {
     #[error("the node has no connection to Redis right now (reconnecting)")]
     Down,
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("cannot encode a message for the other nodes: {0}")]
-    Encode(#[from] serde_json::Error),
+    Encode(String),
     #[error("namespace {0:?} has no history in the cluster")]
     NotShared(String),
+}
+
+impl From<serde_json::Error> for LinkError {
+    fn from(error: serde_json::Error) -> Self {
+        LinkError::Encode(error.to_string())
+    }
 }
 
 /// Why the link could not be set up at all (a bad URL, not a down Redis).

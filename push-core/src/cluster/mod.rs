@@ -152,12 +152,13 @@ impl Cluster {
         tokio::spawn(self.survey.clone().run(answerer, shutdown));
     }
 
-    /// The cluster's history of `namespaces`, keeping `max_messages` each.
+    /// The cluster's history of `namespaces`, keeping `max_messages` each,
+    /// and the task that numbers their publishes.
     pub fn shared_history(
         &self,
         namespaces: &[String],
         max_messages: usize,
-    ) -> history::SharedHistory {
+    ) -> (history::SharedHistory, history::Appender) {
         history::SharedHistory::new(
             self.link.clone(),
             &self.settings.prefix,

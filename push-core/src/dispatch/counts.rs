@@ -5,11 +5,12 @@
 //! node adds up the other nodes' answers to the same question
 //! (`cluster::survey`), and says when an answer is partial.
 
-use push_client::Publish;
+use std::future::Future;
+use std::pin::Pin;
 
 use super::{DispatchError, Dispatcher};
 use crate::cluster::Cluster;
-use crate::cluster::survey::{Answer, OwnedTarget, Question};
+use crate::cluster::survey::{Answer, Question};
 use crate::metrics::{Census, ClusterSummary};
 use crate::rooms::user_room;
 
@@ -27,31 +28,54 @@ impl Count {
         let connections = u32::try_from(connections).unwrap_or(u32::MAX);
         self.total = self.total.saturating_add(connections);
     }
+
+    pub(super) fn merge(&mut self, other: Count) {
+        self.add(u64::from(other.total));
+        self.partial |= other.partial;
+    }
+}
+
+/// A count still waiting for Redis or the other nodes.
+pub type PendingCount = Pin<Box<dyn Future<Output = Count> + Send>>;
+
+/// A count, known now or once the cluster has answered.
+///
+/// What a count waits for (Redis's reply, the other nodes' answers) no
+/// longer holds up the caller: a publisher connection reads and starts
+/// its next requests meanwhile, and concurrent questions share Redis round
+/// trips (`cluster::survey`, `cluster::history`).
+pub enum Counting {
+    Done(Count),
+    Waiting(PendingCount),
+}
+
+impl Counting {
+    pub async fn finish(self) -> Count {
+        match self {
+            Counting::Done(count) => count,
+            Counting::Waiting(counting) => counting.await,
+        }
+    }
+}
+
+/// What the other nodes answered about their connections.
+#[derive(Debug, Default)]
+pub(super) struct Elsewhere {
+    pub count: Count,
+    /// How many nodes answered.
+    pub answered: usize,
 }
 
 impl Dispatcher {
-    /// Adds the connections `publish` is for on the other nodes, if any.
-    ///
-    /// `nodes_reached` is how many nodes, this one included, Redis handed
-    /// the message to (see `cluster::link::receivers_of`): a node that
-    /// answers but was not among them did not get the message, and the
-    /// count is partial.
-    pub(super) async fn add_recipients_elsewhere(
-        &self,
-        publish: &Publish<'_>,
-        count: &mut Count,
-        nodes_reached: Option<usize>,
-    ) {
+    /// The connections `question` counts on the other nodes, if any.
+    pub(super) async fn count_elsewhere(&self, question: Question) -> Elsewhere {
+        let mut elsewhere = Elsewhere::default();
         if let Some(cluster) = &self.cluster {
-            let question = Question::Recipients {
-                namespace: publish.namespace.to_owned(),
-                target: OwnedTarget::of(&publish.target),
-            };
-            let answered = self.add_other_nodes(cluster, question, count).await;
-            if nodes_reached.is_some_and(|reached| reached < answered + 1) {
-                count.partial = true;
-            }
+            elsewhere.answered = self
+                .add_other_nodes(cluster, question, &mut elsewhere.count)
+                .await;
         }
+        elsewhere
     }
 
     /// How many connections `user_id` has open in `namespace`, on every
@@ -61,17 +85,33 @@ impl Dispatcher {
         namespace: &str,
         user_id: &str,
     ) -> Result<Count, DispatchError> {
+        Ok(self
+            .start_connections_of(namespace, user_id)?
+            .finish()
+            .await)
+    }
+
+    /// The same, as a count that may wait for the other nodes' answers.
+    pub fn start_connections_of(
+        &self,
+        namespace: &str,
+        user_id: &str,
+    ) -> Result<Counting, DispatchError> {
         let mut count = Count::default();
         count.add(self.local_connections_of(namespace, user_id)? as u64);
-        if let Some(cluster) = &self.cluster {
-            let question = Question::Connections {
-                namespace: namespace.to_owned(),
-                user: user_id.to_owned(),
-            };
-            self.add_other_nodes(cluster, question, &mut count).await;
+        if self.cluster.is_none() {
+            return Ok(Counting::Done(count));
         }
-        self.note_partial(count);
-        Ok(count)
+        let question = Question::Connections {
+            namespace: namespace.to_owned(),
+            user: user_id.to_owned(),
+        };
+        let dispatcher = self.clone();
+        Ok(Counting::Waiting(Box::pin(async move {
+            count.merge(dispatcher.count_elsewhere(question).await.count);
+            dispatcher.note_partial(count);
+            count
+        })))
     }
 
     /// Records a publish's count in the metrics, and returns it.

@@ -18,11 +18,15 @@
 //! adapter recovers connection state for the same reason. With recovery
 //! off, nothing needs numbering and the adapter carries publishes.
 //!
+//! Publishes are numbered in batches, one round trip for many ([`append`]).
+//!
 //! The stream keeps at most `recovery_max_messages` per namespace; each
 //! node applies the window and the memory cap to its own copy. The
 //! namespace's epoch lives in Redis too: if Redis loses the stream (a
 //! restart without persistence), a new epoch begins and pages are told to
 //! reload their state, as after a restart of one node without `state_dir`.
+
+mod append;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -33,9 +37,11 @@ use std::time::Duration;
 use redis::Script;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamRangeReply, StreamReadOptions, StreamReadReply};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use self::append::Append;
+pub use self::append::Appender;
 use super::link::{LinkError, LinkState, RedisLink};
 use crate::recovery::{Entry, Offset, Recovery, new_epoch};
 
@@ -50,14 +56,21 @@ if not epoch then
 end
 ";
 
-/// Appends a message: numbers it with the namespace's counter and adds it
-/// to the stream under that number. KEYS: stream, epoch, counter. ARGV: a
-/// new epoch, the stream's cap, the message. Returns the epoch and the
-/// number.
+/// Appends messages: numbers them with the namespace's counter and adds
+/// each to the stream under its number, with the epoch (`e`) and a tag
+/// (`t`) that tells it from another message given the same number (after
+/// a failover lost it, see `align`). KEYS: stream, epoch, counter. ARGV: a
+/// new epoch, the stream's cap, then a tag and a message for each message.
+/// Returns the epoch and the first message's number.
 const APPEND: &str = r"
-local seq = redis.call('INCR', KEYS[3])
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '0-' .. seq, 'm', ARGV[3])
-return {epoch, seq}
+local count = (#ARGV - 2) / 2
+local last = redis.call('INCRBY', KEYS[3], count)
+local first = last - count + 1
+for i = 0, count - 1 do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '0-' .. (first + i),
+    'e', epoch, 't', ARGV[3 + 2 * i], 'm', ARGV[4 + 2 * i])
+end
+return {epoch, first}
 ";
 
 /// Where a namespace's stream stands: its epoch and the number of its last
@@ -94,16 +107,24 @@ struct Keys {
 /// The cluster's history: appending to it, and reading it into this node.
 pub struct SharedHistory {
     link: RedisLink,
-    keys: HashMap<String, Keys>,
+    keys: HashMap<String, Arc<Keys>>,
     max_messages: usize,
+    /// Publishes waiting to be numbered, for the [`Appender`].
+    appending: mpsc::UnboundedSender<Append>,
     /// The scripts, each hashed once (Redis runs them by their hash).
-    append: Script,
     position: Script,
     renew: Script,
 }
 
 impl SharedHistory {
-    pub fn new(link: RedisLink, prefix: &str, namespaces: &[String], max_messages: usize) -> Self {
+    /// The history of `namespaces`, and the task that numbers their
+    /// publishes, to be run beside it.
+    pub fn new(
+        link: RedisLink,
+        prefix: &str,
+        namespaces: &[String],
+        max_messages: usize,
+    ) -> (Self, Appender) {
         let keys = namespaces
             .iter()
             .map(|namespace| {
@@ -112,43 +133,55 @@ impl SharedHistory {
                     epoch: format!("{prefix}:epoch:{namespace}"),
                     counter: format!("{prefix}:seq:{namespace}"),
                 };
-                (namespace.clone(), keys)
+                (namespace.clone(), Arc::new(keys))
             })
             .collect();
-        Self {
+        let (appending, queue) = mpsc::unbounded_channel();
+        let append = Script::new(&format!("{EPOCH}{APPEND}"));
+        let appender = Appender::new(link.clone(), queue, max_messages, append);
+        let history = Self {
             link,
             keys,
             max_messages,
-            append: Script::new(&format!("{EPOCH}{APPEND}")),
+            appending,
             position: Script::new(&format!("{EPOCH}{POSITION}")),
             renew: Script::new(RENEW),
-        }
+        };
+        (history, appender)
     }
 
-    /// Numbers `entry` in the cluster's order and adds it to the stream;
-    /// every node, this one included, then hands it out. `entry.seq` is
-    /// ignored.
-    pub async fn append(&self, namespace: &str, entry: &Entry) -> Result<Offset, LinkError> {
+    /// Queues `entry` to be numbered in the cluster's order and added to
+    /// the stream; every node, this one included, then hands it out. Its
+    /// place in the order is taken now; the future says where it went.
+    /// `entry.seq` is ignored.
+    pub fn append(
+        &self,
+        namespace: &str,
+        entry: &Entry,
+    ) -> impl Future<Output = Result<Offset, LinkError>> + Send + 'static {
+        let queued = self.queue(namespace, entry);
+        async move { queued?.await.unwrap_or(Err(LinkError::Down)) }
+    }
+
+    fn queue(
+        &self,
+        namespace: &str,
+        entry: &Entry,
+    ) -> Result<oneshot::Receiver<Result<Offset, LinkError>>, LinkError> {
         let keys = self
             .keys
             .get(namespace)
             .ok_or_else(|| LinkError::NotShared(namespace.to_owned()))?;
-        let mut connection = self.link.connection().ok_or(LinkError::Down)?;
-        let message = serde_json::to_vec(entry)?;
-        let (epoch, seq): (String, u64) = self
-            .append
-            .key(&keys.stream)
-            .key(&keys.epoch)
-            .key(&keys.counter)
-            .arg(new_epoch().to_string())
-            .arg(self.max_messages)
-            .arg(message)
-            .invoke_async(&mut connection)
-            .await?;
-        Ok(Offset {
-            epoch: parse_epoch(&epoch),
-            seq,
-        })
+        let (numbered, receiver) = oneshot::channel();
+        let append = Append {
+            keys: keys.clone(),
+            tag: fastrand::u64(..),
+            message: serde_json::to_vec(entry)?,
+            numbered,
+        };
+        // Fails only once the appender has stopped: at shutdown.
+        self.appending.send(append).map_err(|_| LinkError::Down)?;
+        Ok(receiver)
     }
 
     /// Reads every namespace's stream into this node, from where its copy
