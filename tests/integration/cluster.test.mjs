@@ -104,7 +104,7 @@ describe('cluster settings', () => {
     { key: 'adapter', args: ['--adapter', 'redis'], says: 'is redis but redis_url is not set; add --redis-url redis://HOST:PORT' },
     { key: 'adapter', args: ['--adapter', 'postgres'], says: '"postgres" is not one of: memory, redis' },
     { key: 'redis_url', args: ['--redis-url', 'redis://127.0.0.1:6379'], says: 'is set but adapter is memory, so it would not be used; add --adapter redis' },
-    { key: 'redis_url', args: ['--adapter', 'redis', '--redis-url', 'http://127.0.0.1:6379'], says: 'must be redis://HOST[:PORT][/DB]' },
+    { key: 'redis_url', args: ['--adapter', 'redis', '--redis-url', 'http://127.0.0.1:6379'], says: 'which is not Redis\'s; use redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], rediss://... (TLS), redis+unix:///PATH[?db=DB], redis+sentinel://' },
     { key: 'node_id', args: ['--node-id', 'node one'], says: 'must be 1 to 64 letters, digits' },
     { key: 'redis_prefix', args: ['--redis-prefix', 'a#b'], says: 'must be letters, digits' },
     { key: 'cluster_wait', args: ['--cluster-wait', '0s'], says: 'must be more than 0 and at most 10s' },

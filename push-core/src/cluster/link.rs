@@ -9,20 +9,26 @@
 //! on its own when Redis comes back. Meanwhile the node keeps serving its
 //! own browsers, and anything that needs Redis fails at once with
 //! [`LinkError::Down`] instead of waiting.
+//!
+//! Behind Sentinel the master can change while the node stays connected
+//! to the old one (a failover demotes it to a replica), so there the
+//! supervisor also checks the server's role: a server that is no longer
+//! master counts as lost, and reconnecting asks the Sentinels anew.
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{
-    AsyncConnectionConfig, Client, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind,
-};
+use redis::{PushInfo, PushKind, Value};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use thiserror::Error;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
+
+use super::servers::{Connection, Servers};
+use crate::config::RedisUrl;
 
 /// Whether the node can reach the cluster right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +51,8 @@ pub enum LinkError {
     Encode(String),
     #[error("namespace {0:?} has no history in the cluster")]
     NotShared(String),
+    #[error("{0}")]
+    NotMaster(&'static str),
 }
 
 impl From<serde_json::Error> for LinkError {
@@ -70,8 +78,6 @@ const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
 /// The longest a command may take before the link counts as down. Redis
 /// answers in well under a millisecond; a second means it is gone.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long connecting may take, for the same reason.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Where channel messages go: one queue per subscribed channel.
 type Handlers = RwLock<HashMap<String, mpsc::Sender<ChanItem>>>;
@@ -84,36 +90,47 @@ pub struct RedisLink {
 }
 
 struct Shared {
-    client: Client,
+    servers: Servers,
     /// The live connection, `None` while down.
-    connection: RwLock<Option<MultiplexedConnection>>,
+    connection: RwLock<Option<Connection>>,
     handlers: Arc<Handlers>,
     state: watch::Sender<LinkState>,
+    /// Replicas the Sentinel-named master had connected at the last look.
+    replicas: AtomicUsize,
 }
 
 impl RedisLink {
     /// Prepares the link; [`RedisLink::run`] connects and keeps it up.
-    pub fn new(url: &url::Url) -> Result<Self, LinkSetupError> {
-        let info = url
-            .as_str()
-            .into_connection_info()
-            .map_err(LinkSetupError)?;
-        // Channel messages arrive as RESP3 pushes on the same connection as
-        // commands, so one connection serves both.
-        let settings = info
-            .redis_settings()
-            .clone()
-            .set_protocol(ProtocolVersion::RESP3);
-        let client = Client::open(info.set_redis_settings(settings)).map_err(LinkSetupError)?;
+    pub fn new(url: &RedisUrl) -> Result<Self, LinkSetupError> {
+        let servers = Servers::new(url).map_err(LinkSetupError)?;
         let (state, _) = watch::channel(LinkState::Down);
         Ok(Self {
             shared: Arc::new(Shared {
-                client,
+                servers,
                 connection: RwLock::new(None),
                 handlers: Arc::new(RwLock::new(HashMap::new())),
                 state,
+                replicas: AtomicUsize::new(0),
             }),
         })
+    }
+
+    /// True for a Redis Cluster: keys that a script uses together must
+    /// share a slot.
+    pub fn sharded(&self) -> bool {
+        self.shared.servers.sharded()
+    }
+
+    /// How many replicas should confirm a write before a publish is
+    /// answered: one behind Sentinel while the master has one connected, so
+    /// that a failover keeps what PHP was told was published; none
+    /// otherwise.
+    pub fn replicas_to_wait_for(&self) -> usize {
+        if self.shared.servers.followed() {
+            self.shared.replicas.load(Ordering::Relaxed).min(1)
+        } else {
+            0
+        }
     }
 
     /// The link's state, as it changes.
@@ -168,18 +185,16 @@ impl RedisLink {
         let lost = Arc::new(Notify::new());
         let handlers = self.shared.handlers.clone();
         let on_lost = lost.clone();
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_push_sender(move |push: PushInfo| {
-                route(push, &handlers, &on_lost);
-                Ok::<(), std::convert::Infallible>(())
-            });
-        let mut connection = self
-            .shared
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
+        let push = move |push: PushInfo| {
+            route(push, &handlers, &on_lost);
+            Ok::<(), std::convert::Infallible>(())
+        };
+        let mut connection = self.shared.servers.connect(COMMAND_TIMEOUT, push).await?;
+        if self.shared.servers.followed() {
+            self.check_role(&mut connection)
+                .await
+                .map_err(LinkError::NotMaster)?;
+        }
         // Published first, so a subscribe that comes in now subscribes
         // itself; the ones asked for before are subscribed here. Redis
         // ignores a second SUBSCRIBE to the same channel.
@@ -195,7 +210,8 @@ impl RedisLink {
         Ok(lost)
     }
 
-    /// Waits until the connection is closed or stops answering.
+    /// Waits until the connection is closed or stops answering, or (behind
+    /// Sentinel) its server is no longer the master.
     async fn watch(&self, lost: &Notify) -> &'static str {
         loop {
             tokio::select! {
@@ -204,6 +220,12 @@ impl RedisLink {
                     let Some(mut connection) = self.connection() else {
                         return "connection dropped";
                     };
+                    if self.shared.servers.followed() {
+                        if let Err(reason) = self.check_role(&mut connection).await {
+                            return reason;
+                        }
+                        continue;
+                    }
                     let ping: Result<String, _> =
                         redis::cmd("PING").query_async(&mut connection).await;
                     if ping.is_err() {
@@ -214,7 +236,26 @@ impl RedisLink {
         }
     }
 
-    fn set_connection(&self, connection: Option<MultiplexedConnection>) {
+    /// Checks that the server is master, and notes how many replicas it
+    /// has connected (`ROLE` answers both).
+    async fn check_role(&self, connection: &mut Connection) -> Result<(), &'static str> {
+        let role: Vec<Value> = redis::cmd("ROLE")
+            .query_async(connection)
+            .await
+            .map_err(|_| "Redis stopped answering")?;
+        let master = matches!(role.first(), Some(Value::BulkString(name)) if name == b"master");
+        if !master {
+            return Err("the server is no longer master (a failover)");
+        }
+        let replicas = match role.get(2) {
+            Some(Value::Array(replicas)) => replicas.len(),
+            _ => 0,
+        };
+        self.shared.replicas.store(replicas, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn set_connection(&self, connection: Option<Connection>) {
         let up = connection.is_some();
         *self
             .shared
@@ -229,19 +270,16 @@ impl RedisLink {
     /// A connection of its own, for a command that blocks for up to
     /// `blocking` (a command on the shared connection would hold up every
     /// other one behind it).
-    pub async fn dedicated(&self, blocking: Duration) -> Result<MultiplexedConnection, LinkError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(blocking + COMMAND_TIMEOUT));
+    pub async fn dedicated(&self, blocking: Duration) -> Result<Connection, LinkError> {
         Ok(self
             .shared
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
+            .servers
+            .dedicated(blocking + COMMAND_TIMEOUT)
             .await?)
     }
 
     /// The live connection (a cheap handle onto it), if up.
-    pub fn connection(&self) -> Option<MultiplexedConnection> {
+    pub fn connection(&self) -> Option<Connection> {
         self.shared
             .connection
             .read()
@@ -292,11 +330,8 @@ impl RedisLink {
     /// Publishes `message`; returns how many subscribers received it.
     pub async fn publish_to(&self, channel: &str, message: Vec<u8>) -> Result<usize, LinkError> {
         let mut connection = self.connection().ok_or(LinkError::Down)?;
-        Ok(redis::cmd("PUBLISH")
-            .arg(channel)
-            .arg(message)
-            .query_async(&mut connection)
-            .await?)
+        let publish = connection.publish(channel, message);
+        Ok(publish.query_async(&mut connection).await?)
     }
 
     /// Subscribes to `channel`, now if the link is up, else as soon as it
@@ -313,7 +348,7 @@ impl RedisLink {
         // subscribes again when it is back.
         if let Some(mut connection) = self.connection() {
             tokio::spawn(async move {
-                let _ = connection.subscribe(&channel).await;
+                let _ = connection.subscribe(&[channel]).await;
             });
         }
         MessageStream::new(messages)
@@ -379,11 +414,8 @@ impl Driver for RedisLink {
     /// The nodes listening on `channel`, this one included.
     async fn num_serv(&self, channel: &str) -> Result<u16, LinkError> {
         let mut connection = self.connection().ok_or(LinkError::Down)?;
-        let (_, count): (String, u16) = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(channel)
-            .query_async(&mut connection)
-            .await?;
-        Ok(count)
+        let counting = connection.count_subscribers(channel);
+        let counts: HashMap<String, u16> = counting.query_async(&mut connection).await?;
+        Ok(counts.get(channel).copied().unwrap_or(0))
     }
 }

@@ -8,7 +8,8 @@
 //! connections.
 //!
 //! What the adapter does not do, this module adds:
-//! - [`link`]: a connection to Redis that survives Redis restarting;
+//! - [`link`]: a connection to Redis that survives Redis restarting, on
+//!   one server, behind Sentinel or to a Redis Cluster (`servers`);
 //! - [`history`]: with recovery on, one numbering of each namespace's
 //!   messages for the whole cluster, which is also how they reach every
 //!   node, so that a page resumes on any node;
@@ -22,6 +23,7 @@
 
 pub mod history;
 pub mod link;
+mod servers;
 pub mod survey;
 
 use std::sync::Arc;
@@ -38,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::link::{LinkError, LinkSetupError, LinkState, RedisLink};
 use self::survey::{Answerer, Gathered, Question, Survey};
-use crate::config::NodeId;
+use crate::config::{NodeId, RedisUrl};
 
 /// The socketio adapter of every node: socketioxide-redis's, over [`Link`].
 pub type NodeAdapter = CustomRedisAdapter<Emitter, Link>;
@@ -52,7 +54,7 @@ pub type Layer = SocketIoLayer<NodeAdapter>;
 /// What a node needs to join a cluster.
 #[derive(Debug, Clone)]
 pub struct ClusterSettings {
-    pub redis_url: url::Url,
+    pub redis_url: RedisUrl,
     pub node_id: NodeId,
     /// Prefix of every Redis channel and key.
     pub prefix: String,

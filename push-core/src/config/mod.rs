@@ -33,7 +33,7 @@ use url::Url;
 use self::values::duration;
 pub use self::values::{
     AdapterKind, AuthUrl, ByteCount, FileMode, LogFormat, Namespace, NodeId, Origin, ProxyRange,
-    RedisUrl, Secret, SocketGroup,
+    RedisHost, RedisPlace, RedisUrl, Secret, SocketGroup,
 };
 
 /// Defaults, named so the help text, the docs and the code agree.
@@ -593,7 +593,7 @@ impl Config {
     pub fn cluster_settings(&self) -> Option<crate::cluster::ClusterSettings> {
         let url = self.redis_url.as_ref()?;
         (self.adapter == AdapterKind::Redis).then(|| crate::cluster::ClusterSettings {
-            redis_url: url.url().clone(),
+            redis_url: url.clone(),
             node_id: self.node_id.clone().unwrap_or_else(NodeId::of_this_host),
             prefix: self.redis_prefix.clone(),
             wait: self.cluster_wait,

@@ -35,7 +35,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Script;
-use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamRangeReply, StreamReadOptions, StreamReadReply};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -43,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use self::append::Append;
 pub use self::append::Appender;
 use super::link::{LinkError, LinkState, RedisLink};
+use super::servers::Connection;
 use crate::recovery::{Entry, Offset, Recovery, new_epoch};
 
 /// The start of the scripts that use a namespace's epoch: reads it into
@@ -235,7 +235,7 @@ impl SharedHistory {
     /// this node's connections have none of them.
     async fn align(
         &self,
-        connection: &mut MultiplexedConnection,
+        connection: &mut Connection,
         recovery: &Recovery,
         deliver: &Deliver,
         first: bool,
@@ -300,7 +300,7 @@ impl SharedHistory {
     /// Waits for new messages in any namespace and hands them out.
     async fn read_once(
         &self,
-        connection: &mut MultiplexedConnection,
+        connection: &mut Connection,
         recovery: &Recovery,
         deliver: &Deliver,
     ) -> Result<(), LinkError> {
