@@ -397,15 +397,22 @@ fn join_cluster(
     if let Some((recovery, (shared, appender))) = history {
         tokio::spawn(appender.run(leaving.clone()));
         let delivering = dispatcher.clone();
-        let deliver: cluster::history::Deliver = Arc::new(move |namespace, offset, entry| {
+        let deliver: cluster::history::Deliver = Arc::new(move |namespace, delivery| {
             let dispatcher = delivering.clone();
             Box::pin(async move {
-                dispatcher
-                    .deliver_numbered(&namespace, offset, &entry)
-                    .await;
+                match delivery {
+                    cluster::history::Delivery::Message(offset, entry) => {
+                        dispatcher
+                            .deliver_numbered(&namespace, offset, &entry)
+                            .await;
+                    }
+                    cluster::history::Delivery::Reset(position) => {
+                        dispatcher.reset_pages(&namespace, position).await;
+                    }
+                }
             })
         });
-        tokio::spawn(shared.run(recovery, deliver, leaving));
+        shared.run(recovery, deliver, leaving);
     }
     tracing::info!(
         node = cluster.node_id().as_str(),

@@ -29,7 +29,7 @@ use crate::cluster::history::SharedHistory;
 use crate::cluster::survey::{OwnedTarget, Question};
 use crate::cluster::{Cluster, Io, NodeAdapter, Socket, link};
 use crate::metrics::Metrics;
-use crate::recovery::{Entry, Offset, OffsetArgument, Recovery};
+use crate::recovery::{Entry, Offset, OffsetArgument, Recovery, STATUS_EVENT, Status};
 use crate::rooms::{RESUMING_ROOM, UNIDENTIFIED_ROOM, public_room, user_room};
 
 pub use self::counts::{Count, Counting, PendingCount};
@@ -309,6 +309,26 @@ impl Dispatcher {
         let data = (&*entry.payload, argument);
         if let Err(error) = self.emit_here(selection.local(), &entry.event, &data).await {
             tracing::warn!(%error, "a message from the cluster could not be handed out");
+        }
+    }
+
+    /// Tells this node's pages in `namespace` that the history they were
+    /// following starts over at `position` (`cluster::history`): the
+    /// `push:recovery` status of a reset, so that they reload their state.
+    pub async fn reset_pages(&self, namespace: &str, position: Offset) {
+        let Ok(everyone) = self.namespace(namespace) else {
+            return;
+        };
+        let status = Status {
+            recovered: false,
+            replayed: 0,
+            offset: position.to_string(),
+        };
+        // Connections still waiting for their identity get their status,
+        // with the position then, once admitted.
+        let selection = everyone.local().except(UNIDENTIFIED_ROOM);
+        if let Err(error) = self.emit_here(selection, STATUS_EVENT, &status).await {
+            tracing::warn!(%error, "pages could not be told to reload");
         }
     }
 

@@ -12,8 +12,13 @@
 //! The queue is the order: publishes are queued in the order they come,
 //! one batch is in flight at a time, and a namespace's messages are
 //! numbered in queue order within it.
+//!
+//! Behind Sentinel a batch is answered only once a replica has it too
+//! (`WAIT`), while the master has one: Redis replicates asynchronously,
+//! and a failover would otherwise lose publishes PHP was told were made.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::join_all;
 use redis::Script;
@@ -30,11 +35,14 @@ use crate::recovery::{Offset, new_epoch};
 /// at worst.
 const MAX_BATCH: usize = 512;
 
+/// How long a batch waits for a replica to confirm it. A replica on the
+/// same network confirms within a millisecond; one slower than this is
+/// lagging, and publishes are answered without it rather than stall.
+const REPLICA_WAIT: Duration = Duration::from_millis(100);
+
 /// A publish waiting for its number.
 pub(super) struct Append {
     pub keys: Arc<Keys>,
-    /// A random number stored with the message (see `align`).
-    pub tag: u64,
     /// The message as the stream keeps it.
     pub message: Vec<u8>,
     pub numbered: oneshot::Sender<Result<Offset, LinkError>>,
@@ -83,7 +91,7 @@ impl Appender {
     /// Numbers one batch: one script call per namespace, all in one round
     /// trip (the connection pipelines them).
     async fn number(&self, batch: Vec<Append>) {
-        let Some(connection) = self.link.connection() else {
+        let Some(mut connection) = self.link.connection() else {
             for append in batch {
                 let _ = append.numbered.send(Err(LinkError::Down));
             }
@@ -99,9 +107,10 @@ impl Appender {
                 .key(&keys.epoch)
                 .key(&keys.counter)
                 .arg(new_epoch().to_string())
-                .arg(self.max_messages);
+                .arg(self.max_messages)
+                .arg(fastrand::u64(..));
             for append in group {
-                invocation.arg(append.tag).arg(&append.message);
+                invocation.arg(&append.message);
             }
             async move {
                 invocation
@@ -110,6 +119,18 @@ impl Appender {
             }
         });
         let numbered = join_all(calls).await;
+        let replicas = self.link.replicas_to_wait_for();
+        if replicas > 0 && numbered.iter().any(Result::is_ok) {
+            // Covers every write made on this connection so far.
+            let confirmed: Result<usize, _> = redis::cmd("WAIT")
+                .arg(replicas)
+                .arg(REPLICA_WAIT.as_millis() as u64)
+                .query_async(&mut connection)
+                .await;
+            if !matches!(confirmed, Ok(count) if count >= replicas) {
+                tracing::debug!("a batch of publishes was not confirmed by a replica in time");
+            }
+        }
         for (group, numbered) in groups.into_iter().zip(numbered) {
             match numbered {
                 Ok((epoch, first)) => {

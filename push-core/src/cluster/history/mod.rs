@@ -3,9 +3,9 @@
 //! With recovery on, a page that reconnects to another node must be able
 //! to say "I saw offset X" and mean the same message there. So a cluster
 //! numbers each namespace's messages once, in Redis: a Lua script takes
-//! the next number of the namespace and appends the message to its Redis
+//! the next numbers of the namespace and appends the messages to its Redis
 //! Stream, atomically, so every publish on every node gets its place in one
-//! order. Every node then reads the streams (`XREAD`) and hands each
+//! order. Every node then reads the stream (`XREAD`) and hands each
 //! message, in that order, to its own connections, keeping a copy in its
 //! local [`History`](crate::recovery::History): replaying what a page
 //! missed, and the hand-over from replay to live messages, then work on
@@ -18,32 +18,38 @@
 //! adapter recovers connection state for the same reason. With recovery
 //! off, nothing needs numbering and the adapter carries publishes.
 //!
-//! Publishes are numbered in batches, one round trip for many ([`append`]).
+//! Publishes are numbered in batches ([`append`]), and each batch is one
+//! entry of the stream: its id is the number of its last message, and it
+//! holds the epoch (`e`), a random tag (`t`) and the messages (`m`, one
+//! field each). One entry per batch rather than per message is what lets
+//! Redis keep up with a pipelining publisher: its work is per entry.
 //!
-//! The stream keeps at most `recovery_max_messages` per namespace; each
-//! node applies the window and the memory cap to its own copy. The
-//! namespace's epoch lives in Redis too: if Redis loses the stream (a
-//! restart without persistence), a new epoch begins and pages are told to
-//! reload their state, as after a restart of one node without `state_dir`.
+//! The stream keeps about `recovery_max_messages` per namespace; each node
+//! applies the window and the memory cap to its own copy ([`read`]). The
+//! namespace's epoch lives in Redis too. Whenever the history may have
+//! lost messages that pages saw (Redis restarted empty, or a failover
+//! lost the last writes), a new epoch begins, offsets of the old one are
+//! no longer honoured, and pages are told to reload their state.
+//!
+//! In a Redis Cluster, a namespace's three keys share a hash tag, so that
+//! the scripts that use them together run on one shard, and namespaces
+//! spread over the shards.
 
 mod append;
+mod read;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
-use redis::Script;
-use redis::streams::{StreamId, StreamRangeReply, StreamReadOptions, StreamReadReply};
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio_util::sync::CancellationToken;
+use redis::{Script, Value};
+use tokio::sync::{mpsc, oneshot};
 
 use self::append::Append;
 pub use self::append::Appender;
-use super::link::{LinkError, LinkState, RedisLink};
-use super::servers::Connection;
-use crate::recovery::{Entry, Offset, Recovery, new_epoch};
+use super::link::{LinkError, RedisLink};
+use crate::recovery::{Entry, Offset};
 
 /// The start of the scripts that use a namespace's epoch: reads it into
 /// `epoch`, creating it on first use. KEYS[2]: the epoch. ARGV[1]: a new
@@ -56,21 +62,24 @@ if not epoch then
 end
 ";
 
-/// Appends messages: numbers them with the namespace's counter and adds
-/// each to the stream under its number, with the epoch (`e`) and a tag
-/// (`t`) that tells it from another message given the same number (after
-/// a failover lost it, see `align`). KEYS: stream, epoch, counter. ARGV: a
-/// new epoch, the stream's cap, then a tag and a message for each message.
-/// Returns the epoch and the first message's number.
+/// Appends a batch of messages as one entry: takes the next numbers from
+/// the namespace's counter and adds the entry under the last one, with
+/// the epoch and a tag that tells this entry from another given the same
+/// number (after a failover lost it, see `read`). Keeps about `cap`
+/// messages. KEYS: stream, epoch, counter. ARGV: a new epoch, the cap, the
+/// tag, then the messages. Returns the epoch and the first message's
+/// number.
 const APPEND: &str = r"
-local count = (#ARGV - 2) / 2
+local count = #ARGV - 3
 local last = redis.call('INCRBY', KEYS[3], count)
-local first = last - count + 1
-for i = 0, count - 1 do
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '0-' .. (first + i),
-    'e', epoch, 't', ARGV[3 + 2 * i], 'm', ARGV[4 + 2 * i])
+local entry = {KEYS[1], 'MINID', '~', '0-' .. math.max(last - tonumber(ARGV[2]), 0),
+  '0-' .. last, 'e', epoch, 't', ARGV[3]}
+for i = 4, #ARGV do
+  entry[#entry + 1] = 'm'
+  entry[#entry + 1] = ARGV[i]
 end
-return {epoch, first}
+redis.call('XADD', unpack(entry))
+return {epoch, last - count + 1}
 ";
 
 /// Where a namespace's stream stands: its epoch and the number of its last
@@ -79,29 +88,63 @@ const POSITION: &str = r"
 return {epoch, tonumber(redis.call('GET', KEYS[3]) or '0')}
 ";
 
-/// Starts a new epoch, for a stream whose numbers went backwards. KEYS:
-/// epoch. ARGV: the new epoch.
-const RENEW: &str = "redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1]";
+/// Starts a new epoch, unless another node already did: the epoch must
+/// still be the one the caller saw. Marks where it starts with an entry
+/// without messages, so that nodes reading the stream learn of it. KEYS:
+/// stream, epoch, counter. ARGV: the epoch seen, the new epoch, a tag.
+/// Returns the epoch now and the marker's number (0 if none was added).
+const RENEW: &str = r"
+local current = redis.call('GET', KEYS[2])
+if current ~= ARGV[1] then
+  return {current or '', 0}
+end
+redis.call('SET', KEYS[2], ARGV[2])
+local seq = redis.call('INCR', KEYS[3])
+redis.call('XADD', KEYS[1], '0-' .. seq, 'e', ARGV[2], 't', ARGV[3])
+return {ARGV[2], seq}
+";
 
-/// How long one `XREAD` waits for new messages before asking again; also
-/// how long a node takes to notice the end of the service at the latest.
-const READ_BLOCK: Duration = Duration::from_secs(1);
-/// Messages read at once; a burst is handed out in batches of this many.
-const READ_BATCH: usize = 1000;
-/// The wait before trying again after the stream could not be read.
-const RETRY_DELAY: Duration = Duration::from_millis(250);
+/// What the history hands to this node's connections, under the
+/// namespace's lock.
+pub enum Delivery {
+    /// A message, with its offset.
+    Message(Offset, Arc<Entry>),
+    /// This node's copy of the history starts over at `position`: what its
+    /// connections received so far may not be all there was (the stream
+    /// lost messages, or this node fell too far behind), so they are told
+    /// to reload their state.
+    Reset(Offset),
+}
 
-/// Hands a message that came through the stream to this node's
-/// connections, with its offset; called under the namespace's lock.
-pub type Deliver = Arc<
-    dyn Fn(String, Offset, Arc<Entry>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync,
->;
+/// Hands what the history delivers to this node's connections.
+pub type Deliver =
+    Arc<dyn Fn(Arc<str>, Delivery) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// The Redis keys of one namespace.
 struct Keys {
     stream: String,
     epoch: String,
     counter: String,
+}
+
+impl Keys {
+    /// The keys of `namespace`. In a Redis Cluster they share the hash tag
+    /// `{PREFIX:NAMESPACE}`: the first `{...}` of each key is what places
+    /// it, and it is the same for all three whatever the namespace holds.
+    fn new(prefix: &str, namespace: &str, sharded: bool) -> Self {
+        let key = |name: &str| {
+            if sharded {
+                format!("{{{prefix}:{namespace}}}:{name}")
+            } else {
+                format!("{prefix}:{name}:{namespace}")
+            }
+        };
+        Self {
+            stream: key("history"),
+            epoch: key("epoch"),
+            counter: key("seq"),
+        }
+    }
 }
 
 /// The cluster's history: appending to it, and reading it into this node.
@@ -128,11 +171,7 @@ impl SharedHistory {
         let keys = namespaces
             .iter()
             .map(|namespace| {
-                let keys = Keys {
-                    stream: format!("{prefix}:history:{namespace}"),
-                    epoch: format!("{prefix}:epoch:{namespace}"),
-                    counter: format!("{prefix}:seq:{namespace}"),
-                };
+                let keys = Keys::new(prefix, namespace, link.sharded());
                 (namespace.clone(), Arc::new(keys))
             })
             .collect();
@@ -175,7 +214,6 @@ impl SharedHistory {
         let (numbered, receiver) = oneshot::channel();
         let append = Append {
             keys: keys.clone(),
-            tag: fastrand::u64(..),
             message: serde_json::to_vec(entry)?,
             numbered,
         };
@@ -183,188 +221,51 @@ impl SharedHistory {
         self.appending.send(append).map_err(|_| LinkError::Down)?;
         Ok(receiver)
     }
-
-    /// Reads every namespace's stream into this node, from where its copy
-    /// ends, handing each message out with `deliver`, until `shutdown`.
-    /// Each time the link comes (back) up, the copies are checked against
-    /// Redis first: a new epoch or a stream whose numbers went backwards
-    /// starts the copy over from what the stream still holds.
-    pub async fn run(
-        self: Arc<Self>,
-        recovery: Arc<Recovery>,
-        deliver: Deliver,
-        shutdown: CancellationToken,
-    ) {
-        let mut state = self.link.state();
-        let mut first = true;
-        loop {
-            if !wait_up(&mut state, &shutdown).await {
-                return;
-            }
-            let reading = async {
-                let mut connection = self.link.dedicated(READ_BLOCK).await?;
-                self.align(&mut connection, &recovery, &deliver, first)
-                    .await?;
-                first = false;
-                loop {
-                    self.read_once(&mut connection, &recovery, &deliver).await?;
-                }
-            };
-            let result: Result<(), LinkError> = tokio::select! {
-                () = shutdown.cancelled() => return,
-                result = reading => result,
-            };
-            if let Err(error) = result {
-                tracing::debug!(%error, "reading the cluster's history stopped; trying again");
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(RETRY_DELAY) => {}
-            }
-        }
-    }
-
-    /// Makes each namespace's copy agree with Redis: same epoch, and the
-    /// messages the stream holds that the copy lacks.
-    ///
-    /// When the copy starts over, what the stream holds is history to keep
-    /// for replay, not news to hand out: at this node's start (its
-    /// connections are new), or when the numbers went backwards (its
-    /// connections had those messages). Only a new epoch met later (Redis
-    /// came back empty) makes them news: all were published since, and
-    /// this node's connections have none of them.
-    async fn align(
-        &self,
-        connection: &mut Connection,
-        recovery: &Recovery,
-        deliver: &Deliver,
-        first: bool,
-    ) -> Result<(), LinkError> {
-        for (namespace, keys) in &self.keys {
-            let (epoch, last_seq): (String, u64) = self
-                .position
-                .key(&keys.stream)
-                .key(&keys.epoch)
-                .key(&keys.counter)
-                .arg(new_epoch().to_string())
-                .invoke_async(connection)
-                .await?;
-            let mut epoch = parse_epoch(&epoch);
-            let Some(mut stream) = recovery.lock(namespace).await else {
-                continue;
-            };
-            let copy = stream.position();
-            if copy.epoch == epoch && last_seq >= copy.seq {
-                continue; // Reading on from the copy's end catches up.
-            }
-            let news = !first && copy.epoch != epoch;
-            if copy.epoch == epoch {
-                // The numbers went backwards: Redis lost its latest writes.
-                // Offsets pages hold may name messages that no longer
-                // exist, so they must not be honoured.
-                tracing::warn!(
-                    namespace,
-                    "the cluster's history in Redis is older than this node's copy (Redis lost recent writes): a new epoch begins and pages will reload their state"
-                );
-                let renewed: String = self
-                    .renew
-                    .key(&keys.epoch)
-                    .arg(new_epoch().to_string())
-                    .invoke_async(connection)
-                    .await?;
-                epoch = parse_epoch(&renewed);
-            }
-            let held: StreamRangeReply = redis::cmd("XRANGE")
-                .arg(&keys.stream)
-                .arg("-")
-                .arg("+")
-                .arg("COUNT")
-                .arg(self.max_messages)
-                .query_async(connection)
-                .await?;
-            let oldest = held.ids.first().and_then(|id| seq_of(&id.id));
-            stream.restart(epoch, oldest.map_or(last_seq, |oldest| oldest - 1));
-            for id in &held.ids {
-                let Some(entry) = entry_of(id) else { continue };
-                let entry = Arc::new(entry);
-                stream.keep_numbered(entry.clone());
-                if news {
-                    let offset = stream.offset(entry.seq);
-                    deliver(namespace.clone(), offset, entry).await;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Waits for new messages in any namespace and hands them out.
-    async fn read_once(
-        &self,
-        connection: &mut Connection,
-        recovery: &Recovery,
-        deliver: &Deliver,
-    ) -> Result<(), LinkError> {
-        let mut streams = Vec::with_capacity(self.keys.len());
-        let mut after = Vec::with_capacity(self.keys.len());
-        for (namespace, keys) in &self.keys {
-            if let Some(position) = recovery.position(namespace).await {
-                streams.push(keys.stream.as_str());
-                after.push(format!("0-{}", position.seq));
-            }
-        }
-        let options = StreamReadOptions::default()
-            .block(millis(READ_BLOCK))
-            .count(READ_BATCH);
-        let read: Option<StreamReadReply> = redis::cmd("XREAD")
-            .arg(&options)
-            .arg("STREAMS")
-            .arg(&streams)
-            .arg(&after)
-            .query_async(connection)
-            .await?;
-        for key in read.map(|read| read.keys).unwrap_or_default() {
-            let Some(namespace) = self.namespace_of(&key.key) else {
-                continue;
-            };
-            let Some(mut stream) = recovery.lock(namespace).await else {
-                continue;
-            };
-            for id in &key.ids {
-                let Some(entry) = entry_of(id) else {
-                    tracing::warn!(
-                        namespace,
-                        id = id.id,
-                        "an unreadable message in the cluster's history; skipped"
-                    );
-                    continue;
-                };
-                let entry = Arc::new(entry);
-                stream.keep_numbered(entry.clone());
-                let offset = stream.offset(entry.seq);
-                deliver(namespace.to_owned(), offset, entry).await;
-            }
-        }
-        Ok(())
-    }
-
-    fn namespace_of(&self, stream: &str) -> Option<&str> {
-        self.keys
-            .iter()
-            .find(|(_, keys)| keys.stream == stream)
-            .map(|(namespace, _)| namespace.as_str())
-    }
 }
 
-/// Waits until the link is up; false if `shutdown` fired first.
-async fn wait_up(state: &mut watch::Receiver<LinkState>, shutdown: &CancellationToken) -> bool {
-    loop {
-        if *state.borrow_and_update() == LinkState::Up {
-            return true;
+/// One entry of a namespace's stream: the messages numbered together.
+struct Batch {
+    /// The number of its last message (its id), or of the marker.
+    last_seq: u64,
+    /// `None` in entries written before epochs were stored with them.
+    epoch: Option<u64>,
+    tag: Option<Vec<u8>>,
+    messages: Vec<Vec<u8>>,
+}
+
+impl Batch {
+    /// The number of its first message.
+    fn first_seq(&self) -> u64 {
+        (self.last_seq + 1).saturating_sub(self.messages.len() as u64)
+    }
+
+    /// Reads a stream entry as Redis sends it: `[id, [field, value, ...]]`.
+    fn parse(entry: Value) -> Option<Batch> {
+        let Value::Array(parts) = entry else {
+            return None;
+        };
+        let mut parts = parts.into_iter();
+        let (Some(id), Some(Value::Array(fields))) = (parts.next(), parts.next()) else {
+            return None;
+        };
+        let mut batch = Batch {
+            last_seq: seq_of(&redis::from_redis_value::<String>(id).ok()?)?,
+            epoch: None,
+            tag: None,
+            messages: Vec::new(),
+        };
+        let mut fields = fields.into_iter();
+        while let (Some(Value::BulkString(name)), Some(Value::BulkString(value))) =
+            (fields.next(), fields.next())
+        {
+            match name.as_slice() {
+                b"m" => batch.messages.push(value),
+                b"e" => batch.epoch = std::str::from_utf8(&value).ok().map(parse_epoch),
+                b"t" => batch.tag = Some(value),
+                _ => {}
+            }
         }
-        tokio::select! {
-            () = shutdown.cancelled() => return false,
-            changed = state.changed() => if changed.is_err() { return false },
-        }
+        Some(batch)
     }
 }
 
@@ -373,21 +274,8 @@ fn seq_of(id: &str) -> Option<u64> {
     id.strip_prefix("0-")?.parse().ok()
 }
 
-/// A stream entry as a numbered message.
-fn entry_of(id: &StreamId) -> Option<Entry> {
-    let seq = seq_of(&id.id)?;
-    let message: Vec<u8> = id.get("m")?;
-    let mut entry: Entry = serde_json::from_slice(&message).ok()?;
-    entry.seq = seq;
-    Some(entry)
-}
-
 /// An epoch as stored in Redis (decimal text); a value some other program
 /// wrote there reads as epoch 0, which no page holds.
 fn parse_epoch(text: &str) -> u64 {
     text.parse().unwrap_or(0)
-}
-
-fn millis(duration: Duration) -> usize {
-    usize::try_from(duration.as_millis()).unwrap_or(usize::MAX)
 }
