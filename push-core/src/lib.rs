@@ -401,10 +401,12 @@ fn join_cluster(
             let dispatcher = delivering.clone();
             Box::pin(async move {
                 match delivery {
-                    cluster::history::Delivery::Message(offset, entry) => {
-                        dispatcher
-                            .deliver_numbered(&namespace, offset, &entry)
-                            .await;
+                    cluster::history::Delivery::Messages(messages) => {
+                        for (offset, entry) in messages {
+                            dispatcher
+                                .deliver_numbered(&namespace, offset, &entry)
+                                .await;
+                        }
                     }
                     cluster::history::Delivery::Reset(position) => {
                         dispatcher.reset_pages(&namespace, position).await;

@@ -55,6 +55,19 @@ pub enum LinkError {
     NotMaster(&'static str),
 }
 
+impl LinkError {
+    /// Whether the command may have run although it failed: it was sent,
+    /// and the connection broke or timed out before Redis answered.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            LinkError::Redis(error) => {
+                error.is_io_error() || error.is_timeout() || error.is_connection_dropped()
+            }
+            _ => false,
+        }
+    }
+}
+
 impl From<serde_json::Error> for LinkError {
     fn from(error: serde_json::Error) -> Self {
         LinkError::Encode(error.to_string())

@@ -39,7 +39,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use self::link::{LinkError, LinkSetupError, LinkState, RedisLink};
-use self::survey::{Answerer, Gathered, Question, Survey};
+use self::survey::{Answerer, Asking, Gathered, Question, Survey};
 use crate::config::{NodeId, RedisUrl};
 
 /// The socketio adapter of every node: socketioxide-redis's, over [`Link`].
@@ -186,5 +186,10 @@ impl Cluster {
     /// Asks every other node; see [`Survey::ask`].
     pub async fn ask(&self, question: Question) -> Result<Gathered, LinkError> {
         self.survey.ask(question).await
+    }
+
+    /// Queues a question for every other node; see [`Survey::start_asking`].
+    pub fn start_asking(&self, question: Question) -> Asking {
+        self.survey.start_asking(question)
     }
 }

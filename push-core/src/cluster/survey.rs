@@ -97,13 +97,29 @@ pub enum Answer {
 pub type Answerer =
     Arc<dyn Fn(Question) -> Pin<Box<dyn Future<Output = Answer> + Send>> + Send + Sync>;
 
-/// The answers that came back in time.
-#[derive(Debug, Default)]
+/// The answers to one question that came back in time.
+#[derive(Debug)]
 pub struct Gathered {
-    pub answers: Vec<(String, Answer)>,
+    /// Every node's replies to the batch the question was in, shared by
+    /// all its askers.
+    replies: Arc<Vec<Reply>>,
+    /// The question's place in the batch.
+    at: usize,
     /// Nodes that received the question but did not answer in time.
     pub missing: usize,
 }
+
+impl Gathered {
+    /// Each node's answer, with the node's name.
+    pub fn answers(&self) -> impl Iterator<Item = (&str, &Answer)> {
+        self.replies
+            .iter()
+            .filter_map(|reply| Some((reply.node.as_str(), reply.answers.get(self.at)?)))
+    }
+}
+
+/// A question on its way: its answers, once gathered.
+pub type Asking = oneshot::Receiver<Result<Gathered, LinkError>>;
 
 /// A batch of questions, as it travels.
 #[derive(Serialize, Deserialize)]
@@ -119,7 +135,7 @@ struct Envelope {
 }
 
 /// A node's answers to a batch, in the order of its questions.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Reply {
     id: u64,
     node: String,
@@ -259,12 +275,17 @@ impl Survey {
 
     /// Asks every other node, waiting at most `cluster_wait`.
     pub async fn ask(&self, question: Question) -> Result<Gathered, LinkError> {
-        let (answered, gathered) = oneshot::channel();
-        // Fails only once the sender has stopped: at shutdown.
-        self.asking
-            .send(Asked { question, answered })
-            .map_err(|_| LinkError::Down)?;
-        gathered.await.unwrap_or(Err(LinkError::Down))
+        gathered(self.start_asking(question)).await
+    }
+
+    /// Queues `question` for the next batch; the answers come on the
+    /// receiver (see [`gathered`]).
+    pub fn start_asking(&self, question: Question) -> Asking {
+        let (answered, asking) = oneshot::channel();
+        // Fails only once the sender has stopped (at shutdown), and then
+        // the receiver says so.
+        let _ = self.asking.send(Asked { question, answered });
+        asking
     }
 
     /// Sends what was asked, a batch each time the previous one is sent.
@@ -348,14 +369,19 @@ impl Survey {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id);
+        let replies = Arc::new(received);
         for (at, answered) in askers {
-            let answers: Vec<(String, Answer)> = received
+            let answers = replies
                 .iter()
-                .filter_map(|reply| Some((reply.node.clone(), reply.answers.get(at)?.clone())))
-                .collect();
+                .filter(|reply| reply.answers.len() > at)
+                .count();
             // A node whose reply lacks this answer counts as silent.
-            let missing = expected - answers.len();
-            let _ = answered.send(Ok(Gathered { answers, missing }));
+            let gathered = Gathered {
+                replies: replies.clone(),
+                at,
+                missing: expected - answers,
+            };
+            let _ = answered.send(Ok(gathered));
         }
     }
 
@@ -370,4 +396,9 @@ impl Survey {
         let body = serde_json::to_vec(&envelope)?;
         self.link.publish_to(&self.question_channel, body).await
     }
+}
+
+/// The answers to a question asked with [`Survey::start_asking`].
+pub async fn gathered(asking: Asking) -> Result<Gathered, LinkError> {
+    asking.await.unwrap_or(Err(LinkError::Down))
 }

@@ -10,7 +10,7 @@ use std::pin::Pin;
 
 use super::{DispatchError, Dispatcher};
 use crate::cluster::Cluster;
-use crate::cluster::survey::{Answer, Question};
+use crate::cluster::survey::{Answer, Asking, Question, gathered};
 use crate::metrics::{Census, ClusterSummary};
 use crate::rooms::user_room;
 
@@ -66,16 +66,47 @@ pub(super) struct Elsewhere {
     pub answered: usize,
 }
 
-impl Dispatcher {
-    /// The connections `question` counts on the other nodes, if any.
-    pub(super) async fn count_elsewhere(&self, question: Question) -> Elsewhere {
-        let mut elsewhere = Elsewhere::default();
-        if let Some(cluster) = &self.cluster {
-            elsewhere.answered = self
-                .add_other_nodes(cluster, question, &mut elsewhere.count)
-                .await;
+/// Adds up the other nodes' answers to a question queued with
+/// [`Dispatcher::ask_elsewhere`]; partial when one did not answer or they
+/// could not be asked.
+pub(super) async fn counted_elsewhere(asking: Option<Asking>) -> Elsewhere {
+    let mut elsewhere = Elsewhere::default();
+    let Some(asking) = asking else {
+        return elsewhere;
+    };
+    let gathered = match gathered(asking).await {
+        Ok(gathered) => gathered,
+        Err(error) => {
+            tracing::debug!(%error, "the other nodes could not be asked for their count");
+            elsewhere.count.partial = true;
+            return elsewhere;
         }
-        elsewhere
+    };
+    elsewhere.count.partial |= gathered.missing > 0;
+    for (node, answer) in gathered.answers() {
+        elsewhere.answered += 1;
+        match answer {
+            Answer::Count(connections) => elsewhere.count.add(*connections),
+            other => {
+                tracing::warn!(
+                    node,
+                    ?other,
+                    "a node could not count its connections; check that every node serves the same namespaces"
+                );
+                elsewhere.count.partial = true;
+            }
+        }
+    }
+    elsewhere
+}
+
+impl Dispatcher {
+    /// Queues `question` for the other nodes, if this node has any; see
+    /// [`counted_elsewhere`] for their answers.
+    pub(super) fn ask_elsewhere(&self, question: Question) -> Option<Asking> {
+        self.cluster
+            .as_ref()
+            .map(|cluster| cluster.start_asking(question))
     }
 
     /// How many connections `user_id` has open in `namespace`, on every
@@ -106,10 +137,13 @@ impl Dispatcher {
             namespace: namespace.to_owned(),
             user: user_id.to_owned(),
         };
-        let dispatcher = self.clone();
+        let asking = self.ask_elsewhere(question);
+        let metrics = self.metrics.clone();
         Ok(Counting::Waiting(Box::pin(async move {
-            count.merge(dispatcher.count_elsewhere(question).await.count);
-            dispatcher.note_partial(count);
+            count.merge(counted_elsewhere(asking).await.count);
+            if count.partial {
+                metrics.cluster_partial_answer();
+            }
             count
         })))
     }
@@ -137,41 +171,6 @@ impl Dispatcher {
             .within(user_room(user_id))
             .sockets()
             .len())
-    }
-
-    /// Adds the other nodes' answers to `count`, marking it partial when
-    /// one did not answer or the cluster could not be asked; returns how
-    /// many nodes answered.
-    async fn add_other_nodes(
-        &self,
-        cluster: &Cluster,
-        question: Question,
-        count: &mut Count,
-    ) -> usize {
-        let gathered = match cluster.ask(question).await {
-            Ok(gathered) => gathered,
-            Err(error) => {
-                tracing::debug!(%error, "the other nodes could not be asked for their count");
-                count.partial = true;
-                return 0;
-            }
-        };
-        let answered = gathered.answers.len();
-        count.partial |= gathered.missing > 0;
-        for (node, answer) in gathered.answers {
-            match answer {
-                Answer::Count(connections) => count.add(connections),
-                other => {
-                    tracing::warn!(
-                        node,
-                        ?other,
-                        "a node could not count its connections; check that every node serves the same namespaces"
-                    );
-                    count.partial = true;
-                }
-            }
-        }
-        answered
     }
 
     /// Answers another node's question about this node's connections.
@@ -218,9 +217,9 @@ impl Dispatcher {
         match cluster.ask(Question::Stats).await {
             Ok(gathered) => {
                 partial |= gathered.missing > 0;
-                for (_, answer) in gathered.answers {
+                for (_, answer) in gathered.answers() {
                     match answer {
-                        Answer::Stats(other) => census.add(&other),
+                        Answer::Stats(other) => census.add(other),
                         _ => partial = true,
                     }
                 }

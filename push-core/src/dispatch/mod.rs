@@ -17,6 +17,8 @@
 
 mod counts;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -25,13 +27,14 @@ use serde_json::value::RawValue;
 use socketioxide::{BroadcastError, SendError, operators::BroadcastOperators};
 use thiserror::Error;
 
-use crate::cluster::history::SharedHistory;
+use crate::cluster::history::{SharedHistory, Unnumbered};
 use crate::cluster::survey::{OwnedTarget, Question};
 use crate::cluster::{Cluster, Io, NodeAdapter, Socket, link};
 use crate::metrics::Metrics;
 use crate::recovery::{Entry, Offset, OffsetArgument, Recovery, STATUS_EVENT, Status};
 use crate::rooms::{RESUMING_ROOM, UNIDENTIFIED_ROOM, public_room, user_room};
 
+use self::counts::counted_elsewhere;
 pub use self::counts::{Count, Counting, PendingCount};
 
 /// Event names the socket.io client handles itself; a publish under one of
@@ -181,28 +184,37 @@ impl Dispatcher {
             .select(publish.namespace, &publish.target)?
             .sockets()
             .len();
-        let entry = Entry::new(0, Entry::now_ms(), publish.event, payload, &publish.target);
-        let appending = shared.append(publish.namespace, &entry);
-        let question = recipients_question(publish);
+        let message = Entry::encode(Entry::now_ms(), publish.event, payload, &publish.target)
+            .map_err(|error| DispatchError::Encoding(error.to_string()))?;
+        let appending = shared.append(publish.namespace, message);
+        let asking = self.ask_elsewhere(recipients_question(publish));
         let namespace = publish.namespace.to_owned();
         let dispatcher = self.clone();
         Ok(Counting::Waiting(Box::pin(async move {
-            let (appended, elsewhere) =
-                futures_util::future::join(appending, dispatcher.count_elsewhere(question)).await;
             let mut count = Count::default();
-            match appended {
+            match appending.await {
                 Ok(_) => {
                     count.add(here as u64);
                     // The stream keeps the message for a node that reads
                     // it late.
-                    count.merge(elsewhere.count);
+                    count.merge(counted_elsewhere(asking).await.count);
                 }
-                Err(error) => {
+                Err(Unnumbered { error, .. }) if error.outcome_unknown() => {
+                    // The connection broke after the message was sent: it
+                    // may be in the history, and then every node hands it
+                    // out (a copy now would be a second one), or not. The
+                    // count claims no one.
+                    tracing::debug!(%error, "a publish may not have reached the cluster's history");
+                    count.partial = true;
+                }
+                Err(Unnumbered { error, message }) => {
                     // Redis cannot be reached: this node's connections get
                     // it now, without an offset, since it has no place in
                     // the history.
                     tracing::debug!(%error, "a publish could not be added to the cluster's history");
-                    count.add(dispatcher.emit_local(&namespace, &entry).await as u64);
+                    if let Ok(entry) = serde_json::from_slice::<Entry>(&message) {
+                        count.add(dispatcher.emit_local(&namespace, &entry).await as u64);
+                    }
                     count.partial = true;
                 }
             }
@@ -242,8 +254,17 @@ impl Dispatcher {
         let mut counting: PendingCount = Box::pin(async move {
             let emitting =
                 link::receivers_of(dispatcher.emit(selection, &entry.event, &*entry.payload));
-            let ((emitted, nodes_reached), elsewhere) =
-                futures_util::future::join(emitting, dispatcher.count_elsewhere(question)).await;
+            let mut emitting = std::pin::pin!(emitting);
+            let first = poll_once(emitting.as_mut()).await;
+            // Asked only once the message is queued to Redis: a node that
+            // subscribes in between is then among those asked, and if it
+            // missed the message, Redis's count of receivers says so.
+            let asking = dispatcher.ask_elsewhere(question);
+            let (emitted, nodes_reached) = match first {
+                Poll::Ready(emitted) => emitted,
+                Poll::Pending => emitting.await,
+            };
+            let elsewhere = counted_elsewhere(asking).await;
             let mut count = Count::default();
             match emitted {
                 Ok(undelivered) => {
@@ -269,9 +290,7 @@ impl Dispatcher {
         // message and queues it to Redis, so the publishes of one
         // connection leave for the other nodes in the order they came,
         // however long each then waits for Redis.
-        let first =
-            std::future::poll_fn(|context| Poll::Ready(counting.as_mut().poll(context))).await;
-        Ok(match first {
+        Ok(match poll_once(counting.as_mut()).await {
             Poll::Ready(count) => Counting::Done(count),
             Poll::Pending => Counting::Waiting(counting),
         })
@@ -470,6 +489,19 @@ impl Dispatcher {
             operators
         })
     }
+}
+
+/// Polls `future` once, in the caller's task.
+async fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
+    let mut future = Some(future);
+    std::future::poll_fn(|context| {
+        Poll::Ready(
+            future
+                .take()
+                .map_or(Poll::Pending, |future| future.poll(context)),
+        )
+    })
+    .await
 }
 
 /// The question that counts a publish's recipients on another node.

@@ -45,7 +45,24 @@ pub(super) struct Append {
     pub keys: Arc<Keys>,
     /// The message as the stream keeps it.
     pub message: Vec<u8>,
-    pub numbered: oneshot::Sender<Result<Offset, LinkError>>,
+    pub numbered: oneshot::Sender<Result<Offset, Unnumbered>>,
+}
+
+/// A message that could not be numbered, handed back with why.
+#[derive(Debug)]
+pub struct Unnumbered {
+    pub error: LinkError,
+    pub message: Vec<u8>,
+}
+
+impl Append {
+    fn fail(self, error: LinkError) {
+        let unnumbered = Unnumbered {
+            error,
+            message: self.message,
+        };
+        let _ = self.numbered.send(Err(unnumbered));
+    }
 }
 
 /// The task that numbers queued publishes.
@@ -93,7 +110,7 @@ impl Appender {
     async fn number(&self, batch: Vec<Append>) {
         let Some(mut connection) = self.link.connection() else {
             for append in batch {
-                let _ = append.numbered.send(Err(LinkError::Down));
+                append.fail(LinkError::Down);
             }
             return;
         };
@@ -141,7 +158,7 @@ impl Appender {
                 }
                 Err(error) => {
                     for append in group {
-                        let _ = append.numbered.send(Err(LinkError::Redis(error.clone())));
+                        append.fail(LinkError::Redis(error.clone()));
                     }
                 }
             }

@@ -47,7 +47,7 @@ use redis::{Script, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use self::append::Append;
-pub use self::append::Appender;
+pub use self::append::{Appender, Unnumbered};
 use super::link::{LinkError, RedisLink};
 use crate::recovery::{Entry, Offset};
 
@@ -107,8 +107,8 @@ return {ARGV[2], seq}
 /// What the history hands to this node's connections, under the
 /// namespace's lock.
 pub enum Delivery {
-    /// A message, with its offset.
-    Message(Offset, Arc<Entry>),
+    /// Messages, in order, each with its offset.
+    Messages(Vec<(Offset, Arc<Entry>)>),
     /// This node's copy of the history starts over at `position`: what its
     /// connections received so far may not be all there was (the stream
     /// lost messages, or this node fell too far behind), so they are told
@@ -189,36 +189,48 @@ impl SharedHistory {
         (history, appender)
     }
 
-    /// Queues `entry` to be numbered in the cluster's order and added to
-    /// the stream; every node, this one included, then hands it out. Its
-    /// place in the order is taken now; the future says where it went.
-    /// `entry.seq` is ignored.
+    /// Queues `message` (an [`Entry`] as JSON, see [`Entry::encode`]) to be
+    /// numbered in the cluster's order and added to the stream; every node,
+    /// this one included, then hands it out. Its place in the order is
+    /// taken now; the future says where it went.
     pub fn append(
         &self,
         namespace: &str,
-        entry: &Entry,
-    ) -> impl Future<Output = Result<Offset, LinkError>> + Send + 'static {
-        let queued = self.queue(namespace, entry);
-        async move { queued?.await.unwrap_or(Err(LinkError::Down)) }
+        message: Vec<u8>,
+    ) -> impl Future<Output = Result<Offset, Unnumbered>> + Send + 'static {
+        let queued = self.queue(namespace, message);
+        async move {
+            // The appender drops its queue only at shutdown, with the
+            // message: none is left to hand out.
+            queued?.await.unwrap_or_else(|_| {
+                Err(Unnumbered {
+                    error: LinkError::Down,
+                    message: Vec::new(),
+                })
+            })
+        }
     }
 
     fn queue(
         &self,
         namespace: &str,
-        entry: &Entry,
-    ) -> Result<oneshot::Receiver<Result<Offset, LinkError>>, LinkError> {
-        let keys = self
-            .keys
-            .get(namespace)
-            .ok_or_else(|| LinkError::NotShared(namespace.to_owned()))?;
+        message: Vec<u8>,
+    ) -> Result<oneshot::Receiver<Result<Offset, Unnumbered>>, Unnumbered> {
+        let Some(keys) = self.keys.get(namespace) else {
+            let error = LinkError::NotShared(namespace.to_owned());
+            return Err(Unnumbered { error, message });
+        };
         let (numbered, receiver) = oneshot::channel();
         let append = Append {
             keys: keys.clone(),
-            message: serde_json::to_vec(entry)?,
+            message,
             numbered,
         };
         // Fails only once the appender has stopped: at shutdown.
-        self.appending.send(append).map_err(|_| LinkError::Down)?;
+        self.appending.send(append).map_err(|failed| Unnumbered {
+            error: LinkError::Down,
+            message: failed.0.message,
+        })?;
         Ok(receiver)
     }
 }

@@ -65,6 +65,7 @@ impl SharedHistory {
                 recovery: recovery.clone(),
                 deliver: deliver.clone(),
                 last_tag: None,
+                aligned_once: false,
             };
             tokio::spawn(reader.run(shutdown.clone()));
         }
@@ -80,6 +81,9 @@ struct Reader {
     deliver: Deliver,
     /// The tag of the entry the copy ends with, when known.
     last_tag: Option<Vec<u8>>,
+    /// Whether the copy was aligned before: at this node's start, what the
+    /// stream holds is the past; later, it is news to this node's pages.
+    aligned_once: bool,
 }
 
 /// Whether the copy's last entry is still in the stream as it was read.
@@ -98,6 +102,7 @@ impl Reader {
             let reading = async {
                 let mut connection = self.history.link.dedicated(READ_BLOCK).await?;
                 self.align(&mut connection).await?;
+                self.aligned_once = true;
                 loop {
                     self.read_once(&mut connection).await?;
                 }
@@ -206,6 +211,10 @@ impl Reader {
     /// and tells this node's pages to reload: they may have missed what
     /// the stream lost. Entries of an older epoch are left out: an epoch's
     /// history begins after its marker, or at its oldest entry.
+    ///
+    /// Met after this node's start, the new epoch began while this node was
+    /// cut off or reading the old one, so every message of it is news to
+    /// this node's pages: they are handed out, after the reset.
     async fn start_over(
         &mut self,
         connection: &mut Connection,
@@ -233,16 +242,22 @@ impl Reader {
             (None, None) => (last_seq, None),
         };
         stream.restart(epoch, after);
+        self.reset(&stream).await;
+        let mut news = Vec::new();
         for batch in kept {
             for (seq, message) in (batch.first_seq()..).zip(&batch.messages) {
                 if let Some(entry) = entry_of(seq, message) {
-                    stream.keep_numbered(Arc::new(entry));
+                    let entry = Arc::new(entry);
+                    stream.keep_numbered(entry.clone());
+                    if self.aligned_once {
+                        news.push((stream.offset(seq), entry));
+                    }
                 }
             }
             tag = batch.tag;
         }
         self.last_tag = tag;
-        self.reset(&stream).await;
+        self.deliver(news).await;
         Ok(())
     }
 
@@ -291,6 +306,7 @@ impl Reader {
             stream.restart(epoch, batch.first_seq() - 1);
             self.reset(stream).await;
         }
+        let mut messages = Vec::with_capacity(batch.messages.len());
         for (seq, message) in (batch.first_seq()..).zip(&batch.messages) {
             let Some(entry) = entry_of(seq, message) else {
                 tracing::warn!(
@@ -298,16 +314,24 @@ impl Reader {
                     seq,
                     "an unreadable message in the cluster's history; pages will reload their state"
                 );
+                self.deliver(std::mem::take(&mut messages)).await;
                 stream.restart(epoch, seq);
                 self.reset(stream).await;
                 continue;
             };
             let entry = Arc::new(entry);
             stream.keep_numbered(entry.clone());
-            let offset = stream.offset(seq);
-            (self.deliver)(self.namespace.clone(), Delivery::Message(offset, entry)).await;
+            messages.push((stream.offset(seq), entry));
         }
+        self.deliver(messages).await;
         self.last_tag = batch.tag;
+    }
+
+    /// Hands out `messages`, in order.
+    async fn deliver(&self, messages: Vec<(crate::recovery::Offset, Arc<Entry>)>) {
+        if !messages.is_empty() {
+            (self.deliver)(self.namespace.clone(), Delivery::Messages(messages)).await;
+        }
     }
 
     /// Tells this node's pages that its copy starts over.

@@ -46,7 +46,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Services;
-use super::session::{Handled, LaterReply, Next, Session};
+use super::session::{Handled, LaterReply, Next, ReplyTo, Session};
+use crate::dispatch::Count;
 use crate::metrics::Metrics;
 
 /// Initial read buffer; grows up to the frame size limit when needed.
@@ -88,7 +89,7 @@ pub(super) async fn serve(stream: UnixStream, services: Services, shutdown: Canc
 enum Event {
     Read(Read),
     /// A reply that was waiting for the cluster came.
-    Answered(Vec<u8>),
+    Answered(Finished),
     Stopped,
 }
 
@@ -125,7 +126,7 @@ impl Publisher {
                 // What is left, if anything, is a frame started just now.
                 partial_since = None;
             }
-            replies.take_finished();
+            replies.take_finished(&self.metrics);
             if let Err(reason) = self.write_ready(&mut replies).await {
                 return reason;
             }
@@ -156,7 +157,7 @@ impl Publisher {
                 }
             };
             match event {
-                Event::Answered(reply) => replies.ready.extend_from_slice(&reply),
+                Event::Answered(reply) => replies.write(reply, &self.metrics),
                 Event::Read(Read::Data) => {}
                 Event::Read(Read::Closed) if input.is_empty() => {
                     // The publisher may still read what it asked for.
@@ -259,7 +260,7 @@ impl Publisher {
     /// `reason`, or why they could not be written.
     async fn finish(&self, replies: &mut Replies, reason: &'static str) -> &'static str {
         while let Some(reply) = replies.waiting.next().await {
-            replies.ready.extend_from_slice(&reply);
+            replies.write(reply, &self.metrics);
         }
         match self.write_ready(replies).await {
             Ok(()) => reason,
@@ -385,9 +386,17 @@ impl Replies {
 
     /// Moves the replies that have come, up to the first still waiting, to
     /// the ones ready to write.
-    fn take_finished(&mut self) {
+    fn take_finished(&mut self, metrics: &Metrics) {
         while let Some(Some(reply)) = self.waiting.next().now_or_never() {
-            self.ready.extend_from_slice(&reply);
+            self.write(reply, metrics);
+        }
+    }
+
+    /// Adds a reply that has come to those ready to write.
+    fn write(&mut self, reply: Finished, metrics: &Metrics) {
+        match reply {
+            Finished::Encoded(reply) => self.ready.extend_from_slice(&reply),
+            Finished::Counted(to, count) => to.encode(count, metrics, &mut self.ready),
         }
     }
 }
@@ -398,13 +407,23 @@ enum Reply {
     Waiting(LaterReply),
 }
 
-impl Future for Reply {
-    type Output = Vec<u8>;
+/// A reply of the queue, come.
+enum Finished {
+    Encoded(Vec<u8>),
+    Counted(ReplyTo, Count),
+}
 
-    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Vec<u8>> {
+impl Future for Reply {
+    type Output = Finished;
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Finished> {
         match self.get_mut() {
-            Reply::Ready(reply) => Poll::Ready(reply.take().unwrap_or_default()),
-            Reply::Waiting(reply) => reply.as_mut().poll(context),
+            Reply::Ready(reply) => Poll::Ready(Finished::Encoded(reply.take().unwrap_or_default())),
+            Reply::Waiting(later) => later
+                .counting
+                .as_mut()
+                .poll(context)
+                .map(|count| Finished::Counted(later.to, count)),
         }
     }
 }

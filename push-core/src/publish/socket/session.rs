@@ -16,9 +16,7 @@
 //! connection goes on reading and starting requests meanwhile, and writes
 //! the replies in request order.
 
-use std::future::Future;
 use std::ops::RangeInclusive;
-use std::pin::Pin;
 
 use push_client::protocol::frame::FrameHeader;
 use push_client::protocol::wire::{DecodeError, Reader};
@@ -66,12 +64,30 @@ pub(super) enum Next {
 pub(super) enum Handled {
     /// Its reply is written; the connection goes on or closes.
     Answered(Next),
-    /// Its reply is coming: the encoded frame, once the cluster answered.
+    /// Its reply waits for a count from the cluster.
     Later(LaterReply),
 }
 
-/// The encoded reply frame of a request answered later.
-pub(super) type LaterReply = Pin<Box<dyn Future<Output = Vec<u8>> + Send>>;
+/// The reply to a request that waits for a count.
+pub(super) struct LaterReply {
+    pub counting: PendingCount,
+    pub to: ReplyTo,
+}
+
+/// Where a counted reply goes, and in what form.
+#[derive(Clone, Copy)]
+pub(super) struct ReplyTo {
+    id: u32,
+    version: u16,
+    reply: fn(Count) -> Reply<'static>,
+}
+
+impl ReplyTo {
+    /// Appends the reply frame with `count`.
+    pub fn encode(&self, count: Count, metrics: &Metrics, out: &mut Vec<u8>) {
+        encode_reply(metrics, self.version, self.id, &(self.reply)(count), out);
+    }
+}
 
 pub(super) struct Session {
     services: Services,
@@ -171,13 +187,14 @@ impl Session {
         counting: PendingCount,
         reply: fn(Count) -> Reply<'static>,
     ) -> LaterReply {
-        let (metrics, version) = (self.services.metrics.clone(), self.reply_version());
-        Box::pin(async move {
-            let count = counting.await;
-            let mut out = Vec::new();
-            encode_reply(&metrics, version, id, &reply(count), &mut out);
-            out
-        })
+        LaterReply {
+            counting,
+            to: ReplyTo {
+                id,
+                version: self.reply_version(),
+                reply,
+            },
+        }
     }
 
     /// Answers an error about the connection as a whole (request id 0).
