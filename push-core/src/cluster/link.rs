@@ -27,6 +27,7 @@ use thiserror::Error;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::bundle::{self, Queued};
 use super::servers::{Connection, Servers};
 use crate::config::RedisUrl;
 
@@ -53,19 +54,6 @@ pub enum LinkError {
     NotShared(String),
     #[error("{0}")]
     NotMaster(&'static str),
-}
-
-impl LinkError {
-    /// Whether the command may have run although it failed: it was sent,
-    /// and the connection broke or timed out before Redis answered.
-    pub fn outcome_unknown(&self) -> bool {
-        match self {
-            LinkError::Redis(error) => {
-                error.is_io_error() || error.is_timeout() || error.is_connection_dropped()
-            }
-            _ => false,
-        }
-    }
 }
 
 impl From<serde_json::Error> for LinkError {
@@ -110,6 +98,10 @@ struct Shared {
     state: watch::Sender<LinkState>,
     /// Replicas the Sentinel-named master had connected at the last look.
     replicas: AtomicUsize,
+    /// What the adapter publishes, waiting to be sent (`bundle`).
+    bundling: mpsc::UnboundedSender<Queued>,
+    /// The other end of `bundling`, until [`RedisLink::run`] takes it.
+    bundled: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Queued>>>,
 }
 
 impl RedisLink {
@@ -117,6 +109,7 @@ impl RedisLink {
     pub fn new(url: &RedisUrl) -> Result<Self, LinkSetupError> {
         let servers = Servers::new(url).map_err(LinkSetupError)?;
         let (state, _) = watch::channel(LinkState::Down);
+        let (bundling, bundled) = mpsc::unbounded_channel();
         Ok(Self {
             shared: Arc::new(Shared {
                 servers,
@@ -124,6 +117,8 @@ impl RedisLink {
                 handlers: Arc::new(RwLock::new(HashMap::new())),
                 state,
                 replicas: AtomicUsize::new(0),
+                bundling,
+                bundled: std::sync::Mutex::new(Some(bundled)),
             }),
         })
     }
@@ -151,8 +146,25 @@ impl RedisLink {
         self.shared.state.subscribe()
     }
 
-    /// Connects, resubscribes and reconnects until `shutdown` fires.
+    /// Connects, resubscribes and reconnects until `shutdown` fires, and
+    /// sends what the adapter publishes meanwhile.
     pub async fn run(self, shutdown: CancellationToken) {
+        let bundled = self
+            .shared
+            .bundled
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(bundled) = bundled {
+            let sending = bundle::send_rounds(self.clone(), bundled);
+            let stopped = shutdown.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = stopped.cancelled() => {}
+                    () = sending => {}
+                }
+            });
+        }
         let mut delay = RECONNECT_DELAY_MIN;
         let mut failures_logged = false;
         loop {
@@ -326,12 +338,15 @@ fn route(push: PushInfo, handlers: &Handlers, lost: &Notify) {
             let handlers = handlers
                 .read()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if let Some(queue) = handlers.get(&channel)
-                && queue.try_send((channel, message)).is_err()
-            {
-                // The namespace's queue is full: this node is far behind
-                // the cluster's publish rate.
-                tracing::warn!("a cluster message was dropped: this node cannot keep up");
+            let Some(queue) = handlers.get(&channel) else {
+                return;
+            };
+            for message in bundle::unbundle(message) {
+                if queue.try_send((channel.clone(), message)).is_err() {
+                    // The namespace's queue is full: this node is far
+                    // behind the cluster's publish rate.
+                    tracing::warn!("a cluster message was dropped: this node cannot keep up");
+                }
             }
         }
         PushKind::Disconnection => lost.notify_one(),
@@ -395,8 +410,15 @@ pub async fn receivers_of<F: Future>(future: F) -> (F::Output, Option<usize>) {
 impl Driver for RedisLink {
     type Error = LinkError;
 
+    /// Queued at once (the adapter's first poll), sent with what else
+    /// gathered (`bundle`).
     async fn publish(&self, channel: String, message: Vec<u8>) -> Result<(), LinkError> {
-        let receivers = self.publish_to(&channel, message).await?;
+        let (queued, sent) = Queued::new(channel, message);
+        self.shared
+            .bundling
+            .send(queued)
+            .map_err(|_| LinkError::Down)?;
+        let receivers = sent.await.unwrap_or(Err(LinkError::Down))?;
         // Outside a `receivers_of` scope nobody asked; nothing to record.
         let _ = RECEIVERS.try_with(|cell| cell.set(Some(receivers)));
         Ok(())

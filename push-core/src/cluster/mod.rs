@@ -15,12 +15,14 @@
 //!   node, so that a page resumes on any node;
 //! - [`survey`]: cluster-wide counts (a publish's recipients, a user's
 //!   connections, STATS), within a bounded wait, marked partial when a
-//!   node did not answer.
+//!   node did not answer;
+//! - `bundle`: what the adapter publishes, sent many per `PUBLISH`.
 //!
 //! A node alone uses the same adapter type over [`Link::Alone`], which
 //! reaches no one; the dispatcher marks its broadcasts local, so a single
 //! node pays nothing for the cluster code.
 
+mod bundle;
 pub mod history;
 pub mod link;
 mod servers;
@@ -50,6 +52,12 @@ pub type Io = SocketIo<NodeAdapter>;
 pub type Socket = SocketRef<NodeAdapter>;
 /// The tower layer that serves socket.io.
 pub type Layer = SocketIoLayer<NodeAdapter>;
+
+/// Messages from the other nodes queued per namespace before this node
+/// hands them out: a pipelining publisher's burst (the adapter's default,
+/// 1,024, is a few bundles, see `bundle`). Only a burst fills it; its
+/// memory is taken as it fills.
+const STREAM_BUFFER: usize = 65_536;
 
 /// What a node needs to join a cluster.
 #[derive(Debug, Clone)]
@@ -141,7 +149,8 @@ impl Cluster {
                 Link::Redis(cluster.link.clone()),
                 RedisAdapterConfig::default()
                     .with_prefix(cluster.settings.prefix.clone())
-                    .with_request_timeout(cluster.settings.wait),
+                    .with_request_timeout(cluster.settings.wait)
+                    .with_stream_buffer(STREAM_BUFFER),
             ),
         };
         RedisAdapterCtr::new_with_driver(link, config)

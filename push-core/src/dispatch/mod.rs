@@ -199,18 +199,12 @@ impl Dispatcher {
                     // it late.
                     count.merge(counted_elsewhere(asking).await.count);
                 }
-                Err(Unnumbered { error, .. }) if error.outcome_unknown() => {
-                    // The connection broke after the message was sent: it
-                    // may be in the history, and then every node hands it
-                    // out (a copy now would be a second one), or not. The
-                    // count claims no one.
-                    tracing::debug!(%error, "a publish may not have reached the cluster's history");
-                    count.partial = true;
-                }
                 Err(Unnumbered { error, message }) => {
                     // Redis cannot be reached: this node's connections get
                     // it now, without an offset, since it has no place in
-                    // the history.
+                    // the history. (If the connection broke after Redis
+                    // numbered it, they get it a second time from the
+                    // history: docs/scaling.md, "When Redis is down".)
                     tracing::debug!(%error, "a publish could not be added to the cluster's history");
                     if let Ok(entry) = serde_json::from_slice::<Entry>(&message) {
                         count.add(dispatcher.emit_local(&namespace, &entry).await as u64);
