@@ -164,13 +164,11 @@ impl PushCore {
             recovery.clone(),
             cluster.as_deref(),
         );
-        let (shared, appender) = match (&cluster, config.recovery_settings()) {
-            (Some(cluster), Some(settings)) => {
-                let (history, appender) =
-                    cluster.shared_history(&config.served_namespaces(), settings.max_messages);
-                (Some(Arc::new(history)), Some(appender))
-            }
-            _ => (None, None),
+        let shared = match (&cluster, config.recovery_settings()) {
+            (Some(cluster), Some(settings)) => Some(Arc::new(
+                cluster.shared_history(&config.served_namespaces(), settings.max_messages),
+            )),
+            _ => None,
         };
         let dispatcher = Dispatcher::new(
             io.clone(),
@@ -185,7 +183,7 @@ impl PushCore {
                 cluster,
                 &dispatcher,
                 &metrics,
-                recovery.clone().zip(shared.zip(appender)),
+                recovery.clone().zip(shared),
                 leaving_cluster.clone(),
             );
         }
@@ -380,10 +378,7 @@ fn join_cluster(
     metrics: &metrics::Metrics,
     history: Option<(
         Arc<recovery::Recovery>,
-        (
-            Arc<cluster::history::SharedHistory>,
-            cluster::history::Appender,
-        ),
+        Arc<cluster::history::SharedHistory>,
     )>,
     leaving: CancellationToken,
 ) {
@@ -394,8 +389,7 @@ fn join_cluster(
     });
     cluster.start(answerer, leaving.clone());
     metrics.watch_cluster_link(cluster.state());
-    if let Some((recovery, (shared, appender))) = history {
-        tokio::spawn(appender.run(leaving.clone()));
+    if let Some((recovery, shared)) = history {
         let delivering = dispatcher.clone();
         let deliver: cluster::history::Deliver = Arc::new(move |namespace, delivery| {
             let dispatcher = delivering.clone();

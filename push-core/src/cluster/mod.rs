@@ -163,13 +163,12 @@ impl Cluster {
         tokio::spawn(self.survey.clone().run(answerer, shutdown));
     }
 
-    /// The cluster's history of `namespaces`, keeping `max_messages` each,
-    /// and the task that numbers their publishes.
+    /// The cluster's history of `namespaces`, keeping `max_messages` each.
     pub fn shared_history(
         &self,
         namespaces: &[String],
         max_messages: usize,
-    ) -> (history::SharedHistory, history::Appender) {
+    ) -> history::SharedHistory {
         history::SharedHistory::new(
             self.link.clone(),
             &self.settings.prefix,

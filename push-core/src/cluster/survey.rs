@@ -126,12 +126,7 @@ pub type Asking = oneshot::Receiver<Result<Gathered, LinkError>>;
 struct Envelope {
     id: u64,
     reply_to: String,
-    #[serde(default)]
     questions: Vec<Question>,
-    /// One question alone: how nodes before batching asked. They are
-    /// still answered, so that a rolling upgrade keeps their counts whole.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    question: Option<Question>,
 }
 
 /// A node's answers to a batch, in the order of its questions.
@@ -139,11 +134,7 @@ struct Envelope {
 struct Reply {
     id: u64,
     node: String,
-    #[serde(default)]
     answers: Vec<Answer>,
-    /// The answer to a question asked alone (see [`Envelope::question`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    answer: Option<Answer>,
 }
 
 /// A question waiting to be sent, and where its answers go.
@@ -247,22 +238,17 @@ impl Survey {
         if envelope.reply_to == self.reply_channel {
             return; // Our own question: we count ourselves.
         }
-        let alone = envelope.question.is_some();
         let answering = join_all(
             envelope
-                .question
+                .questions
                 .into_iter()
-                .chain(envelope.questions)
                 .map(|question| answerer(question)),
         );
         tokio::spawn(async move {
-            let mut answers = answering.await;
-            let answer = if alone { answers.pop() } else { None };
             let reply = Reply {
                 id: envelope.id,
                 node: self.node.as_str().to_owned(),
-                answers,
-                answer,
+                answers: answering.await,
             };
             let Ok(body) = serde_json::to_vec(&reply) else {
                 return;
@@ -391,7 +377,6 @@ impl Survey {
             id,
             reply_to: self.reply_channel.clone(),
             questions,
-            question: None,
         };
         let body = serde_json::to_vec(&envelope)?;
         self.link.publish_to(&self.question_channel, body).await

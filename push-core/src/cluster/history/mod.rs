@@ -46,8 +46,8 @@ use std::sync::Arc;
 use redis::{Script, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use self::append::Append;
-pub use self::append::{Appender, Unnumbered};
+pub use self::append::Unnumbered;
+use self::append::{Append, Appender};
 use super::link::{LinkError, RedisLink};
 use crate::recovery::{Entry, Offset};
 
@@ -154,20 +154,17 @@ pub struct SharedHistory {
     max_messages: usize,
     /// Publishes waiting to be numbered, for the [`Appender`].
     appending: mpsc::UnboundedSender<Append>,
+    /// The task that numbers them, until [`SharedHistory::run`] starts it.
+    appender: std::sync::Mutex<Option<Appender>>,
     /// The scripts, each hashed once (Redis runs them by their hash).
     position: Script,
     renew: Script,
 }
 
 impl SharedHistory {
-    /// The history of `namespaces`, and the task that numbers their
-    /// publishes, to be run beside it.
-    pub fn new(
-        link: RedisLink,
-        prefix: &str,
-        namespaces: &[String],
-        max_messages: usize,
-    ) -> (Self, Appender) {
+    /// The history of `namespaces`, keeping about `max_messages` each;
+    /// [`SharedHistory::run`] starts reading it and numbering publishes.
+    pub fn new(link: RedisLink, prefix: &str, namespaces: &[String], max_messages: usize) -> Self {
         let keys = namespaces
             .iter()
             .map(|namespace| {
@@ -178,15 +175,15 @@ impl SharedHistory {
         let (appending, queue) = mpsc::unbounded_channel();
         let append = Script::new(&format!("{EPOCH}{APPEND}"));
         let appender = Appender::new(link.clone(), queue, max_messages, append);
-        let history = Self {
+        Self {
             link,
             keys,
             max_messages,
             appending,
+            appender: std::sync::Mutex::new(Some(appender)),
             position: Script::new(&format!("{EPOCH}{POSITION}")),
             renew: Script::new(RENEW),
-        };
-        (history, appender)
+        }
     }
 
     /// Queues `message` (an [`Entry`] as JSON, see [`Entry::encode`]) to be
@@ -239,9 +236,8 @@ impl SharedHistory {
 struct Batch {
     /// The number of its last message (its id), or of the marker.
     last_seq: u64,
-    /// `None` in entries written before epochs were stored with them.
-    epoch: Option<u64>,
-    tag: Option<Vec<u8>>,
+    epoch: u64,
+    tag: Vec<u8>,
     messages: Vec<Vec<u8>>,
 }
 
@@ -251,7 +247,8 @@ impl Batch {
         (self.last_seq + 1).saturating_sub(self.messages.len() as u64)
     }
 
-    /// Reads a stream entry as Redis sends it: `[id, [field, value, ...]]`.
+    /// Reads a stream entry as Redis sends it: `[id, [field, value, ...]]`;
+    /// `None` for one that is not a batch (some other program wrote it).
     fn parse(entry: Value) -> Option<Batch> {
         let Value::Array(parts) = entry else {
             return None;
@@ -260,24 +257,25 @@ impl Batch {
         let (Some(id), Some(Value::Array(fields))) = (parts.next(), parts.next()) else {
             return None;
         };
-        let mut batch = Batch {
-            last_seq: seq_of(&redis::from_redis_value::<String>(id).ok()?)?,
-            epoch: None,
-            tag: None,
-            messages: Vec::new(),
-        };
+        let last_seq = seq_of(&redis::from_redis_value::<String>(id).ok()?)?;
+        let (mut epoch, mut tag, mut messages) = (None, None, Vec::new());
         let mut fields = fields.into_iter();
         while let (Some(Value::BulkString(name)), Some(Value::BulkString(value))) =
             (fields.next(), fields.next())
         {
             match name.as_slice() {
-                b"m" => batch.messages.push(value),
-                b"e" => batch.epoch = std::str::from_utf8(&value).ok().map(parse_epoch),
-                b"t" => batch.tag = Some(value),
+                b"m" => messages.push(value),
+                b"e" => epoch = std::str::from_utf8(&value).ok().map(parse_epoch),
+                b"t" => tag = Some(value),
                 _ => {}
             }
         }
-        Some(batch)
+        Some(Batch {
+            last_seq,
+            epoch: epoch?,
+            tag: tag?,
+            messages,
+        })
     }
 }
 

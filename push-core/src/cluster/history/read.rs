@@ -49,14 +49,22 @@ const READ_ENTRIES: usize = 64;
 const RETRY_DELAY: Duration = Duration::from_millis(250);
 
 impl SharedHistory {
-    /// Reads every namespace's stream into this node, handing out what
-    /// comes with `deliver`, until `shutdown`.
+    /// Numbers publishes and reads every namespace's stream into this
+    /// node, handing out what comes with `deliver`, until `shutdown`.
     pub fn run(
         self: Arc<Self>,
         recovery: Arc<Recovery>,
         deliver: Deliver,
         shutdown: CancellationToken,
     ) {
+        let appender = self
+            .appender
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(appender) = appender {
+            tokio::spawn(appender.run(shutdown.clone()));
+        }
         for (namespace, keys) in &self.keys {
             let reader = Reader {
                 history: self.clone(),
@@ -191,7 +199,7 @@ impl Reader {
         let id = format!("0-{copy_seq}");
         let read = self.range(connection, &id, &id, 1).await?;
         if let Some(entry) = read.into_iter().next() {
-            let whole = self.last_tag.is_none() || entry.tag == self.last_tag;
+            let whole = self.last_tag.as_ref().is_none_or(|tag| *tag == entry.tag);
             return Ok(if whole {
                 Continuity::Whole
             } else {
@@ -228,10 +236,10 @@ impl Reader {
         let mut start = None;
         let mut kept = Vec::new();
         for batch in held {
-            let older = batch.epoch.is_some_and(|of| of != epoch);
+            let older = batch.epoch != epoch;
             if older || batch.messages.is_empty() {
                 kept.clear();
-                start = Some((batch.last_seq, batch.tag));
+                start = Some((batch.last_seq, Some(batch.tag)));
             } else {
                 kept.push(batch);
             }
@@ -254,7 +262,7 @@ impl Reader {
                     }
                 }
             }
-            tag = batch.tag;
+            tag = Some(batch.tag);
         }
         self.last_tag = tag;
         self.deliver(news).await;
@@ -297,10 +305,10 @@ impl Reader {
     /// first if the entry does not follow it.
     async fn take(&mut self, stream: &mut Stream<'_>, batch: Batch) {
         let copy = stream.position();
-        if batch.last_seq <= copy.seq && batch.epoch.is_none_or(|epoch| epoch == copy.epoch) {
+        if batch.last_seq <= copy.seq && batch.epoch == copy.epoch {
             return; // Already kept.
         }
-        let epoch = batch.epoch.unwrap_or(copy.epoch);
+        let epoch = batch.epoch;
         if epoch != copy.epoch || batch.first_seq() != copy.seq + 1 {
             // A new epoch, or a gap: this node missed messages.
             stream.restart(epoch, batch.first_seq() - 1);
@@ -324,7 +332,7 @@ impl Reader {
             messages.push((stream.offset(seq), entry));
         }
         self.deliver(messages).await;
-        self.last_tag = batch.tag;
+        self.last_tag = Some(batch.tag);
     }
 
     /// Hands out `messages`, in order.
