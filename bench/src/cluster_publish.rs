@@ -62,6 +62,8 @@ pub struct PublishFigures {
     pub pipelined_per_s: f64,
     /// Server CPU (every node and Redis) per pipelined publish, in µs.
     pub pipelined_cpu_us: f64,
+    /// Redis's share of it; `None` without Redis.
+    pub pipelined_redis_us: Option<f64>,
     /// Replies that said partial, over both measurements.
     pub partial: u64,
 }
@@ -88,6 +90,14 @@ impl Running {
             .map(proc_sample)
             .collect::<anyhow::Result<Vec<_>>>()?;
         ProcSample::sum(&samples).context("a layout without processes")
+    }
+
+    /// Redis's CPU time so far, in µs.
+    fn redis_cpu(&self) -> anyhow::Result<Option<u64>> {
+        self.redis
+            .as_ref()
+            .map(|redis| proc_sample(redis.pid()).map(|sample| sample.cpu_us))
+            .transpose()
     }
 
     fn client(&self) -> anyhow::Result<Client> {
@@ -221,6 +231,7 @@ async fn measure(
         .await
         .context("the synchronous publisher panicked")??;
     let middle = layout.cpu()?;
+    let redis_before = layout.redis_cpu()?;
     let (pipelined, elapsed, errors, partial_pipelined) =
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let body = payload(0, None, 0);
@@ -244,6 +255,10 @@ async fn measure(
         .await
         .context("the pipelined publisher panicked")??;
     let after = layout.cpu()?;
+    let redis_used = layout
+        .redis_cpu()?
+        .zip(redis_before)
+        .map(|(after, before)| after.saturating_sub(before));
     anyhow::ensure!(
         errors == 0,
         "{}: {errors} pipelined publishes failed",
@@ -264,6 +279,7 @@ async fn measure(
         synchronous_cpu_us: before.cpu_since(&middle).0 as f64 / plan.synchronous.max(1) as f64,
         pipelined_per_s: pipelined as f64 / elapsed.as_secs_f64(),
         pipelined_cpu_us: middle.cpu_since(&after).0 as f64 / pipelined.max(1) as f64,
+        pipelined_redis_us: redis_used.map(|us| us as f64 / pipelined.max(1) as f64),
         partial,
     })
 }
@@ -292,13 +308,13 @@ fn line(figures: &PublishFigures) -> String {
 pub fn table(figures: &[PublishFigures]) -> String {
     let mut out = String::from(
         "\n### Publishing into a cluster (100-byte broadcasts to nobody, one publisher connection)\n\n\
-         | round | recovery | layout | synchronous median µs | p99 µs | server CPU µs/publish | pipelined msg/s | server CPU µs/publish |\n\
-         |--:|---|---|--:|--:|--:|--:|--:|\n",
+         | round | recovery | layout | synchronous median µs | p99 µs | server CPU µs/publish | pipelined msg/s | server CPU µs/publish | of which Redis |\n\
+         |--:|---|---|--:|--:|--:|--:|--:|--:|\n",
     );
     for entry in figures {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {:.2} |",
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {:.2} | {} |",
             entry.round,
             on_off(entry.recovery),
             entry.layout.label(),
@@ -307,6 +323,9 @@ pub fn table(figures: &[PublishFigures]) -> String {
             entry.synchronous_cpu_us,
             entry.pipelined_per_s,
             entry.pipelined_cpu_us,
+            entry
+                .pipelined_redis_us
+                .map_or("–".to_owned(), |us| format!("{us:.2}")),
         );
     }
     out.push_str(

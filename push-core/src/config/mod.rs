@@ -210,8 +210,9 @@ pub struct Config {
     /// `memory`: this node alone. `redis`: several nodes share publishes,
     /// counts and the recovery history through Redis (docs/scaling.md).
     pub adapter: AdapterKind,
-    /// The cluster's Redis, `redis://HOST[:PORT][/DB]`; needed with
-    /// `adapter = "redis"`.
+    /// The cluster's Redis: one server (`redis://HOST[:PORT][/DB]`), the
+    /// master Sentinels name (`redis+sentinel://...`) or a Redis Cluster
+    /// (`redis+cluster://...`); needed with `adapter = "redis"`.
     pub redis_url: Option<RedisUrl>,
     /// This node's name in logs, metrics and partial answers; unset: the
     /// host name.
