@@ -29,7 +29,7 @@ use crate::cluster::{Layout, RedisServer};
 use crate::publisher::{EVENT, push_core_client};
 use crate::recorder::payload;
 use crate::scenarios::Bench;
-use crate::servers::{Kind, NAMESPACE, ProcSample, PublishEndpoint, Server, proc_sample};
+use crate::servers::{NAMESPACE, ProcSample, PublishEndpoint, Server, proc_sample};
 
 /// How long the nodes of a layout may take to see each other.
 const LINKED_TIMEOUT: Duration = Duration::from_secs(20);
@@ -119,7 +119,13 @@ impl Bench {
         let mut running = Vec::new();
         for &recovery in recoveries {
             for layout in [Layout::Alone, Layout::Redis { nodes: plan.nodes }] {
-                running.push(self.start_layout(layout, recovery)?);
+                let (_, redis, nodes) = self.start_layout(layout, recovery)?;
+                running.push(Running {
+                    layout,
+                    recovery,
+                    nodes,
+                    redis,
+                });
             }
         }
         for layout in &running {
@@ -139,39 +145,6 @@ impl Bench {
             }
         }
         Ok(figures)
-    }
-
-    fn start_layout(&self, layout: Layout, recovery: bool) -> anyhow::Result<Running> {
-        let kind = if recovery {
-            Kind::PushCore
-        } else {
-            Kind::PushCoreNoRecovery
-        };
-        let redis = match layout {
-            Layout::Alone => None,
-            Layout::Redis { .. } => Some(RedisServer::start()?),
-        };
-        let mut nodes = Vec::new();
-        for index in 0..layout.nodes() {
-            let extra = match &redis {
-                None => Vec::new(),
-                Some(redis) => vec![
-                    "--adapter".to_owned(),
-                    "redis".to_owned(),
-                    "--redis-url".to_owned(),
-                    redis.url.clone(),
-                    "--node-id".to_owned(),
-                    format!("bench-{index}"),
-                ],
-            };
-            nodes.push(Server::start_with(kind, &self.programs, None, &extra)?);
-        }
-        Ok(Running {
-            layout,
-            recovery,
-            nodes,
-            redis,
-        })
     }
 }
 

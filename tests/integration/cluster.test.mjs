@@ -17,7 +17,7 @@ import { cookieFor, startAuthBackend } from './support/auth-backend.mjs';
 import { ClientPool } from './support/clients.mjs';
 import { freePort, runBinary, startDaemon, tempDir } from './support/daemon.mjs';
 import { scrape, seriesValue } from './support/metrics.mjs';
-import { Kind, RawConnection, online, request, send, sendOk, stats } from './support/publish.mjs';
+import { Kind, RawConnection, online, publishOverHttp, request, send, sendOk, stats } from './support/publish.mjs';
 import { Redis, startRedis } from './support/redis.mjs';
 import { sleep, waitUntil } from './support/wait.mjs';
 
@@ -45,15 +45,7 @@ function startNode(redis, backend, name, args = []) {
 const recoveryArgs = (recovery) => (recovery === 'on' ? [] : ['--recovery-window', '0']);
 
 /** Publishes through a node's HTTP API; resolves with { recipients, partial }. */
-async function publishVia(node, body) {
-  const response = await fetch(`${node.url}/api/publish`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  assert.equal(response.status, 200, await response.clone().text());
-  return response.json();
-}
+const publishVia = (node, body) => publishOverHttp(node, TOKEN, body);
 
 /** Waits until every node sees the others (each answers the survey). */
 async function waitForCluster(nodes) {

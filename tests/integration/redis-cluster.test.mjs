@@ -14,7 +14,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import { cookieFor, startAuthBackend } from './support/auth-backend.mjs';
 import { ClientPool } from './support/clients.mjs';
 import { startDaemon } from './support/daemon.mjs';
-import { online, sendOk, stats } from './support/publish.mjs';
+import { online, publishOverHttp, sendOk, stats } from './support/publish.mjs';
 import { startRedisCluster } from './support/redis.mjs';
 import { waitUntil } from './support/wait.mjs';
 
@@ -24,15 +24,7 @@ const TOKEN = 'redis-cluster-test-token-0123456789abcdefghij';
 const NAMESPACES = ['/chat', '/news', '/alerts', '/orders', '/feed', '/games'];
 
 /** Publishes through a node's HTTP API; resolves with { recipients, partial }. */
-async function publishVia(node, body) {
-  const response = await fetch(`${node.url}/api/publish`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  assert.equal(response.status, 200, await response.clone().text());
-  return response.json();
-}
+const publishVia = (node, body) => publishOverHttp(node, TOKEN, body);
 
 for (const recovery of ['on', 'off']) {
   describe(`three nodes on a Redis Cluster, recovery ${recovery}`, () => {

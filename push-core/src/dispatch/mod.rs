@@ -180,10 +180,7 @@ impl Dispatcher {
         publish: &Publish<'_>,
         payload: &RawValue,
     ) -> Result<Counting, DispatchError> {
-        let here = self
-            .select(publish.namespace, &publish.target)?
-            .sockets()
-            .len();
+        let here = self.recipients_here(publish)?;
         let message = Entry::encode(Entry::now_ms(), publish.event, payload, &publish.target)
             .map_err(|error| DispatchError::Encoding(error.to_string()))?;
         let appending = shared.append(publish.namespace, message);
@@ -224,12 +221,7 @@ impl Dispatcher {
         publish: &Publish<'_>,
         payload: &RawValue,
     ) -> Result<Counting, DispatchError> {
-        // socketioxide's emit does not say how many connections it reached,
-        // so the recipients are selected first, to count them.
-        let here = self
-            .select(publish.namespace, &publish.target)?
-            .sockets()
-            .len();
+        let here = self.recipients_here(publish)?;
         if !cluster.is_up() {
             let selection = self.select(publish.namespace, &publish.target)?.local();
             let undelivered = self.emit_here(selection, publish.event, payload).await?;
@@ -288,6 +280,15 @@ impl Dispatcher {
             Poll::Ready(count) => Counting::Done(count),
             Poll::Pending => Counting::Waiting(counting),
         })
+    }
+
+    /// How many of this node's connections `publish` is for. socketioxide's
+    /// emit does not say how many it reached, so they are counted first.
+    fn recipients_here(&self, publish: &Publish<'_>) -> Result<usize, DispatchError> {
+        Ok(self
+            .select(publish.namespace, &publish.target)?
+            .sockets()
+            .len())
     }
 
     /// Hands `entry` to this node's connections only, without an offset;
