@@ -66,7 +66,7 @@ impl Append {
 }
 
 /// The task that numbers queued publishes.
-pub struct Appender {
+pub(super) struct Appender {
     link: RedisLink,
     queue: mpsc::UnboundedReceiver<Append>,
     max_messages: usize,
@@ -90,7 +90,7 @@ impl Appender {
     }
 
     /// Numbers what is queued, batch after batch, until `shutdown`.
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    pub(super) async fn run(mut self, shutdown: CancellationToken) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
             let received = tokio::select! {
