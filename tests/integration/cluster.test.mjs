@@ -18,7 +18,7 @@ import { ClientPool } from './support/clients.mjs';
 import { freePort, runBinary, startDaemon, tempDir } from './support/daemon.mjs';
 import { scrape, seriesValue } from './support/metrics.mjs';
 import { Kind, RawConnection, online, publishOverHttp, request, send, sendOk, stats } from './support/publish.mjs';
-import { Redis, startRedis } from './support/redis.mjs';
+import { Redis, startRedis, startTlsRedis } from './support/redis.mjs';
 import { sleep, waitUntil } from './support/wait.mjs';
 
 const TOKEN = 'cluster-test-token-0123456789abcdefghijklmnop';
@@ -393,6 +393,41 @@ describe('Redis going back to an older copy of the history', () => {
       assert.equal(back.statuses[0].recovered, false);
     }
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('Redis over TLS (rediss://)', () => {
+  const clients = new ClientPool();
+  let tls;
+  let backend;
+  const nodes = [];
+  after(async () => {
+    clients.closeAll();
+    for (const node of nodes) await node.cleanup();
+    await backend?.close();
+    await tls?.stop();
+  });
+
+  test('nodes reach a Redis that speaks TLS only, checking its certificate, and share publishes', async () => {
+    tls = await startTlsRedis();
+    backend = await startAuthBackend();
+    for (const name of ['node-a', 'node-b']) {
+      nodes.push(await startDaemon({
+        args: ['--adapter', 'redis', '--redis-url', tls.url, '--node-id', name, '--auth-url', backend.url, '--http-publish-token', TOKEN],
+        env: { SSL_CERT_FILE: tls.caFile },
+      }));
+    }
+    await waitForCluster(nodes);
+    const [a, b] = nodes;
+    const onB = await clients.connect(b, { name: 'guest on B' });
+    assert.equal(await sendOk(a.socketPath, { event: 'secret', data: 'over TLS' }), 1);
+    assert.equal(await onB.waitFor('secret'), 'over TLS');
+
+    // Without the CA, the certificate is refused: the node never links.
+    const untrusting = await startDaemon({ args: ['--adapter', 'redis', '--redis-url', tls.url, '--node-id', 'node-c'] });
+    nodes.push(untrusting);
+    await waitUntil(() => /cannot reach Redis/.test(untrusting.log), { what: 'node C to fail to reach Redis' });
+    assert.equal((await stats(untrusting.socketPath)).cluster.link_up, false);
   });
 });
 

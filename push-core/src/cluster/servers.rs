@@ -15,6 +15,7 @@
 //!   `SSUBSCRIBE`, Redis 7) keeps each channel on the shard that owns its
 //!   slot, so the nodes' traffic spreads over the shards like the keys.
 
+use std::io;
 use std::time::Duration;
 
 use redis::aio::{AsyncPushSender, ConnectionLike, MultiplexedConnection};
@@ -23,7 +24,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
     AsyncConnectionConfig, Client, Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline,
-    ProtocolVersion, RedisFuture, RedisResult, TlsMode, Value,
+    ProtocolVersion, RedisError, RedisFuture, RedisResult, TlsMode, Value,
 };
 use tokio::sync::Mutex;
 
@@ -32,6 +33,11 @@ use crate::config::{RedisHost, RedisPlace, RedisUrl};
 /// How long connecting may take. Redis answers in well under a
 /// millisecond; a second means it is not there.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long asking the Sentinels for the master may take: they are asked
+/// together and the first answer wins, so this only ends a lookup that no
+/// Sentinel answers (all down, or unreachable without a refusal).
+const SENTINEL_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where the link finds Redis.
 pub struct Servers {
@@ -160,7 +166,15 @@ impl Servers {
             Kind::Sentinel(sentinel) => {
                 // Asks the Sentinels which server is master now (which also
                 // checks that it says so itself), then connects to it.
-                let master = sentinel.lock().await.async_get_client().await?;
+                let asking = async { sentinel.lock().await.async_get_client().await };
+                let master = tokio::time::timeout(SENTINEL_TIMEOUT, asking)
+                    .await
+                    .map_err(|_| {
+                        RedisError::from(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "no Sentinel said which server is master in time",
+                        ))
+                    })??;
                 Connection::One(
                     master
                         .get_multiplexed_async_connection_with_config(&config)

@@ -80,6 +80,41 @@ export async function startRedis() {
   return new Redis(await freePort()).start();
 }
 
+/**
+ * A redis-server that speaks TLS only, with a certificate for localhost
+ * signed by a CA of its own made with openssl; `url` is its rediss:// URL
+ * and `caFile` the CA to trust (a daemon is given it in SSL_CERT_FILE,
+ * which the system's certificate store is read from).
+ */
+export async function startTlsRedis() {
+  const dir = tempDir('push-core-redis-tls-');
+  const file = (name) => path.join(dir, name);
+  const openssl = (...args) => run('openssl', args, { cwd: dir });
+  await openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=push-core test CA',
+    '-keyout', file('ca.key'), '-out', file('ca.crt'));
+  await openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost',
+    '-keyout', file('server.key'), '-out', file('server.csr'));
+  fs.writeFileSync(file('san.cnf'), 'subjectAltName=DNS:localhost\n');
+  await openssl('x509', '-req', '-days', '2', '-in', file('server.csr'), '-CA', file('ca.crt'), '-CAkey', file('ca.key'),
+    '-CAcreateserial', '-extfile', file('san.cnf'), '-out', file('server.crt'));
+  const port = await freePort();
+  const redis = new Redis(await freePort(), {
+    dir,
+    args: ['--tls-port', String(port), '--tls-cert-file', file('server.crt'), '--tls-key-file', file('server.key'),
+      '--tls-ca-cert-file', file('ca.crt'), '--tls-auth-clients', 'no'],
+  });
+  await redis.start();
+  return {
+    redis,
+    url: `rediss://localhost:${port}`,
+    caFile: file('ca.crt'),
+    async stop() {
+      await redis.kill();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 /** A Sentinel: redis-server in sentinel mode, with a config file of its own (it rewrites it). */
 class Sentinel extends Redis {
   constructor(port, dir, masterPort) {

@@ -65,6 +65,7 @@ impl SharedHistory {
         if let Some(appender) = appender {
             tokio::spawn(appender.run(shutdown.clone()));
         }
+        let started_ms = Entry::now_ms();
         for (namespace, keys) in &self.keys {
             let reader = Reader {
                 history: self.clone(),
@@ -73,7 +74,7 @@ impl SharedHistory {
                 recovery: recovery.clone(),
                 deliver: deliver.clone(),
                 last_tag: None,
-                aligned_once: false,
+                started_ms,
             };
             tokio::spawn(reader.run(shutdown.clone()));
         }
@@ -89,9 +90,9 @@ struct Reader {
     deliver: Deliver,
     /// The tag of the entry the copy ends with, when known.
     last_tag: Option<Vec<u8>>,
-    /// Whether the copy was aligned before: at this node's start, what the
-    /// stream holds is the past; later, it is news to this node's pages.
-    aligned_once: bool,
+    /// When this node started reading (milliseconds since the Unix epoch):
+    /// what the stream holds from before is the past to its pages.
+    started_ms: u64,
 }
 
 /// Whether the copy's last entry is still in the stream as it was read.
@@ -110,7 +111,6 @@ impl Reader {
             let reading = async {
                 let mut connection = self.history.link.dedicated(READ_BLOCK).await?;
                 self.align(&mut connection).await?;
-                self.aligned_once = true;
                 loop {
                     self.read_once(&mut connection).await?;
                 }
@@ -220,9 +220,12 @@ impl Reader {
     /// the stream lost. Entries of an older epoch are left out: an epoch's
     /// history begins after its marker, or at its oldest entry.
     ///
-    /// Met after this node's start, the new epoch began while this node was
-    /// cut off or reading the old one, so every message of it is news to
-    /// this node's pages: they are handed out, after the reset.
+    /// What was published since this node started is news to its pages
+    /// (they all connected since): it is handed out, after the reset. That
+    /// is every message of a new epoch met later (it began while this node
+    /// was cut off or reading the old one), and at this node's start what
+    /// was published while it was linking. The publishing nodes' clocks
+    /// decide; one running ahead can make an older message news.
     async fn start_over(
         &mut self,
         connection: &mut Connection,
@@ -257,7 +260,7 @@ impl Reader {
                 if let Some(entry) = entry_of(seq, message) {
                     let entry = Arc::new(entry);
                     stream.keep_numbered(entry.clone());
-                    if self.aligned_once {
+                    if entry.published_ms >= self.started_ms {
                         news.push((stream.offset(seq), entry));
                     }
                 }
