@@ -89,10 +89,16 @@ async fn messages_go_both_ways_over_a_stream_that_is_not_tcp() {
     assert!(open.starts_with(r#"0{"sid":""#), "{open}");
     assert!(open.contains(r#""upgrades":[]"#), "{open}");
 
-    client.write_all(&masked(1, b"4hello")).await.expect("written");
+    client
+        .write_all(&masked(1, b"4hello"))
+        .await
+        .expect("written");
     assert_eq!(next_frame(&mut client).await, (1, b"4hello".to_vec()));
 
-    client.write_all(&masked(2, &[1, 2, 3])).await.expect("written");
+    client
+        .write_all(&masked(2, &[1, 2, 3]))
+        .await
+        .expect("written");
     assert_eq!(next_frame(&mut client).await, (2, vec![1, 2, 3]));
 
     // A WebSocket ping frame is answered with a pong frame.
@@ -112,11 +118,19 @@ async fn the_heartbeat_closes_a_client_that_stops_answering() {
         assert_eq!(next_frame(&mut client).await, (1, b"2".to_vec()), "a ping");
         client.write_all(&masked(1, b"3")).await.expect("a pong");
     }
-    assert_eq!(next_frame(&mut client).await, (1, b"2".to_vec()), "a ping left unanswered");
+    assert_eq!(
+        next_frame(&mut client).await,
+        (1, b"2".to_vec()),
+        "a ping left unanswered"
+    );
     let reason = tokio::time::timeout(Duration::from_secs(5), closes.recv())
         .await
         .expect("closed in time");
     assert_eq!(reason, Some(DisconnectReason::HeartbeatTimeout));
     let (opcode, payload) = next_frame(&mut client).await;
-    assert_eq!((opcode, payload), (8, 1000u16.to_be_bytes().to_vec()), "a close frame");
+    assert_eq!(
+        (opcode, payload),
+        (8, 1000u16.to_be_bytes().to_vec()),
+        "a close frame"
+    );
 }

@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 use socketioxide::{ProtocolVersion, SendError, SocketError};
 
 use crate::auth::Identity;
-use crate::recovery::{Entry, Offset, OffsetArgument, Recipient, Recovery, Resume, STATUS_EVENT};
+use crate::recovery::{
+    Entry, Offset, OffsetArgument, Recipient, Recovery, Resume, STATUS_EVENT, Status,
+};
 use crate::rooms::RESUMING_ROOM;
 
 /// Messages few enough to send while holding the namespace's lock. More
@@ -76,14 +78,6 @@ pub fn sent_offset(socket: &Socket, auth: Option<ResumeAuth>) -> Option<String> 
                 .map(|(_, offset)| offset.into_owned())
         }
     }
-}
-
-/// The `push:recovery` event.
-#[derive(Debug, Serialize)]
-struct Status {
-    recovered: bool,
-    replayed: usize,
-    offset: String,
 }
 
 /// Marks a connection that is being sent what it missed; kept in step with
