@@ -551,11 +551,7 @@ fn idle_with_most_connections(results: &Results, kind: Kind) -> Option<&IdleResu
 fn targets(results: &Results) -> String {
     let mut out = String::from("\n### Targets\n\n| target | measured | met |\n|---|---|---|\n");
     let mut row = |target: &str, measured: String, met: Option<bool>| {
-        let met = match met {
-            Some(true) => "yes",
-            Some(false) => "**no**",
-            None => "not measured",
-        };
+        let met = verdict(met);
         let _ = writeln!(out, "| {target} | {measured} | {met} |");
     };
 
@@ -713,11 +709,7 @@ fn private_path_targets(results: &Results) -> String {
         "\n### Targets of the private path (issue #16)\n\n| target | measured | one-write floor | met |\n|---|---|---|---|\n",
     );
     let mut row = |target: String, measured: String, floor: Option<f64>, met: Option<bool>| {
-        let met = match met {
-            Some(true) => "yes",
-            Some(false) => "**no**",
-            None => "not measured",
-        };
+        let met = verdict(met);
         let floor = floor.map_or_else(|| "–".to_owned(), |us| format!("{us:.1} µs"));
         let _ = writeln!(out, "| {target} | {measured} | {floor} | {met} |");
     };
@@ -993,11 +985,7 @@ fn transport_targets(results: &Results) -> String {
         "\n### Targets of the transport (issue #21)\n\n| target | measured | met |\n|---|---|---|\n",
     );
     let mut row = |target: &str, measured: String, met: Option<bool>| {
-        let met = match met {
-            Some(true) => "yes",
-            Some(false) => "**no**",
-            None => "not measured",
-        };
+        let met = verdict(met);
         let _ = writeln!(out, "| {target} | {measured} | {met} |");
     };
     let largest_idle = results.idle.iter().map(|r| r.connections).max();
@@ -1105,4 +1093,13 @@ fn transport_targets(results: &Results) -> String {
         }
     }
     out
+}
+
+/// How a target's row says whether it was met.
+fn verdict(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "yes",
+        Some(false) => "**no**",
+        None => "not measured",
+    }
 }
