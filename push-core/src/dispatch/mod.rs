@@ -16,12 +16,13 @@
 //! Unix-socket listener is just one caller of it.
 
 mod counts;
+mod slow_consumers;
 
 use std::sync::Arc;
 
 use push_client::{ErrorCode, Publish, Target};
 use serde_json::value::RawValue;
-use socketioxide::{BroadcastError, SendError, operators::BroadcastOperators};
+use socketioxide::{BroadcastError, SendError, SocketError, operators::BroadcastOperators};
 use thiserror::Error;
 
 use crate::cluster::history::SharedHistory;
@@ -32,6 +33,7 @@ use crate::rooms::{RESUMING_ROOM, UNIDENTIFIED_ROOM, public_room, user_room};
 use crate::socketio;
 
 pub use self::counts::Count;
+use self::slow_consumers::{Delivery, Fate, emit_watched};
 
 /// Event names the socket.io client handles itself; a publish under one of
 /// them would never reach the page's handlers, or would confuse the client.
@@ -139,7 +141,7 @@ impl Dispatcher {
             return self.publish_shared(shared, publish, payload).await;
         }
         let handed = match &self.recovery {
-            None => self.deliver(publish, payload).await?,
+            None => self.deliver(publish, payload, None).await?,
             Some(recovery) => {
                 let mut stream = recovery
                     .lock(publish.namespace)
@@ -149,7 +151,8 @@ impl Dispatcher {
                 let argument = OffsetArgument {
                     offset: offset.to_string(),
                 };
-                self.deliver(publish, &(payload, argument)).await?
+                self.deliver(publish, &(payload, argument), Some(offset))
+                    .await?
                 // The namespace's lock is released here, before asking the
                 // other nodes for their counts.
             }
@@ -186,7 +189,14 @@ impl Dispatcher {
             tracing::debug!(%error, "a publish could not be added to the cluster's history");
             let selection = self.select(publish.namespace, &publish.target)?.local();
             let live = selection.clone().sockets().len();
-            let undelivered = self.emit_here(selection, publish.event, payload).await?;
+            let delivery = Delivery {
+                namespace: publish.namespace,
+                target: &publish.target,
+                offset: None,
+            };
+            let undelivered = self
+                .emit_here(selection, delivery, publish.event, payload)
+                .await?;
             count.add(live.saturating_sub(undelivered) as u64);
             count.partial = true;
             return Ok(self.published(count, publish));
@@ -201,14 +211,23 @@ impl Dispatcher {
     /// Hands a message read from the cluster's history to this node's
     /// connections; the caller holds the namespace's lock.
     pub async fn deliver_numbered(&self, namespace: &str, offset: Offset, entry: &Entry) {
-        let Ok(selection) = self.select(namespace, &entry.target()) else {
+        let target = entry.target();
+        let Ok(selection) = self.select(namespace, &target) else {
             return;
         };
         let argument = OffsetArgument {
             offset: offset.to_string(),
         };
         let data = (&*entry.payload, argument);
-        if let Err(error) = self.emit_here(selection.local(), &entry.event, &data).await {
+        let delivery = Delivery {
+            namespace,
+            target: &target,
+            offset: Some(offset),
+        };
+        if let Err(error) = self
+            .emit_here(selection.local(), delivery, &entry.event, &data)
+            .await
+        {
             tracing::warn!(%error, "a message from the cluster could not be handed out");
         }
     }
@@ -226,12 +245,18 @@ impl Dispatcher {
 
     /// Hands `data` (the payload, or the payload and its offset argument)
     /// to the publish's recipients on this node and, in a cluster, to the
-    /// other nodes.
+    /// other nodes. `offset` is the message's, when it is numbered.
     async fn deliver<T: ?Sized + serde::Serialize>(
         &self,
         publish: &Publish<'_>,
         data: &T,
+        offset: Option<Offset>,
     ) -> Result<Handed, DispatchError> {
+        let delivery = Delivery {
+            namespace: publish.namespace,
+            target: &publish.target,
+            offset,
+        };
         // socketioxide's emit does not say how many connections it reached,
         // so the recipients are selected first, to count them.
         let recipients = self
@@ -243,19 +268,22 @@ impl Dispatcher {
                 // it directly, instead of a second selection by room.
                 return Ok(Handed::alone(self.emit_each(
                     &recipients,
+                    delivery,
                     publish.event,
                     data,
                 )?));
             }
             let selection = self.select(publish.namespace, &publish.target)?.local();
-            let undelivered = self.emit_here(selection, publish.event, data).await?;
+            let undelivered = self
+                .emit_here(selection, delivery, publish.event, data)
+                .await?;
             return Ok(Handed::alone(recipients.len().saturating_sub(undelivered)));
         };
         let recipients = recipients.len();
         if cluster.is_up() {
             let selection = self.select(publish.namespace, &publish.target)?;
             let (emitted, nodes_reached) =
-                link::receivers_of(self.emit(selection, publish.event, data)).await;
+                link::receivers_of(self.emit(selection, delivery, publish.event, data)).await;
             match emitted {
                 Ok(undelivered) => {
                     let here = recipients.saturating_sub(undelivered);
@@ -272,7 +300,9 @@ impl Dispatcher {
             }
         }
         let selection = self.select(publish.namespace, &publish.target)?.local();
-        let undelivered = self.emit_here(selection, publish.event, data).await?;
+        let undelivered = self
+            .emit_here(selection, delivery, publish.event, data)
+            .await?;
         Ok(Handed::in_cluster(
             recipients.saturating_sub(undelivered),
             false,
@@ -280,35 +310,46 @@ impl Dispatcher {
     }
 
     /// Emits to `selection`; returns how many of this node's connections
-    /// could not take the message (they were closing, or their buffer was
-    /// full: everyone else still got it).
+    /// lost the message: they were closing, or their buffer was full and
+    /// recovery is off (see [`slow_consumers`]). Everyone else got it, or
+    /// gets it from a catch-up.
     async fn emit<T: ?Sized + serde::Serialize>(
         &self,
         selection: BroadcastOperators<NodeAdapter>,
+        delivery: Delivery<'_>,
         event: &str,
         data: &T,
     ) -> Result<usize, BroadcastError> {
-        match selection.emit(event, data).await {
-            Ok(()) => Ok(0),
-            Err(BroadcastError::Socket(failed)) => {
+        match emit_watched(selection, event, data).await {
+            (Ok(()), _) => Ok(0),
+            (Err(BroadcastError::Socket(failed)), full) => {
+                let closing = failed
+                    .iter()
+                    .filter(|error| matches!(error, SocketError::Closed))
+                    .count();
+                let lost = closing + self.queues_full(&full, delivery);
                 tracing::debug!(
-                    failed = failed.len(),
+                    closing,
+                    full = full.len(),
+                    lost,
                     "some connections could not take the message"
                 );
-                self.metrics.deliveries_dropped(failed.len() as u64);
-                Ok(failed.len())
+                self.metrics.deliveries_dropped(lost as u64);
+                Ok(lost)
             }
-            Err(error) => Err(error),
+            (Err(error), _) => Err(error),
         }
     }
 
-    /// Emits to each of `sockets` on its own; returns how many took it.
-    /// Each encodes its own packet, so this is for a few sockets only. A
-    /// connection being sent what it missed is counted and not sent this
-    /// now: its replay brings it (see [`Self::select`]).
+    /// Emits to each of `sockets` on its own; returns how many took it, or
+    /// get it from a catch-up. Each encodes its own packet, so this is for
+    /// a few sockets only. A connection being sent what it missed is
+    /// counted and not sent this now: its replay brings it (see
+    /// [`Self::select`]).
     fn emit_each<T: ?Sized + serde::Serialize>(
         &self,
         sockets: &[Socket],
+        delivery: Delivery<'_>,
         event: &str,
         data: &T,
     ) -> Result<usize, DispatchError> {
@@ -320,6 +361,12 @@ impl Dispatcher {
             }
             match socket.emit(event, data) {
                 Ok(()) => handed += 1,
+                Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+                    match self.queue_full(socket, delivery.offset) {
+                        Fate::Later => handed += 1,
+                        Fate::Lost => self.metrics.deliveries_dropped(1),
+                    }
+                }
                 Err(SendError::Socket(error)) => {
                     tracing::debug!(%error, "a connection could not take the message");
                     self.metrics.deliveries_dropped(1);
@@ -337,10 +384,11 @@ impl Dispatcher {
     async fn emit_here<T: ?Sized + serde::Serialize>(
         &self,
         selection: BroadcastOperators<NodeAdapter>,
+        delivery: Delivery<'_>,
         event: &str,
         data: &T,
     ) -> Result<usize, DispatchError> {
-        self.emit(selection, event, data)
+        self.emit(selection, delivery, event, data)
             .await
             .map_err(|error| DispatchError::Encoding(error.to_string()))
     }

@@ -46,6 +46,14 @@ const READ_BUFFER_SIZE: usize = 8 * 1024;
 /// payload), far under the kernel's limit of 1024 slices.
 const BATCH: usize = 64;
 
+/// What one `writev` of a batch did.
+enum Written {
+    /// The socket took some bytes (perhaps not all): it may take more.
+    Some,
+    /// The socket is full; the task is woken when it has room.
+    Blocked,
+}
+
 thread_local! {
     static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER_SIZE].into_boxed_slice());
 }
@@ -660,19 +668,22 @@ impl<H: EngineIoHandler> Connection<H> {
                 taken
             };
             let batch = &mut batch[..taken];
-            match self.write_batch(cx, batch) {
-                Ok(()) => {}
-                Err(()) => {
-                    return Poll::Ready(Ending::client_gone(DisconnectReason::TransportError));
-                }
-            }
+            let Ok(written) = self.write_batch(cx, batch) else {
+                return Poll::Ready(Ending::client_gone(DisconnectReason::TransportError));
+            };
             if batch.iter().any(Option::is_some) {
-                // The socket is full: put the rest back and wait for room.
+                // Put back what was not written whole.
                 self.socket
                     .outbox
                     .lock()
                     .unwrite(batch.iter_mut().filter_map(Option::take));
-                return Poll::Pending;
+                match written {
+                    // The socket is full: its readiness wakes the task.
+                    Written::Blocked => return Poll::Pending,
+                    // A short write: try again until the socket says it
+                    // is full, or nothing would wake the task.
+                    Written::Some => continue,
+                }
             }
             if self.wire.poll_flush(cx).is_pending() {
                 return Poll::Pending;
@@ -686,7 +697,7 @@ impl<H: EngineIoHandler> Connection<H> {
         &mut self,
         cx: &mut Context<'_>,
         batch: &mut [Option<Outgoing>],
-    ) -> Result<(), ()> {
+    ) -> Result<Written, ()> {
         let protocol = self.socket.protocol;
         let mut prefixes = [None; BATCH];
         let mut slices: [IoSlice<'_>; 2 * BATCH] = [IoSlice::new(&[]); 2 * BATCH];
@@ -714,7 +725,7 @@ impl<H: EngineIoHandler> Connection<H> {
             }
         }
         let written = match self.wire.poll_write_vectored(cx, &slices[..count]) {
-            Poll::Pending => return Ok(()),
+            Poll::Pending => return Ok(Written::Blocked),
             Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(()),
             Poll::Ready(Ok(written)) => written,
         };
@@ -729,7 +740,7 @@ impl<H: EngineIoHandler> Connection<H> {
                 break;
             }
         }
-        Ok(())
+        Ok(Written::Some)
     }
 
     fn poll_write_control(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
