@@ -26,6 +26,7 @@ import { RawWebSocket } from './support/engineio.mjs';
 import { scrape, seriesValue } from './support/metrics.mjs';
 import { rssMiB } from './support/observe.mjs';
 import { Kind, RawConnection, request } from './support/publish.mjs';
+import { startRedis } from './support/redis.mjs';
 import { waitUntil } from './support/wait.mjs';
 
 const STALLED = 200;
@@ -321,3 +322,81 @@ describe('a page that stops reading, with recovery off', () => {
     assert.equal(notices, eventsNamed(page, 'push:missed').length);
   });
 });
+
+// In a cluster with recovery on, messages reach every node through the
+// cluster's history in Redis, each node handing them to its own pages: a
+// page stalled on another node than the publishing one is caught up there.
+// With recovery off, a page on the node that took the publish is told what
+// it missed (a page on another node is not: docs/recovery.md, "Slow pages").
+describe('a page that stops reading, in a cluster', () => {
+  let redis;
+  const started = [];
+  after(async () => {
+    for (const item of started.reverse()) await item();
+    await redis?.kill();
+  });
+
+  async function node(name, args) {
+    redis ??= await startRedis();
+    const daemon = await startDaemon({
+      args: ['--adapter', 'redis', '--redis-url', redis.url, '--node-id', name,
+        '--max-buffered-messages', REPORTED.queue, '--ping-interval', '120s', ...args],
+      logLevel: 'info',
+    });
+    started.push(() => daemon.cleanup());
+    return daemon;
+  }
+
+  async function pausedPage(daemon) {
+    const page = await RawWebSocket.open(daemon);
+    started.push(() => page.terminate());
+    return page;
+  }
+
+  async function publisherOf(daemon) {
+    const publisher = await RawConnection.open(daemon.socketPath);
+    started.push(() => publisher.destroy());
+    await publisher.handshake();
+    return publisher;
+  }
+
+  test('recovery on: a page on another node is caught up, in order, each once', async () => {
+    const a = await node('slow-a', ['--redis-prefix', 'slow-on']);
+    const b = await node('slow-b', ['--redis-prefix', 'slow-on']);
+    const page = await pausedPage(b);
+    const [, status] = JSON.parse((await page.next((m) => m.startsWith('42["push:recovery"'))).slice(2));
+    page.pause();
+    await publishMany(await publisherOf(a), REPORTED.messages, { filler: REPORTED.filler });
+    page.resume();
+    await waitUntil(() => eventsNamed(page, 'tick').length >= REPORTED.messages, {
+      timeoutMs: 120_000,
+      what: () => `the page to have every message (it has ${eventsNamed(page, 'tick').length})`,
+    });
+    const ticks = eventsNamed(page, 'tick');
+    assert.equal(ticks.length, REPORTED.messages, 'each once');
+    ticks.forEach(([, data, { offset }], i) => {
+      assert.equal(data.i, i, `message ${i} in its place`);
+      assert.equal(seqOf(offset), seqOf(status.offset) + i + 1);
+    });
+    assert.ok(await metric(b, 'push_slow_consumer_catch_ups_started_total') >= 1, 'caught up on its own node');
+    assert.equal(await metric(b, 'push_deliveries_dropped_total'), 0);
+  });
+
+  test('recovery off: a page on the publishing node is told with push:missed', async () => {
+    const a = await node('slow-c', ['--redis-prefix', 'slow-off', '--recovery-window', '0']);
+    await node('slow-d', ['--redis-prefix', 'slow-off', '--recovery-window', '0']);
+    const page = await pausedPage(a);
+    page.pause();
+    await publishMany(await publisherOf(a), REPORTED.messages, { filler: REPORTED.filler });
+    const dropped = await metric(a, 'push_deliveries_dropped_total');
+    assert.ok(dropped > 0, 'the queue filled');
+    page.resume();
+    const missed = () => eventsNamed(page, 'push:missed').reduce((sum, [, { missed }]) => sum + missed, 0);
+    await waitUntil(() => eventsNamed(page, 'tick').length + missed() === REPORTED.messages, {
+      timeoutMs: 60_000,
+      what: () => `received (${eventsNamed(page, 'tick').length}) + missed (${missed()}) to add up to every message`,
+    });
+    assert.equal(missed(), dropped);
+  });
+});
+
