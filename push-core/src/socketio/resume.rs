@@ -35,6 +35,12 @@ use crate::rooms::RESUMING_ROOM;
 /// are sent without it first, so publishers never wait on a long replay.
 const CATCH_UP_UNDER_LOCK: usize = 64;
 
+/// Messages taken from the history at a time while catching up. A page far
+/// behind holds this many at most, not the whole history: a thousand slow
+/// pages must not keep a thousand lists of what they missed, nor hold on
+/// to messages the history has already let go.
+const CATCH_UP_BATCH: usize = 1024;
+
 /// Where the namespace's stream stood when the connection was admitted:
 /// a connection that sent no offset (or one that cannot be honoured)
 /// starts here, so what is published while it connects reaches it too.
@@ -210,7 +216,7 @@ async fn follow(
         let position = stream.position();
         let batch = seen
             .filter(|seen| seen.epoch == position.epoch)
-            .and_then(|seen| stream.after(seen.seq, recipient).ok());
+            .and_then(|seen| stream.after(seen.seq, recipient, CATCH_UP_BATCH).ok());
         let Some(batch) = batch else {
             // The window or a cap dropped messages not yet sent, or the
             // history began again: say so, as for an offset too old.
@@ -240,10 +246,22 @@ async fn follow(
         }
         drop(stream);
         send_paced(socket, position.epoch, &batch).await?;
-        seen = Some(position);
+        seen = match batch.last() {
+            // A full batch: more may follow it.
+            Some(last) if batch.len() == CATCH_UP_BATCH => Some(stream_offset(position, last)),
+            _ => Some(position),
+        };
     }
     end(socket);
     Ok(followed)
+}
+
+/// The offset of `entry`, in the epoch of `position`.
+fn stream_offset(position: Offset, entry: &Entry) -> Offset {
+    Offset {
+        seq: entry.seq,
+        ..position
+    }
 }
 
 async fn send_status(
