@@ -32,7 +32,7 @@
 //!   restart.
 //!
 //! The files hold private messages, so the directory is made `0700` and
-//! the files `0600`.
+//! the files `0600`. One daemon at a time uses a directory ([`DirLock`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
@@ -48,6 +48,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::dir_lock::{DirLock, LockError};
 use super::history::{Entry, History};
 use super::offset::new_epoch;
 
@@ -77,6 +78,10 @@ const SEGMENT_SUFFIX: &str = ".jsonl";
 pub enum JournalError {
     #[error("cannot use the state directory {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error(
+        "the state directory {path} is in use by another push-core ({holder}); two daemons writing one journal would mix up their histories: stop that one, or give this one a state_dir of its own"
+    )]
+    InUse { path: PathBuf, holder: String },
 }
 
 /// What a journal held when the daemon started.
@@ -129,6 +134,8 @@ pub struct Journal {
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Messages left out because the writer was [`QUEUE_LENGTH`] behind.
     dropped: AtomicU64,
+    /// Held while the daemon runs; let go after the writer's last write.
+    _lock: DirLock,
 }
 
 impl Journal {
@@ -141,6 +148,16 @@ impl Journal {
             source,
         };
         prepare_dir(dir).map_err(io_error)?;
+        let lock = DirLock::take(dir).map_err(|error| match error {
+            LockError::Held { pid } => JournalError::InUse {
+                path: dir.to_owned(),
+                holder: pid.map_or_else(
+                    || "its pid is not written yet".to_owned(),
+                    |pid| format!("pid {pid}"),
+                ),
+            },
+            LockError::Io(source) => io_error(source),
+        })?;
         let segments = list_segments(dir).map_err(io_error)?;
         let loaded = match (read_epoch(dir), read_clean_stop(dir)) {
             (Some(epoch), Some(positions)) => {
@@ -197,6 +214,7 @@ impl Journal {
             sender: Mutex::new(Some(sender)),
             writer: Mutex::new(Some(writer)),
             dropped: AtomicU64::new(0),
+            _lock: lock,
         };
         Ok((journal, loaded))
     }

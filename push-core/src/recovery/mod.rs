@@ -19,6 +19,7 @@
 //! [`journal`] keeps the history and its epoch on disk, so a restart of the
 //! daemon loses nothing.
 
+mod dir_lock;
 mod history;
 pub mod journal;
 mod offset;
