@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use super::Refusal;
 use super::connect::Admission;
 use crate::auth::{Answer, Authenticator, Handshake, Urgency};
+use crate::log_throttle::Line;
 use crate::metrics::Metrics;
 use crate::rooms::UNIDENTIFIED_ROOM;
 
@@ -52,6 +53,12 @@ const LONGEST_RETRY_DELAY: Duration = Duration::from_secs(60);
 /// minutes: long enough to ride out a deploy or a restart of the site, not
 /// so long that a site that is really down is asked forever.
 const MAX_ATTEMPTS: u32 = 10;
+
+/// A connection still unidentified after every attempt.
+const GIVEN_UP_LINE: Line = Line {
+    kind: "auth_retries_exhausted",
+    level: tracing::Level::WARN,
+};
 
 /// What is needed to ask the site again about a connection: the request
 /// parts of its handshake, kept with the socket until the retry starts.
@@ -157,8 +164,9 @@ impl Retry {
         } else {
             "it stays a guest"
         };
-        if let Some(left_out) = self.admission.given_up_warnings().allow() {
-            tracing::warn!(sid = %socket.id, ns = socket.ns(), attempts = MAX_ATTEMPTS, similar_left_out = left_out, "the auth URL could not identify a connection after every retry; {outcome}");
+        let source = self.admission.log_source(socket);
+        if self.admission.log_throttle().allow(GIVEN_UP_LINE, source) {
+            tracing::warn!(sid = %socket.id, ns = socket.ns(), attempts = MAX_ATTEMPTS, "the auth URL could not identify a connection after every retry; {outcome}");
         }
         if required {
             self.disconnect(Refusal::AuthUnavailable);

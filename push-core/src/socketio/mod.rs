@@ -12,7 +12,6 @@ mod client_script;
 mod connect;
 mod event_data;
 mod limits;
-mod log_throttle;
 mod missed;
 mod origin;
 mod refusal;
