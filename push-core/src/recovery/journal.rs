@@ -134,8 +134,9 @@ pub struct Journal {
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Messages left out because the writer was [`QUEUE_LENGTH`] behind.
     dropped: AtomicU64,
-    /// Held while the daemon runs; let go after the writer's last write.
-    _lock: DirLock,
+    /// Held while the journal is open; let go after the writer's last
+    /// write.
+    lock: Mutex<Option<DirLock>>,
 }
 
 impl Journal {
@@ -214,7 +215,7 @@ impl Journal {
             sender: Mutex::new(Some(sender)),
             writer: Mutex::new(Some(writer)),
             dropped: AtomicU64::new(0),
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
         };
         Ok((journal, loaded))
     }
@@ -249,6 +250,9 @@ impl Journal {
             && let Some(writer) = writer.take()
         {
             let _ = writer.join();
+        }
+        if let Ok(mut lock) = self.lock.lock() {
+            lock.take();
         }
     }
 }
@@ -659,6 +663,22 @@ mod tests {
         let history = &loaded.streams["/"];
         assert_eq!(history.last_seq(), 5);
         assert_eq!(history.len(), 1, "only what follows the gap is a stream");
+    }
+
+    #[test]
+    fn a_second_journal_on_the_directory_is_refused_while_the_first_is_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let namespaces = served();
+        let (journal, _) = Journal::open(dir.path(), keep(&namespaces)).unwrap();
+        match Journal::open(dir.path(), keep(&namespaces)) {
+            Err(JournalError::InUse { holder, .. }) => {
+                assert_eq!(holder, format!("pid {}", std::process::id()));
+            }
+            Err(other) => panic!("expected the directory to be in use: {other}"),
+            Ok(_) => panic!("expected the directory to be in use"),
+        }
+        journal.close();
+        assert!(Journal::open(dir.path(), keep(&namespaces)).is_ok());
     }
 
     #[test]
