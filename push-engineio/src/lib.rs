@@ -19,6 +19,9 @@
 //! - a broadcast's packet is encoded once by socketioxide; each delivery
 //!   is a frame header on the stack and the shared bytes, written with one
 //!   `writev` ([`websocket::frame`]);
+//! - emits in a [`corked`] burst are written after it by a few flush tasks
+//!   (or on the spot, for a private message), not by waking each
+//!   recipient's task;
 //! - reads land in a buffer per thread; a connection keeps only the bytes of
 //!   a frame that has not fully arrived.
 //!
@@ -26,6 +29,7 @@
 //! feature, protocol 3 (socket.io 1 and 2 clients), with the reference
 //! server's rules for refusals, heartbeats and upgrades ([`service`]).
 
+pub use cork::{corked, corked_counting};
 pub use engineioxide_core::{ProtocolVersion, Sid, Str, TransportType};
 pub use full::{SessionKey, watch_full};
 pub use socket::{DisconnectReason, Socket};
@@ -35,6 +39,7 @@ pub mod handler;
 pub mod service;
 pub mod socket;
 
+mod cork;
 mod engine;
 mod full;
 mod heartbeat;

@@ -10,12 +10,19 @@
 //!
 //! The queue holds at most `max_buffer_size` data packets (the
 //! slow-consumer bound socketioxide reports as a full channel); heartbeat
-//! packets go past the bound, so a busy connection is not dropped for a
-//! missed ping. An idle connection's queue owns no memory: one packet fits
-//! in place, and the overflow's allocation is dropped once drained.
+//! and other control packets go past the bound, so a busy connection is not
+//! dropped for a missed ping. An idle connection's queue owns no memory:
+//! one packet fits in place, and the overflow's allocation is dropped once
+//! drained.
+//!
+//! A WebSocket session's stream is *attached* here once it serves the
+//! session: packets queued inside a corked burst ([`crate::cork`]) are then
+//! written by a flush instead of the connection's task, and whoever writes
+//! holds the *writer place* (`writing`), so one writer at a time keeps the
+//! frames whole and in order (`websocket::writer`).
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::task::Waker;
 
 use bytes::Bytes;
@@ -23,6 +30,7 @@ use engineioxide_core::Str;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::error::TrySendError;
 
+use crate::cork::{self, Flush};
 use crate::socket::DisconnectReason;
 
 /// One packet on its way to the client.
@@ -36,6 +44,10 @@ pub(crate) enum Outgoing {
     Ping,
     /// The answer to a client's heartbeat (protocol 3).
     Pong,
+    /// The open packet of a WebSocket session, first on its stream.
+    Open(Str),
+    /// A WebSocket pong frame, answering the client's ping frame.
+    WebSocketPong(Bytes),
 }
 
 impl Outgoing {
@@ -126,14 +138,36 @@ pub(crate) struct State {
     /// looked (a pong in protocol 4, a ping in protocol 3).
     pub(crate) heard_heartbeat: bool,
     pub(crate) upgrade: Upgrade,
+    /// WebSocket: the session's stream is attached, for flushes to write.
+    pub(crate) stream_attached: bool,
+    /// Someone holds the writer place and is writing to the stream.
+    pub(crate) writing: bool,
+    /// A corked burst noted this session, to be flushed.
+    noted: bool,
+    /// The socket took no more: the connection's task waits until it can
+    /// write again, and flushes leave the session to it.
+    pub(crate) write_blocked: bool,
+    /// Bytes of the first queued packet an interrupted write already sent.
+    pub(crate) head_written: usize,
 }
 
 /// A session's shared state; see the module documentation.
-#[derive(Debug)]
+#[repr(C)]
 pub(crate) struct Outbox {
     state: Mutex<State>,
     closed: Notify,
     capacity: usize,
+    /// The session, for a corked burst to note; set when a stream attaches.
+    flusher: OnceLock<Weak<dyn Flush>>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("state", &self.state)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Outbox {
@@ -149,9 +183,15 @@ impl Outbox {
                 post_pending: false,
                 heard_heartbeat: false,
                 upgrade: Upgrade::None,
+                stream_attached: false,
+                writing: false,
+                noted: false,
+                write_blocked: false,
+                head_written: 0,
             }),
             closed: Notify::new(),
             capacity: capacity.max(1),
+            flusher: OnceLock::new(),
         }
     }
 
@@ -183,21 +223,22 @@ impl Outbox {
     /// Queues packets in a promised place; `fill` pushes them in order, so
     /// a message and its attachments are never separated.
     pub(crate) fn push_reserved(&self, fill: impl FnOnce(&mut dyn FnMut(Outgoing))) {
-        let waker = {
+        let next = {
             let mut state = self.lock();
             state.reserved = state.reserved.saturating_sub(1);
             if state.phase != Phase::Open {
                 return;
             }
             fill(&mut |packet| state.queue.push_back(packet));
-            state.reader.take()
+            state.after_push()
         };
-        wake(waker);
+        cork::handed();
+        self.then(next);
     }
 
     /// Queues a data packet if there is room.
     pub(crate) fn push(&self, packet: Outgoing) -> Result<(), TrySendError<Outgoing>> {
-        let waker = {
+        let next = {
             let mut state = self.lock();
             if state.phase != Phase::Open {
                 return Err(TrySendError::Closed(packet));
@@ -206,24 +247,66 @@ impl Outbox {
                 return Err(TrySendError::Full(packet));
             }
             state.queue.push_back(packet);
-            state.reader.take()
+            state.after_push()
         };
-        wake(waker);
+        cork::handed();
+        self.then(next);
         Ok(())
     }
 
     /// Queues a heartbeat packet, past the bound.
     pub(crate) fn push_control(&self, packet: Outgoing) {
         debug_assert!(!packet.is_data());
-        let waker = {
+        let next = {
             let mut state = self.lock();
             if state.phase == Phase::Closed {
                 return;
             }
             state.queue.push_back(packet);
-            state.reader.take()
+            state.after_push()
         };
-        wake(waker);
+        self.then(next);
+    }
+
+    /// Puts a control packet in front of everything queued, waking no one:
+    /// the open packet, before what the handler queued on hearing of the
+    /// session.
+    pub(crate) fn push_first(&self, packet: Outgoing) {
+        debug_assert!(!packet.is_data());
+        self.lock().queue.push_front(packet);
+    }
+
+    /// Does what [`State::after_push`] decided, once the lock is released.
+    fn then(&self, next: AfterPush) {
+        match next {
+            AfterPush::Wake(waker) => wake(waker),
+            AfterPush::Note => {
+                if let Some(session) = self.flusher.get().and_then(Weak::upgrade) {
+                    cork::note(session);
+                }
+            }
+            AfterPush::Nothing => {}
+        }
+    }
+
+    /// Attaches the session's stream: from now on corked bursts have
+    /// `session` flush what they queue.
+    pub(crate) fn attach(&self, session: Weak<dyn Flush>) {
+        let _ = self.flusher.set(session);
+        self.lock().stream_attached = true;
+    }
+
+    /// Detaches the stream, so that the connection's task alone writes to
+    /// it from now on (its close frame). `false` while a flush still holds
+    /// the writer place; the task is woken when it leaves.
+    pub(crate) fn detach(&self, waker: &Waker) -> bool {
+        let mut state = self.lock();
+        state.stream_attached = false;
+        if state.writing {
+            state.wait_as_reader(waker);
+            return false;
+        }
+        true
     }
 
     /// Asks the session to close; the first reason given is the one kept.
@@ -271,7 +354,37 @@ impl Outbox {
     }
 }
 
+/// What follows a push, once the lock is released.
+#[must_use]
+pub(crate) enum AfterPush {
+    /// Wake the reader (if one waits).
+    Wake(Option<Waker>),
+    /// Note the session in the corked burst under way.
+    Note,
+    /// A writer at work, a flush to come, or the connection's task will
+    /// write it.
+    Nothing,
+}
+
 impl State {
+    /// Who writes what was just pushed: in a corked burst, a flush of the
+    /// session (noted once); otherwise the reader, woken.
+    fn after_push(&mut self) -> AfterPush {
+        if !self.stream_attached || !cork::is_corked() {
+            return AfterPush::Wake(self.reader.take());
+        }
+        if self.noted || self.writing || self.write_blocked {
+            return AfterPush::Nothing;
+        }
+        self.noted = true;
+        AfterPush::Note
+    }
+
+    /// A flush starts: the next burst notes the session again.
+    pub(crate) fn flushing(&mut self) {
+        self.noted = false;
+    }
+
     /// Wakes this waker when packets arrive or the session closes.
     pub(crate) fn wait_as_reader(&mut self, waker: &Waker) {
         set_waker(&mut self.reader, waker);

@@ -59,11 +59,11 @@ impl<'a> Incoming<'a> {
 /// upgrade, and of the server's answer.
 pub(crate) const PROBE: &str = "probe";
 
-/// The open packet that starts every session: `0` and the handshake.
+/// The data of the open packet that starts every session: the handshake.
 /// `upgrades` lists WebSocket for a session opened over polling.
 pub(crate) fn open_packet(sid: Sid, upgrades: bool, config: &EngineIoConfig) -> String {
     format!(
-        r#"0{{"sid":"{sid}","upgrades":[{}],"pingInterval":{},"pingTimeout":{},"maxPayload":{}}}"#,
+        r#"{{"sid":"{sid}","upgrades":[{}],"pingInterval":{},"pingTimeout":{},"maxPayload":{}}}"#,
         if upgrades { r#""websocket""# } else { "" },
         config.ping_interval.as_millis(),
         config.ping_timeout.as_millis(),
@@ -102,7 +102,7 @@ mod tests {
         assert_eq!(
             packet,
             format!(
-                r#"0{{"sid":"{sid}","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":100000}}"#
+                r#"{{"sid":"{sid}","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":100000}}"#
             )
         );
         assert!(open_packet(sid, false, &config).contains(r#""upgrades":[]"#));

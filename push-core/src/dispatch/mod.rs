@@ -33,7 +33,7 @@ use crate::rooms::{RESUMING_ROOM, UNIDENTIFIED_ROOM, public_room, user_room};
 use crate::socketio;
 
 pub use self::counts::Count;
-use self::slow_consumers::{Delivery, Fate, emit_watched};
+use self::slow_consumers::{Delivery, Emitted, Fate, emit_corked};
 
 /// Event names the socket.io client handles itself; a publish under one of
 /// them would never reach the page's handlers, or would confuse the client.
@@ -257,6 +257,12 @@ impl Dispatcher {
             target: &publish.target,
             offset,
         };
+        if self.cluster.is_none() && publish.target.is_everyone() {
+            return self
+                .broadcast_here(delivery, publish.event, data)
+                .await
+                .map(Handed::alone);
+        }
         // socketioxide's emit does not say how many connections it reached,
         // so the recipients are selected first, to count them.
         let recipients = self
@@ -309,6 +315,46 @@ impl Dispatcher {
         ))
     }
 
+    /// A broadcast on a node alone, counted as it is handed out: the
+    /// transport counts the connections a corked burst reaches, so the
+    /// namespace is not selected a second time just to count it (at 5,000
+    /// connections that was a fifth of a delivery's user-space time,
+    /// docs/benchmarks.md). Pages being sent what they missed are counted
+    /// too: their replay brings the message; so are those whose buffer it
+    /// found full, with recovery on: their catch-up brings it.
+    async fn broadcast_here<T: ?Sized + serde::Serialize>(
+        &self,
+        delivery: Delivery<'_>,
+        event: &str,
+        data: &T,
+    ) -> Result<usize, DispatchError> {
+        let selection = self.select(delivery.namespace, delivery.target)?.local();
+        let emitted = emit_corked(selection, event, data).await;
+        let handed = emitted.handed;
+        let lost = self
+            .lost(emitted, delivery)
+            .map_err(|error| DispatchError::Encoding(error.to_string()))?;
+        let handed = match handed {
+            Some(handed) => handed,
+            // Not done within the burst (not so for a local emit): what it
+            // handed afterwards went uncounted, so count by selecting.
+            None => {
+                let live = self.select(delivery.namespace, delivery.target)?.local();
+                live.sockets().len().saturating_sub(lost)
+            }
+        };
+        Ok(handed + self.replaying(delivery))
+    }
+
+    /// The connections of `delivery`'s target being sent what they missed.
+    fn replaying(&self, delivery: Delivery<'_>) -> usize {
+        if self.recovery.is_none() {
+            return 0;
+        }
+        self.recipients(delivery.namespace, delivery.target)
+            .map_or(0, |recipients| recipients.to(RESUMING_ROOM).sockets().len())
+    }
+
     /// Emits to `selection`; returns how many of this node's connections
     /// lost the message: they were closing, or their buffer was full and
     /// recovery is off (see [`slow_consumers`]). Everyone else got it, or
@@ -320,24 +366,32 @@ impl Dispatcher {
         event: &str,
         data: &T,
     ) -> Result<usize, BroadcastError> {
-        match emit_watched(selection, event, data).await {
-            (Ok(()), _) => Ok(0),
-            (Err(BroadcastError::Socket(failed)), full) => {
+        let emitted = emit_corked(selection, event, data).await;
+        self.lost(emitted, delivery)
+    }
+
+    /// How many connections lost an emitted message, counted as dropped:
+    /// those closing, and those whose buffer was full unless their
+    /// catch-up brings it ([`Self::queues_full`]).
+    fn lost(&self, emitted: Emitted, delivery: Delivery<'_>) -> Result<usize, BroadcastError> {
+        match emitted.result {
+            Ok(()) => Ok(0),
+            Err(BroadcastError::Socket(failed)) => {
                 let closing = failed
                     .iter()
                     .filter(|error| matches!(error, SocketError::Closed))
                     .count();
-                let lost = closing + self.queues_full(&full, delivery);
+                let lost = closing + self.queues_full(&emitted.full, delivery);
                 tracing::debug!(
                     closing,
-                    full = full.len(),
+                    full = emitted.full.len(),
                     lost,
                     "some connections could not take the message"
                 );
                 self.metrics.deliveries_dropped(lost as u64);
                 Ok(lost)
             }
-            (Err(error), _) => Err(error),
+            Err(error) => Err(error),
         }
     }
 
@@ -346,7 +400,20 @@ impl Dispatcher {
     /// a few sockets only. A connection being sent what it missed is
     /// counted and not sent this now: its replay brings it (see
     /// [`Self::select`]).
+    ///
+    /// The burst is corked: each connection is written right after it, in
+    /// this task, before the publisher hears back (docs/transport.md).
     fn emit_each<T: ?Sized + serde::Serialize>(
+        &self,
+        sockets: &[Socket],
+        delivery: Delivery<'_>,
+        event: &str,
+        data: &T,
+    ) -> Result<usize, DispatchError> {
+        engineioxide::corked(|| self.emit_each_corked(sockets, delivery, event, data))
+    }
+
+    fn emit_each_corked<T: ?Sized + serde::Serialize>(
         &self,
         sockets: &[Socket],
         delivery: Delivery<'_>,

@@ -21,7 +21,8 @@ use std::collections::HashSet;
 use std::future::poll_fn;
 use std::pin::pin;
 
-use engineioxide::{SessionKey, watch_full};
+use engineioxide::{SessionKey, corked_counting, watch_full};
+use futures_util::FutureExt;
 use push_client::Target;
 use socketioxide::BroadcastError;
 use socketioxide::operators::BroadcastOperators;
@@ -48,25 +49,50 @@ pub(super) enum Fate {
     Lost,
 }
 
-/// Emits to `selection`, and names the sessions whose queue was full.
+/// What an emit did.
+pub(super) struct Emitted {
+    pub result: Result<(), BroadcastError>,
+    /// The sessions whose queue was full.
+    pub full: Vec<SessionKey>,
+    /// The sessions handed the packet, when the emit was done within its
+    /// first poll (this node's part of a broadcast always is).
+    pub handed: Option<usize>,
+}
+
+/// Emits to `selection`, corked (docs/transport.md), and names the
+/// sessions whose queue was full.
 ///
-/// Every poll of the emit runs under [`watch_full`]: this node's part of a
-/// broadcast is one loop within one poll, whichever poll reaches it (a
-/// broadcast to the cluster first waits for Redis).
-pub(super) async fn emit_watched<T: ?Sized + serde::Serialize>(
+/// This node's part of a broadcast is one loop within one poll: the first
+/// for a local emit, a later one for a broadcast to the cluster, which
+/// waits for Redis first. Every poll runs under [`watch_full`], and the
+/// first, which does a local emit whole, corked: its packets go out after
+/// it, and it counts the sessions it reached.
+pub(super) async fn emit_corked<T: ?Sized + serde::Serialize>(
     selection: BroadcastOperators<NodeAdapter>,
     event: &str,
     data: &T,
-) -> (Result<(), BroadcastError>, Vec<SessionKey>) {
+) -> Emitted {
     let mut emit = pin!(selection.emit(event, data));
-    let mut full = Vec::new();
+    let ((first, mut full), handed) =
+        corked_counting(|| watch_full(|| emit.as_mut().now_or_never()));
+    if let Some(result) = first {
+        return Emitted {
+            result,
+            full,
+            handed: Some(handed),
+        };
+    }
     let result = poll_fn(|cx| {
         let (poll, refused) = watch_full(|| emit.as_mut().poll(cx));
         full.extend(refused);
         poll
     })
     .await;
-    (result, full)
+    Emitted {
+        result,
+        full,
+        handed: None,
+    }
 }
 
 impl Dispatcher {

@@ -49,11 +49,8 @@ pub(crate) fn open<H: EngineIoHandler>(
     let socket = engine.open_session(protocol, TransportType::Polling, parts, supports_binary);
     let upgrades = engine.config.allowed_transport(TransportType::Websocket);
     let open = open_packet(socket.id, upgrades, &engine.config);
-    let (body, content_type) = payload::encode(
-        protocol,
-        supports_binary,
-        &[WirePacket::Text(b'0', &open[1..])],
-    );
+    let (body, content_type) =
+        payload::encode(protocol, supports_binary, &[WirePacket::Text(b'0', &open)]);
     tokio::spawn(keep(engine.clone(), socket));
     reply(StatusCode::OK, content_type, body)
 }
@@ -85,7 +82,7 @@ pub(crate) async fn poll<H: EngineIoHandler>(
         }
         Answer::Noop => (vec![Sent::Noop], false),
     };
-    let wire: Vec<WirePacket<'_>> = packets.iter().map(Sent::as_wire).collect();
+    let wire: Vec<WirePacket<'_>> = packets.iter().filter_map(Sent::as_wire).collect();
     let (body, content_type) = payload::encode(socket.protocol, socket.supports_binary, &wire);
     if closes {
         engine.end_session(&socket, closing_reason(&socket));
@@ -110,15 +107,19 @@ enum Sent {
 }
 
 impl Sent {
-    fn as_wire(&self) -> WirePacket<'_> {
-        match self {
+    /// The packet in a payload; a WebSocket's own frames have no place in
+    /// one (and are never queued on a polling session).
+    fn as_wire(&self) -> Option<WirePacket<'_>> {
+        Some(match self {
             Sent::Packet(Outgoing::Message(msg)) => WirePacket::Text(b'4', msg.as_str()),
             Sent::Packet(Outgoing::Binary(data)) => WirePacket::Binary(data),
             Sent::Packet(Outgoing::Ping) => WirePacket::Text(b'2', ""),
             Sent::Packet(Outgoing::Pong) => WirePacket::Text(b'3', ""),
+            Sent::Packet(Outgoing::Open(handshake)) => WirePacket::Text(b'0', handshake.as_str()),
+            Sent::Packet(Outgoing::WebSocketPong(_)) => return None,
             Sent::Close => WirePacket::Text(b'1', ""),
             Sent::Noop => WirePacket::Text(b'6', ""),
-        }
+        })
     }
 }
 

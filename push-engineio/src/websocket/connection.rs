@@ -3,9 +3,11 @@
 //!
 //! The task sleeps until one of three things: the socket has bytes to read
 //! (or room to write, when a write was cut short), a packet was queued for
-//! it (the session's [`Outbox`](crate::outbox) wakes it), or the heartbeat
-//! is due. Each wake-up reads what arrived, writes everything queued in
-//! batches of up to [`BATCH`] packets per `writev`, and goes back to sleep.
+//! it outside a corked burst (the session's [`Outbox`](crate::outbox) wakes
+//! it), or the heartbeat is due. Each wake-up reads what arrived, writes
+//! what is queued ([`writer`](super::writer)), and goes back to sleep.
+//! Packets queued in a corked burst are written by a flush instead
+//! ([`crate::cork`]); the task steps in when the socket was full.
 //!
 //! Reads go into a buffer each worker thread owns ([`READ_BUFFER`]); a frame
 //! that has not fully arrived is copied out into the connection's own
@@ -31,6 +33,7 @@ use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
 use super::frame::{self, BadFrame, CloseCode, Parsed};
 use super::wire::Wire;
+use super::writer::{self, Writer, Written};
 use crate::engine::Engine;
 use crate::handler::EngineIoHandler;
 use crate::heartbeat::{Beat, Heartbeat};
@@ -41,18 +44,6 @@ use crate::socket::{DisconnectReason, Socket};
 /// Each worker thread's read buffer. Browsers send little (pongs and the
 /// odd socket.io packet), so most reads take a few bytes.
 const READ_BUFFER_SIZE: usize = 8 * 1024;
-
-/// Packets written with one `writev`: two slices each (prefix and shared
-/// payload), far under the kernel's limit of 1024 slices.
-const BATCH: usize = 64;
-
-/// What one `writev` of a batch did.
-enum Written {
-    /// The socket took some bytes (perhaps not all): it may take more.
-    Some,
-    /// The socket is full; the task is woken when it has room.
-    Blocked,
-}
 
 thread_local! {
     static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER_SIZE].into_boxed_slice());
@@ -134,18 +125,16 @@ pub(crate) struct Connection<H: EngineIoHandler> {
     large_frame: Option<usize>,
     /// A message arriving in several frames; browsers send none.
     fragments: Option<Box<Fragments>>,
-    /// Frames the connection writes itself, before any queued packet: the
-    /// open packet, the probe's answer, pongs to WebSocket pings.
+    /// Frames the connection writes itself while no one else can write to
+    /// its stream: the probe's answers, and the close frame.
     control: Vec<u8>,
-    /// How much of the first queued packet an interrupted `writev` wrote.
-    head_written: usize,
 }
 
 impl<H: EngineIoHandler> Connection<H> {
     pub(crate) fn new(
         engine: Arc<Engine<H>>,
         socket: Arc<Socket<H::Data>>,
-        wire: Wire,
+        mut wire: Wire,
         purpose: Purpose,
     ) -> Self {
         let now = Instant::now();
@@ -156,18 +145,21 @@ impl<H: EngineIoHandler> Connection<H> {
             config.ping_timeout,
             now,
         );
-        let (role, control) = match purpose {
-            Purpose::Opening => (
-                Role::Serving,
-                frame::text_frame(&open_packet(socket.id, false, config)),
-            ),
-            Purpose::Upgrading => (
-                Role::Probing {
-                    probed: false,
-                    deadline: now + config.upgrade_timeout,
-                },
-                Vec::new(),
-            ),
+        let role = match purpose {
+            Purpose::Opening => {
+                // The open packet goes first, before whatever the handler
+                // queued when it heard of the session.
+                let handshake = open_packet(socket.id, false, config);
+                socket
+                    .outbox
+                    .push_first(Outgoing::Open(Str::from(handshake)));
+                socket.attach(&mut wire);
+                Role::Serving
+            }
+            Purpose::Upgrading => Role::Probing {
+                probed: false,
+                deadline: now + config.upgrade_timeout,
+            },
         };
         Self {
             engine,
@@ -178,8 +170,7 @@ impl<H: EngineIoHandler> Connection<H> {
             partial: Vec::new(),
             large_frame: None,
             fragments: None,
-            control,
-            head_written: 0,
+            control: Vec::new(),
         }
     }
 
@@ -284,7 +275,10 @@ impl<H: EngineIoHandler> Connection<H> {
     ) -> Poll<Result<(), Ending>> {
         let kept = self.partial.len();
         buffer[..kept].copy_from_slice(&self.partial);
-        let read = match ready!(self.wire.poll_read(cx, &mut buffer[kept..])) {
+        let Some(mut stream) = self.wire.stream(&self.socket.stream) else {
+            return Poll::Ready(Err(Ending::client_gone(DisconnectReason::TransportError)));
+        };
+        let read = match ready!(stream.poll_read(cx, &mut buffer[kept..])) {
             Ok(0) => {
                 return Poll::Ready(Err(Ending::client_gone(DisconnectReason::TransportError)));
             }
@@ -310,7 +304,10 @@ impl<H: EngineIoHandler> Connection<H> {
     ) -> Poll<Result<(), Ending>> {
         let have = self.partial.len();
         self.partial.resize(frame_len, 0);
-        let read = self.wire.poll_read(cx, &mut self.partial[have..]);
+        let Some(mut stream) = self.wire.stream(&self.socket.stream) else {
+            return Poll::Ready(Err(Ending::client_gone(DisconnectReason::TransportError)));
+        };
+        let read = stream.poll_read(cx, &mut self.partial[have..]);
         let read = match read {
             Poll::Pending => {
                 self.partial.truncate(have);
@@ -394,7 +391,15 @@ impl<H: EngineIoHandler> Connection<H> {
     ) -> Result<(), Ending> {
         match opcode {
             OpCode::Control(Control::Ping) => {
-                self.control.extend_from_slice(&frame::pong_frame(payload));
+                let pong = Outgoing::WebSocketPong(Bytes::copy_from_slice(payload));
+                match self.role {
+                    Role::Serving => self.socket.outbox.push_control(pong),
+                    Role::Probing { .. } => {
+                        let (prefix, payload) = frame::encode(&pong, self.socket.protocol);
+                        self.control.extend_from_slice(prefix.as_bytes());
+                        self.control.extend_from_slice(payload);
+                    }
+                }
                 Ok(())
             }
             OpCode::Control(Control::Close) => Err(match self.role {
@@ -470,13 +475,9 @@ impl<H: EngineIoHandler> Connection<H> {
             Incoming::Pong(_) if protocol == ProtocolVersion::V4 => {
                 self.heartbeat.on_heartbeat(now)
             }
-            Incoming::Ping(data) if protocol == ProtocolVersion::V3 => {
+            Incoming::Ping(_) if protocol == ProtocolVersion::V3 => {
                 self.heartbeat.on_heartbeat(now);
-                if data == PROBE {
-                    self.control.extend_from_slice(&frame::text_frame("3probe"));
-                } else {
-                    self.socket.outbox.push_control(Outgoing::Pong);
-                }
+                self.socket.outbox.push_control(Outgoing::Pong);
             }
             Incoming::Ping(_) | Incoming::Pong(_) => {
                 tracing::debug!(sid = %self.socket.id, "closing a WebSocket: a heartbeat in the wrong direction");
@@ -566,6 +567,7 @@ impl<H: EngineIoHandler> Connection<H> {
             (state.take_reader(), state.take_keeper())
         };
         self.socket.set_transport(TransportType::Websocket);
+        self.socket.attach(&mut self.wire);
         // A pending poll answers with a noop; the polling keeper stops.
         wake(reader);
         wake(keeper);
@@ -618,153 +620,101 @@ impl<H: EngineIoHandler> Connection<H> {
 
     // ---- writing ----
 
-    /// Writes the connection's own frames, then, when serving, everything
-    /// queued. Ends the connection once a closing session's queue is
+    /// Writes what is queued (or, while probing, the connection's own
+    /// frames). Ends the connection once a closing session's queue is
     /// written, or when writing fails.
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Ending> {
-        match self.poll_write_control(cx) {
-            Poll::Ready(Ok(())) => {}
-            Poll::Ready(Err(())) => {
-                return Poll::Ready(Ending::client_gone(DisconnectReason::TransportError));
-            }
-            Poll::Pending => return Poll::Pending,
-        }
-        if self.role != Role::Serving {
-            return Poll::Pending;
-        }
-        loop {
-            let mut batch: [Option<Outgoing>; BATCH] = [const { None }; BATCH];
-            let taken = {
-                let mut state = self.socket.outbox.lock();
-                let mut taken = 0;
-                while taken < BATCH
-                    && let Some(packet) = state.queue.pop_front()
-                {
-                    batch[taken] = Some(packet);
-                    taken += 1;
-                }
-                if taken == 0 {
-                    match &state.phase {
-                        Phase::Open => {
-                            state.wait_as_reader(cx.waker());
-                            return Poll::Pending;
-                        }
-                        Phase::Closing(reason) => {
-                            return Poll::Ready(Ending::server_closes(
-                                reason.clone(),
-                                CloseCode::Normal,
-                            ));
-                        }
-                        // Ended elsewhere: nothing to tell the handler.
-                        Phase::Closed => {
-                            return Poll::Ready(Ending {
-                                reason: None,
-                                close: Some(CloseCode::Normal),
-                                linger: true,
-                            });
-                        }
-                    }
-                }
-                taken
+        if let Role::Probing { .. } = self.role {
+            return match self.poll_write_control(cx) {
+                Poll::Ready(Err(())) => Poll::Ready(Ending {
+                    reason: None,
+                    close: None,
+                    linger: false,
+                }),
+                _ => Poll::Pending,
             };
-            let batch = &mut batch[..taken];
-            let Ok(written) = self.write_batch(cx, batch) else {
-                return Poll::Ready(Ending::client_gone(DisconnectReason::TransportError));
-            };
-            if batch.iter().any(Option::is_some) {
-                // Put back what was not written whole.
-                self.socket
-                    .outbox
-                    .lock()
-                    .unwrite(batch.iter_mut().filter_map(Option::take));
-                match written {
-                    // The socket is full: its readiness wakes the task.
-                    Written::Blocked => return Poll::Pending,
-                    // A short write: try again until the socket says it
-                    // is full, or nothing would wake the task.
-                    Written::Some => continue,
-                }
-            }
-            if self.wire.poll_flush(cx).is_pending() {
-                return Poll::Pending;
-            }
         }
-    }
-
-    /// Writes as much of `batch` as the socket takes, in one `writev`,
-    /// clearing the packets written whole. `Err` when the socket failed.
-    fn write_batch(
-        &mut self,
-        cx: &mut Context<'_>,
-        batch: &mut [Option<Outgoing>],
-    ) -> Result<Written, ()> {
         let protocol = self.socket.protocol;
-        let mut prefixes = [None; BATCH];
-        let mut slices: [IoSlice<'_>; 2 * BATCH] = [IoSlice::new(&[]); 2 * BATCH];
-        let mut count = 0;
-        let mut skip = self.head_written;
-        let mut lengths = [0usize; BATCH];
-        for (i, packet) in batch.iter().enumerate() {
-            let Some(packet) = packet else { continue };
-            let (prefix, payload) = frame::encode(packet, protocol);
-            lengths[i] = prefix.as_bytes().len() + payload.len();
-            prefixes[i] = Some((prefix, payload));
-        }
-        for (prefix, payload) in prefixes.iter().flatten() {
-            for part in [prefix.as_bytes(), *payload] {
-                let part = if skip >= part.len() {
-                    skip -= part.len();
-                    continue;
-                } else {
-                    let part = &part[skip..];
-                    skip = 0;
-                    part
-                };
-                slices[count] = IoSlice::new(part);
-                count += 1;
+        let waker = cx.waker();
+        loop {
+            let Some(mut stream) = self.wire.stream(&self.socket.stream) else {
+                return Poll::Ready(Ending::client_gone(DisconnectReason::TransportError));
+            };
+            let written = writer::write_queued(
+                &self.socket.outbox,
+                protocol,
+                Writer::Task(waker),
+                |slices| stream.write_vectored(waker, slices),
+            );
+            match written {
+                Written::Drained => return self.closing_once_drained(),
+                Written::Busy | Written::Detached => return Poll::Pending,
+                Written::Failed => {
+                    return Poll::Ready(Ending::client_gone(DisconnectReason::TransportError));
+                }
+                Written::Blocked => match ready!(stream.poll_write_ready(cx)) {
+                    Ok(()) => continue,
+                    Err(_) => {
+                        return Poll::Ready(Ending::client_gone(DisconnectReason::TransportError));
+                    }
+                },
             }
         }
-        let written = match self.wire.poll_write_vectored(cx, &slices[..count]) {
-            Poll::Pending => return Ok(Written::Blocked),
-            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(()),
-            Poll::Ready(Ok(written)) => written,
-        };
-        let mut left = written + self.head_written;
-        self.head_written = 0;
-        for (packet, length) in batch.iter_mut().zip(lengths) {
-            if left >= length {
-                left -= length;
-                *packet = None;
-            } else {
-                self.head_written = left;
-                break;
-            }
-        }
-        Ok(Written::Some)
     }
 
+    /// Everything queued is written: a closing session ends now.
+    fn closing_once_drained(&self) -> Poll<Ending> {
+        match &self.socket.outbox.lock().phase {
+            Phase::Open => Poll::Pending,
+            Phase::Closing(reason) => {
+                Poll::Ready(Ending::server_closes(reason.clone(), CloseCode::Normal))
+            }
+            // Ended elsewhere: nothing to tell the handler.
+            Phase::Closed => Poll::Ready(Ending {
+                reason: None,
+                close: Some(CloseCode::Normal),
+                linger: true,
+            }),
+        }
+    }
+
+    /// Writes the connection's own frames, when no one else writes to its
+    /// stream. `Err` when the stream failed.
     fn poll_write_control(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
         while !self.control.is_empty() {
-            match ready!(
-                self.wire
-                    .poll_write_vectored(cx, &[IoSlice::new(&self.control)])
-            ) {
-                Ok(0) | Err(_) => return Poll::Ready(Err(())),
+            let Some(mut stream) = self.wire.stream(&self.socket.stream) else {
+                return Poll::Ready(Err(()));
+            };
+            match stream.write_vectored(cx.waker(), &[IoSlice::new(&self.control)]) {
+                Ok(0) => return Poll::Ready(Err(())),
                 Ok(written) => {
                     self.control.drain(..written);
                 }
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    ready!(stream.poll_write_ready(cx)).map_err(|_| ())?;
+                }
+                Err(_) => return Poll::Ready(Err(())),
             }
         }
         self.control = Vec::new();
-        ready!(self.wire.poll_flush(cx)).map_err(|_| ())?;
         Poll::Ready(Ok(()))
     }
 
     // ---- the end ----
 
-    /// Starts closing: the session ends now (or, for a probing WebSocket,
-    /// goes back to polling), and the close frame, if any, is queued.
-    pub(crate) fn begin_closing(&mut self, ending: &Ending) {
+    /// Waits until no flush writes to the stream, and takes it back: from
+    /// now on only this task writes to it.
+    pub(crate) fn poll_detach(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.socket.outbox.detach(cx.waker()) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// The session ends now (or, for a probing WebSocket, goes back to
+    /// polling), and the close frame, if any, is readied.
+    pub(crate) fn end(&mut self, ending: &Ending) {
         match (self.role, &ending.reason) {
             (Role::Serving, Some(reason)) => self.engine.end_session(&self.socket, reason.clone()),
             (Role::Serving, None) => {}
@@ -781,14 +731,20 @@ impl<H: EngineIoHandler> Connection<H> {
     }
 
     pub(crate) fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        self.wire.poll_shutdown(cx).map(|_| ())
+        match self.wire.stream(&self.socket.stream) {
+            Some(mut stream) => stream.poll_shutdown(cx).map(|_| ()),
+            None => Poll::Ready(()),
+        }
     }
 
     /// Reads and drops everything until the client closes its side.
     pub(crate) fn poll_discard(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let mut scratch = [0u8; 512];
+        let Some(mut stream) = self.wire.stream(&self.socket.stream) else {
+            return Poll::Ready(());
+        };
         loop {
-            match ready!(self.wire.poll_read(cx, &mut scratch)) {
+            match ready!(stream.poll_read(cx, &mut scratch)) {
                 Ok(0) | Err(_) => return Poll::Ready(()),
                 Ok(_) => {}
             }

@@ -173,6 +173,14 @@ pub(crate) fn encode(packet: &Outgoing, protocol: ProtocolVersion) -> (Prefix, &
         },
         Outgoing::Ping => (Prefix::new(TEXT, 0, Some(b'2')), &[]),
         Outgoing::Pong => (Prefix::new(TEXT, 0, Some(b'3')), &[]),
+        Outgoing::Open(handshake) => (
+            Prefix::new(TEXT, handshake.len(), Some(b'0')),
+            handshake.as_bytes(),
+        ),
+        Outgoing::WebSocketPong(payload) => (
+            Prefix::new(OpCode::Control(Control::Pong), payload.len(), None),
+            payload,
+        ),
     }
 }
 
@@ -180,12 +188,6 @@ pub(crate) fn encode(packet: &Outgoing, protocol: ProtocolVersion) -> (Prefix, &
 pub(crate) fn text_frame(text: &str) -> Vec<u8> {
     let prefix = Prefix::new(OpCode::Data(Data::Text), text.len(), None);
     [prefix.as_bytes(), text.as_bytes()].concat()
-}
-
-/// A pong control frame echoing a client's ping.
-pub(crate) fn pong_frame(payload: &[u8]) -> Vec<u8> {
-    let prefix = Prefix::new(OpCode::Control(Control::Pong), payload.len(), None);
-    [prefix.as_bytes(), payload].concat()
 }
 
 /// A close frame with `code` and no reason.
@@ -290,7 +292,9 @@ mod tests {
     #[test]
     fn frames_the_connection_writes_itself() {
         assert_eq!(text_frame("3probe"), b"\x81\x063probe");
-        assert_eq!(pong_frame(b"hi"), [0x8a, 2, b'h', b'i']);
+        let pong = Outgoing::WebSocketPong(Bytes::from_static(b"hi"));
+        let (prefix, payload) = encode(&pong, ProtocolVersion::V4);
+        assert_eq!([prefix.as_bytes(), payload].concat(), [0x8a, 2, b'h', b'i']);
         assert_eq!(close_frame(CloseCode::TooBig), [0x88, 2, 0x03, 0xf1]);
     }
 }

@@ -7,7 +7,8 @@
 mod connection;
 pub(crate) mod frame;
 mod task;
-mod wire;
+pub(crate) mod wire;
+pub(crate) mod writer;
 
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 use self::connection::Purpose;
 use self::task::ConnectionTask;
-use self::wire::{Stream, Wire};
+use self::wire::{ByteStream, Wire};
 use crate::engine::Engine;
 use crate::handler::EngineIoHandler;
 use crate::outbox::{Phase, Upgrade};
@@ -85,7 +86,7 @@ pub(crate) fn serve_stream<H>(
     protocol: ProtocolVersion,
     upgrading: Option<Arc<Socket<H::Data>>>,
     parts: Parts,
-    stream: impl Stream,
+    stream: impl ByteStream,
 ) where
     H: EngineIoHandler,
 {

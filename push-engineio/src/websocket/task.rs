@@ -55,14 +55,17 @@ enum Stage<H: EngineIoHandler> {
     Serving(Connection<H>),
     Closing {
         connection: Connection<H>,
+        ending: Ending,
         step: Closing,
     },
     Done,
 }
 
-/// The steps of closing, each bounded by the timer.
+/// The steps of closing, the last three bounded by the timer.
 #[derive(Clone, Copy)]
 enum Closing {
+    /// Waiting for a flush still writing to the stream to finish.
+    Detaching,
     /// Writing the close frame.
     Telling { linger: bool },
     /// Ending the sending side.
@@ -143,7 +146,7 @@ impl<H: EngineIoHandler> Future for ConnectionTask<H> {
                             this.timer.as_mut().reset(connection.timer_deadline());
                             Stage::Serving(connection)
                         }
-                        Err(ending) => close(connection, &ending, this.timer.as_mut()),
+                        Err(ending) => close(connection, ending),
                     };
                 }
                 Stage::Serving(connection) => {
@@ -152,9 +155,31 @@ impl<H: EngineIoHandler> Future for ConnectionTask<H> {
                     else {
                         return Poll::Ready(());
                     };
-                    *this.stage = close(connection, &ending, this.timer.as_mut());
+                    *this.stage = close(connection, ending);
                 }
-                Stage::Closing { connection, step } => match *step {
+                Stage::Closing {
+                    connection,
+                    ending,
+                    step,
+                } => match *step {
+                    Closing::Detaching => {
+                        ready!(connection.poll_detach(cx));
+                        // The session is told first, so nothing waits for
+                        // the close frame to be written.
+                        connection.end(ending);
+                        *step = if ending.close.is_some() {
+                            this.timer
+                                .as_mut()
+                                .reset(Instant::now() + CLOSE_WRITE_TIMEOUT);
+                            Closing::Telling {
+                                linger: ending.linger,
+                            }
+                        } else {
+                            Closing::ShuttingDown {
+                                linger: ending.linger,
+                            }
+                        };
+                    }
                     Closing::Telling { linger } => {
                         let written = connection.poll_write_remaining(cx).is_ready();
                         if !written && this.timer.as_mut().poll(cx).is_pending() {
@@ -185,23 +210,11 @@ impl<H: EngineIoHandler> Future for ConnectionTask<H> {
     }
 }
 
-/// The closing stage for `ending`; the session is told first, so nothing
-/// waits for the close frame to be written.
-fn close<H: EngineIoHandler>(
-    mut connection: Connection<H>,
-    ending: &Ending,
-    timer: Pin<&mut Sleep>,
-) -> Stage<H> {
-    connection.begin_closing(ending);
-    let step = if ending.close.is_some() {
-        timer.reset(Instant::now() + CLOSE_WRITE_TIMEOUT);
-        Closing::Telling {
-            linger: ending.linger,
-        }
-    } else {
-        Closing::ShuttingDown {
-            linger: ending.linger,
-        }
-    };
-    Stage::Closing { connection, step }
+/// The closing stage for `ending`.
+fn close<H: EngineIoHandler>(connection: Connection<H>, ending: Ending) -> Stage<H> {
+    Stage::Closing {
+        connection,
+        ending,
+        step: Closing::Detaching,
+    }
 }
