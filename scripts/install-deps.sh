@@ -4,6 +4,11 @@
 # extension's bindgen), PHPUnit, php-fpm (the persistent-connection test),
 # Chromium (the browser tests), nginx (docs/nginx/push-core.conf in front of
 # the daemon; the tests run it in the foreground, never as a service),
+# redis-server and redis-tools (the cluster tests run real Redis servers,
+# Sentinels (`redis-server --sentinel`, the program Debian's redis-sentinel
+# package runs, without that package's system service) and a Redis Cluster
+# made with `redis-cli --cluster create`), openssl (the certificates of the
+# Redis that cluster.test.mjs reaches over TLS),
 # python3-prometheus-client (the real Prometheus parser that
 # tests/integration/admin.test.mjs reads /metrics with), the npm packages of the end-to-end tests and of the page helper's
 # tests (clients/js) and, where a nightly toolchain is
@@ -15,7 +20,7 @@ cd "$(dirname "$0")/.."
 packages=(
   php8.2-cli php8.2-dev php8.2-fpm php8.2-curl php8.2-redis php8.2-mbstring php8.2-xml
   libclang1-14 libclang-common-14-dev
-  phpunit redis-server nodejs npm chromium nginx
+  phpunit redis-server redis-tools openssl nodejs npm chromium nginx
   python3-prometheus-client dpkg-dev adduser
 )
 missing=()

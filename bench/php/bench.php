@@ -25,7 +25,7 @@ const USAGE = <<<'TXT'
                --redis-socket PATH --redis-port PORT --http-url URL --http-token SECRET
                [--iterations N] [--rounds N] [--batch N] [--markdown FILE] [--note TEXT]
                [--only NAME[,NAME...]] [--push-norecovery-socket PATH]
-               [--push-cluster-socket PATH]
+               [--push-cluster-socket PATH] [--push-cluster-norecovery-socket PATH]
 
     --iterations  calls per route for the fast routes (default 50000); curl with a
                   new handle per call does a tenth of them (each one costs a TCP
@@ -40,9 +40,14 @@ const USAGE = <<<'TXT'
                   "recovery off" routes, to compare with the daemon at --push-socket
                   (recovery on, the default)
     --push-cluster-socket
-                  a push-core started in cluster mode (--adapter redis, one node and
-                  its own redis-server): adds the "cluster" routes, to compare with
-                  the single daemon at --push-socket
+                  the first node of a cluster (--adapter redis, three nodes on a
+                  redis-server of their own): adds the "cluster" routes, to compare
+                  with the single daemon at --push-socket; --push-cluster-pids and
+                  --cluster-redis-pid name the processes whose CPU they count
+    --push-cluster-norecovery-socket
+                  the same with --recovery-window 0 on every node (its own Redis too):
+                  adds the "cluster, recovery off" routes, to compare with the daemon at
+                  --push-norecovery-socket
     TXT;
 
 /** The message every route publishes, encoded per call as a site would. */
@@ -108,7 +113,7 @@ function main(array $argv): int
 {
     $options = getopt('', [
         'push-socket:', 'echo-socket:', 'redis-socket:', 'redis-port:', 'http-url:', 'http-token:',
-        'echo-epoll-socket:', 'push-norecovery-socket:', 'push-norecovery-pid:', 'push-cluster-socket:', 'push-cluster-pid:', 'cluster-redis-pid:', 'push-pid:', 'echo-pid:', 'echo-epoll-pid:', 'redis-pid:', 'iterations:', 'rounds:', 'batch:', 'markdown:', 'note:', 'only:', 'pinned:', 'cpus:', 'help',
+        'echo-epoll-socket:', 'push-norecovery-socket:', 'push-norecovery-pid:', 'push-cluster-socket:', 'push-cluster-pids:', 'cluster-redis-pid:', 'push-cluster-norecovery-socket:', 'push-cluster-norecovery-pids:', 'cluster-norecovery-redis-pid:', 'push-pid:', 'echo-pid:', 'echo-epoll-pid:', 'redis-pid:', 'iterations:', 'rounds:', 'batch:', 'markdown:', 'note:', 'only:', 'pinned:', 'cpus:', 'help',
     ]);
     // An option given twice (run.sh passes its defaults first) counts once, the last time.
     $options = array_map(static fn ($value) => is_array($value) ? end($value) : $value, $options);
@@ -153,13 +158,16 @@ function main(array $argv): int
         runSlice($route, max(100, intdiv((int) ($iterations * $route->share), 10)), $batch);
     }
     // The processes whose CPU counts as the server's, by Route::$server. A
-    // cluster node's publish is also Redis's work (the Lua script that
-    // numbers it, the survey of the other nodes), so both are counted.
+    // cluster's publish is every node's work and Redis's (the Lua script
+    // that numbers it, the survey of the other nodes, each node reading it),
+    // so all are counted.
     $pid = static fn (string $option): int => (int) ($options[$option] ?? 0);
+    $pidList = static fn (string $option): array => array_map('intval', array_filter(explode(',', (string) ($options[$option] ?? ''))));
     $pids = [
         'push' => [$pid('push-pid')],
         'push-norecovery' => [$pid('push-norecovery-pid')],
-        'push-cluster' => [$pid('push-cluster-pid'), $pid('cluster-redis-pid')],
+        'push-cluster' => [...$pidList('push-cluster-pids'), $pid('cluster-redis-pid')],
+        'push-cluster-norecovery' => [...$pidList('push-cluster-norecovery-pids'), $pid('cluster-norecovery-redis-pid')],
         'echo' => [$pid('echo-pid')],
         'echo-epoll' => [$pid('echo-epoll-pid')],
         'redis' => [$pid('redis-pid')],
@@ -227,6 +235,7 @@ function routes(array $options, int $batch): array
     $echoEpollSocket = (string) ($options['echo-epoll-socket'] ?? '');
     $noRecoverySocket = (string) ($options['push-norecovery-socket'] ?? '');
     $clusterSocket = (string) ($options['push-cluster-socket'] ?? '');
+    $clusterNoRecoverySocket = (string) ($options['push-cluster-norecovery-socket'] ?? '');
     $redisSocket = (string) $options['redis-socket'];
     $redisPort = (int) $options['redis-port'];
     $httpUrl = rtrim((string) $options['http-url'], '/') . '/api/publish';
@@ -305,20 +314,12 @@ function routes(array $options, int $batch): array
         new Route('push ext pipelined, recovery off', "the same as push ext pipelined, to push-core with --recovery-window 0", server: 'push-norecovery', setup: static function () use ($noRecoverySocket): array {
             return pipelinedCalls(new PushClient($noRecoverySocket));
         }, pipelined: true),
-        // The same two routes against a daemon in cluster mode (one node,
-        // its own Redis, recovery on): what the Redis round trips of a
-        // publish cost the publisher.
-        new Route('push ext sendMsg, cluster', 'PushClient::sendMsg(), reply awaited, to push-core with --adapter redis (one node + Redis)', server: 'push-cluster', setup: static function () use ($clusterSocket): \Closure {
-            $client = new PushClient($clusterSocket);
-            return static function () use ($client): void {
-                if ($client->sendMsg(EVENT, MESSAGE) !== 0) {
-                    throw new RuntimeException('a browser is connected to the benchmark cluster');
-                }
-            };
-        }),
-        new Route('push ext pipelined, cluster', 'the same as push ext pipelined, to push-core with --adapter redis (one node + Redis)', server: 'push-cluster', setup: static function () use ($clusterSocket): array {
-            return pipelinedCalls(new PushClient($clusterSocket));
-        }, pipelined: true),
+        // The same routes against the first of three nodes of a cluster
+        // (on a Redis of their own), recovery on and off: what the Redis
+        // round trips of a publish, and the other nodes' counts, cost the
+        // publisher.
+        ...clusterRoutes('cluster', 'push-cluster', $clusterSocket),
+        ...clusterRoutes('cluster, recovery off', 'push-cluster-norecovery', $clusterNoRecoverySocket),
         new Route('(a) pure PHP sendMsg', 'yii-component Protocol\\Client::sendMsg() over stream_socket_client, reply awaited', static function () use ($pushSocket): \Closure {
             $client = new PushCore\Yii\Protocol\Client($pushSocket);
             return static function () use ($client): void {
@@ -364,10 +365,11 @@ function routes(array $options, int $batch): array
     if ($noRecoverySocket === '') {
         $routes = array_values(array_filter($routes, static fn (Route $r): bool => $r->server !== 'push-norecovery'));
     }
-    if ($clusterSocket === '') {
-        $routes = array_values(array_filter($routes, static fn (Route $r): bool => $r->server !== 'push-cluster'));
-    }
-    return $routes;
+    $absent = array_keys(array_filter([
+        'push-cluster' => $clusterSocket === '',
+        'push-cluster-norecovery' => $clusterNoRecoverySocket === '',
+    ]));
+    return array_values(array_filter($routes, static fn (Route $r): bool => !in_array($r->server, $absent, true)));
 }
 
 /**
@@ -420,6 +422,29 @@ function pipelinedCalls(PushClient|PushCore\Yii\Protocol\Client $client): array
                 }
             }
         },
+    ];
+}
+
+/**
+ * sendMsg() and the pipelined route against the first node of a cluster,
+ * named "push ext ..., $label".
+ *
+ * @return list<Route>
+ */
+function clusterRoutes(string $label, string $server, string $socket): array
+{
+    return [
+        new Route("push ext sendMsg, {$label}", "PushClient::sendMsg(), reply awaited, to the first of three push-core nodes with --adapter redis ({$label})", server: $server, setup: static function () use ($socket): \Closure {
+            $client = new PushClient($socket);
+            return static function () use ($client): void {
+                if ($client->sendMsg(EVENT, MESSAGE) !== 0) {
+                    throw new RuntimeException('a browser is connected to the benchmark cluster');
+                }
+            };
+        }),
+        new Route("push ext pipelined, {$label}", "the same as push ext pipelined, to the first of three nodes ({$label})", server: $server, setup: static function () use ($socket): array {
+            return pipelinedCalls(new PushClient($socket));
+        }, pipelined: true),
     ];
 }
 
@@ -613,13 +638,19 @@ function clusterRatios(array $rows): array
 {
     $by = array_column($rows, null, 'name');
     $lines = [];
-    foreach (['push ext sendMsg', 'push ext pipelined'] as $single) {
-        $cluster = "{$single}, cluster";
+    $pairs = [
+        ['push ext sendMsg', 'push ext sendMsg, cluster'],
+        ['push ext pipelined', 'push ext pipelined, cluster'],
+        ['push ext sendMsg, recovery off', 'push ext sendMsg, cluster, recovery off'],
+        ['push ext pipelined, recovery off', 'push ext pipelined, cluster, recovery off'],
+    ];
+    foreach ($pairs as [$single, $cluster]) {
         if (!isset($by[$single], $by[$cluster])) {
             continue;
         }
         $lines[] = sprintf(
-            'cluster / single node, %s: median %.2f / %.2f µs = %.3f×, p99 %.2f / %.2f µs, calls/s %s / %s = %.3f×, server CPU %.2f (node + Redis) / %.2f µs per call',
+            '%s / %s: median %.2f / %.2f µs = %.3f×, p99 %.2f / %.2f µs, calls/s %s / %s = %.3f×, server CPU %.2f (three nodes + Redis) / %.2f µs per call',
+            $cluster,
             $single,
             $by[$cluster]['median'],
             $by[$single]['median'],
@@ -715,9 +746,9 @@ function markdown(array $rows, float $floor, array $verdicts, array $context): s
     }
     $ratios = clusterRatios($rows);
     if ($ratios !== []) {
-        $out[] = 'Cluster mode (docs/scaling.md): the "cluster" rows publish to a third daemon started with '
-            . '`--adapter redis` as the only node of a cluster, on a redis-server of its own; its server CPU is the '
-            . 'node\'s and Redis\'s (see "Several nodes"):';
+        $out[] = 'Cluster mode (docs/scaling.md): the "cluster" rows publish to the first of three nodes started with '
+            . '`--adapter redis` on a redis-server of their own, recovery on and (the "recovery off" ones) off; their '
+            . 'server CPU is the three nodes\' and Redis\'s (see "Several nodes"):';
         $out[] = '';
         foreach ($ratios as $line) {
             $out[] = '- ' . $line;

@@ -11,11 +11,11 @@
 # at the end of "How the synchronous publish came down to the floor");
 # --cpus 0 shows the routes' own cost without it.
 #
-# Builds the release daemon and extension, starts push-core (three times: with
+# Builds the release daemon and extension, starts push-core (with
 # missed-message recovery on, the default; with --recovery-window 0 for
-# the "recovery off" routes; and in cluster mode, --adapter redis, as the
-# only node of a cluster on a redis-server of its own, for the "cluster"
-# routes), redis-server and
+# the "recovery off" routes; and two clusters of three nodes, --adapter
+# redis, each on a redis-server of its own, recovery on and off, for the
+# "cluster" routes, which publish on the first node), redis-server and
 # the native echo server (twice: blocking, and as an epoll event loop) on Unix
 # sockets and loopback ports in a temporary directory, runs bench/php/bench.php, prints the table and writes it into
 # docs/benchmarks.md (section "PHP publish path"; --no-write skips that).
@@ -84,8 +84,8 @@ token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 push_port=$(free_port)
 norecovery_port=$(free_port)
 redis_port=$(free_port)
-cluster_port=$(free_port)
 cluster_redis_port=$(free_port)
+cluster_norecovery_redis_port=$(free_port)
 
 start target/release/push-core serve --socket "$work/push.sock" --listen "127.0.0.1:$push_port" \
     --http-publish-token "$token" --log-level warn >"$work/push-core.log" 2>&1 &
@@ -99,18 +99,32 @@ start redis-server --port "$redis_port" --bind 127.0.0.1 --unixsocket "$work/red
     --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
 redis_pid=$!
 pids="$pids $redis_pid"
-# The cluster node's Redis is its own, so that the phpredis routes' Redis
-# does no cluster work and the cluster rows count all of theirs.
+# Each cluster's Redis is its own, so that the phpredis routes' Redis does
+# no cluster work and the cluster rows count all of theirs.
 start redis-server --port "$cluster_redis_port" --bind 127.0.0.1 \
     --save '' --appendonly no --daemonize no >"$work/redis-cluster.log" 2>&1 &
 cluster_redis_pid=$!
 pids="$pids $cluster_redis_pid"
-wait_for "redis-server for the cluster node" redis-cli -p "$cluster_redis_port" ping
-start target/release/push-core serve --socket "$work/push-cluster.sock" --listen "127.0.0.1:$cluster_port" \
-    --adapter redis --redis-url "redis://127.0.0.1:$cluster_redis_port" --node-id bench \
-    --log-level warn >"$work/push-core-cluster.log" 2>&1 &
-cluster_pid=$!
-pids="$pids $cluster_pid"
+start redis-server --port "$cluster_norecovery_redis_port" --bind 127.0.0.1 \
+    --save '' --appendonly no --daemonize no >"$work/redis-cluster-norecovery.log" 2>&1 &
+cluster_norecovery_redis_pid=$!
+pids="$pids $cluster_norecovery_redis_pid"
+wait_for "redis-server for the cluster" redis-cli -p "$cluster_redis_port" ping
+wait_for "redis-server for the cluster, recovery off" redis-cli -p "$cluster_norecovery_redis_port" ping
+cluster_pids=""
+cluster_norecovery_pids=""
+for node in 1 2 3; do
+    start target/release/push-core serve --socket "$work/push-cluster-$node.sock" --listen "127.0.0.1:$(free_port)" \
+        --adapter redis --redis-url "redis://127.0.0.1:$cluster_redis_port" --node-id "bench-$node" \
+        --log-level warn >"$work/push-core-cluster-$node.log" 2>&1 &
+    cluster_pids="$cluster_pids${cluster_pids:+,}$!"
+    pids="$pids $!"
+    start target/release/push-core serve --socket "$work/push-cluster-norecovery-$node.sock" --listen "127.0.0.1:$(free_port)" \
+        --adapter redis --redis-url "redis://127.0.0.1:$cluster_norecovery_redis_port" --node-id "bench-$node" \
+        --recovery-window 0 --log-level warn >"$work/push-core-cluster-norecovery-$node.log" 2>&1 &
+    cluster_norecovery_pids="$cluster_norecovery_pids${cluster_norecovery_pids:+,}$!"
+    pids="$pids $!"
+done
 start "$work/echo-floor" "$work/echo.sock" >"$work/echo.log" 2>&1 &
 echo_pid=$!
 pids="$pids $echo_pid"
@@ -122,10 +136,12 @@ wait_for push-core curl -fsS -o /dev/null "http://127.0.0.1:$push_port/healthz"
 wait_for push-core test -S "$work/push.sock"
 wait_for "push-core --recovery-window 0" test -S "$work/push-norecovery.sock"
 wait_for redis-server test -S "$work/redis.sock"
-wait_for "push-core --adapter redis" test -S "$work/push-cluster.sock"
-# Linked to Redis: STATS says so once the node has subscribed.
-wait_for "push-core --adapter redis to link to Redis" sh -c \
-    "target/release/push-core stats --socket '$work/push-cluster.sock' | grep -q '\"link_up\": *true'"
+# Linked: a publish on the first node gets a whole count, once every node
+# has reached Redis and answers.
+for cluster in push-cluster push-cluster-norecovery; do
+    wait_for "the $cluster nodes to link through Redis" sh -c \
+        "target/release/push-core send --socket '$work/$cluster-1.sock' --namespace / --event warm-up --user nobody null 2>&1 | grep -qx 0"
+done
 wait_for echo-floor test -S "$work/echo.sock"
 wait_for "echo-floor --epoll" test -S "$work/echo-epoll.sock"
 
@@ -156,6 +172,8 @@ run php $extensions "$here/bench.php" $pinned \
     --redis-socket="$work/redis.sock" --redis-port="$redis_port" \
     --http-url="http://127.0.0.1:$push_port" --http-token="$token" \
     --push-norecovery-socket="$work/push-norecovery.sock" --push-norecovery-pid="$norecovery_pid" \
-    --push-cluster-socket="$work/push-cluster.sock" --push-cluster-pid="$cluster_pid" --cluster-redis-pid="$cluster_redis_pid" \
+    --push-cluster-socket="$work/push-cluster-1.sock" --push-cluster-pids="$cluster_pids" --cluster-redis-pid="$cluster_redis_pid" \
+    --push-cluster-norecovery-socket="$work/push-cluster-norecovery-1.sock" --push-cluster-norecovery-pids="$cluster_norecovery_pids" \
+    --cluster-norecovery-redis-pid="$cluster_norecovery_redis_pid" \
     --push-pid="$push_pid" --redis-pid="$redis_pid" --echo-pid="$echo_pid" --echo-epoll-pid="$echo_epoll_pid" \
     $markdown "$@"

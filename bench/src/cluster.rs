@@ -63,7 +63,7 @@ impl Layout {
         }
     }
 
-    fn nodes(self) -> usize {
+    pub fn nodes(self) -> usize {
         match self {
             Layout::Alone => 1,
             Layout::Redis { nodes } => nodes,
@@ -164,32 +164,7 @@ impl Bench {
         connections: usize,
         offered: &[u64],
     ) -> anyhow::Result<Vec<ClusterStep>> {
-        let kind = if recovery {
-            Kind::PushCore
-        } else {
-            Kind::PushCoreNoRecovery
-        };
-        let redis = match layout {
-            Layout::Alone => None,
-            Layout::Redis { .. } => Some(RedisServer::start()?),
-        };
-        let mut nodes = Vec::new();
-        for index in 0..layout.nodes() {
-            let extra = match &redis {
-                None => Vec::new(),
-                Some(redis) => [
-                    "--adapter",
-                    "redis",
-                    "--redis-url",
-                    &redis.url,
-                    "--node-id",
-                    &format!("bench-{index}"),
-                ]
-                .map(str::to_owned)
-                .to_vec(),
-            };
-            nodes.push(Server::start_with(kind, &self.programs, None, &extra)?);
-        }
+        let (kind, redis, nodes) = self.start_layout(layout, recovery)?;
         // Subscribers spread evenly: node i gets every nodes-th one.
         let mut fleets: Vec<Fleet> = Vec::new();
         for (index, node) in nodes.iter().enumerate() {
@@ -253,6 +228,42 @@ impl Bench {
             node.stop();
         }
         Ok(steps)
+    }
+
+    /// Starts `layout`'s nodes, and its Redis if it has one; returns the
+    /// kind of push-core they are, with them.
+    pub fn start_layout(
+        &self,
+        layout: Layout,
+        recovery: bool,
+    ) -> anyhow::Result<(Kind, Option<RedisServer>, Vec<Server>)> {
+        let kind = if recovery {
+            Kind::PushCore
+        } else {
+            Kind::PushCoreNoRecovery
+        };
+        let redis = match layout {
+            Layout::Alone => None,
+            Layout::Redis { .. } => Some(RedisServer::start()?),
+        };
+        let mut nodes = Vec::new();
+        for index in 0..layout.nodes() {
+            let extra = match &redis {
+                None => Vec::new(),
+                Some(redis) => [
+                    "--adapter",
+                    "redis",
+                    "--redis-url",
+                    &redis.url,
+                    "--node-id",
+                    &format!("bench-{index}"),
+                ]
+                .map(str::to_owned)
+                .to_vec(),
+            };
+            nodes.push(Server::start_with(kind, &self.programs, None, &extra)?);
+        }
+        Ok((kind, redis, nodes))
     }
 
     /// Waits until a broadcast published on `first` reaches all

@@ -23,12 +23,14 @@
 //! - `report`: tables, `docs/benchmarks.md` and the chart;
 //! - `replay`: the replay of missed messages to one reconnecting browser;
 //! - `cluster`: fan-out over several nodes sharing through Redis;
+//! - `cluster_publish`: the publish path into such a cluster;
 //! - `chaos`: a cluster under faults, and what its pages received.
 
 mod auth;
 mod chaos;
 mod client;
 mod cluster;
+mod cluster_publish;
 mod limits;
 mod publisher;
 mod recorder;
@@ -65,10 +67,12 @@ enum Mode {
     /// Times push-core's replay of a backlog to one browser reconnecting
     /// with its last offset (missed-message recovery). Prints a table.
     Replay(ReplayArgs),
-    /// Fan-out with the same subscribers on one node alone, on one node
-    /// with `--adapter redis`, and spread over several nodes sharing one
-    /// Redis (started by the bench), publishing on the first node. Prints
-    /// a table.
+    /// The publish path (one publish's round trip, a pipeline's
+    /// throughput) on a node alone and on the first of several nodes
+    /// sharing one Redis, in interleaved rounds; then fan-out with the same
+    /// subscribers on one node alone, on one node with `--adapter redis`,
+    /// and spread over several nodes (Redis started by the bench),
+    /// publishing on the first node. Prints tables.
     Cluster(ClusterArgs),
     /// Three nodes, Redis and 2,000 recovering pages under faults (kill -9
     /// and restart a node, SIGSTOP a node, restart Redis, cut pages'
@@ -93,6 +97,24 @@ struct ClusterArgs {
     /// off (`--recovery-window 0`, through socketioxide's Redis pub/sub).
     #[arg(long, value_delimiter = ',', default_value = "on,off")]
     recovery: Vec<OnOff>,
+    /// Parts to run: publish (the publish path), fanout.
+    #[arg(long, value_delimiter = ',', default_value = "publish,fanout")]
+    only: Vec<ClusterPart>,
+    /// Publish path: rounds, each measuring every layout once.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Publish path: synchronous publishes per layout and round.
+    #[arg(long, default_value_t = 5000)]
+    synchronous: usize,
+    /// Publish path: pipelined publishes per layout and round.
+    #[arg(long, default_value_t = 200_000)]
+    pipelined: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ClusterPart {
+    Publish,
+    Fanout,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -519,33 +541,50 @@ async fn run_cluster(args: ClusterArgs) -> anyhow::Result<bool> {
     } else {
         args.steps.clone()
     };
-    let plan = Plan {
-        idle_sizes: vec![],
-        fanout: args
-            .subscribers
+    let fanout = if args.only.contains(&ClusterPart::Fanout) {
+        args.subscribers
             .iter()
             .map(|&n| (n, steps.clone()))
-            .collect(),
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let plan = Plan {
+        idle_sizes: vec![],
+        fanout,
         private_users: 0,
         storm_clients: 0,
         ..Plan::full()
     };
     let bench = setup(plan).await?;
     let plan = bench.plan.clone();
+    let recoveries: Vec<bool> = args.recovery.iter().map(|r| *r == OnOff::On).collect();
+    let mut ok = true;
+    if args.only.contains(&ClusterPart::Publish) {
+        let publish_plan = cluster_publish::PublishPlan {
+            nodes: args.nodes,
+            rounds: args.rounds,
+            synchronous: args.synchronous,
+            pipelined: args.pipelined,
+        };
+        match bench.cluster_publish(publish_plan, &recoveries).await {
+            Ok(figures) => println!("{}", cluster_publish::table(&figures)),
+            Err(error) => {
+                eprintln!("bench: the cluster publish path failed: {error:#}");
+                ok = false;
+            }
+        }
+    }
     let layouts = [
         cluster::Layout::Alone,
         cluster::Layout::Redis { nodes: 1 },
         cluster::Layout::Redis { nodes: args.nodes },
     ];
     let mut results = Vec::new();
-    let mut ok = true;
-    for recovery in &args.recovery {
+    for &recovery in &recoveries {
         for (size, offered) in &plan.fanout {
             for layout in layouts {
-                match bench
-                    .cluster_fanout(layout, *recovery == OnOff::On, *size, offered)
-                    .await
-                {
+                match bench.cluster_fanout(layout, recovery, *size, offered).await {
                     Ok(steps) => results.extend(steps),
                     Err(error) => {
                         eprintln!(
@@ -559,7 +598,9 @@ async fn run_cluster(args: ClusterArgs) -> anyhow::Result<bool> {
         }
     }
     let _ = std::fs::remove_dir_all(&bench.programs.scratch);
-    println!("{}", cluster::table(&results));
+    if !results.is_empty() {
+        println!("{}", cluster::table(&results));
+    }
     Ok(ok)
 }
 

@@ -236,6 +236,7 @@ pub fn tables(results: &Results) -> String {
     }
     out.push_str(&targets(results));
     out.push_str(&private_path_targets(results));
+    out.push_str(&transport_targets(results));
     out
 }
 
@@ -983,4 +984,125 @@ pub fn write_chart(path: &Path, results: &Results) -> anyhow::Result<()> {
 
 fn chart_error<E: std::fmt::Debug>(error: E) -> anyhow::Error {
     anyhow::anyhow!("drawing the chart: {error:?}")
+}
+
+/// The goals of push-core's own engine.io transport (issue #21), each
+/// against Node, the one-write floor or the baseline build of the same run.
+fn transport_targets(results: &Results) -> String {
+    let mut out = String::from(
+        "\n### Targets of the transport (issue #21)\n\n| target | measured | met |\n|---|---|---|\n",
+    );
+    let mut row = |target: &str, measured: String, met: Option<bool>| {
+        let met = match met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "not measured",
+        };
+        let _ = writeln!(out, "| {target} | {measured} | {met} |");
+    };
+    let largest_idle = results.idle.iter().map(|r| r.connections).max();
+    let idle = |kind, n| {
+        results
+            .idle
+            .iter()
+            .find(|r| r.kind == kind && r.connections == n && !r.protocol4)
+    };
+    let target = "memory per idle connection ≤ 1/4 of Node's (≤ 4.3 KB)";
+    match largest_idle.and_then(|n| Some((n, idle(Kind::PushCore, n)?, idle(Kind::Node, n)?))) {
+        Some((n, p, node)) => {
+            let (mine, theirs) = (p.rss_per_connection(), node.rss_per_connection());
+            row(
+                target,
+                format!(
+                    "{:.1} KB vs {:.1} KB at {n} connections: {:.2}",
+                    mine / 1000.0,
+                    theirs / 1000.0,
+                    mine / theirs
+                ),
+                Some(mine / theirs <= 0.25 && mine <= 4300.0),
+            );
+        }
+        None => row(target, "–".to_owned(), None),
+    }
+    let fan = |kind| find(&results.fanout, kind, 5_000, 25_000);
+    let target = "fan-out, 5,000 subscribers at 5/s: CPU per delivery ≤ 1.3× the one-write floor";
+    match (fan(Kind::PushCore), fan(Kind::WriteFloor)) {
+        (Some(p), Some(floor)) => {
+            let r = p.server_cpu_us_per_delivery / floor.server_cpu_us_per_delivery;
+            row(
+                target,
+                format!(
+                    "{:.2} µs vs {:.2} µs: {r:.2}",
+                    p.server_cpu_us_per_delivery, floor.server_cpu_us_per_delivery
+                ),
+                Some(r <= 1.3),
+            );
+        }
+        _ => row(target, "–".to_owned(), None),
+    }
+    let target = "fan-out, 5,000 subscribers at 5/s: user-space CPU per delivery ≤ 1.0 µs";
+    match fan(Kind::PushCore) {
+        Some(p) => row(
+            target,
+            format!("{:.2} µs", p.server_user_us_per_delivery),
+            Some(p.server_user_us_per_delivery <= 1.0),
+        ),
+        None => row(target, "–".to_owned(), None),
+    }
+    let target = "fan-out, 5,000 subscribers at 5/s: p99 ≤ 1/2 of Node's";
+    match (fan(Kind::PushCore), fan(Kind::Node)) {
+        (Some(p), Some(node)) => row(
+            target,
+            format!(
+                "{} ms vs {} ms: {:.2}",
+                ms(p.p99_ms),
+                ms(node.p99_ms),
+                p.p99_ms / node.p99_ms
+            ),
+            Some(p.p99_ms <= node.p99_ms / 2.0),
+        ),
+        _ => row(target, "–".to_owned(), None),
+    }
+    let target = "fan-out peak at 10,000 subscribers ≥ 1,000,000 deliveries/s sustained";
+    match best_sustained(&results.fanout, Kind::PushCore, 10_000) {
+        Some((best, every_step)) => row(
+            target,
+            format!(
+                "{}{best:.0}/s{}",
+                if every_step { "≥ " } else { "" },
+                if every_step {
+                    " (every step kept up)"
+                } else {
+                    ""
+                }
+            ),
+            Some(best >= 1_000_000.0 * 0.9),
+        ),
+        None => row(target, "–".to_owned(), None),
+    }
+    for rate in [1_000, 5_000, 20_000] {
+        let target =
+            format!("private path at {rate}/s: CPU per delivery no worse than the baseline build");
+        let private = |kind| {
+            results
+                .private
+                .iter()
+                .find(|s| s.kind == kind && s.offered == rate)
+        };
+        match (private(Kind::PushCore), private(Kind::PushCoreBaseline)) {
+            (Some(p), Some(before)) => {
+                let r = p.server_cpu_us_per_delivery / before.server_cpu_us_per_delivery;
+                row(
+                    &target,
+                    format!(
+                        "{:.1} µs vs {:.1} µs: {r:.2}",
+                        p.server_cpu_us_per_delivery, before.server_cpu_us_per_delivery
+                    ),
+                    Some(r <= 1.0),
+                );
+            }
+            _ => row(&target, "– (needs --baseline)".to_owned(), None),
+        }
+    }
+    out
 }

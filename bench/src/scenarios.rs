@@ -62,10 +62,12 @@ impl Plan {
             idle_window: Duration::from_secs(26),
             // 5,000 subscribers at 5 broadcasts/s: a site's busy hour, the
             // case issue #16 sets the user-space target on.
+            // 10,000 subscribers go on to a million deliveries a second,
+            // the fan-out peak issue #21 asks for.
             fanout: vec![
                 (1_000, steps.clone()),
                 (5_000, vec![25_000]),
-                (10_000, steps),
+                (10_000, [steps, vec![1_000_000, 1_280_000]].concat()),
             ],
             step_duration: Duration::from_secs(5),
             private_users: 10_000,

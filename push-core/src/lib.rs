@@ -437,15 +437,24 @@ fn join_cluster(
     metrics.watch_cluster_link(cluster.state());
     if let Some((recovery, shared)) = history {
         let delivering = dispatcher.clone();
-        let deliver: cluster::history::Deliver = Arc::new(move |namespace, offset, entry| {
+        let deliver: cluster::history::Deliver = Arc::new(move |namespace, delivery| {
             let dispatcher = delivering.clone();
             Box::pin(async move {
-                dispatcher
-                    .deliver_numbered(&namespace, offset, &entry)
-                    .await;
+                match delivery {
+                    cluster::history::Delivery::Messages(messages) => {
+                        for (offset, entry) in messages {
+                            dispatcher
+                                .deliver_numbered(&namespace, offset, &entry)
+                                .await;
+                        }
+                    }
+                    cluster::history::Delivery::Reset(position) => {
+                        dispatcher.reset_pages(&namespace, position).await;
+                    }
+                }
             })
         });
-        tokio::spawn(shared.run(recovery, deliver, leaving));
+        shared.run(recovery, deliver, leaving);
     }
     tracing::info!(
         node = cluster.node_id().as_str(),

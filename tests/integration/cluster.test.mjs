@@ -8,16 +8,17 @@
 // group:7.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, afterEach, before, describe, test } from 'node:test';
 
 import { io } from 'socket.io-client';
 
 import { cookieFor, startAuthBackend } from './support/auth-backend.mjs';
 import { ClientPool } from './support/clients.mjs';
-import { freePort, runBinary, startDaemon } from './support/daemon.mjs';
+import { freePort, runBinary, startDaemon, tempDir } from './support/daemon.mjs';
 import { scrape, seriesValue } from './support/metrics.mjs';
-import { Kind, RawConnection, online, request, send, sendOk, stats } from './support/publish.mjs';
-import { Redis, startRedis } from './support/redis.mjs';
+import { Kind, RawConnection, online, publishOverHttp, request, send, sendOk, stats } from './support/publish.mjs';
+import { Redis, startRedis, startTlsRedis } from './support/redis.mjs';
 import { sleep, waitUntil } from './support/wait.mjs';
 
 const TOKEN = 'cluster-test-token-0123456789abcdefghijklmnop';
@@ -44,15 +45,7 @@ function startNode(redis, backend, name, args = []) {
 const recoveryArgs = (recovery) => (recovery === 'on' ? [] : ['--recovery-window', '0']);
 
 /** Publishes through a node's HTTP API; resolves with { recipients, partial }. */
-async function publishVia(node, body) {
-  const response = await fetch(`${node.url}/api/publish`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  assert.equal(response.status, 200, await response.clone().text());
-  return response.json();
-}
+const publishVia = (node, body) => publishOverHttp(node, TOKEN, body);
 
 /** Waits until every node sees the others (each answers the survey). */
 async function waitForCluster(nodes) {
@@ -104,7 +97,7 @@ describe('cluster settings', () => {
     { key: 'adapter', args: ['--adapter', 'redis'], says: 'is redis but redis_url is not set; add --redis-url redis://HOST:PORT' },
     { key: 'adapter', args: ['--adapter', 'postgres'], says: '"postgres" is not one of: memory, redis' },
     { key: 'redis_url', args: ['--redis-url', 'redis://127.0.0.1:6379'], says: 'is set but adapter is memory, so it would not be used; add --adapter redis' },
-    { key: 'redis_url', args: ['--adapter', 'redis', '--redis-url', 'http://127.0.0.1:6379'], says: 'must be redis://HOST[:PORT][/DB]' },
+    { key: 'redis_url', args: ['--adapter', 'redis', '--redis-url', 'http://127.0.0.1:6379'], says: 'which is not Redis\'s; use redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], rediss://... (TLS), redis+unix:///PATH[?db=DB], redis+sentinel://' },
     { key: 'node_id', args: ['--node-id', 'node one'], says: 'must be 1 to 64 letters, digits' },
     { key: 'redis_prefix', args: ['--redis-prefix', 'a#b'], says: 'must be letters, digits' },
     { key: 'cluster_wait', args: ['--cluster-wait', '0s'], says: 'must be more than 0 and at most 10s' },
@@ -346,6 +339,95 @@ describe('recovery across nodes', () => {
     // those it saw on B.
     const offsets = [offset, ...back.events.map((e) => e.offset)];
     assert.equal(new Set(offsets).size, offsets.length);
+  });
+});
+
+describe('Redis going back to an older copy of the history', () => {
+  const clients = new ClientPool();
+  const cluster = useCluster([], { clients });
+
+  test('a node whose last message was lost and its number given again tells its pages to reload, and the old offsets are refused', async () => {
+    const dir = tempDir('push-core-redis-snapshot-');
+    cluster.redis = new Redis(await freePort(), { dir, args: ['--dir', dir, '--dbfilename', 'dump.rdb'] });
+    await cluster.redis.start();
+    await cluster.start(['node-a', 'node-b']);
+    const [a, b] = cluster.nodes;
+    await waitForCluster(cluster.nodes);
+    const page = await clients.connect(b, { name: 'page on B' });
+    for (let n = 1; n <= 3; n++) await sendOk(a.socketPath, { event: 'n', data: n });
+    await page.waitFor('n', (n) => n === 3);
+    await cluster.redis.cli('save');
+    for (let n = 4; n <= 5; n++) await sendOk(a.socketPath, { event: 'n', data: n });
+    await page.waitFor('n', (n) => n === 5);
+    const { offset: seenLast } = page.events.at(-1);
+
+    // B sleeps while Redis comes back from the snapshot (numbered up to 3)
+    // and a node that never saw 4 and 5 publishes three messages: they are
+    // numbered 4, 5 and 6 again.
+    b.child.kill('SIGSTOP');
+    try {
+      await a.stop();
+      await cluster.redis.kill();
+      await cluster.redis.start();
+      cluster.nodes[0] = await cluster.startNode('node-c');
+      await waitUntil(async () => (await stats(cluster.nodes[0].socketPath)).cluster.link_up, { what: 'C to reach Redis' });
+      for (const n of ['new 4', 'new 5', 'new 6']) await sendOk(cluster.nodes[0].socketPath, { event: 'n', data: n });
+    } finally {
+      b.child.kill('SIGCONT');
+    }
+
+    // B finds the entry it read last replaced: without being told, its
+    // page would get "new 6" and never "new 4" and "new 5".
+    await waitUntil(() => page.statuses.length >= 2, { what: 'the page on B to be told to reload' });
+    assert.deepEqual([page.statuses[1].recovered, page.statuses[1].replayed], [false, 0]);
+    assert.match(b.log, /lost messages this node had read/);
+    assert.deepEqual(page.received('n').slice(0, 5), [1, 2, 3, 4, 5]);
+    assert.ok(!page.received('n').includes('new 6') || page.received('n').includes('new 4'),
+      `the page got new 6 without new 4: ${JSON.stringify(page.received('n'))}`);
+
+    // Offsets of the old numbering are not honoured anywhere: the page
+    // that saw the lost 5 reloads instead of resuming after the new 5.
+    for (const node of cluster.nodes) {
+      const back = await clients.connect(node, { name: `page back on ${node.name ?? 'a node'}`, auth: { offset: seenLast } });
+      await waitUntil(() => back.statuses.length > 0, { what: 'the push:recovery status' });
+      assert.equal(back.statuses[0].recovered, false);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('Redis over TLS (rediss://)', () => {
+  const clients = new ClientPool();
+  let tls;
+  let backend;
+  const nodes = [];
+  after(async () => {
+    clients.closeAll();
+    for (const node of nodes) await node.cleanup();
+    await backend?.close();
+    await tls?.stop();
+  });
+
+  test('nodes reach a Redis that speaks TLS only, checking its certificate, and share publishes', async () => {
+    tls = await startTlsRedis();
+    backend = await startAuthBackend();
+    for (const name of ['node-a', 'node-b']) {
+      nodes.push(await startDaemon({
+        args: ['--adapter', 'redis', '--redis-url', tls.url, '--node-id', name, '--auth-url', backend.url, '--http-publish-token', TOKEN],
+        env: { SSL_CERT_FILE: tls.caFile },
+      }));
+    }
+    await waitForCluster(nodes);
+    const [a, b] = nodes;
+    const onB = await clients.connect(b, { name: 'guest on B' });
+    assert.equal(await sendOk(a.socketPath, { event: 'secret', data: 'over TLS' }), 1);
+    assert.equal(await onB.waitFor('secret'), 'over TLS');
+
+    // Without the CA, the certificate is refused: the node never links.
+    const untrusting = await startDaemon({ args: ['--adapter', 'redis', '--redis-url', tls.url, '--node-id', 'node-c'] });
+    nodes.push(untrusting);
+    await waitUntil(() => /cannot reach Redis/.test(untrusting.log), { what: 'node C to fail to reach Redis' });
+    assert.equal((await stats(untrusting.socketPath)).cluster.link_up, false);
   });
 });
 

@@ -9,20 +9,27 @@
 //! on its own when Redis comes back. Meanwhile the node keeps serving its
 //! own browsers, and anything that needs Redis fails at once with
 //! [`LinkError::Down`] instead of waiting.
+//!
+//! Behind Sentinel the master can change while the node stays connected
+//! to the old one (a failover demotes it to a replica), so there the
+//! supervisor also checks the server's role: a server that is no longer
+//! master counts as lost, and reconnecting asks the Sentinels anew.
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{
-    AsyncConnectionConfig, Client, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind,
-};
+use redis::{PushInfo, PushKind, Value};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use thiserror::Error;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
+
+use super::bundle::{self, Queued};
+use super::servers::{Connection, Servers};
+use crate::config::RedisUrl;
 
 /// Whether the node can reach the cluster right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,17 +40,26 @@ pub enum LinkState {
     Up,
 }
 
-/// Why a Redis command could not be run.
-#[derive(Debug, Error)]
+/// Why a Redis command could not be run. Cloned to every publish of a
+/// batch that failed.
+#[derive(Debug, Clone, Error)]
 pub enum LinkError {
     #[error("the node has no connection to Redis right now (reconnecting)")]
     Down,
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("cannot encode a message for the other nodes: {0}")]
-    Encode(#[from] serde_json::Error),
+    Encode(String),
     #[error("namespace {0:?} has no history in the cluster")]
     NotShared(String),
+    #[error("{0}")]
+    NotMaster(&'static str),
+}
+
+impl From<serde_json::Error> for LinkError {
+    fn from(error: serde_json::Error) -> Self {
+        LinkError::Encode(error.to_string())
+    }
 }
 
 /// Why the link could not be set up at all (a bad URL, not a down Redis).
@@ -63,8 +79,6 @@ const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
 /// The longest a command may take before the link counts as down. Redis
 /// answers in well under a millisecond; a second means it is gone.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long connecting may take, for the same reason.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Where channel messages go: one queue per subscribed channel.
 type Handlers = RwLock<HashMap<String, mpsc::Sender<ChanItem>>>;
@@ -77,36 +91,54 @@ pub struct RedisLink {
 }
 
 struct Shared {
-    client: Client,
+    servers: Servers,
     /// The live connection, `None` while down.
-    connection: RwLock<Option<MultiplexedConnection>>,
+    connection: RwLock<Option<Connection>>,
     handlers: Arc<Handlers>,
     state: watch::Sender<LinkState>,
+    /// Replicas the Sentinel-named master had connected at the last look.
+    replicas: AtomicUsize,
+    /// What the adapter publishes, waiting to be sent (`bundle`).
+    bundling: mpsc::UnboundedSender<Queued>,
+    /// The other end of `bundling`, until [`RedisLink::run`] takes it.
+    bundled: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Queued>>>,
 }
 
 impl RedisLink {
     /// Prepares the link; [`RedisLink::run`] connects and keeps it up.
-    pub fn new(url: &url::Url) -> Result<Self, LinkSetupError> {
-        let info = url
-            .as_str()
-            .into_connection_info()
-            .map_err(LinkSetupError)?;
-        // Channel messages arrive as RESP3 pushes on the same connection as
-        // commands, so one connection serves both.
-        let settings = info
-            .redis_settings()
-            .clone()
-            .set_protocol(ProtocolVersion::RESP3);
-        let client = Client::open(info.set_redis_settings(settings)).map_err(LinkSetupError)?;
+    pub fn new(url: &RedisUrl) -> Result<Self, LinkSetupError> {
+        let servers = Servers::new(url).map_err(LinkSetupError)?;
         let (state, _) = watch::channel(LinkState::Down);
+        let (bundling, bundled) = mpsc::unbounded_channel();
         Ok(Self {
             shared: Arc::new(Shared {
-                client,
+                servers,
                 connection: RwLock::new(None),
                 handlers: Arc::new(RwLock::new(HashMap::new())),
                 state,
+                replicas: AtomicUsize::new(0),
+                bundling,
+                bundled: std::sync::Mutex::new(Some(bundled)),
             }),
         })
+    }
+
+    /// True for a Redis Cluster: keys that a script uses together must
+    /// share a slot.
+    pub fn sharded(&self) -> bool {
+        self.shared.servers.sharded()
+    }
+
+    /// How many replicas should confirm a write before a publish is
+    /// answered: one behind Sentinel while the master has one connected, so
+    /// that a failover keeps what PHP was told was published; none
+    /// otherwise.
+    pub fn replicas_to_wait_for(&self) -> usize {
+        if self.shared.servers.followed() {
+            self.shared.replicas.load(Ordering::Relaxed).min(1)
+        } else {
+            0
+        }
     }
 
     /// The link's state, as it changes.
@@ -114,8 +146,25 @@ impl RedisLink {
         self.shared.state.subscribe()
     }
 
-    /// Connects, resubscribes and reconnects until `shutdown` fires.
+    /// Connects, resubscribes and reconnects until `shutdown` fires, and
+    /// sends what the adapter publishes meanwhile.
     pub async fn run(self, shutdown: CancellationToken) {
+        let bundled = self
+            .shared
+            .bundled
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(bundled) = bundled {
+            let sending = bundle::send_rounds(self.clone(), bundled);
+            let stopped = shutdown.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = stopped.cancelled() => {}
+                    () = sending => {}
+                }
+            });
+        }
         let mut delay = RECONNECT_DELAY_MIN;
         let mut failures_logged = false;
         loop {
@@ -161,18 +210,16 @@ impl RedisLink {
         let lost = Arc::new(Notify::new());
         let handlers = self.shared.handlers.clone();
         let on_lost = lost.clone();
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_push_sender(move |push: PushInfo| {
-                route(push, &handlers, &on_lost);
-                Ok::<(), std::convert::Infallible>(())
-            });
-        let mut connection = self
-            .shared
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
+        let push = move |push: PushInfo| {
+            route(push, &handlers, &on_lost);
+            Ok::<(), std::convert::Infallible>(())
+        };
+        let mut connection = self.shared.servers.connect(COMMAND_TIMEOUT, push).await?;
+        if self.shared.servers.followed() {
+            self.check_role(&mut connection)
+                .await
+                .map_err(LinkError::NotMaster)?;
+        }
         // Published first, so a subscribe that comes in now subscribes
         // itself; the ones asked for before are subscribed here. Redis
         // ignores a second SUBSCRIBE to the same channel.
@@ -188,7 +235,8 @@ impl RedisLink {
         Ok(lost)
     }
 
-    /// Waits until the connection is closed or stops answering.
+    /// Waits until the connection is closed or stops answering, or (behind
+    /// Sentinel) its server is no longer the master.
     async fn watch(&self, lost: &Notify) -> &'static str {
         loop {
             tokio::select! {
@@ -197,6 +245,12 @@ impl RedisLink {
                     let Some(mut connection) = self.connection() else {
                         return "connection dropped";
                     };
+                    if self.shared.servers.followed() {
+                        if let Err(reason) = self.check_role(&mut connection).await {
+                            return reason;
+                        }
+                        continue;
+                    }
                     let ping: Result<String, _> =
                         redis::cmd("PING").query_async(&mut connection).await;
                     if ping.is_err() {
@@ -207,7 +261,26 @@ impl RedisLink {
         }
     }
 
-    fn set_connection(&self, connection: Option<MultiplexedConnection>) {
+    /// Checks that the server is master, and notes how many replicas it
+    /// has connected (`ROLE` answers both).
+    async fn check_role(&self, connection: &mut Connection) -> Result<(), &'static str> {
+        let role: Vec<Value> = redis::cmd("ROLE")
+            .query_async(connection)
+            .await
+            .map_err(|_| "Redis stopped answering")?;
+        let master = matches!(role.first(), Some(Value::BulkString(name)) if name == b"master");
+        if !master {
+            return Err("the server is no longer master (a failover)");
+        }
+        let replicas = match role.get(2) {
+            Some(Value::Array(replicas)) => replicas.len(),
+            _ => 0,
+        };
+        self.shared.replicas.store(replicas, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn set_connection(&self, connection: Option<Connection>) {
         let up = connection.is_some();
         *self
             .shared
@@ -222,19 +295,16 @@ impl RedisLink {
     /// A connection of its own, for a command that blocks for up to
     /// `blocking` (a command on the shared connection would hold up every
     /// other one behind it).
-    pub async fn dedicated(&self, blocking: Duration) -> Result<MultiplexedConnection, LinkError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(blocking + COMMAND_TIMEOUT));
+    pub async fn dedicated(&self, blocking: Duration) -> Result<Connection, LinkError> {
         Ok(self
             .shared
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
+            .servers
+            .dedicated(blocking + COMMAND_TIMEOUT)
             .await?)
     }
 
     /// The live connection (a cheap handle onto it), if up.
-    pub fn connection(&self) -> Option<MultiplexedConnection> {
+    pub fn connection(&self) -> Option<Connection> {
         self.shared
             .connection
             .read()
@@ -268,12 +338,15 @@ fn route(push: PushInfo, handlers: &Handlers, lost: &Notify) {
             let handlers = handlers
                 .read()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if let Some(queue) = handlers.get(&channel)
-                && queue.try_send((channel, message)).is_err()
-            {
-                // The namespace's queue is full: this node is far behind
-                // the cluster's publish rate.
-                tracing::warn!("a cluster message was dropped: this node cannot keep up");
+            let Some(queue) = handlers.get(&channel) else {
+                return;
+            };
+            for message in bundle::unbundle(message) {
+                if queue.try_send((channel.clone(), message)).is_err() {
+                    // The namespace's queue is full: this node is far
+                    // behind the cluster's publish rate.
+                    tracing::warn!("a cluster message was dropped: this node cannot keep up");
+                }
             }
         }
         PushKind::Disconnection => lost.notify_one(),
@@ -285,11 +358,8 @@ impl RedisLink {
     /// Publishes `message`; returns how many subscribers received it.
     pub async fn publish_to(&self, channel: &str, message: Vec<u8>) -> Result<usize, LinkError> {
         let mut connection = self.connection().ok_or(LinkError::Down)?;
-        Ok(redis::cmd("PUBLISH")
-            .arg(channel)
-            .arg(message)
-            .query_async(&mut connection)
-            .await?)
+        let publish = connection.publish(channel, message);
+        Ok(publish.query_async(&mut connection).await?)
     }
 
     /// Subscribes to `channel`, now if the link is up, else as soon as it
@@ -306,7 +376,7 @@ impl RedisLink {
         // subscribes again when it is back.
         if let Some(mut connection) = self.connection() {
             tokio::spawn(async move {
-                let _ = connection.subscribe(&channel).await;
+                let _ = connection.subscribe(&[channel]).await;
             });
         }
         MessageStream::new(messages)
@@ -340,8 +410,15 @@ pub async fn receivers_of<F: Future>(future: F) -> (F::Output, Option<usize>) {
 impl Driver for RedisLink {
     type Error = LinkError;
 
+    /// Queued at once (the adapter's first poll), sent with what else
+    /// gathered (`bundle`).
     async fn publish(&self, channel: String, message: Vec<u8>) -> Result<(), LinkError> {
-        let receivers = self.publish_to(&channel, message).await?;
+        let (queued, sent) = Queued::new(channel, message);
+        self.shared
+            .bundling
+            .send(queued)
+            .map_err(|_| LinkError::Down)?;
+        let receivers = sent.await.unwrap_or(Err(LinkError::Down))?;
         // Outside a `receivers_of` scope nobody asked; nothing to record.
         let _ = RECEIVERS.try_with(|cell| cell.set(Some(receivers)));
         Ok(())
@@ -372,11 +449,8 @@ impl Driver for RedisLink {
     /// The nodes listening on `channel`, this one included.
     async fn num_serv(&self, channel: &str) -> Result<u16, LinkError> {
         let mut connection = self.connection().ok_or(LinkError::Down)?;
-        let (_, count): (String, u16) = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(channel)
-            .query_async(&mut connection)
-            .await?;
-        Ok(count)
+        let counting = connection.count_subscribers(channel);
+        let counts: HashMap<String, u16> = counting.query_async(&mut connection).await?;
+        Ok(counts.get(channel).copied().unwrap_or(0))
     }
 }

@@ -8,20 +8,24 @@
 //! connections.
 //!
 //! What the adapter does not do, this module adds:
-//! - [`link`]: a connection to Redis that survives Redis restarting;
+//! - [`link`]: a connection to Redis that survives Redis restarting, on
+//!   one server, behind Sentinel or to a Redis Cluster (`servers`);
 //! - [`history`]: with recovery on, one numbering of each namespace's
 //!   messages for the whole cluster, which is also how they reach every
 //!   node, so that a page resumes on any node;
 //! - [`survey`]: cluster-wide counts (a publish's recipients, a user's
 //!   connections, STATS), within a bounded wait, marked partial when a
-//!   node did not answer.
+//!   node did not answer;
+//! - `bundle`: what the adapter publishes, sent many per `PUBLISH`.
 //!
 //! A node alone uses the same adapter type over [`Link::Alone`], which
 //! reaches no one; the dispatcher marks its broadcasts local, so a single
 //! node pays nothing for the cluster code.
 
+mod bundle;
 pub mod history;
 pub mod link;
+mod servers;
 pub mod survey;
 
 use std::sync::Arc;
@@ -37,8 +41,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use self::link::{LinkError, LinkSetupError, LinkState, RedisLink};
-use self::survey::{Answerer, Gathered, Question, Survey};
-use crate::config::NodeId;
+use self::survey::{Answerer, Asking, Gathered, Question, Survey};
+use crate::config::{NodeId, RedisUrl};
 
 /// The socketio adapter of every node: socketioxide-redis's, over [`Link`].
 pub type NodeAdapter = CustomRedisAdapter<Emitter, Link>;
@@ -49,10 +53,16 @@ pub type Socket = SocketRef<NodeAdapter>;
 /// The tower layer that serves socket.io.
 pub type Layer = SocketIoLayer<NodeAdapter>;
 
+/// Messages from the other nodes queued per namespace before this node
+/// hands them out: a pipelining publisher's burst (the adapter's default,
+/// 1,024, is a few bundles, see `bundle`). Only a burst fills it; its
+/// memory is taken as it fills.
+const STREAM_BUFFER: usize = 65_536;
+
 /// What a node needs to join a cluster.
 #[derive(Debug, Clone)]
 pub struct ClusterSettings {
-    pub redis_url: url::Url,
+    pub redis_url: RedisUrl,
     pub node_id: NodeId,
     /// Prefix of every Redis channel and key.
     pub prefix: String,
@@ -139,7 +149,8 @@ impl Cluster {
                 Link::Redis(cluster.link.clone()),
                 RedisAdapterConfig::default()
                     .with_prefix(cluster.settings.prefix.clone())
-                    .with_request_timeout(cluster.settings.wait),
+                    .with_request_timeout(cluster.settings.wait)
+                    .with_stream_buffer(STREAM_BUFFER),
             ),
         };
         RedisAdapterCtr::new_with_driver(link, config)
@@ -183,5 +194,10 @@ impl Cluster {
     /// Asks every other node; see [`Survey::ask`].
     pub async fn ask(&self, question: Question) -> Result<Gathered, LinkError> {
         self.survey.ask(question).await
+    }
+
+    /// Queues a question for every other node; see [`Survey::start_asking`].
+    pub fn start_asking(&self, question: Question) -> Asking {
+        self.survey.start_asking(question)
     }
 }

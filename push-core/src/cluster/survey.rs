@@ -11,6 +11,12 @@
 //! to PUBLISH), so it knows how many answers to wait for without keeping a
 //! list of nodes. A node that has lost Redis receives neither the question
 //! nor the publish, so leaving it out of a publish's count is exact.
+//!
+//! Questions are asked in batches: whatever was asked while the previous
+//! batch was being sent goes out as one message, identical questions once
+//! (the broadcasts of a burst all ask the same), and each node answers the
+//! whole batch in one reply. A burst of publishes so costs the other nodes
+//! a few messages rather than one each, and nothing waits to fill a batch.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -21,8 +27,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::link::{LinkError, RedisLink};
@@ -30,7 +37,7 @@ use crate::config::NodeId;
 use crate::metrics::Census;
 
 /// What one node is asked about its own connections.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Question {
     /// How many connections a publish to `target` reaches.
     Recipients {
@@ -44,7 +51,7 @@ pub enum Question {
 }
 
 /// A publish's target, owned, to travel between nodes.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct OwnedTarget {
     pub users: Vec<String>,
     pub rooms: Vec<String>,
@@ -90,26 +97,50 @@ pub enum Answer {
 pub type Answerer =
     Arc<dyn Fn(Question) -> Pin<Box<dyn Future<Output = Answer> + Send>> + Send + Sync>;
 
-/// The answers that came back in time.
-#[derive(Debug, Default)]
+/// The answers to one question that came back in time.
+#[derive(Debug)]
 pub struct Gathered {
-    pub answers: Vec<(String, Answer)>,
+    /// Every node's replies to the batch the question was in, shared by
+    /// all its askers.
+    replies: Arc<Vec<Reply>>,
+    /// The question's place in the batch.
+    at: usize,
     /// Nodes that received the question but did not answer in time.
     pub missing: usize,
 }
 
+impl Gathered {
+    /// Each node's answer, with the node's name.
+    pub fn answers(&self) -> impl Iterator<Item = (&str, &Answer)> {
+        self.replies
+            .iter()
+            .filter_map(|reply| Some((reply.node.as_str(), reply.answers.get(self.at)?)))
+    }
+}
+
+/// A question on its way: its answers, once gathered.
+pub type Asking = oneshot::Receiver<Result<Gathered, LinkError>>;
+
+/// A batch of questions, as it travels.
 #[derive(Serialize, Deserialize)]
 struct Envelope {
     id: u64,
     reply_to: String,
-    question: Question,
+    questions: Vec<Question>,
 }
 
-#[derive(Serialize, Deserialize)]
+/// A node's answers to a batch, in the order of its questions.
+#[derive(Debug, Serialize, Deserialize)]
 struct Reply {
     id: u64,
     node: String,
-    answer: Answer,
+    answers: Vec<Answer>,
+}
+
+/// A question waiting to be sent, and where its answers go.
+struct Asked {
+    question: Question,
+    answered: oneshot::Sender<Result<Gathered, LinkError>>,
 }
 
 /// Answers that may be queued for one question: one per other node. Far
@@ -118,6 +149,9 @@ struct Reply {
 const MAX_NODES: usize = 256;
 /// Questions and replies queued in from Redis before this node reads them.
 const QUEUE: usize = 1024;
+/// Questions sent in one batch at most: a pipelining publisher's burst in
+/// a few messages, each small enough for every node to answer at once.
+const MAX_BATCH: usize = 512;
 
 /// Asks the other nodes, and answers them.
 pub struct Survey {
@@ -127,7 +161,12 @@ pub struct Survey {
     reply_channel: String,
     wait: Duration,
     next_id: AtomicU64,
+    /// Batches sent, by id, waiting for their answers.
     waiting: Mutex<HashMap<u64, mpsc::Sender<Reply>>>,
+    /// Questions waiting to be sent.
+    asking: mpsc::UnboundedSender<Asked>,
+    /// The other end of `asking`, until [`Survey::run`] takes it.
+    asked: Mutex<Option<mpsc::UnboundedReceiver<Asked>>>,
 }
 
 impl Survey {
@@ -135,6 +174,7 @@ impl Survey {
         // A random part, so two nodes given the same name by mistake still
         // get their own answers.
         let instance = fastrand::u64(..);
+        let (asking, asked) = mpsc::unbounded_channel();
         Arc::new(Self {
             link,
             question_channel: format!("{prefix}#survey#"),
@@ -143,11 +183,18 @@ impl Survey {
             wait,
             next_id: AtomicU64::new(0),
             waiting: Mutex::new(HashMap::new()),
+            asking,
+            asked: Mutex::new(Some(asked)),
         })
     }
 
-    /// Listens for questions and answers until `shutdown` fires.
+    /// Sends questions, and listens for questions and answers, until
+    /// `shutdown` fires.
     pub async fn run(self: Arc<Self>, answerer: Answerer, shutdown: CancellationToken) {
+        let asked = self.asked.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(asked) = asked {
+            tokio::spawn(self.clone().send_batches(asked, shutdown.clone()));
+        }
         let questions = self
             .link
             .subscribe_channel(self.question_channel.clone(), QUEUE);
@@ -191,12 +238,17 @@ impl Survey {
         if envelope.reply_to == self.reply_channel {
             return; // Our own question: we count ourselves.
         }
-        let answer = answerer(envelope.question);
+        let answering = join_all(
+            envelope
+                .questions
+                .into_iter()
+                .map(|question| answerer(question)),
+        );
         tokio::spawn(async move {
             let reply = Reply {
                 id: envelope.id,
                 node: self.node.as_str().to_owned(),
-                answer: answer.await,
+                answers: answering.await,
             };
             let Ok(body) = serde_json::to_vec(&reply) else {
                 return;
@@ -209,45 +261,129 @@ impl Survey {
 
     /// Asks every other node, waiting at most `cluster_wait`.
     pub async fn ask(&self, question: Question) -> Result<Gathered, LinkError> {
+        gathered(self.start_asking(question)).await
+    }
+
+    /// Queues `question` for the next batch; the answers come on the
+    /// receiver (see [`gathered`]).
+    pub fn start_asking(&self, question: Question) -> Asking {
+        let (answered, asking) = oneshot::channel();
+        // Fails only once the sender has stopped (at shutdown), and then
+        // the receiver says so.
+        let _ = self.asking.send(Asked { question, answered });
+        asking
+    }
+
+    /// Sends what was asked, a batch each time the previous one is sent.
+    async fn send_batches(
+        self: Arc<Self>,
+        mut asked: mpsc::UnboundedReceiver<Asked>,
+        shutdown: CancellationToken,
+    ) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let received = tokio::select! {
+                () = shutdown.cancelled() => return,
+                received = asked.recv_many(&mut batch, MAX_BATCH) => received,
+            };
+            if received == 0 {
+                return;
+            }
+            self.send_batch(std::mem::take(&mut batch)).await;
+        }
+    }
+
+    /// Sends one batch and leaves gathering its answers to a task of its
+    /// own, so that the next batch can go meanwhile.
+    async fn send_batch(self: &Arc<Self>, batch: Vec<Asked>) {
+        let mut questions: Vec<Question> = Vec::new();
+        let mut index: HashMap<Question, usize> = HashMap::new();
+        let mut askers = Vec::with_capacity(batch.len());
+        for Asked { question, answered } in batch {
+            let at = *index.entry(question).or_insert_with_key(|question| {
+                questions.push(question.clone());
+                questions.len() - 1
+            });
+            askers.push((at, answered));
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (queue, mut replies) = mpsc::channel(MAX_NODES);
+        let (queue, replies) = mpsc::channel(MAX_NODES);
         self.waiting
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, queue);
-        let asked = self.send(id, question).await;
-        let mut gathered = Gathered::default();
-        if let Ok(receivers) = asked {
+        match self.send(id, questions).await {
             // Every node subscribed received it, this one included.
-            let expected = receivers.saturating_sub(1);
-            let deadline = tokio::time::sleep(self.wait);
-            tokio::pin!(deadline);
-            while gathered.answers.len() < expected {
-                tokio::select! {
-                    () = &mut deadline => break,
-                    reply = replies.recv() => match reply {
-                        Some(reply) => gathered.answers.push((reply.node, reply.answer)),
-                        None => break,
-                    },
+            Ok(receivers) => {
+                let expected = receivers.saturating_sub(1);
+                tokio::spawn(self.clone().gather(id, replies, expected, askers));
+            }
+            Err(error) => {
+                self.waiting
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                for (_, answered) in askers {
+                    let _ = answered.send(Err(error.clone()));
                 }
             }
-            gathered.missing = expected - gathered.answers.len();
+        }
+    }
+
+    /// Waits at most `cluster_wait` for the `expected` nodes' answers to
+    /// batch `id`, and hands each asker its own.
+    async fn gather(
+        self: Arc<Self>,
+        id: u64,
+        mut replies: mpsc::Receiver<Reply>,
+        expected: usize,
+        askers: Vec<(usize, oneshot::Sender<Result<Gathered, LinkError>>)>,
+    ) {
+        let mut received = Vec::with_capacity(expected);
+        let deadline = tokio::time::sleep(self.wait);
+        tokio::pin!(deadline);
+        while received.len() < expected {
+            tokio::select! {
+                () = &mut deadline => break,
+                reply = replies.recv() => match reply {
+                    Some(reply) => received.push(reply),
+                    None => break,
+                },
+            }
         }
         self.waiting
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id);
-        asked.map(|_| gathered)
+        let replies = Arc::new(received);
+        for (at, answered) in askers {
+            let answers = replies
+                .iter()
+                .filter(|reply| reply.answers.len() > at)
+                .count();
+            // A node whose reply lacks this answer counts as silent.
+            let gathered = Gathered {
+                replies: replies.clone(),
+                at,
+                missing: expected - answers,
+            };
+            let _ = answered.send(Ok(gathered));
+        }
     }
 
-    /// Publishes a question; returns how many nodes received it.
-    async fn send(&self, id: u64, question: Question) -> Result<usize, LinkError> {
+    /// Publishes a batch of questions; returns how many nodes received it.
+    async fn send(&self, id: u64, questions: Vec<Question>) -> Result<usize, LinkError> {
         let envelope = Envelope {
             id,
             reply_to: self.reply_channel.clone(),
-            question,
+            questions,
         };
         let body = serde_json::to_vec(&envelope)?;
         self.link.publish_to(&self.question_channel, body).await
     }
+}
+
+/// The answers to a question asked with [`Survey::start_asking`].
+pub async fn gathered(asking: Asking) -> Result<Gathered, LinkError> {
+    asking.await.unwrap_or(Err(LinkError::Down))
 }

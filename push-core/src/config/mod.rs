@@ -33,7 +33,7 @@ use url::Url;
 use self::values::duration;
 pub use self::values::{
     AdapterKind, AdminUiMode, AuthUrl, ByteCount, FileMode, LogFormat, Namespace, NodeId, Origin,
-    PasswordHash, ProxyRange, RedisUrl, Secret, SocketGroup,
+    PasswordHash, ProxyRange, RedisHost, RedisPlace, RedisUrl, Secret, SocketGroup,
 };
 
 /// Defaults, named so the help text, the docs and the code agree.
@@ -261,8 +261,9 @@ pub struct Config {
     /// `memory`: this node alone. `redis`: several nodes share publishes,
     /// counts and the recovery history through Redis (docs/scaling.md).
     pub adapter: AdapterKind,
-    /// The cluster's Redis, `redis://HOST[:PORT][/DB]`; needed with
-    /// `adapter = "redis"`.
+    /// The cluster's Redis: one server (`redis://HOST[:PORT][/DB]`), the
+    /// master Sentinels name (`redis+sentinel://...`) or a Redis Cluster
+    /// (`redis+cluster://...`); needed with `adapter = "redis"`.
     pub redis_url: Option<RedisUrl>,
     /// This node's name in logs, metrics and partial answers; unset: the
     /// host name.
@@ -797,7 +798,7 @@ impl Config {
     pub fn cluster_settings(&self) -> Option<crate::cluster::ClusterSettings> {
         let url = self.redis_url.as_ref()?;
         (self.adapter == AdapterKind::Redis).then(|| crate::cluster::ClusterSettings {
-            redis_url: url.url().clone(),
+            redis_url: url.clone(),
             node_id: self.node_id.clone().unwrap_or_else(NodeId::of_this_host),
             prefix: self.redis_prefix.clone(),
             wait: self.cluster_wait,

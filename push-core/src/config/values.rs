@@ -33,6 +33,9 @@ macro_rules! deserialize_from_text {
     };
 }
 
+mod redis_url;
+pub use self::redis_url::{RedisHost, RedisPlace, RedisUrl};
+
 /// Reads a scalar as text, for [`deserialize_from_text`].
 struct TextVisitor;
 
@@ -494,56 +497,6 @@ impl FromStr for AdapterKind {
         }
     }
 }
-
-/// A Redis server: `redis://[:PASSWORD@]HOST[:PORT][/DB]`, `rediss://` for
-/// TLS, or `redis+unix:///PATH`. Its password never shows in logs or in
-/// `--print-config`.
-#[derive(Clone, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct RedisUrl(#[serde(serialize_with = "serialize_display")] Url);
-
-impl RedisUrl {
-    pub fn url(&self) -> &Url {
-        &self.0
-    }
-
-    /// The same URL with its password replaced, for showing.
-    pub fn without_password(&self) -> Self {
-        let mut url = self.0.clone();
-        if url.password().is_some() {
-            // Cannot fail: the URL already has a host to hold a password.
-            let _ = url.set_password(Some("(hidden)"));
-        }
-        Self(url)
-    }
-}
-
-impl fmt::Debug for RedisUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.without_password().0)
-    }
-}
-
-impl FromStr for RedisUrl {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        let url = Url::parse(text.trim())
-            .map_err(|e| format!("{text:?} is not a URL like redis://127.0.0.1:6379/0 ({e})"))?;
-        let has_place = match url.scheme() {
-            "redis" | "rediss" => url.host().is_some(),
-            "redis+unix" | "unix" => !url.path().is_empty(),
-            _ => false,
-        };
-        if !has_place {
-            return Err(format!(
-                "{text:?} must be redis://HOST[:PORT][/DB], rediss://... or redis+unix:///PATH"
-            ));
-        }
-        Ok(Self(url))
-    }
-}
-deserialize_from_text!(RedisUrl);
 
 /// A name for this node in a cluster, shown in logs, metrics and answers
 /// about which node did not reply: letters, digits, `.`, `-` and `_`.

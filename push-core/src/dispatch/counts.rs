@@ -5,11 +5,12 @@
 //! node adds up the other nodes' answers to the same question
 //! (`cluster::survey`), and says when an answer is partial.
 
-use push_client::Publish;
+use std::future::Future;
+use std::pin::Pin;
 
 use super::{DispatchError, Dispatcher};
 use crate::cluster::Cluster;
-use crate::cluster::survey::{Answer, OwnedTarget, Question};
+use crate::cluster::survey::{Answer, Asking, Question, gathered};
 use crate::metrics::{Census, ClusterSummary};
 use crate::rooms::user_room;
 
@@ -27,31 +28,85 @@ impl Count {
         let connections = u32::try_from(connections).unwrap_or(u32::MAX);
         self.total = self.total.saturating_add(connections);
     }
+
+    pub(super) fn merge(&mut self, other: Count) {
+        self.add(u64::from(other.total));
+        self.partial |= other.partial;
+    }
+}
+
+/// A count still waiting for Redis or the other nodes.
+pub type PendingCount = Pin<Box<dyn Future<Output = Count> + Send>>;
+
+/// A count, known now or once the cluster has answered.
+///
+/// What a count waits for (Redis's reply, the other nodes' answers) no
+/// longer holds up the caller: a publisher connection reads and starts
+/// its next requests meanwhile, and concurrent questions share Redis round
+/// trips (`cluster::survey`, `cluster::history`).
+pub enum Counting {
+    Done(Count),
+    Waiting(PendingCount),
+}
+
+impl Counting {
+    pub async fn finish(self) -> Count {
+        match self {
+            Counting::Done(count) => count,
+            Counting::Waiting(counting) => counting.await,
+        }
+    }
+}
+
+/// What the other nodes answered about their connections.
+#[derive(Debug, Default)]
+pub(super) struct Elsewhere {
+    pub count: Count,
+    /// How many nodes answered.
+    pub answered: usize,
+}
+
+/// Adds up the other nodes' answers to a question queued with
+/// [`Dispatcher::ask_elsewhere`]; partial when one did not answer or they
+/// could not be asked.
+pub(super) async fn counted_elsewhere(asking: Option<Asking>) -> Elsewhere {
+    let mut elsewhere = Elsewhere::default();
+    let Some(asking) = asking else {
+        return elsewhere;
+    };
+    let gathered = match gathered(asking).await {
+        Ok(gathered) => gathered,
+        Err(error) => {
+            tracing::debug!(%error, "the other nodes could not be asked for their count");
+            elsewhere.count.partial = true;
+            return elsewhere;
+        }
+    };
+    elsewhere.count.partial |= gathered.missing > 0;
+    for (node, answer) in gathered.answers() {
+        elsewhere.answered += 1;
+        match answer {
+            Answer::Count(connections) => elsewhere.count.add(*connections),
+            other => {
+                tracing::warn!(
+                    node,
+                    ?other,
+                    "a node could not count its connections; check that every node serves the same namespaces"
+                );
+                elsewhere.count.partial = true;
+            }
+        }
+    }
+    elsewhere
 }
 
 impl Dispatcher {
-    /// Adds the connections `publish` is for on the other nodes, if any.
-    ///
-    /// `nodes_reached` is how many nodes, this one included, Redis handed
-    /// the message to (see `cluster::link::receivers_of`): a node that
-    /// answers but was not among them did not get the message, and the
-    /// count is partial.
-    pub(super) async fn add_recipients_elsewhere(
-        &self,
-        publish: &Publish<'_>,
-        count: &mut Count,
-        nodes_reached: Option<usize>,
-    ) {
-        if let Some(cluster) = &self.cluster {
-            let question = Question::Recipients {
-                namespace: publish.namespace.to_owned(),
-                target: OwnedTarget::of(&publish.target),
-            };
-            let answered = self.add_other_nodes(cluster, question, count).await;
-            if nodes_reached.is_some_and(|reached| reached < answered + 1) {
-                count.partial = true;
-            }
-        }
+    /// Queues `question` for the other nodes, if this node has any; see
+    /// [`counted_elsewhere`] for their answers.
+    pub(super) fn ask_elsewhere(&self, question: Question) -> Option<Asking> {
+        self.cluster
+            .as_ref()
+            .map(|cluster| cluster.start_asking(question))
     }
 
     /// How many connections `user_id` has open in `namespace`, on every
@@ -61,25 +116,46 @@ impl Dispatcher {
         namespace: &str,
         user_id: &str,
     ) -> Result<Count, DispatchError> {
+        Ok(self
+            .start_connections_of(namespace, user_id)?
+            .finish()
+            .await)
+    }
+
+    /// The same, as a count that may wait for the other nodes' answers.
+    pub fn start_connections_of(
+        &self,
+        namespace: &str,
+        user_id: &str,
+    ) -> Result<Counting, DispatchError> {
         let mut count = Count::default();
         count.add(self.local_connections_of(namespace, user_id)? as u64);
-        if let Some(cluster) = &self.cluster {
-            let question = Question::Connections {
-                namespace: namespace.to_owned(),
-                user: user_id.to_owned(),
-            };
-            self.add_other_nodes(cluster, question, &mut count).await;
+        if self.cluster.is_none() {
+            return Ok(Counting::Done(count));
         }
-        self.note_partial(count);
-        Ok(count)
+        let question = Question::Connections {
+            namespace: namespace.to_owned(),
+            user: user_id.to_owned(),
+        };
+        let asking = self.ask_elsewhere(question);
+        let metrics = self.metrics.clone();
+        Ok(Counting::Waiting(Box::pin(async move {
+            count.merge(counted_elsewhere(asking).await.count);
+            if count.partial {
+                metrics.cluster_partial_answer();
+            }
+            count
+        })))
     }
 
     /// Records a publish's count in the metrics, and returns it. In a
     /// cluster the count is every node's: the node that took the publish
     /// counts its deliveries everywhere, and the others count none of it.
-    pub(super) fn published(&self, count: Count, publish: &Publish<'_>) -> Count {
+    /// Records a publish's count: `payload_bytes` went to each of its
+    /// recipients.
+    pub(super) fn published(&self, count: Count, payload_bytes: usize) -> Count {
         self.metrics
-            .publish_delivered(u64::from(count.total), publish.payload.len() as u64);
+            .publish_delivered(u64::from(count.total), payload_bytes as u64);
         self.note_partial(count);
         count
     }
@@ -100,41 +176,6 @@ impl Dispatcher {
             .within(user_room(user_id))
             .sockets()
             .len())
-    }
-
-    /// Adds the other nodes' answers to `count`, marking it partial when
-    /// one did not answer or the cluster could not be asked; returns how
-    /// many nodes answered.
-    async fn add_other_nodes(
-        &self,
-        cluster: &Cluster,
-        question: Question,
-        count: &mut Count,
-    ) -> usize {
-        let gathered = match cluster.ask(question).await {
-            Ok(gathered) => gathered,
-            Err(error) => {
-                tracing::debug!(%error, "the other nodes could not be asked for their count");
-                count.partial = true;
-                return 0;
-            }
-        };
-        let answered = gathered.answers.len();
-        count.partial |= gathered.missing > 0;
-        for (node, answer) in gathered.answers {
-            match answer {
-                Answer::Count(connections) => count.add(connections),
-                other => {
-                    tracing::warn!(
-                        node,
-                        ?other,
-                        "a node could not count its connections; check that every node serves the same namespaces"
-                    );
-                    count.partial = true;
-                }
-            }
-        }
-        answered
     }
 
     /// Answers another node's question about this node's connections.
@@ -185,9 +226,9 @@ impl Dispatcher {
         match cluster.ask(Question::Stats).await {
             Ok(gathered) => {
                 partial |= gathered.missing > 0;
-                for (_, answer) in gathered.answers {
+                for (_, answer) in gathered.answers() {
                     match answer {
-                        Answer::Stats(other) => census.add(&other),
+                        Answer::Stats(other) => census.add(other),
                         _ => partial = true,
                     }
                 }

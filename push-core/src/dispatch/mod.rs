@@ -18,21 +18,26 @@
 mod counts;
 mod slow_consumers;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use push_client::{ErrorCode, Publish, Target};
 use serde_json::value::RawValue;
 use socketioxide::{BroadcastError, SendError, SocketError, operators::BroadcastOperators};
 use thiserror::Error;
 
-use crate::cluster::history::SharedHistory;
+use crate::cluster::history::{SharedHistory, Unnumbered};
+use crate::cluster::survey::{OwnedTarget, Question};
 use crate::cluster::{Cluster, Io, NodeAdapter, Socket, link};
 use crate::metrics::Metrics;
-use crate::recovery::{Entry, Offset, OffsetArgument, Recovery};
+use crate::recovery::{Entry, Offset, OffsetArgument, Recovery, STATUS_EVENT, Status};
 use crate::rooms::{RESUMING_ROOM, UNIDENTIFIED_ROOM, public_room, user_room};
 use crate::socketio;
 
-pub use self::counts::Count;
+use self::counts::counted_elsewhere;
+pub use self::counts::{Count, Counting, PendingCount};
 use self::slow_consumers::{Delivery, Emitted, Fate, emit_corked};
 
 /// Event names the socket.io client handles itself; a publish under one of
@@ -128,20 +133,40 @@ impl Dispatcher {
         }
     }
 
-    /// Delivers `publish`; returns how many connections it was handed to.
+    /// Delivers `publish`; returns how many connections it was handed to,
+    /// on every node.
+    pub async fn publish(&self, publish: &Publish<'_>) -> Result<Count, DispatchError> {
+        Ok(self.start_publish(publish).await?.finish().await)
+    }
+
+    /// Hands `publish` on and returns its count, or, in a cluster, what
+    /// waits for it: Redis's reply and the other nodes' counts. By the time
+    /// this returns the message has its place in its namespace's order (on
+    /// this node, or in the queue to Redis), so a caller may start the next
+    /// publish while this one's count is still coming.
     ///
     /// With recovery on, the message is numbered and kept first, and handed
     /// out under its namespace's lock, so every connection receives a
     /// namespace's messages in the order of their offsets.
-    pub async fn publish(&self, publish: &Publish<'_>) -> Result<Count, DispatchError> {
+    pub async fn start_publish(&self, publish: &Publish<'_>) -> Result<Counting, DispatchError> {
         self.check_site_namespace(publish.namespace)?;
         check_event(publish.event)?;
         let payload = parse_payload(publish.payload)?;
-        if let Some(shared) = &self.shared {
-            return self.publish_shared(shared, publish, payload).await;
+        match (&self.cluster, &self.shared) {
+            (None, _) => Ok(Counting::Done(self.publish_alone(publish, payload).await?)),
+            (Some(_), Some(shared)) => self.publish_numbered(shared, publish, payload),
+            (Some(cluster), None) => self.publish_broadcast(cluster, publish, payload).await,
         }
+    }
+
+    /// A node on its own: the message is handed to its connections now.
+    async fn publish_alone(
+        &self,
+        publish: &Publish<'_>,
+        payload: &RawValue,
+    ) -> Result<Count, DispatchError> {
         let handed = match &self.recovery {
-            None => self.deliver(publish, payload, None).await?,
+            None => self.deliver_here(publish, payload, None).await?,
             Some(recovery) => {
                 let mut stream = recovery
                     .lock(publish.namespace)
@@ -151,61 +176,180 @@ impl Dispatcher {
                 let argument = OffsetArgument {
                     offset: offset.to_string(),
                 };
-                self.deliver(publish, &(payload, argument), Some(offset))
+                self.deliver_here(publish, &(payload, argument), Some(offset))
                     .await?
-                // The namespace's lock is released here, before asking the
-                // other nodes for their counts.
             }
         };
-        let mut count = Count {
-            total: handed.here,
-            partial: !handed.reached_cluster,
-        };
-        self.add_recipients_elsewhere(publish, &mut count, handed.nodes_reached)
-            .await;
-        Ok(self.published(count, publish))
+        let mut count = Count::default();
+        count.add(handed as u64);
+        Ok(self.published(count, publish.payload.len()))
     }
 
-    /// Publishes through the cluster's history: numbered there, and handed
-    /// out by every node (this one too) as it reads it (see
-    /// `cluster::history`). The count is of the connections the message
-    /// is for now.
-    async fn publish_shared(
+    /// A cluster with recovery on: the message is queued to be numbered in
+    /// the cluster's history, and every node (this one too) hands it out
+    /// as it reads it there (see `cluster::history`). The count is of the
+    /// connections the message is for now, asked of the other nodes while
+    /// Redis numbers it.
+    fn publish_numbered(
         &self,
         shared: &SharedHistory,
         publish: &Publish<'_>,
         payload: &RawValue,
-    ) -> Result<Count, DispatchError> {
-        let here = self
-            .recipients(publish.namespace, &publish.target)?
-            .sockets()
-            .len();
-        let entry = Entry::new(0, Entry::now_ms(), publish.event, payload, &publish.target);
-        let mut count = Count::default();
-        if let Err(error) = shared.append(publish.namespace, &entry).await {
-            // Redis cannot be reached: this node's connections get it now,
-            // without an offset, since it has no place in the history (so
-            // no replay brings it to those replaying).
-            tracing::debug!(%error, "a publish could not be added to the cluster's history");
+    ) -> Result<Counting, DispatchError> {
+        let here = self.recipients_here(publish)?;
+        let message = Entry::encode(Entry::now_ms(), publish.event, payload, &publish.target)
+            .map_err(|error| DispatchError::Encoding(error.to_string()))?;
+        let appending = shared.append(publish.namespace, message);
+        let asking = self.ask_elsewhere(recipients_question(publish));
+        let namespace = publish.namespace.to_owned();
+        let payload_bytes = publish.payload.len();
+        let dispatcher = self.clone();
+        Ok(Counting::Waiting(Box::pin(async move {
+            let mut count = Count::default();
+            match appending.await {
+                Ok(_) => {
+                    count.add(here as u64);
+                    // The stream keeps the message for a node that reads
+                    // it late.
+                    count.merge(counted_elsewhere(asking).await.count);
+                }
+                Err(Unnumbered { error, message }) => {
+                    // Redis cannot be reached: this node's connections get
+                    // it now, without an offset, since it has no place in
+                    // the history. (If the connection broke after Redis
+                    // numbered it, they get it a second time from the
+                    // history: docs/scaling.md, "When Redis is down".)
+                    tracing::debug!(%error, "a publish could not be added to the cluster's history");
+                    if let Ok(entry) = serde_json::from_slice::<Entry>(&message) {
+                        count.add(dispatcher.emit_local(&namespace, &entry).await as u64);
+                    }
+                    count.partial = true;
+                }
+            }
+            dispatcher.published(count, payload_bytes)
+        })))
+    }
+
+    /// A cluster with recovery off: socketioxide's Redis adapter hands the
+    /// message to every node, this one included.
+    async fn publish_broadcast(
+        &self,
+        cluster: &Cluster,
+        publish: &Publish<'_>,
+        payload: &RawValue,
+    ) -> Result<Counting, DispatchError> {
+        let here = self.recipients_here(publish)?;
+        let delivery = Delivery {
+            namespace: publish.namespace,
+            target: &publish.target,
+            offset: None,
+        };
+        if !cluster.is_up() {
             let selection = self.select(publish.namespace, &publish.target)?.local();
-            let live = selection.clone().sockets().len();
-            let delivery = Delivery {
-                namespace: publish.namespace,
-                target: &publish.target,
-                offset: None,
-            };
             let undelivered = self
                 .emit_here(selection, delivery, publish.event, payload)
                 .await?;
-            count.add(live.saturating_sub(undelivered) as u64);
-            count.partial = true;
-            return Ok(self.published(count, publish));
+            // The other nodes can be neither reached nor asked.
+            let count = Count {
+                total: u32::try_from(here.saturating_sub(undelivered)).unwrap_or(u32::MAX),
+                partial: true,
+            };
+            return Ok(Counting::Done(self.published(count, publish.payload.len())));
         }
-        count.add(here as u64);
-        // The stream keeps the message for a node that reads it late.
-        self.add_recipients_elsewhere(publish, &mut count, None)
-            .await;
-        Ok(self.published(count, publish))
+        let selection = self.select(publish.namespace, &publish.target)?;
+        let entry = Entry::new(0, 0, publish.event, payload, &publish.target);
+        let question = recipients_question(publish);
+        let namespace = publish.namespace.to_owned();
+        let payload_bytes = publish.payload.len();
+        let dispatcher = self.clone();
+        let mut counting: PendingCount = Box::pin(async move {
+            let target = entry.target();
+            let delivery = Delivery {
+                namespace: &namespace,
+                target: &target,
+                offset: None,
+            };
+            let emitting = link::receivers_of(dispatcher.emit(
+                selection,
+                delivery,
+                &entry.event,
+                &*entry.payload,
+            ));
+            let mut emitting = std::pin::pin!(emitting);
+            let first = poll_once(emitting.as_mut()).await;
+            // Asked only once the message is queued to Redis: a node that
+            // subscribes in between is then among those asked, and if it
+            // missed the message, Redis's count of receivers says so.
+            let asking = dispatcher.ask_elsewhere(question);
+            let (emitted, nodes_reached) = match first {
+                Poll::Ready(emitted) => emitted,
+                Poll::Pending => emitting.await,
+            };
+            let elsewhere = counted_elsewhere(asking).await;
+            let mut count = Count::default();
+            match emitted {
+                Ok(undelivered) => {
+                    count.add(here.saturating_sub(undelivered) as u64);
+                    count.merge(elsewhere.count);
+                    // A node that answered but was not among those Redis
+                    // handed the message to did not get it.
+                    if nodes_reached.is_some_and(|reached| reached < elsewhere.answered + 1) {
+                        count.partial = true;
+                    }
+                }
+                // The adapter sends to the cluster first and stops there
+                // when it cannot: this node's connections still get it.
+                Err(error) => {
+                    tracing::debug!(%error, "a publish could not reach the other nodes");
+                    count.add(dispatcher.emit_local(&namespace, &entry).await as u64);
+                    count.partial = true;
+                }
+            }
+            dispatcher.published(count, payload_bytes)
+        });
+        // Polled once now: in its first poll the adapter encodes the
+        // message and queues it to Redis, so the publishes of one
+        // connection leave for the other nodes in the order they came,
+        // however long each then waits for Redis.
+        Ok(match poll_once(counting.as_mut()).await {
+            Poll::Ready(count) => Counting::Done(count),
+            Poll::Pending => Counting::Waiting(counting),
+        })
+    }
+
+    /// How many of this node's connections `publish` is for, pages being
+    /// replayed to included (see [`Self::recipients`]). socketioxide's emit
+    /// does not say how many it reached, so they are counted first.
+    fn recipients_here(&self, publish: &Publish<'_>) -> Result<usize, DispatchError> {
+        Ok(self
+            .recipients(publish.namespace, &publish.target)?
+            .sockets()
+            .len())
+    }
+
+    /// Hands `entry` to this node's connections only, without an offset;
+    /// returns how many took it.
+    async fn emit_local(&self, namespace: &str, entry: &Entry) -> usize {
+        let target = entry.target();
+        let (Ok(selection), Ok(recipients)) = (
+            self.select(namespace, &target),
+            self.select(namespace, &target),
+        ) else {
+            return 0;
+        };
+        let recipients = recipients.sockets().len();
+        let delivery = Delivery {
+            namespace,
+            target: &target,
+            offset: None,
+        };
+        match self
+            .emit_here(selection.local(), delivery, &entry.event, &*entry.payload)
+            .await
+        {
+            Ok(undelivered) => recipients.saturating_sub(undelivered),
+            Err(_) => 0,
+        }
     }
 
     /// Hands a message read from the cluster's history to this node's
@@ -232,6 +376,36 @@ impl Dispatcher {
         }
     }
 
+    /// Tells this node's pages in `namespace` that the history they were
+    /// following starts over at `position` (`cluster::history`): the
+    /// `push:recovery` status of a reset, so that they reload their state.
+    pub async fn reset_pages(&self, namespace: &str, position: Offset) {
+        let Ok(everyone) = self.namespace(namespace) else {
+            return;
+        };
+        let status = Status {
+            recovered: false,
+            replayed: 0,
+            offset: position.to_string(),
+        };
+        // Connections still waiting for their identity get their status,
+        // with the position then, once admitted.
+        let selection = everyone.local().except(UNIDENTIFIED_ROOM);
+        // A page whose buffer is full is caught up from the new start,
+        // which begins with this same status.
+        let delivery = Delivery {
+            namespace,
+            target: &Target::everyone(),
+            offset: None,
+        };
+        if let Err(error) = self
+            .emit_here(selection, delivery, STATUS_EVENT, &status)
+            .await
+        {
+            tracing::warn!(%error, "pages could not be told to reload");
+        }
+    }
+
     /// The namespace's current offset, for a page to start from.
     pub async fn position(&self, namespace: &str) -> Result<String, DispatchError> {
         self.check_site_namespace(namespace)?;
@@ -244,75 +418,38 @@ impl Dispatcher {
     }
 
     /// Hands `data` (the payload, or the payload and its offset argument)
-    /// to the publish's recipients on this node and, in a cluster, to the
-    /// other nodes. `offset` is the message's, when it is numbered.
-    async fn deliver<T: ?Sized + serde::Serialize>(
+    /// to the publish's recipients on this node, a node on its own; returns
+    /// how many took it, or get it from a catch-up. `offset` is the
+    /// message's, when it is numbered.
+    async fn deliver_here<T: ?Sized + serde::Serialize>(
         &self,
         publish: &Publish<'_>,
         data: &T,
         offset: Option<Offset>,
-    ) -> Result<Handed, DispatchError> {
+    ) -> Result<usize, DispatchError> {
         let delivery = Delivery {
             namespace: publish.namespace,
             target: &publish.target,
             offset,
         };
-        if self.cluster.is_none() && publish.target.is_everyone() {
-            return self
-                .broadcast_here(delivery, publish.event, data)
-                .await
-                .map(Handed::alone);
+        if publish.target.is_everyone() {
+            return self.broadcast_here(delivery, publish.event, data).await;
         }
         // socketioxide's emit does not say how many connections it reached,
         // so the recipients are selected first, to count them.
         let recipients = self
             .recipients(publish.namespace, &publish.target)?
             .sockets();
-        let Some(cluster) = &self.cluster else {
-            if recipients.len() <= FEW_RECIPIENTS {
-                // A private message: each of the user's connections is sent
-                // it directly, instead of a second selection by room.
-                return Ok(Handed::alone(self.emit_each(
-                    &recipients,
-                    delivery,
-                    publish.event,
-                    data,
-                )?));
-            }
-            let selection = self.select(publish.namespace, &publish.target)?.local();
-            let undelivered = self
-                .emit_here(selection, delivery, publish.event, data)
-                .await?;
-            return Ok(Handed::alone(recipients.len().saturating_sub(undelivered)));
-        };
-        let recipients = recipients.len();
-        if cluster.is_up() {
-            let selection = self.select(publish.namespace, &publish.target)?;
-            let (emitted, nodes_reached) =
-                link::receivers_of(self.emit(selection, delivery, publish.event, data)).await;
-            match emitted {
-                Ok(undelivered) => {
-                    let here = recipients.saturating_sub(undelivered);
-                    return Ok(Handed {
-                        nodes_reached,
-                        ..Handed::in_cluster(here, true)
-                    });
-                }
-                // The adapter sends to the cluster first and stops there
-                // when it cannot: this node's connections still get it.
-                Err(error) => {
-                    tracing::debug!(%error, "a publish could not reach the other nodes");
-                }
-            }
+        if recipients.len() <= FEW_RECIPIENTS {
+            // A private message: each of the user's connections is sent it
+            // directly, instead of a second selection by room.
+            return self.emit_each(&recipients, delivery, publish.event, data);
         }
         let selection = self.select(publish.namespace, &publish.target)?.local();
         let undelivered = self
             .emit_here(selection, delivery, publish.event, data)
             .await?;
-        Ok(Handed::in_cluster(
-            recipients.saturating_sub(undelivered),
-            false,
-        ))
+        Ok(recipients.len().saturating_sub(undelivered))
     }
 
     /// A broadcast on a node alone, counted as it is handed out: the
@@ -529,28 +666,24 @@ impl Dispatcher {
     }
 }
 
-/// What a delivery did on this node.
-struct Handed {
-    /// Connections of this node handed the message.
-    here: u32,
-    /// False when the other nodes could not be sent it.
-    reached_cluster: bool,
-    /// How many nodes, this one included, Redis handed the message to, when
-    /// it went through Redis's pub/sub.
-    nodes_reached: Option<usize>,
+/// Polls `future` once, in the caller's task.
+async fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
+    let mut future = Some(future);
+    std::future::poll_fn(|context| {
+        Poll::Ready(
+            future
+                .take()
+                .map_or(Poll::Pending, |future| future.poll(context)),
+        )
+    })
+    .await
 }
 
-impl Handed {
-    fn alone(here: usize) -> Self {
-        Self::in_cluster(here, true)
-    }
-
-    fn in_cluster(here: usize, reached_cluster: bool) -> Self {
-        Self {
-            here: u32::try_from(here).unwrap_or(u32::MAX),
-            reached_cluster,
-            nodes_reached: None,
-        }
+/// The question that counts a publish's recipients on another node.
+fn recipients_question(publish: &Publish<'_>) -> Question {
+    Question::Recipients {
+        namespace: publish.namespace.to_owned(),
+        target: OwnedTarget::of(&publish.target),
     }
 }
 

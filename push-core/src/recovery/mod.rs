@@ -53,6 +53,14 @@ pub struct RecoverySettings {
     pub max_replay: usize,
 }
 
+/// The `push:recovery` event.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub recovered: bool,
+    pub replayed: usize,
+    pub offset: String,
+}
+
 /// The trailing argument of every delivered event.
 #[derive(Debug, Serialize)]
 pub struct OffsetArgument {

@@ -22,13 +22,15 @@
 use std::sync::Arc;
 
 use crate::cluster::Socket;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use socketioxide::{ProtocolVersion, SendError, SocketError};
 
 use super::send_buffer::{Backoff, Gone, send_waiting};
 use crate::auth::Identity;
 use crate::metrics::{CatchUpOutcome, Metrics};
-use crate::recovery::{Entry, Offset, OffsetArgument, Recipient, Recovery, Resume, STATUS_EVENT};
+use crate::recovery::{
+    Entry, Offset, OffsetArgument, Recipient, Recovery, Resume, STATUS_EVENT, Status,
+};
 use crate::rooms::RESUMING_ROOM;
 
 /// Messages few enough to send while holding the namespace's lock. More
@@ -75,14 +77,6 @@ pub fn sent_offset(socket: &Socket, auth: Option<ResumeAuth>) -> Option<String> 
                 .map(|(_, offset)| offset.into_owned())
         }
     }
-}
-
-/// The `push:recovery` event.
-#[derive(Debug, Serialize)]
-struct Status {
-    recovered: bool,
-    replayed: usize,
-    offset: String,
 }
 
 /// Marks a connection that is being sent what it missed; kept in step with

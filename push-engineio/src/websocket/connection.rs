@@ -647,7 +647,12 @@ impl<H: EngineIoHandler> Connection<H> {
                 |slices| stream.write_vectored(waker, slices),
             );
             match written {
-                Written::Drained => return self.closing_once_drained(),
+                Written::Drained => {
+                    if ready!(stream.poll_flush(cx)).is_err() {
+                        return Poll::Ready(Ending::client_gone(DisconnectReason::TransportError));
+                    }
+                    return self.closing_once_drained();
+                }
                 Written::Busy | Written::Detached => return Poll::Pending,
                 Written::Failed => {
                     return Poll::Ready(Ending::client_gone(DisconnectReason::TransportError));
@@ -697,7 +702,11 @@ impl<H: EngineIoHandler> Connection<H> {
             }
         }
         self.control = Vec::new();
-        Poll::Ready(Ok(()))
+        match self.wire.stream(&self.socket.stream) {
+            Some(mut stream) => ready!(stream.poll_flush(cx)).map_err(|_| ()),
+            None => Ok(()),
+        }
+        .into()
     }
 
     // ---- the end ----

@@ -137,6 +137,15 @@ impl Stream<'_> {
         }
     }
 
+    /// Pushes out what a buffering stream (TLS, say) holds; a TCP stream
+    /// holds nothing.
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Tcp(_) => Poll::Ready(Ok(())),
+            Stream::Other(stream) => stream.as_mut().poll_flush(cx),
+        }
+    }
+
     /// Ends the sending side (a FIN after what was written).
     pub(crate) fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {

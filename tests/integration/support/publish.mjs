@@ -50,6 +50,20 @@ export async function online(socketPath, namespace, user) {
   return JSON.parse(result.stdout);
 }
 
+/**
+ * Publishes through a daemon's HTTP API with bearer `token`; resolves with
+ * its answer, { recipients, partial }.
+ */
+export async function publishOverHttp(daemon, token, body) {
+  const response = await fetch(`${daemon.url}/api/publish`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  assert.equal(response.status, 200, await response.clone().text());
+  return response.json();
+}
+
 // ---- the wire protocol -----------------------------------------------------
 
 export const Kind = {

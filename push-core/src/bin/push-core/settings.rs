@@ -256,7 +256,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "KIND", help_heading = "Cluster")]
     adapter: Option<AdapterKind>,
 
-    /// The cluster's Redis: redis://HOST[:PORT][/DB] (needs --adapter redis)
+    /// The cluster's Redis (needs --adapter redis): redis://HOST[:PORT][/DB],
+    /// rediss:// (TLS), redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER or
+    /// redis+cluster://HOST:PORT[,HOST:PORT...]; docs/scaling.md
     #[arg(long, value_name = "URL", help_heading = "Cluster")]
     redis_url: Option<RedisUrl>,
 

@@ -19,11 +19,23 @@
 //! collected and written together once no complete frame is left in the
 //! buffer, so a pipelining client gets its replies in batches rather than
 //! one system call each.
+//!
+//! In a cluster a publish's reply waits for Redis and the other nodes
+//! (`session::Handled::Later`). The connection does not wait with it: it
+//! keeps reading and starting the next requests, so that a pipelining
+//! publisher's publishes share Redis round trips, and keeps the replies in
+//! request order ([`Replies`]), writing each as soon as those before it
+//! are written.
 
+use std::future::Future;
 use std::io;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use futures_util::FutureExt;
+use futures_util::stream::{FuturesOrdered, StreamExt};
 
 use push_client::ErrorCode;
 use push_client::protocol::frame::{self, FrameError, LENGTH_PREFIX_LEN};
@@ -34,7 +46,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Services;
-use super::session::{Next, Session};
+use super::session::{Handled, LaterReply, Next, ReplyTo, Session};
+use crate::dispatch::Count;
 use crate::metrics::Metrics;
 
 /// Initial read buffer; grows up to the frame size limit when needed.
@@ -48,6 +61,13 @@ const FRAME_COMPLETION_TIMEOUT: Duration = Duration::from_secs(10);
 /// buffer is full, before it is given up on. A pipelining client reads its
 /// replies well before that (push-client keeps under 64 KiB unanswered).
 const REPLY_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Requests read on one connection whose replies wait for the cluster.
+/// Past this the connection reads nothing more until some are answered, so
+/// a publisher that pipelines without reading its replies holds at most
+/// this many messages in the daemon. push-client keeps 64 KiB of frames
+/// unanswered, a thousand small publishes; this is four times that.
+const MAX_WAITING: usize = 4096;
 
 /// Serves `stream` until the publisher leaves, breaks the protocol or
 /// `shutdown` fires.
@@ -65,13 +85,20 @@ pub(super) async fn serve(stream: UnixStream, services: Services, shutdown: Canc
     services.metrics.publisher_disconnected();
 }
 
+/// What the connection waited for and got.
+enum Event {
+    Read(Read),
+    /// A reply that was waiting for the cluster came.
+    Answered(Finished),
+    Stopped,
+}
+
 /// What waiting for more of the publisher's bytes ended with.
 enum Read {
     /// Some bytes were added to the buffer.
     Data,
     /// The publisher closed its end.
     Closed,
-    Stopped,
     TimedOut,
     Failed,
 }
@@ -90,23 +117,21 @@ impl Publisher {
         // a lock per request.
         let mut stopped = pin!(shutdown.cancelled());
         let mut input: Vec<u8> = Vec::with_capacity(READ_BUFFER);
-        let mut output = Vec::with_capacity(READ_BUFFER);
+        let mut replies = Replies::default();
         let mut partial_since: Option<Instant> = None;
         loop {
-            let (answered, next) = self.answer_buffered(&input, &mut output).await;
+            let (answered, next) = self.answer_buffered(&input, &mut replies).await;
             input.drain(..answered);
             if answered > 0 {
                 // What is left, if anything, is a frame started just now.
                 partial_since = None;
             }
-            if !output.is_empty() {
-                if let Err(reason) = self.write_all(&output).await {
-                    return reason;
-                }
-                output.clear();
+            replies.take_finished(&self.metrics);
+            if let Err(reason) = self.write_ready(&mut replies).await {
+                return reason;
             }
             if next == Next::Close {
-                return "closed after an error";
+                return self.finish(&mut replies, "closed after an error").await;
             }
 
             // A frame once started must be finished in time, so a stalled or
@@ -119,33 +144,43 @@ impl Publisher {
             } else {
                 Some(*partial_since.get_or_insert_with(Instant::now) + FRAME_COMPLETION_TIMEOUT)
             };
-            let read = tokio::select! {
+            let event = tokio::select! {
                 // A stop wins over a ready connection, so a publisher that
                 // never pauses cannot hold up a shutdown.
                 biased;
-                () = &mut stopped => Read::Stopped,
-                read = self.read_more(&mut input, frame_deadline) => read,
+                () = &mut stopped => Event::Stopped,
+                Some(reply) = replies.waiting.next(), if !replies.waiting.is_empty() => {
+                    Event::Answered(reply)
+                }
+                read = self.read_more(&mut input, frame_deadline), if replies.has_room() => {
+                    Event::Read(read)
+                }
             };
-            match read {
-                Read::Data => {}
-                Read::Closed if input.is_empty() => return "closed by the publisher",
-                Read::Closed => {
+            match event {
+                Event::Answered(reply) => replies.write(reply, &self.metrics),
+                Event::Read(Read::Data) => {}
+                Event::Read(Read::Closed) if input.is_empty() => {
+                    // The publisher may still read what it asked for.
+                    return self.finish(&mut replies, "closed by the publisher").await;
+                }
+                Event::Read(Read::Closed) => {
                     self.metrics.protocol_error(ErrorCode::MALFORMED_FRAME);
                     return "closed by the publisher in the middle of a frame";
                 }
-                Read::Stopped => {
-                    // Tell the publisher why, so its next request reconnects
-                    // (to the restarted daemon) instead of failing on a dead
-                    // connection.
+                Event::Stopped => {
+                    // Answer what was read, and tell the publisher why, so
+                    // its next request reconnects (to the restarted daemon)
+                    // instead of failing on a dead connection.
+                    let reason = self.finish(&mut replies, "daemon shutting down").await;
                     return self
                         .close_with(
                             ErrorCode::SHUTTING_DOWN,
                             "the daemon is shutting down; reconnect to reach its successor",
-                            "daemon shutting down",
+                            reason,
                         )
                         .await;
                 }
-                Read::TimedOut => {
+                Event::Read(Read::TimedOut) => {
                     let message = format!(
                         "a frame was started but not finished within {FRAME_COMPLETION_TIMEOUT:?}; the connection is closed"
                     );
@@ -157,39 +192,79 @@ impl Publisher {
                         )
                         .await;
                 }
-                Read::Failed => return "read error",
+                Event::Read(Read::Failed) => return "read error",
             }
         }
     }
 
-    /// Answers every whole frame at the start of `input` into `output`;
-    /// returns how many bytes were answered, and whether to go on.
-    async fn answer_buffered(&mut self, input: &[u8], output: &mut Vec<u8>) -> (usize, Next) {
+    /// Answers every whole frame at the start of `input` (as long as
+    /// `replies` has room); returns how many bytes were answered, and
+    /// whether to go on.
+    async fn answer_buffered(&mut self, input: &[u8], replies: &mut Replies) -> (usize, Next) {
         let mut answered = 0;
-        loop {
+        while replies.has_room() {
             let rest = &input[answered..];
             match frame::check(rest, self.max_frame_size) {
                 Ok(Some(total)) => {
                     let body = &rest[LENGTH_PREFIX_LEN..total];
-                    let next = self.session.handle(body, output).await;
                     answered += total;
-                    if next == Next::Close {
-                        return (answered, Next::Close);
+                    if replies.waiting.is_empty() {
+                        match self.session.handle(body, &mut replies.ready).await {
+                            Handled::Answered(Next::Close) => return (answered, Next::Close),
+                            Handled::Answered(Next::Continue) => {}
+                            Handled::Later(reply) => replies.wait_for(reply),
+                        }
+                    } else {
+                        // Behind a reply still waiting: queued after it.
+                        let mut reply = Vec::new();
+                        match self.session.handle(body, &mut reply).await {
+                            Handled::Answered(next) => {
+                                replies.queue(reply);
+                                if next == Next::Close {
+                                    return (answered, Next::Close);
+                                }
+                            }
+                            Handled::Later(later) => replies.wait_for(later),
+                        }
                     }
                 }
-                Ok(None) => return (answered, Next::Continue),
+                Ok(None) => break,
                 Err(FrameError::TooLarge { len, max }) => {
                     // The rest of the stream cannot be framed any more.
+                    let mut refusal = Vec::new();
                     self.session.refuse_connection(
                         ErrorCode::FRAME_TOO_LARGE,
                         &format!(
                             "frame of {len} bytes is over this daemon's max_frame_size of {max}; the connection is closed"
                         ),
-                        output,
+                        &mut refusal,
                     );
+                    replies.queue(refusal);
                     return (answered, Next::Close);
                 }
             }
+        }
+        (answered, Next::Continue)
+    }
+
+    /// Writes the replies that are ready, in order.
+    async fn write_ready(&self, replies: &mut Replies) -> Result<(), &'static str> {
+        if !replies.ready.is_empty() {
+            self.write_all(&replies.ready).await?;
+            replies.ready.clear();
+        }
+        Ok(())
+    }
+
+    /// Waits for every reply still coming and writes them all; returns
+    /// `reason`, or why they could not be written.
+    async fn finish(&self, replies: &mut Replies, reason: &'static str) -> &'static str {
+        while let Some(reply) = replies.waiting.next().await {
+            replies.write(reply, &self.metrics);
+        }
+        match self.write_ready(replies).await {
+            Ok(()) => reason,
+            Err(failed) => failed,
         }
     }
 
@@ -276,5 +351,79 @@ impl Publisher {
             }
         }
         Ok(())
+    }
+}
+
+/// A connection's replies, in request order: those ready to write, and
+/// those still waiting for the cluster, with any answered at once behind
+/// them.
+#[derive(Default)]
+struct Replies {
+    /// Encoded replies to write, in order.
+    ready: Vec<u8>,
+    waiting: FuturesOrdered<Reply>,
+}
+
+impl Replies {
+    /// Whether another request may be started.
+    fn has_room(&self) -> bool {
+        self.waiting.len() < MAX_WAITING
+    }
+
+    /// Adds a reply to come.
+    fn wait_for(&mut self, reply: LaterReply) {
+        self.waiting.push_back(Reply::Waiting(reply));
+    }
+
+    /// Adds a reply made at once, behind those waiting.
+    fn queue(&mut self, reply: Vec<u8>) {
+        if self.waiting.is_empty() {
+            self.ready.extend_from_slice(&reply);
+        } else {
+            self.waiting.push_back(Reply::Ready(Some(reply)));
+        }
+    }
+
+    /// Moves the replies that have come, up to the first still waiting, to
+    /// the ones ready to write.
+    fn take_finished(&mut self, metrics: &Metrics) {
+        while let Some(Some(reply)) = self.waiting.next().now_or_never() {
+            self.write(reply, metrics);
+        }
+    }
+
+    /// Adds a reply that has come to those ready to write.
+    fn write(&mut self, reply: Finished, metrics: &Metrics) {
+        match reply {
+            Finished::Encoded(reply) => self.ready.extend_from_slice(&reply),
+            Finished::Counted(to, count) => to.encode(count, metrics, &mut self.ready),
+        }
+    }
+}
+
+/// One reply in the queue of [`Replies`].
+enum Reply {
+    Ready(Option<Vec<u8>>),
+    Waiting(LaterReply),
+}
+
+/// A reply of the queue, come.
+enum Finished {
+    Encoded(Vec<u8>),
+    Counted(ReplyTo, Count),
+}
+
+impl Future for Reply {
+    type Output = Finished;
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Finished> {
+        match self.get_mut() {
+            Reply::Ready(reply) => Poll::Ready(Finished::Encoded(reply.take().unwrap_or_default())),
+            Reply::Waiting(later) => later
+                .counting
+                .as_mut()
+                .poll(context)
+                .map(|count| Finished::Counted(later.to, count)),
+        }
     }
 }

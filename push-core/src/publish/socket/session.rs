@@ -10,6 +10,11 @@
 //! goes on, because the length prefix kept the stream in step. Only errors
 //! that leave the stream unusable (a frame over the size limit, a failed
 //! handshake) close the connection.
+//!
+//! In a cluster, a publish's or presence question's reply waits for Redis
+//! and the other nodes. Such a request is answered [`Handled::Later`]: the
+//! connection goes on reading and starting requests meanwhile, and writes
+//! the replies in request order.
 
 use std::ops::RangeInclusive;
 
@@ -21,6 +26,8 @@ use push_client::{
 };
 
 use super::Services;
+use crate::dispatch::{Count, Counting, PendingCount};
+use crate::metrics::Metrics;
 
 /// The publish protocol versions a publisher may ask for in its HELLO:
 /// [`OLDEST_PROTOCOL_VERSION`] to [`PROTOCOL_VERSION`]; each connection is
@@ -53,6 +60,35 @@ pub(super) enum Next {
     Close,
 }
 
+/// How a request was answered.
+pub(super) enum Handled {
+    /// Its reply is written; the connection goes on or closes.
+    Answered(Next),
+    /// Its reply waits for a count from the cluster.
+    Later(LaterReply),
+}
+
+/// The reply to a request that waits for a count.
+pub(super) struct LaterReply {
+    pub counting: PendingCount,
+    pub to: ReplyTo,
+}
+
+/// Where a counted reply goes, and in what form.
+#[derive(Clone, Copy)]
+pub(super) struct ReplyTo {
+    id: u32,
+    version: u16,
+    reply: fn(Count) -> Reply<'static>,
+}
+
+impl ReplyTo {
+    /// Appends the reply frame with `count`.
+    pub fn encode(&self, count: Count, metrics: &Metrics, out: &mut Vec<u8>) {
+        encode_reply(metrics, self.version, self.id, &(self.reply)(count), out);
+    }
+}
+
 pub(super) struct Session {
     services: Services,
     /// The protocol version agreed on in the HELLO; `None` before it.
@@ -67,14 +103,15 @@ impl Session {
         }
     }
 
-    /// Answers one frame body, appending the reply frame to `out`.
-    pub async fn handle(&mut self, body: &[u8], out: &mut Vec<u8>) -> Next {
+    /// Answers one frame body, appending the reply frame to `out`, or
+    /// returns the reply to come.
+    pub async fn handle(&mut self, body: &[u8], out: &mut Vec<u8>) -> Handled {
         let mut reader = Reader::new(body);
         let header = match FrameHeader::read(&mut reader) {
             Ok(header) => header,
             Err(error) => {
                 self.error(0, ErrorCode::MALFORMED_FRAME, &error.to_string(), out);
-                return self.next_after_failed_request();
+                return Handled::Answered(self.next_after_failed_request());
             }
         };
         let id = header.request_id;
@@ -85,16 +122,16 @@ impl Session {
                     "unknown operation 0x{kind:02x}; is the client newer than this daemon?"
                 );
                 self.error(id, ErrorCode::UNKNOWN_OPERATION, &message, out);
-                return self.next_after_failed_request();
+                return Handled::Answered(self.next_after_failed_request());
             }
             Err(error) => {
                 self.error(id, ErrorCode::MALFORMED_FRAME, &error.to_string(), out);
-                return self.next_after_failed_request();
+                return Handled::Answered(self.next_after_failed_request());
             }
         };
 
         if self.version.is_none() {
-            return self.handshake(id, &request, out);
+            return Handled::Answered(self.handshake(id, &request, out));
         }
         match request {
             Request::Hello { .. } => {
@@ -106,29 +143,24 @@ impl Session {
                 );
             }
             Request::Ping => self.reply(id, &Reply::Pong, out),
-            Request::Publish(publish) => match self.services.dispatcher.publish(&publish).await {
-                Ok(count) => {
-                    let reply = Reply::Published {
-                        recipients: count.total,
-                        partial: count.partial,
-                    };
-                    self.reply(id, &reply, out);
+            Request::Publish(publish) => {
+                match self.services.dispatcher.start_publish(&publish).await {
+                    Ok(Counting::Done(count)) => self.reply(id, &published(count), out),
+                    Ok(Counting::Waiting(counting)) => {
+                        return Handled::Later(self.reply_later(id, counting, published));
+                    }
+                    Err(error) => self.error(id, error.code(), &error.to_string(), out),
                 }
-                Err(error) => self.error(id, error.code(), &error.to_string(), out),
-            },
+            }
             Request::Online { namespace, user } => {
                 match self
                     .services
                     .dispatcher
-                    .connections_of(namespace, user)
-                    .await
+                    .start_connections_of(namespace, user)
                 {
-                    Ok(count) => {
-                        let reply = Reply::Online {
-                            connections: count.total,
-                            partial: count.partial,
-                        };
-                        self.reply(id, &reply, out);
+                    Ok(Counting::Done(count)) => self.reply(id, &online(count), out),
+                    Ok(Counting::Waiting(counting)) => {
+                        return Handled::Later(self.reply_later(id, counting, online));
                     }
                     Err(error) => self.error(id, error.code(), &error.to_string(), out),
                 }
@@ -144,7 +176,25 @@ impl Session {
                 self.reply(id, &Reply::Stats { json: &json }, out);
             }
         }
-        Next::Continue
+        Handled::Answered(Next::Continue)
+    }
+
+    /// The reply to request `id`, made by `reply` from `counting` once the
+    /// cluster has answered.
+    fn reply_later(
+        &self,
+        id: u32,
+        counting: PendingCount,
+        reply: fn(Count) -> Reply<'static>,
+    ) -> LaterReply {
+        LaterReply {
+            counting,
+            to: ReplyTo {
+                id,
+                version: self.reply_version(),
+                reply,
+            },
+        }
     }
 
     /// Answers an error about the connection as a whole (request id 0).
@@ -200,17 +250,7 @@ impl Session {
     }
 
     fn reply(&self, id: u32, reply: &Reply<'_>, out: &mut Vec<u8>) {
-        if let Err(error) = reply.encode(self.reply_version(), id, out) {
-            // Only a reply over 4 GiB could fail; answer with an error rather
-            // than leave the request without a reply.
-            tracing::error!(%error, "could not encode a reply");
-            self.error(
-                id,
-                ErrorCode::INTERNAL,
-                "the reply could not be encoded",
-                out,
-            );
-        }
+        encode_reply(&self.services.metrics, self.reply_version(), id, reply, out);
     }
 
     /// The version replies are encoded in. Before the HELLO only a HELLO or
@@ -220,11 +260,54 @@ impl Session {
     }
 
     fn error(&self, id: u32, code: ErrorCode, message: &str, out: &mut Vec<u8>) {
-        self.services.metrics.protocol_error(code);
-        tracing::debug!(%code, message, "publish request refused");
-        let reply = Reply::Error { code, message };
-        if let Err(error) = reply.encode(self.reply_version(), id, out) {
-            tracing::error!(%error, "could not encode an error reply");
-        }
+        encode_error(
+            &self.services.metrics,
+            self.reply_version(),
+            id,
+            code,
+            message,
+            out,
+        );
+    }
+}
+
+fn published(count: Count) -> Reply<'static> {
+    Reply::Published {
+        recipients: count.total,
+        partial: count.partial,
+    }
+}
+
+fn online(count: Count) -> Reply<'static> {
+    Reply::Online {
+        connections: count.total,
+        partial: count.partial,
+    }
+}
+
+/// Appends `reply` to request `id`, in protocol `version`, to `out`.
+fn encode_reply(metrics: &Metrics, version: u16, id: u32, reply: &Reply<'_>, out: &mut Vec<u8>) {
+    if let Err(error) = reply.encode(version, id, out) {
+        // Only a reply over 4 GiB could fail; answer with an error rather
+        // than leave the request without a reply.
+        tracing::error!(%error, "could not encode a reply");
+        let message = "the reply could not be encoded";
+        encode_error(metrics, version, id, ErrorCode::INTERNAL, message, out);
+    }
+}
+
+fn encode_error(
+    metrics: &Metrics,
+    version: u16,
+    id: u32,
+    code: ErrorCode,
+    message: &str,
+    out: &mut Vec<u8>,
+) {
+    metrics.protocol_error(code);
+    tracing::debug!(%code, message, "publish request refused");
+    let reply = Reply::Error { code, message };
+    if let Err(error) = reply.encode(version, id, out) {
+        tracing::error!(%error, "could not encode an error reply");
     }
 }

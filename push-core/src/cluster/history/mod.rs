@@ -1,0 +1,291 @@
+//! The cluster's message history, in Redis, read by every node in one order.
+//!
+//! With recovery on, a page that reconnects to another node must be able
+//! to say "I saw offset X" and mean the same message there. So a cluster
+//! numbers each namespace's messages once, in Redis: a Lua script takes
+//! the next numbers of the namespace and appends the messages to its Redis
+//! Stream, atomically, so every publish on every node gets its place in one
+//! order. Every node then reads the stream (`XREAD`) and hands each
+//! message, in that order, to its own connections, keeping a copy in its
+//! local [`History`](crate::recovery::History): replaying what a page
+//! missed, and the hand-over from replay to live messages, then work on
+//! every node exactly as on one (see `socketio::resume`).
+//!
+//! Why messages reach nodes through the stream rather than through the
+//! Redis adapter's pub/sub: a message and its place in the history would
+//! then travel separately, and a page resuming while one is in flight
+//! could receive it twice or not at all. socket.io's own Redis Streams
+//! adapter recovers connection state for the same reason. With recovery
+//! off, nothing needs numbering and the adapter carries publishes.
+//!
+//! Publishes are numbered in batches ([`append`]), and each batch is one
+//! entry of the stream: its id is the number of its last message, and it
+//! holds the epoch (`e`), a random tag (`t`) and the messages (`m`, one
+//! field each). One entry per batch rather than per message is what lets
+//! Redis keep up with a pipelining publisher: its work is per entry.
+//!
+//! The stream keeps about `recovery_max_messages` per namespace; each node
+//! applies the window and the memory cap to its own copy ([`read`]). The
+//! namespace's epoch lives in Redis too. Whenever the history may have
+//! lost messages that pages saw (Redis restarted empty, or a failover
+//! lost the last writes), a new epoch begins, offsets of the old one are
+//! no longer honoured, and pages are told to reload their state.
+//!
+//! In a Redis Cluster, a namespace's three keys share a hash tag, so that
+//! the scripts that use them together run on one shard, and namespaces
+//! spread over the shards.
+
+mod append;
+mod read;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use redis::{Script, Value};
+use tokio::sync::{mpsc, oneshot};
+
+pub use self::append::Unnumbered;
+use self::append::{Append, Appender};
+use super::link::{LinkError, RedisLink};
+use crate::recovery::{Entry, Offset};
+
+/// The start of the scripts that use a namespace's epoch: reads it into
+/// `epoch`, creating it on first use. KEYS[2]: the epoch. ARGV[1]: a new
+/// epoch.
+const EPOCH: &str = r"
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[2], epoch)
+end
+";
+
+/// Appends a batch of messages as one entry: takes the next numbers from
+/// the namespace's counter and adds the entry under the last one, with
+/// the epoch and a tag that tells this entry from another given the same
+/// number (after a failover lost it, see `read`). Keeps about `cap`
+/// messages. KEYS: stream, epoch, counter. ARGV: a new epoch, the cap, the
+/// tag, then the messages. Returns the epoch and the first message's
+/// number.
+const APPEND: &str = r"
+local count = #ARGV - 3
+local last = redis.call('INCRBY', KEYS[3], count)
+local entry = {KEYS[1], 'MINID', '~', '0-' .. math.max(last - tonumber(ARGV[2]), 0),
+  '0-' .. last, 'e', epoch, 't', ARGV[3]}
+for i = 4, #ARGV do
+  entry[#entry + 1] = 'm'
+  entry[#entry + 1] = ARGV[i]
+end
+redis.call('XADD', unpack(entry))
+return {epoch, last - count + 1}
+";
+
+/// Where a namespace's stream stands: its epoch and the number of its last
+/// message. KEYS: stream, epoch, counter. ARGV: a new epoch.
+const POSITION: &str = r"
+return {epoch, tonumber(redis.call('GET', KEYS[3]) or '0')}
+";
+
+/// Starts a new epoch, unless another node already did: the epoch must
+/// still be the one the caller saw. Marks where it starts with an entry
+/// without messages, so that nodes reading the stream learn of it. KEYS:
+/// stream, epoch, counter. ARGV: the epoch seen, the new epoch, a tag.
+/// Returns the epoch now and the marker's number (0 if none was added).
+const RENEW: &str = r"
+local current = redis.call('GET', KEYS[2])
+if current ~= ARGV[1] then
+  return {current or '', 0}
+end
+redis.call('SET', KEYS[2], ARGV[2])
+local seq = redis.call('INCR', KEYS[3])
+redis.call('XADD', KEYS[1], '0-' .. seq, 'e', ARGV[2], 't', ARGV[3])
+return {ARGV[2], seq}
+";
+
+/// What the history hands to this node's connections, under the
+/// namespace's lock.
+pub enum Delivery {
+    /// Messages, in order, each with its offset.
+    Messages(Vec<(Offset, Arc<Entry>)>),
+    /// This node's copy of the history starts over at `position`: what its
+    /// connections received so far may not be all there was (the stream
+    /// lost messages, or this node fell too far behind), so they are told
+    /// to reload their state.
+    Reset(Offset),
+}
+
+/// Hands what the history delivers to this node's connections.
+pub type Deliver =
+    Arc<dyn Fn(Arc<str>, Delivery) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// The Redis keys of one namespace.
+struct Keys {
+    stream: String,
+    epoch: String,
+    counter: String,
+}
+
+impl Keys {
+    /// The keys of `namespace`. In a Redis Cluster they share the hash tag
+    /// `{PREFIX:NAMESPACE}`: the first `{...}` of each key is what places
+    /// it, and it is the same for all three whatever the namespace holds.
+    fn new(prefix: &str, namespace: &str, sharded: bool) -> Self {
+        let key = |name: &str| {
+            if sharded {
+                format!("{{{prefix}:{namespace}}}:{name}")
+            } else {
+                format!("{prefix}:{name}:{namespace}")
+            }
+        };
+        Self {
+            stream: key("history"),
+            epoch: key("epoch"),
+            counter: key("seq"),
+        }
+    }
+}
+
+/// The cluster's history: appending to it, and reading it into this node.
+pub struct SharedHistory {
+    link: RedisLink,
+    keys: HashMap<String, Arc<Keys>>,
+    max_messages: usize,
+    /// Publishes waiting to be numbered, for the [`Appender`].
+    appending: mpsc::UnboundedSender<Append>,
+    /// The task that numbers them, until [`SharedHistory::run`] starts it.
+    appender: std::sync::Mutex<Option<Appender>>,
+    /// The scripts, each hashed once (Redis runs them by their hash).
+    position: Script,
+    renew: Script,
+}
+
+impl SharedHistory {
+    /// The history of `namespaces`, keeping about `max_messages` each;
+    /// [`SharedHistory::run`] starts reading it and numbering publishes.
+    pub fn new(link: RedisLink, prefix: &str, namespaces: &[String], max_messages: usize) -> Self {
+        let keys = namespaces
+            .iter()
+            .map(|namespace| {
+                let keys = Keys::new(prefix, namespace, link.sharded());
+                (namespace.clone(), Arc::new(keys))
+            })
+            .collect();
+        let (appending, queue) = mpsc::unbounded_channel();
+        let append = Script::new(&format!("{EPOCH}{APPEND}"));
+        let appender = Appender::new(link.clone(), queue, max_messages, append);
+        Self {
+            link,
+            keys,
+            max_messages,
+            appending,
+            appender: std::sync::Mutex::new(Some(appender)),
+            position: Script::new(&format!("{EPOCH}{POSITION}")),
+            renew: Script::new(RENEW),
+        }
+    }
+
+    /// Queues `message` (an [`Entry`] as JSON, see [`Entry::encode`]) to be
+    /// numbered in the cluster's order and added to the stream; every node,
+    /// this one included, then hands it out. Its place in the order is
+    /// taken now; the future says where it went.
+    pub fn append(
+        &self,
+        namespace: &str,
+        message: Vec<u8>,
+    ) -> impl Future<Output = Result<Offset, Unnumbered>> + Send + 'static {
+        let queued = self.queue(namespace, message);
+        async move {
+            // The appender drops its queue only at shutdown, with the
+            // message: none is left to hand out.
+            queued?.await.unwrap_or_else(|_| {
+                Err(Unnumbered {
+                    error: LinkError::Down,
+                    message: Vec::new(),
+                })
+            })
+        }
+    }
+
+    fn queue(
+        &self,
+        namespace: &str,
+        message: Vec<u8>,
+    ) -> Result<oneshot::Receiver<Result<Offset, Unnumbered>>, Unnumbered> {
+        let Some(keys) = self.keys.get(namespace) else {
+            let error = LinkError::NotShared(namespace.to_owned());
+            return Err(Unnumbered { error, message });
+        };
+        let (numbered, receiver) = oneshot::channel();
+        let append = Append {
+            keys: keys.clone(),
+            message,
+            numbered,
+        };
+        // Fails only once the appender has stopped: at shutdown.
+        self.appending.send(append).map_err(|failed| Unnumbered {
+            error: LinkError::Down,
+            message: failed.0.message,
+        })?;
+        Ok(receiver)
+    }
+}
+
+/// One entry of a namespace's stream: the messages numbered together.
+struct Batch {
+    /// The number of its last message (its id), or of the marker.
+    last_seq: u64,
+    epoch: u64,
+    tag: Vec<u8>,
+    messages: Vec<Vec<u8>>,
+}
+
+impl Batch {
+    /// The number of its first message.
+    fn first_seq(&self) -> u64 {
+        (self.last_seq + 1).saturating_sub(self.messages.len() as u64)
+    }
+
+    /// Reads a stream entry as Redis sends it: `[id, [field, value, ...]]`;
+    /// `None` for one that is not a batch (some other program wrote it).
+    fn parse(entry: Value) -> Option<Batch> {
+        let Value::Array(parts) = entry else {
+            return None;
+        };
+        let mut parts = parts.into_iter();
+        let (Some(id), Some(Value::Array(fields))) = (parts.next(), parts.next()) else {
+            return None;
+        };
+        let last_seq = seq_of(&redis::from_redis_value::<String>(id).ok()?)?;
+        let (mut epoch, mut tag, mut messages) = (None, None, Vec::new());
+        let mut fields = fields.into_iter();
+        while let (Some(Value::BulkString(name)), Some(Value::BulkString(value))) =
+            (fields.next(), fields.next())
+        {
+            match name.as_slice() {
+                b"m" => messages.push(value),
+                b"e" => epoch = std::str::from_utf8(&value).ok().map(parse_epoch),
+                b"t" => tag = Some(value),
+                _ => {}
+            }
+        }
+        Some(Batch {
+            last_seq,
+            epoch: epoch?,
+            tag: tag?,
+            messages,
+        })
+    }
+}
+
+/// The number of a stream entry, whose id is `0-<number>`.
+fn seq_of(id: &str) -> Option<u64> {
+    id.strip_prefix("0-")?.parse().ok()
+}
+
+/// An epoch as stored in Redis (decimal text); a value some other program
+/// wrote there reads as epoch 0, which no page holds.
+fn parse_epoch(text: &str) -> u64 {
+    text.parse().unwrap_or(0)
+}

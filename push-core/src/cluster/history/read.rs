@@ -1,0 +1,419 @@
+//! Reading the cluster's history into this node, and noticing when it
+//! lost messages.
+//!
+//! Each namespace has a reader of its own, on a connection of its own: its
+//! `XREAD` blocks while waiting for new entries, and in a Redis Cluster
+//! each namespace's stream may live on another shard. Each time the link
+//! comes (back) up, the reader first makes this node's copy agree with
+//! Redis ([`Reader::align`]), then hands out the messages of each new entry
+//! as it comes.
+//!
+//! The promise to pages is that a message is either delivered or the page
+//! is told to reload (`push:recovery` with `recovered: false`), never
+//! silently missed. Three things can break the copy's continuity, and
+//! each makes this node's copy start over and its pages reset:
+//!
+//! - **A gap in the numbers**: this node was cut off longer than the stream
+//!   keeps messages, so what it missed is gone.
+//! - **Another epoch**: Redis lost the stream and began anew, or another
+//!   node started a new epoch (below).
+//! - **Lost writes**: Redis replicates asynchronously, so a failover (or a
+//!   restart from an older snapshot) can lose the last entries, which this
+//!   node may already have handed out, and the next publishes are given
+//!   the same numbers again. Every entry carries a random tag; on
+//!   reconnecting, a reader checks that the entry it read last is still
+//!   there with the same tag. If not (or the numbers went backwards),
+//!   offsets pages hold may name messages that no longer exist, so the
+//!   reader starts a new epoch in Redis, marked by an entry without
+//!   messages that tells every other node to start over too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::Value;
+use redis::streams::StreamReadOptions;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::{Batch, Deliver, Delivery, Keys, SharedHistory, parse_epoch};
+use crate::cluster::link::{LinkError, LinkState};
+use crate::cluster::servers::Connection;
+use crate::recovery::{Entry, Recovery, Stream, new_epoch};
+
+/// How long one `XREAD` waits for new entries before asking again; also
+/// how long a node takes to notice the end of the service at the latest.
+const READ_BLOCK: Duration = Duration::from_secs(1);
+/// Entries read at once (each a batch of up to a few hundred messages).
+const READ_ENTRIES: usize = 64;
+/// The wait before trying again after the stream could not be read.
+const RETRY_DELAY: Duration = Duration::from_millis(250);
+
+impl SharedHistory {
+    /// Numbers publishes and reads every namespace's stream into this
+    /// node, handing out what comes with `deliver`, until `shutdown`.
+    pub fn run(
+        self: Arc<Self>,
+        recovery: Arc<Recovery>,
+        deliver: Deliver,
+        shutdown: CancellationToken,
+    ) {
+        let appender = self
+            .appender
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(appender) = appender {
+            tokio::spawn(appender.run(shutdown.clone()));
+        }
+        let started_ms = Entry::now_ms();
+        for (namespace, keys) in &self.keys {
+            let reader = Reader {
+                history: self.clone(),
+                namespace: Arc::from(namespace.as_str()),
+                keys: keys.clone(),
+                recovery: recovery.clone(),
+                deliver: deliver.clone(),
+                last_tag: None,
+                started_ms,
+            };
+            tokio::spawn(reader.run(shutdown.clone()));
+        }
+    }
+}
+
+/// Reads one namespace's stream into this node's copy.
+struct Reader {
+    history: Arc<SharedHistory>,
+    namespace: Arc<str>,
+    keys: Arc<Keys>,
+    recovery: Arc<Recovery>,
+    deliver: Deliver,
+    /// The tag of the entry the copy ends with, when known.
+    last_tag: Option<Vec<u8>>,
+    /// When this node started reading (milliseconds since the Unix epoch):
+    /// what the stream holds from before is the past to its pages.
+    started_ms: u64,
+}
+
+/// Whether the copy's last entry is still in the stream as it was read.
+enum Continuity {
+    Whole,
+    Broken,
+}
+
+impl Reader {
+    async fn run(mut self, shutdown: CancellationToken) {
+        let mut state = self.history.link.state();
+        loop {
+            if !wait_up(&mut state, &shutdown).await {
+                return;
+            }
+            let reading = async {
+                let mut connection = self.history.link.dedicated(READ_BLOCK).await?;
+                self.align(&mut connection).await?;
+                loop {
+                    self.read_once(&mut connection).await?;
+                }
+            };
+            let result: Result<(), LinkError> = tokio::select! {
+                () = shutdown.cancelled() => return,
+                result = reading => result,
+            };
+            if let Err(error) = result {
+                tracing::debug!(namespace = &*self.namespace, %error, "reading the cluster's history stopped; trying again");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(RETRY_DELAY) => {}
+            }
+        }
+    }
+
+    /// Makes the copy agree with Redis: the same epoch, and the same last
+    /// entry. Reading on from the copy's end then catches up.
+    async fn align(&mut self, connection: &mut Connection) -> Result<(), LinkError> {
+        let (keys, recovery) = (self.keys.clone(), self.recovery.clone());
+        loop {
+            let (epoch_text, last_seq): (String, u64) = self
+                .history
+                .position
+                .key(&keys.stream)
+                .key(&keys.epoch)
+                .key(&keys.counter)
+                .arg(new_epoch().to_string())
+                .invoke_async(connection)
+                .await?;
+            let epoch = parse_epoch(&epoch_text);
+            let Some(mut stream) = recovery.lock(&self.namespace).await else {
+                return Ok(());
+            };
+            let copy = stream.position();
+            if copy.epoch != epoch {
+                // This node's first look, or Redis began anew (it lost the
+                // stream, or another node started a new epoch).
+                return self.start_over(connection, stream, epoch, last_seq).await;
+            }
+            if let Continuity::Whole = self.continuity(connection, copy.seq, last_seq).await? {
+                return Ok(());
+            }
+            tracing::warn!(
+                namespace = &*self.namespace,
+                "the cluster's history in Redis lost messages this node had read (a failover, or Redis went back to an older copy): a new epoch begins and pages will reload their state"
+            );
+            let tag = fastrand::u64(..).to_string();
+            let (renewed, marker): (String, u64) = self
+                .history
+                .renew
+                .key(&keys.stream)
+                .key(&keys.epoch)
+                .key(&keys.counter)
+                .arg(&epoch_text)
+                .arg(new_epoch().to_string())
+                .arg(&tag)
+                .invoke_async(connection)
+                .await?;
+            if marker == 0 {
+                continue; // Another node renewed it first: align with that.
+            }
+            stream.restart(parse_epoch(&renewed), marker);
+            self.last_tag = Some(tag.into_bytes());
+            self.reset(&stream).await;
+            return Ok(());
+        }
+    }
+
+    /// Whether the entry the copy ends with (number `copy_seq`) is still in
+    /// the stream, as read. `last_seq` is the stream's last number.
+    async fn continuity(
+        &self,
+        connection: &mut Connection,
+        copy_seq: u64,
+        last_seq: u64,
+    ) -> Result<Continuity, LinkError> {
+        if last_seq < copy_seq {
+            return Ok(Continuity::Broken); // The numbers went backwards.
+        }
+        if copy_seq == 0 {
+            return Ok(Continuity::Whole);
+        }
+        let id = format!("0-{copy_seq}");
+        let read = self.range(connection, &id, &id, 1).await?;
+        if let Some(entry) = read.into_iter().next() {
+            let whole = self.last_tag.as_ref().is_none_or(|tag| *tag == entry.tag);
+            return Ok(if whole {
+                Continuity::Whole
+            } else {
+                Continuity::Broken
+            });
+        }
+        // Not there: trimmed away (this node was behind for long, which the
+        // next read finds as a gap), or lost.
+        let oldest = self.range(connection, "-", "+", 1).await?;
+        Ok(match oldest.first() {
+            Some(oldest) if oldest.first_seq() > copy_seq => Continuity::Whole,
+            _ => Continuity::Broken,
+        })
+    }
+
+    /// Starts the copy over in `epoch` from what the stream holds of it,
+    /// and tells this node's pages to reload: they may have missed what
+    /// the stream lost. Entries of an older epoch are left out: an epoch's
+    /// history begins after its marker, or at its oldest entry.
+    ///
+    /// What was published since this node started is news to its pages
+    /// (they all connected since): it is handed out, after the reset. That
+    /// is every message of a new epoch met later (it began while this node
+    /// was cut off or reading the old one), and at this node's start what
+    /// was published while it was linking. The publishing nodes' clocks
+    /// decide; one running ahead can make an older message news.
+    async fn start_over(
+        &mut self,
+        connection: &mut Connection,
+        mut stream: Stream<'_>,
+        epoch: u64,
+        last_seq: u64,
+    ) -> Result<(), LinkError> {
+        let held = self
+            .range(connection, "-", "+", self.history.max_messages)
+            .await?;
+        let mut start = None;
+        let mut kept = Vec::new();
+        for batch in held {
+            let older = batch.epoch != epoch;
+            if older || batch.messages.is_empty() {
+                kept.clear();
+                start = Some((batch.last_seq, Some(batch.tag)));
+            } else {
+                kept.push(batch);
+            }
+        }
+        let (after, mut tag) = match (start, kept.first()) {
+            (Some(marker), _) => marker,
+            (None, Some(first)) => (first.first_seq() - 1, None),
+            (None, None) => (last_seq, None),
+        };
+        stream.restart(epoch, after);
+        self.reset(&stream).await;
+        let mut news = Vec::new();
+        for batch in kept {
+            for (seq, message) in (batch.first_seq()..).zip(&batch.messages) {
+                if let Some(entry) = entry_of(seq, message) {
+                    let entry = Arc::new(entry);
+                    stream.keep_numbered(entry.clone());
+                    if entry.published_ms >= self.started_ms {
+                        news.push((stream.offset(seq), entry));
+                    }
+                }
+            }
+            tag = Some(batch.tag);
+        }
+        self.last_tag = tag;
+        self.deliver(news).await;
+        Ok(())
+    }
+
+    /// Waits for new entries and hands out their messages.
+    async fn read_once(&mut self, connection: &mut Connection) -> Result<(), LinkError> {
+        let Some(position) = self.recovery.position(&self.namespace).await else {
+            return Ok(());
+        };
+        let options = StreamReadOptions::default()
+            .block(millis(READ_BLOCK))
+            .count(READ_ENTRIES);
+        let read: Value = redis::cmd("XREAD")
+            .arg(&options)
+            .arg("STREAMS")
+            .arg(&self.keys.stream)
+            .arg(format!("0-{}", position.seq))
+            .query_async(connection)
+            .await?;
+        let batches: Vec<Batch> = entries_of(read)
+            .into_iter()
+            .filter_map(Batch::parse)
+            .collect();
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let recovery = self.recovery.clone();
+        let Some(mut stream) = recovery.lock(&self.namespace).await else {
+            return Ok(());
+        };
+        for batch in batches {
+            self.take(&mut stream, batch).await;
+        }
+        Ok(())
+    }
+
+    /// Keeps and hands out one entry's messages, starting the copy over
+    /// first if the entry does not follow it.
+    async fn take(&mut self, stream: &mut Stream<'_>, batch: Batch) {
+        let copy = stream.position();
+        if batch.last_seq <= copy.seq && batch.epoch == copy.epoch {
+            return; // Already kept.
+        }
+        let epoch = batch.epoch;
+        if epoch != copy.epoch || batch.first_seq() != copy.seq + 1 {
+            // A new epoch, or a gap: this node missed messages.
+            stream.restart(epoch, batch.first_seq() - 1);
+            self.reset(stream).await;
+        }
+        let mut messages = Vec::with_capacity(batch.messages.len());
+        for (seq, message) in (batch.first_seq()..).zip(&batch.messages) {
+            let Some(entry) = entry_of(seq, message) else {
+                tracing::warn!(
+                    namespace = &*self.namespace,
+                    seq,
+                    "an unreadable message in the cluster's history; pages will reload their state"
+                );
+                self.deliver(std::mem::take(&mut messages)).await;
+                stream.restart(epoch, seq);
+                self.reset(stream).await;
+                continue;
+            };
+            let entry = Arc::new(entry);
+            stream.keep_numbered(entry.clone());
+            messages.push((stream.offset(seq), entry));
+        }
+        self.deliver(messages).await;
+        self.last_tag = Some(batch.tag);
+    }
+
+    /// Hands out `messages`, in order.
+    async fn deliver(&self, messages: Vec<(crate::recovery::Offset, Arc<Entry>)>) {
+        if !messages.is_empty() {
+            (self.deliver)(self.namespace.clone(), Delivery::Messages(messages)).await;
+        }
+    }
+
+    /// Tells this node's pages that its copy starts over.
+    async fn reset(&self, stream: &Stream<'_>) {
+        (self.deliver)(self.namespace.clone(), Delivery::Reset(stream.position())).await;
+    }
+
+    /// The entries from `start` to `end` (ids, or `-` and `+`), at most
+    /// `count`.
+    async fn range(
+        &self,
+        connection: &mut Connection,
+        start: &str,
+        end: &str,
+        count: usize,
+    ) -> Result<Vec<Batch>, LinkError> {
+        let read: Vec<Value> = redis::cmd("XRANGE")
+            .arg(&self.keys.stream)
+            .arg(start)
+            .arg(end)
+            .arg("COUNT")
+            .arg(count)
+            .query_async(connection)
+            .await?;
+        Ok(read.into_iter().filter_map(Batch::parse).collect())
+    }
+}
+
+/// The entries of an `XREAD` reply for one stream: `{key: [entry, ...]}`
+/// in RESP3, `[[key, [entry, ...]]]` in RESP2, nil when none came.
+fn entries_of(read: Value) -> Vec<Value> {
+    let streams: Vec<Value> = match read {
+        Value::Map(streams) => streams.into_iter().map(|(_, entries)| entries).collect(),
+        Value::Array(streams) => streams
+            .into_iter()
+            .filter_map(|stream| match stream {
+                Value::Array(mut parts) if parts.len() == 2 => parts.pop(),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    streams
+        .into_iter()
+        .flat_map(|entries| match entries {
+            Value::Array(entries) => entries,
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// A message of the stream as a numbered entry.
+fn entry_of(seq: u64, message: &[u8]) -> Option<Entry> {
+    let mut entry: Entry = serde_json::from_slice(message).ok()?;
+    entry.seq = seq;
+    Some(entry)
+}
+
+/// Waits until the link is up; false if `shutdown` fired first.
+async fn wait_up(state: &mut watch::Receiver<LinkState>, shutdown: &CancellationToken) -> bool {
+    loop {
+        if *state.borrow_and_update() == LinkState::Up {
+            return true;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return false,
+            changed = state.changed() => if changed.is_err() { return false },
+        }
+    }
+}
+
+fn millis(duration: Duration) -> usize {
+    usize::try_from(duration.as_millis()).unwrap_or(usize::MAX)
+}
