@@ -220,6 +220,9 @@ impl Dispatcher {
                     // numbered it, they get it a second time from the
                     // history: docs/scaling.md, "When Redis is down".)
                     tracing::debug!(%error, "a publish could not be added to the cluster's history");
+                    if let Some(shared) = &dispatcher.shared {
+                        shared.note_unnumbered(&namespace);
+                    }
                     if let Ok(entry) = serde_json::from_slice::<Entry>(&message) {
                         count.add(dispatcher.emit_local(&namespace, &entry).await as u64);
                     }
