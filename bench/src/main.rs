@@ -9,7 +9,9 @@
 //! bench -- replay` times push-core's replay of a backlog to one browser
 //! that reconnects (missed-message recovery). `cargo run --release -p
 //! bench -- cluster` compares fan-out on one node with fan-out over the
-//! nodes of a Redis cluster (issue #13).
+//! nodes of a Redis cluster (issue #13). `cargo run --release -p bench --
+//! chaos` runs a cluster under faults and judges what its pages received
+//! (docs/chaos.md).
 //!
 //! How the parts fit:
 //! - `client`: the socket.io v4 WebSocket client and a fleet of them;
@@ -21,9 +23,11 @@
 //! - `report`: tables, `docs/benchmarks.md` and the chart;
 //! - `replay`: the replay of missed messages to one reconnecting browser;
 //! - `cluster`: fan-out over several nodes sharing through Redis;
-//! - `cluster_publish`: the publish path into such a cluster.
+//! - `cluster_publish`: the publish path into such a cluster;
+//! - `chaos`: a cluster under faults, and what its pages received.
 
 mod auth;
+mod chaos;
 mod client;
 mod cluster;
 mod cluster_publish;
@@ -70,6 +74,12 @@ enum Mode {
     /// and spread over several nodes (Redis started by the bench),
     /// publishing on the first node. Prints tables.
     Cluster(ClusterArgs),
+    /// Three nodes, Redis and 2,000 recovering pages under faults (kill -9
+    /// and restart a node, SIGSTOP a node, restart Redis, cut pages'
+    /// network, pages that stop reading) for 10 minutes; prints what the
+    /// pages received and each node's RSS, and exits 1 on a silent gap, a
+    /// duplicate, a message out of order or another user's, or growing RSS.
+    Chaos(chaos::ChaosArgs),
 }
 
 #[derive(clap::Args)]
@@ -211,6 +221,7 @@ fn main() -> ExitCode {
         Mode::Smoke => runtime.block_on(run_smoke()),
         Mode::Replay(args) => runtime.block_on(run_replay(args)),
         Mode::Cluster(args) => runtime.block_on(run_cluster(args)),
+        Mode::Chaos(args) => runtime.block_on(chaos::run(args)),
     };
     // Browsers still open end with the runtime.
     runtime.shutdown_background();
@@ -224,7 +235,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("bench/ is inside the workspace")

@@ -391,15 +391,10 @@ pub fn free_port() -> anyhow::Result<SocketAddr> {
 /// same profile if needed, and installs the Node peer's modules if they are
 /// missing.
 pub fn prepare(workspace: &Path) -> anyhow::Result<Programs> {
-    let own = std::env::current_exe()?;
-    let dir = own.parent().context("the bench binary has no directory")?;
-    let push_core = dir.join("push-core");
-    // Building it again when it is current would not be free: cargo unifies
-    // features over the packages of one build, so `-p push-core` alone
-    // rebuilds dependencies that `cargo build --workspace` already built.
-    if is_stale(&push_core, &push_core_sources(workspace)) {
-        build_push_core(workspace, &push_core, &[])?;
-    }
+    let push_core = push_core(workspace)?;
+    let dir = push_core
+        .parent()
+        .context("the push-core binary has no directory")?;
     let write_floor = dir.join("write-floor");
     let floor_sources = [
         workspace.join("Cargo.lock"),
@@ -432,6 +427,21 @@ pub fn prepare(workspace: &Path) -> anyhow::Result<Programs> {
         write_floor,
         scratch,
     })
+}
+
+/// The push-core binary next to the bench's own, built with the same
+/// profile if it is missing or older than its sources.
+pub fn push_core(workspace: &Path) -> anyhow::Result<PathBuf> {
+    let own = std::env::current_exe()?;
+    let dir = own.parent().context("the bench binary has no directory")?;
+    let push_core = dir.join("push-core");
+    // Building it again when it is current would not be free: cargo unifies
+    // features over the packages of one build, so `-p push-core` alone
+    // rebuilds dependencies that `cargo build --workspace` already built.
+    if is_stale(&push_core, &push_core_sources(workspace)) {
+        build_push_core(workspace, &push_core, &[])?;
+    }
+    Ok(push_core)
 }
 
 /// Builds the one-write floor, in the bench's own profile, and fails
@@ -506,11 +516,12 @@ pub fn build_without_old_clients(workspace: &Path, programs: &Programs) -> anyho
 }
 
 /// What push-core is built from.
-fn push_core_sources(workspace: &Path) -> [PathBuf; 3] {
+fn push_core_sources(workspace: &Path) -> [PathBuf; 4] {
     [
         workspace.join("Cargo.lock"),
         workspace.join("push-core"),
         workspace.join("push-client"),
+        workspace.join("push-engineio"),
     ]
 }
 

@@ -2,9 +2,11 @@
 import type { Socket, ManagerOptions, SocketOptions } from 'socket.io-client';
 
 export const STATUS_EVENT: 'push:recovery';
+export const MISSED_EVENT: 'push:missed';
 
 export interface RecoveredInfo { replayed: number; offset: string }
 export interface ResetInfo { offset: string }
+export interface MissedInfo { missed: number }
 
 export interface PushOptions extends Partial<Omit<ManagerOptions & SocketOptions, 'auth'>> {
   /** Where the page starts, e.g. rendered from PHP's PushClient::position(). */
@@ -13,8 +15,10 @@ export interface PushOptions extends Partial<Omit<ManagerOptions & SocketOptions
   auth?: Record<string, unknown>;
   /** The page connected with an offset and the `replayed` messages it missed reached the handlers. */
   onRecovered?: (info: RecoveredInfo) => void;
-  /** The page connected with an offset push-core could not honour: reload the page's state. */
+  /** What the page missed could not be recovered (at a reconnect, or while it read too slowly): reload the page's state. */
   onReset?: (info: ResetInfo) => void;
+  /** Recovery off: the page read too slowly and lost `missed` messages: reload the page's state. */
+  onMissed?: (info: MissedInfo) => void;
 }
 
 export declare class PushSocket {

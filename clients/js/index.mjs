@@ -8,7 +8,8 @@
 // socket.io `auth` callback, so socket.io's own reconnection carries it),
 // removes the trailing argument before your handlers see a message, and
 // tells you whether what was missed came back (`recovered`) or the page
-// must reload its state (`reset`).
+// must reload its state (`reset`, or `missed` when the server runs without
+// recovery).
 //
 // It has no dependency of its own: pass it the `io` function of the
 // socket.io client you load, from npm or from a <script> tag.
@@ -24,6 +25,12 @@
 
 /** The event push-core sends first after each connect. */
 export const STATUS_EVENT = 'push:recovery';
+
+/**
+ * The event push-core sends, with recovery off, to a page that read too
+ * slowly and lost messages: `{ missed }`, how many since it was last told.
+ */
+export const MISSED_EVENT = 'push:missed';
 
 /** True for the trailing `{ offset }` argument push-core adds. */
 function isOffsetArgument(value) {
@@ -48,8 +55,12 @@ function isOffsetArgument(value) {
  *   missed). `offset` is the page's offset then.
  * - `onReset({ offset })`: the page connected with an offset but what it
  *   missed could not be recovered (older than the server's window, or the
- *   server lost its history): reload the page's state. The helper goes on
- *   from `offset`, the stream's current position.
+ *   server lost its history), or, while connected, it read so slowly that
+ *   it fell behind by more than the server keeps: reload the page's state.
+ *   The helper goes on from `offset`, the stream's current position.
+ * - `onMissed({ missed })`: with recovery off on the server, the page read
+ *   too slowly and `missed` messages were lost for it: reload the page's
+ *   state.
  *
  * Without recovery on the server (no `push:recovery` status after a
  * connect), messages are passed on untouched and neither callback fires.
@@ -63,6 +74,7 @@ export class PushSocket {
   #handlers = new Map();
   #onRecovered;
   #onReset;
+  #onMissed;
   // Whether this connection speaks recovery: push-core sent its status
   // first. Only then is a trailing `{ offset }` push-core's and not part of
   // the message (with recovery off, a message may itself be `{ offset }`).
@@ -72,7 +84,7 @@ export class PushSocket {
   #replayPending = 0;
   #recovered = null;
 
-  constructor(io, url, { offset, auth, onRecovered, onReset, ...ioOptions } = {}) {
+  constructor(io, url, { offset, auth, onRecovered, onReset, onMissed, ...ioOptions } = {}) {
     if (typeof io !== 'function') {
       throw new TypeError('connect(io, url): pass the socket.io client\'s io function first');
     }
@@ -82,6 +94,7 @@ export class PushSocket {
     this.#offset = typeof offset === 'string' && offset !== '' ? offset : undefined;
     this.#onRecovered = onRecovered;
     this.#onReset = onReset;
+    this.#onMissed = onMissed;
     const extra = auth ?? {};
     this.socket = io(url, {
       ...ioOptions,
@@ -123,6 +136,11 @@ export class PushSocket {
   #receive(event, args) {
     if (event === STATUS_EVENT) {
       this.#status(args[0]);
+      return;
+    }
+    if (event === MISSED_EVENT) {
+      const missed = Number.isInteger(args[0]?.missed) ? args[0].missed : 0;
+      if (missed > 0) this.#onMissed?.({ missed });
       return;
     }
     if (this.#recoveryOn && args.length > 0 && isOffsetArgument(args[args.length - 1])) {

@@ -31,6 +31,7 @@ mod auth;
 pub mod cluster;
 pub mod config;
 pub mod dispatch;
+mod log_throttle;
 mod metrics;
 mod open_files;
 mod publish;

@@ -143,6 +143,9 @@ pub struct Metrics {
     publishes: Counter,
     deliveries: Counter,
     deliveries_dropped: Counter,
+    catch_ups_started: Counter,
+    catch_ups: Family<Label, Counter>,
+    missed_notices: Counter,
     publishers_accepted: Counter,
     publishers_connected: Gauge,
     protocol_errors: Family<Label, Counter>,
@@ -187,6 +190,34 @@ pub struct Traffic {
     pub bytes_out: u64,
 }
 
+/// How the catch-up of a connection whose send buffer filled ended, for
+/// `push_slow_consumer_catch_ups_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUpOutcome {
+    /// It was sent every message it had missed.
+    Recovered,
+    /// The history no longer held them all: it was told to reload.
+    Reset,
+    /// The connection closed first.
+    Closed,
+}
+
+impl CatchUpOutcome {
+    const ALL: [CatchUpOutcome; 3] = [
+        CatchUpOutcome::Recovered,
+        CatchUpOutcome::Reset,
+        CatchUpOutcome::Closed,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            CatchUpOutcome::Recovered => "recovered",
+            CatchUpOutcome::Reset => "reset",
+            CatchUpOutcome::Closed => "closed",
+        }
+    }
+}
+
 /// How a configuration reload ended, for `push_config_reloads_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReloadResult {
@@ -219,6 +250,9 @@ impl Default for Metrics {
             publishes: Counter::default(),
             deliveries: Counter::default(),
             deliveries_dropped: Counter::default(),
+            catch_ups_started: Counter::default(),
+            catch_ups: Family::default(),
+            missed_notices: Counter::default(),
             publishers_accepted: Counter::default(),
             publishers_connected: Gauge::default(),
             protocol_errors: Family::default(),
@@ -270,6 +304,13 @@ impl Default for Metrics {
         for result in ReloadResult::ALL {
             drop(metrics.reloads.get_or_create(&[("result", result.label())]));
         }
+        for outcome in CatchUpOutcome::ALL {
+            drop(
+                metrics
+                    .catch_ups
+                    .get_or_create(&[("outcome", outcome.label())]),
+            );
+        }
         metrics.register(live);
         metrics
     }
@@ -298,8 +339,23 @@ impl Metrics {
         );
         r.register(
             "push_deliveries_dropped",
-            "Messages dropped for connections whose send buffer was full",
+            "Messages lost for connections whose send buffer was full (recovery off) or that were closing",
             self.deliveries_dropped.clone(),
+        );
+        r.register(
+            "push_slow_consumer_catch_ups_started",
+            "Connections taken off live messages because their send buffer was full, to be caught up from the history (recovery on)",
+            self.catch_ups_started.clone(),
+        );
+        r.register(
+            "push_slow_consumer_catch_ups",
+            "Catch-ups of connections whose send buffer was full, by how they ended: recovered (sent every message), reset (sent push:recovery recovered false: the history no longer held them), closed (the connection closed first)",
+            self.catch_ups.clone(),
+        );
+        r.register(
+            "push_missed_notices",
+            "push:missed events sent to pages that missed messages because their send buffer was full (recovery off)",
+            self.missed_notices.clone(),
         );
         r.register(
             "push_publishers_connected",
@@ -501,9 +557,26 @@ impl Metrics {
             .inc();
     }
 
-    /// Messages not queued for a connection whose buffer was full.
+    /// Messages lost for connections: their buffer was full (recovery
+    /// off), or they were closing.
     pub fn deliveries_dropped(&self, count: u64) {
         self.deliveries_dropped.inc_by(count);
+    }
+
+    /// A connection whose buffer was full is to be caught up.
+    pub fn catch_up_started(&self) {
+        self.catch_ups_started.inc();
+    }
+
+    pub fn catch_up_ended(&self, outcome: CatchUpOutcome) {
+        self.catch_ups
+            .get_or_create(&[("outcome", outcome.label())])
+            .inc();
+    }
+
+    /// A page was told, with `push:missed`, that it missed messages.
+    pub fn missed_notice_sent(&self) {
+        self.missed_notices.inc();
     }
 
     /// An event a browser emitted, `bytes` long as received.

@@ -41,6 +41,9 @@ pub(crate) const AUTH_KEYS: &[&str] = &[
     "auth_cache_ttl",
     "auth_cache_size",
     "auth_max_concurrency",
+    "auth_retry_attempts",
+    "auth_retry_backoff_max",
+    "auth_retry_slot_wait",
 ];
 
 /// The limits on browsers that a reload changes: the next decision uses

@@ -15,6 +15,7 @@
 //!   ([`websocket`] for WebSocket, [`polling`] for long-polling sessions);
 //! - a connection's queue ([`outbox`]) holds nothing while idle and is
 //!   bounded by `max_buffer_size`, the backpressure socketioxide reports;
+//!   [`watch_full`] tells the layer above which sessions refused a packet;
 //! - a broadcast's packet is encoded once by socketioxide; each delivery
 //!   is a frame header on the stack and the shared bytes, written with one
 //!   `writev` ([`websocket::frame`]);
@@ -30,6 +31,7 @@
 
 pub use cork::{corked, corked_counting};
 pub use engineioxide_core::{ProtocolVersion, Sid, Str, TransportType};
+pub use full::{SessionKey, watch_full};
 pub use socket::{DisconnectReason, Socket};
 
 pub mod config;
@@ -39,6 +41,7 @@ pub mod socket;
 
 mod cork;
 mod engine;
+mod full;
 mod heartbeat;
 mod outbox;
 mod packet;

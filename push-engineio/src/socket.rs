@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc::error::TrySendError;
 
 use crate::cork::Flush;
+use crate::full::{SessionKey, note_full};
 use crate::outbox::{Outbox, Outgoing};
 use crate::websocket::wire::Wire;
 use crate::websocket::writer::{self, Writer};
@@ -161,7 +162,9 @@ where
     /// Promises room for one packet: `Full` when the client is not keeping
     /// up (`max_buffer_size` packets wait), `Closed` once it is closing.
     pub fn reserve(&self) -> Result<Permit<'_>, TrySendError<()>> {
-        self.outbox.reserve()?;
+        self.outbox
+            .reserve()
+            .inspect_err(|error| self.note(error))?;
         Ok(Permit {
             outbox: &self.outbox,
             used: false,
@@ -173,6 +176,7 @@ where
         self.outbox
             .push(Outgoing::Message(msg.into()))
             .map_err(|error| {
+                self.note(&error);
                 map_packet(error, |packet| match packet {
                     Outgoing::Message(msg) => msg,
                     _ => Str::default(),
@@ -185,11 +189,19 @@ where
         self.outbox
             .push(Outgoing::Binary(data.into()))
             .map_err(|error| {
+                self.note(&error);
                 map_packet(error, |packet| match packet {
                     Outgoing::Binary(data) => data,
                     _ => Bytes::new(),
                 })
             })
+    }
+
+    /// Notes a refusal for a full queue, for a [`watch_full`](crate::full::watch_full).
+    fn note<T>(&self, error: &TrySendError<T>) {
+        if let TrySendError::Full(_) = error {
+            note_full(SessionKey::of(&self.req_parts));
+        }
     }
 
     /// Closes the session: what is queued is still written, then the
@@ -222,13 +234,17 @@ where
     /// [`Socket::emit_volatile`] for a message with binary attachments, all
     /// queued or none.
     pub fn emit_many_volatile(&self, msg: Str, data: VecDeque<Bytes>) -> bool {
-        match self.reserve() {
-            Ok(permit) => {
-                permit.emit_many(msg, data);
-                true
-            }
-            Err(_) => false,
+        // Not through `reserve`: a volatile message turned away is no
+        // refusal to note.
+        if self.outbox.reserve().is_err() {
+            return false;
         }
+        let permit = Permit {
+            outbox: &self.outbox,
+            used: false,
+        };
+        permit.emit_many(msg, data);
+        true
     }
 }
 

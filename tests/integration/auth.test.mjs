@@ -338,6 +338,70 @@ for (const [name, broken] of Object.entries(BROKEN_BACKENDS)) {
   });
 }
 
+describe('the background attempts\' settings', () => {
+  const resources = new Resources();
+  const clients = new ClientPool();
+  afterEach(async () => {
+    clients.closeAll();
+    await resources.release();
+  });
+
+  test('--auth-retry-attempts and --auth-retry-backoff-max: two attempts a second apart, then given up (the defaults take minutes)', async () => {
+    const backend = await resources.backend({
+      respond(req, res) {
+        res.writeHead(503);
+        res.end();
+        return true;
+      },
+    });
+    const daemon = await resources.daemon({
+      args: ['--auth-url', backend.url, '--auth-retry-attempts', '2', '--auth-retry-backoff-max', '1s', '--auth-required'],
+    });
+    await clients.connect(daemon, { cookie: cookieFor('sid-42') });
+    await waitUntil(async () => seriesValue(await scrape(daemon), 'push_auth_retries_exhausted_total') === 1, {
+      what: 'the attempts to run out',
+    });
+    const metrics = await scrape(daemon);
+    assert.equal(seriesValue(metrics, 'push_auth_retries_total'), 2);
+    assert.equal(seriesValue(metrics, 'push_connections_refused_total{reason="auth_unavailable"}'), 1, 'disconnected under --auth-required');
+    assert.match(daemon.log, /could not identify a connection after every retry.*attempts=2/);
+  });
+
+  test('--auth-retry-slot-wait: a background attempt queues for a call slot this long, then counts as failed', async () => {
+    // One call slot, and a site that takes 2.5 s to answer each call (user
+    // 42: 503). Once 42's connect has failed, user 9's connect holds the
+    // slot for 2.5 s: 42's background attempt, due within a second, finds
+    // it taken.
+    const backend = await resources.backend({
+      respond(req, res) {
+        if ((req.headers.cookie ?? '').includes('sid=sid-42')) {
+          res.writeHead(503);
+          res.end();
+          return true;
+        }
+        return false;
+      },
+      delayMs: 2_500,
+    });
+    const daemon = await resources.daemon({
+      args: ['--auth-url', backend.url, '--auth-timeout', '5s', '--auth-max-concurrency', '1',
+        '--auth-retry-slot-wait', '200ms', '--auth-retry-attempts', '1'],
+    });
+    const asked42 = () => backend.calls.filter((call) => call.cookie.includes('sid=sid-42')).length;
+    await clients.connect(daemon, { cookie: cookieFor('sid-42') });
+    const nine = clients.connect(daemon, { cookie: cookieFor('sid-9') });
+    await waitUntil(async () => seriesValue(await scrape(daemon), 'push_auth_retries_exhausted_total') === 1, {
+      what: 'the one background attempt to give up',
+    });
+    // It gave up waiting for the slot, without asking the site: 42 was
+    // asked once, at its connect. With the default (60s) the attempt would
+    // have waited for user 9's call to end and asked the site again.
+    assert.equal(asked42(), 1);
+    await nine;
+    assert.equal(asked42(), 1);
+  });
+});
+
 describe('the auth backend cannot send cookies elsewhere', () => {
   const resources = new Resources();
   const clients = new ClientPool();

@@ -10,7 +10,7 @@ import { afterEach, describe, test } from 'node:test';
 
 import { cookieFor, startAuthBackend } from './support/auth-backend.mjs';
 import { ClientPool } from './support/clients.mjs';
-import { startDaemon, tempDir } from './support/daemon.mjs';
+import { freePort, runBinary, startDaemon, tempDir } from './support/daemon.mjs';
 import { ErrorCode, Kind, RawConnection, request, sendOk } from './support/publish.mjs';
 import { sleep, waitUntil } from './support/wait.mjs';
 
@@ -306,3 +306,41 @@ describe('across a restart of the daemon', () => {
     assert.deepEqual(back.received('missed'), [1, 2, 3]);
   });
 });
+
+describe('one daemon per state directory', () => {
+  test('a second daemon on the same --state-dir refuses to start, naming the directory and the holder\'s pid; the first goes on', async () => {
+    const dir = tempDir();
+    later(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const state = path.join(dir, 'state');
+    const first = await daemonWith(['--state-dir', state]);
+    const clients = pool();
+    const page = await clients.connect(first);
+    await status(page);
+
+    const port = await freePort();
+    const second = await runBinary(['serve', '--listen', `127.0.0.1:${port}`, '--socket', path.join(dir, 'second.sock'), '--state-dir', state]);
+    assert.notEqual(second.code, 0, 'the second daemon exits');
+    assert.ok(second.stderr.includes(`the state directory ${state} is in use by another push-core (pid ${first.child.pid})`), second.stderr);
+    assert.match(second.stderr, /give this one a state_dir of its own/);
+
+    // The first still serves and journals: its history survives its own restart.
+    assert.equal(await sendOk(first.socketPath, { event: 'kept', data: 1 }), 1);
+    await waitUntil(() => page.received('kept').length === 1, { what: 'the message' });
+    await first.stop();
+    const third = await daemonWith(['--state-dir', state]);
+    const back = await reconnect(clients, third, page);
+    assert.equal((await status(back)).recovered, true);
+  });
+
+  test('a daemon killed with SIGKILL leaves nothing that stops the next one', async () => {
+    const dir = tempDir();
+    later(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const state = path.join(dir, 'state');
+    const first = await daemonWith(['--state-dir', state]);
+    await first.stop({ signal: 'SIGKILL' });
+    assert.equal(fs.readFileSync(path.join(state, 'lock'), 'utf8').trim(), String(first.child.pid), 'the lock file names its last holder');
+    const second = await daemonWith(['--state-dir', state]);
+    assert.ok(second.running);
+  });
+});
+

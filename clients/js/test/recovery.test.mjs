@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 
 import {
-  NAMESPACE, Network, openPage, position, publish, sendOk, sleep, startDaemon, tempDir, waitUntil,
+  NAMESPACE, Network, openPage, position, publish, publishMany, sendOk, sleep, startDaemon, tempDir, waitUntil,
 } from './support.mjs';
 
 // Torn down after each test, whatever it left running.
@@ -207,5 +207,59 @@ describe('the page helper', () => {
     assert.deepEqual(p.seen[0].args, [{ offset: 'mine' }]);
     assert.equal(p.push.offset, undefined);
     assert.equal(p.statuses, 0);
+  });
+});
+
+// A page that reads too slowly: its queue in push-core (64 messages here)
+// fills while the relay holds what the daemon sends. The daemon pings only
+// every 2 minutes, so the stalled page is not ended by its heartbeat.
+describe('the page helper on a page that reads too slowly', () => {
+  const SLOW = ['--max-buffered-messages', '64', '--ping-interval', '120s'];
+  const MESSAGES = 20_000;
+  const counting = (p) => p.texts().map(Number);
+
+  async function stalledPage(args) {
+    const push = await daemon([...SLOW, ...args]);
+    const relay = await network(push);
+    const p = page(relay.url);
+    await waitUntil(() => p.push.socket.connected, { what: 'the page to connect' });
+    relay.stall();
+    await publishMany(push, MESSAGES);
+    relay.unstall();
+    return { push, p };
+  }
+
+  test('within the history, every message reaches the handlers in order, and no callback fires', async () => {
+    const { p } = await stalledPage([]);
+    await waitUntil(() => p.seen.length >= MESSAGES, { timeoutMs: 60_000, what: () => `${MESSAGES} messages; the page has ${p.seen.length}` });
+    assert.deepEqual(counting(p), Array.from({ length: MESSAGES }, (_, i) => i));
+    assert.deepEqual([p.resets, p.misses, p.recovered], [[], [], []]);
+  });
+
+  test('beyond the history, onReset fires in-band and messages go on from there', async () => {
+    const { push, p } = await stalledPage(['--recovery-max-messages', '1000']);
+    await waitUntil(() => p.resets.length === 1, { timeoutMs: 60_000, what: () => `onReset; the page has ${p.seen.length} messages` });
+    const reset = p.log.indexOf('reset');
+    const before = p.log.slice(0, reset).map((entry) => Number(entry.split(':')[1]));
+    assert.ok(before.every((n, i) => n === i), 'in order and without a gap before the reset');
+    const after = p.log.slice(reset + 1).map((entry) => Number(entry.split(':')[1]));
+    assert.ok(after.every((n, i) => i === 0 || n === after[i - 1] + 1), 'without a gap after the reset');
+    // Live messages go on after it.
+    await publish(push, 'live');
+    await waitUntil(() => p.log.at(-1) === 'message:live', { what: () => `the live message; log ends ${p.log.slice(-3)}` });
+    assert.deepEqual(p.misses, []);
+  });
+
+  test('with recovery off, onMissed says how many were lost', async () => {
+    const { p } = await stalledPage(['--recovery-window', '0']);
+    const missed = () => p.misses.reduce((sum, { missed }) => sum + missed, 0);
+    await waitUntil(() => p.seen.length + missed() === MESSAGES, {
+      timeoutMs: 60_000,
+      what: () => `received (${p.seen.length}) + missed (${missed()}) = ${MESSAGES}`,
+    });
+    assert.ok(missed() > 0, 'the page lost messages');
+    const got = counting(p);
+    assert.ok(got.every((n, i) => i === 0 || n > got[i - 1]), 'what arrived is in order');
+    assert.deepEqual(p.resets, []);
   });
 });

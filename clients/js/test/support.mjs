@@ -10,7 +10,7 @@ import net from 'node:net';
 import { io } from 'socket.io-client';
 
 import { connect, STATUS_EVENT } from '../index.mjs';
-import { body, frame, Kind, request, sendOk } from '../../../tests/integration/support/publish.mjs';
+import { body, frame, Kind, RawConnection, request, sendOk } from '../../../tests/integration/support/publish.mjs';
 import { waitUntil, withGuard } from '../../../tests/integration/support/wait.mjs';
 
 export { startDaemon, tempDir } from '../../../tests/integration/support/daemon.mjs';
@@ -27,6 +27,8 @@ const POSITION_REPLY = 0x86;
  * A TCP relay between pages and the daemon that a test can cut like a
  * network: `cut()` drops every connection and refuses new ones until
  * `restore()`. `target` may change while it is cut (a restarted daemon).
+ * `stall()` stops passing on what the daemon sends, as a page too slow to
+ * read would, until `unstall()`.
  */
 export class Network {
   static async start(targetPort) {
@@ -43,6 +45,8 @@ export class Network {
     this.targetPort = targetPort;
     this.isCut = false;
     this.sockets = new Set();
+    // Each daemon-side socket and the page it goes to.
+    this.links = new Map();
     this.server = net.createServer((page) => {
       if (this.isCut) {
         page.destroy();
@@ -56,7 +60,20 @@ export class Network {
       }
       page.pipe(daemon);
       daemon.pipe(page);
+      this.links.set(daemon, page);
+      daemon.on('close', () => this.links.delete(daemon));
     });
+  }
+
+  stall() {
+    for (const [daemon, page] of this.links) {
+      daemon.unpipe(page);
+      daemon.pause();
+    }
+  }
+
+  unstall() {
+    for (const [daemon, page] of this.links) daemon.pipe(page);
   }
 
   cut() {
@@ -115,6 +132,7 @@ export function openPage(url, { events = ['news'], offset, ...options } = {}) {
   const log = [];       // 'message:<text>', 'recovered:<n>', 'reset' in the order they happened
   const recovered = [];
   const resets = [];
+  const misses = [];
   // Statuses push-core sent: one per connect, handled by the helper first
   // (its onAny listener runs before on() listeners).
   let statuses = 0;
@@ -126,6 +144,7 @@ export function openPage(url, { events = ['news'], offset, ...options } = {}) {
     offset,
     onRecovered: (info) => { recovered.push(info); log.push(`recovered:${info.replayed}`); },
     onReset: (info) => { resets.push(info); log.push('reset'); },
+    onMissed: (info) => { misses.push(info); log.push(`missed:${info.missed}`); },
     ...options,
   });
   push.socket.on(STATUS_EVENT, () => { statuses += 1; });
@@ -141,12 +160,37 @@ export function openPage(url, { events = ['news'], offset, ...options } = {}) {
     log,
     recovered,
     resets,
+    misses,
     get statuses() { return statuses; },
     texts: () => seen.map(({ args }) => args[0]?.text),
     /** Resolves once the page has had its `n`th status from push-core (its `n`th connect). */
     connected: (n = 1) => waitUntil(() => push.socket.connected && statuses >= n, { what: `status number ${n} from push-core` }),
     close: () => push.close(),
   };
+}
+
+/**
+ * Publishes `count` messages { text: '<n>', filler } of about `size` bytes
+ * as `event`, pipelined on one publish connection.
+ */
+export async function publishMany(daemon, count, { size = 2000, event = 'news' } = {}) {
+  const publisher = await RawConnection.open(daemon.socketPath);
+  try {
+    await publisher.handshake();
+    const filler = 'x'.repeat(size);
+    const batch = 200;
+    for (let n = 0; n < count; n += batch) {
+      const end = Math.min(n + batch, count);
+      const frames = [];
+      for (let i = n; i < end; i++) {
+        frames.push(request.publish(i + 1, { namespace: NAMESPACE, event, data: { text: String(i), filler } }));
+      }
+      publisher.write(Buffer.concat(frames));
+      for (let i = n; i < end; i++) assert.equal((await publisher.reply()).kind, Kind.PUBLISHED);
+    }
+  } finally {
+    publisher.destroy();
+  }
 }
 
 /** Publishes { text } as `event` to the namespace and returns how many connections push-core handed it to. */

@@ -45,6 +45,7 @@ use self::stats::{NamespaceDetails, ServerStats, TrafficSampler};
 use crate::cluster::{Io, Socket};
 use crate::config::{AdminUiMode, NodeId, PasswordHash};
 use crate::dispatch::Dispatcher;
+use crate::log_throttle::{Line, LogThrottle, Source};
 use crate::metrics::Metrics;
 use crate::socketio::{self, ConnectionLimits, Refusal};
 
@@ -100,6 +101,8 @@ struct Door {
     login: Arc<Login>,
     limits: Arc<ConnectionLimits>,
     metrics: Arc<Metrics>,
+    /// Refused logins' lines: one per address and interval.
+    refusal_lines: LogThrottle,
     dispatcher: Dispatcher,
     mode: AdminUiMode,
 }
@@ -124,6 +127,7 @@ impl AdminUi {
             login: Login::new(settings.username.clone(), settings.password_hash.clone()),
             limits,
             metrics: metrics.clone(),
+            refusal_lines: LogThrottle::default(),
             dispatcher,
             mode: settings.mode,
         };
@@ -195,7 +199,13 @@ impl Door {
             }
             LoginOutcome::Refused => {
                 self.metrics.connection_refused(Refusal::AdminUiLogin);
-                tracing::info!(address = ?address, "refused an Admin UI login: invalid credentials");
+                let line = Line {
+                    kind: Refusal::AdminUiLogin.label(),
+                    level: tracing::Level::INFO,
+                };
+                if self.refusal_lines.allow(line, Source(address)) {
+                    tracing::info!(address = ?address, "refused an Admin UI login: invalid credentials");
+                }
                 Err(LoginRefused::InvalidCredentials)
             }
         }

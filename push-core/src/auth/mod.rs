@@ -34,7 +34,7 @@ use tokio::sync::Semaphore;
 use self::breaker::CircuitBreaker;
 use self::cache::{AuthCache, LookupError, Source};
 pub use self::outcome::AuthOutcome;
-use crate::config::AuthSettings;
+use crate::config::{AuthRetrySettings, AuthSettings};
 use crate::metrics::Metrics;
 
 /// The auth answer is tiny JSON; anything bigger is a misconfigured endpoint
@@ -43,13 +43,6 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// Longest user id accepted; ids are used in room names and logs.
 const MAX_USER_ID_LEN: usize = 256;
-
-/// How long a background lookup may queue for a call slot. Nobody's
-/// handshake waits on it, so it queues far longer than a connect: a storm's
-/// backlog then drains at the pace the site can take, in arrival order,
-/// instead of timing out and coming back. Past this the attempt counts as
-/// failed and is retried later, like any other failure.
-const BACKGROUND_SLOT_WAIT: Duration = Duration::from_secs(60);
 
 /// Who waits for an answer, which decides how long it may queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +133,12 @@ impl Authenticator {
     }
 
     /// True when guests are refused rather than served broadcasts.
+    /// How connections it could not identify at connect are asked about
+    /// again.
+    pub fn retry(&self) -> AuthRetrySettings {
+        self.settings.retry
+    }
+
     pub fn required(&self) -> bool {
         self.settings.required
     }
@@ -195,7 +194,12 @@ impl Authenticator {
         let slot_wait = match urgency {
             // Waiting for a free slot counts against the same timeout as the call.
             Urgency::Connect => self.settings.timeout,
-            Urgency::Background => BACKGROUND_SLOT_WAIT,
+            // Nobody's handshake waits on a background lookup, so it may
+            // queue far longer (auth_retry_slot_wait): a storm's backlog
+            // then drains at the pace the site can take, in arrival order,
+            // instead of timing out and coming back. Past it the attempt
+            // counts as failed and is retried later, like any other failure.
+            Urgency::Background => self.settings.retry.slot_wait,
         };
         let Ok(Ok(_permit)) = tokio::time::timeout(slot_wait, self.in_flight.acquire()).await
         else {

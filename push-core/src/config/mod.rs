@@ -52,6 +52,27 @@ pub mod defaults {
     /// Calls in flight to the auth URL at once; more connects wait. Keeps a
     /// reconnect storm from occupying every PHP worker of the site.
     pub const AUTH_MAX_CONCURRENCY: usize = 32;
+    /// Background attempts to identify a connection the site could not
+    /// identify at connect. With the delays below they span four to five
+    /// minutes: long enough to ride out a deploy or a restart of the site,
+    /// not so long that a site that is really down is asked forever.
+    pub const AUTH_RETRY_ATTEMPTS: u32 = 10;
+    /// Past this many attempts a connection would be asked about for
+    /// hours; a site down that long is better served by reconnects.
+    pub const AUTH_RETRY_ATTEMPTS_MAX: u32 = 100;
+    /// The longest wait between two background attempts, so a connection
+    /// is identified within about a minute of the site coming back.
+    pub const AUTH_RETRY_BACKOFF_MAX: Duration = Duration::from_secs(60);
+    /// The first wait; the cap may not be shorter.
+    pub const AUTH_RETRY_FIRST_DELAY: Duration = Duration::from_secs(1);
+    /// How long a background attempt may queue for a call slot. Nobody's
+    /// handshake waits on it, so it queues far longer than a connect: a
+    /// storm's backlog then drains at the pace the site can take, in
+    /// arrival order, instead of timing out and coming back.
+    pub const AUTH_RETRY_SLOT_WAIT: Duration = Duration::from_secs(60);
+    /// Past an hour, a setting of the auth retries is a typo: nobody
+    /// waits that long between two questions to the site.
+    pub const AUTH_RETRY_DURATION_MAX: Duration = Duration::from_secs(60 * 60);
     /// Far above what one 2-core machine serves, low enough to stop a flood
     /// before memory runs out.
     pub const MAX_CONNECTIONS: usize = 100_000;
@@ -182,6 +203,15 @@ pub struct Config {
     pub auth_cache_size: usize,
     /// Most calls to the auth URL in flight at once.
     pub auth_max_concurrency: usize,
+    /// Background attempts to identify a connection the site could not
+    /// identify at connect.
+    pub auth_retry_attempts: u32,
+    /// Longest wait between two background attempts.
+    #[serde(with = "duration")]
+    pub auth_retry_backoff_max: Duration,
+    /// How long a background attempt may wait for a free call slot.
+    #[serde(with = "duration")]
+    pub auth_retry_slot_wait: Duration,
 
     /// Most browser connections in total; 0: no limit.
     pub max_connections: usize,
@@ -285,6 +315,9 @@ impl Default for Config {
             auth_cache_ttl: defaults::AUTH_CACHE_TTL,
             auth_cache_size: defaults::AUTH_CACHE_SIZE,
             auth_max_concurrency: defaults::AUTH_MAX_CONCURRENCY,
+            auth_retry_attempts: defaults::AUTH_RETRY_ATTEMPTS,
+            auth_retry_backoff_max: defaults::AUTH_RETRY_BACKOFF_MAX,
+            auth_retry_slot_wait: defaults::AUTH_RETRY_SLOT_WAIT,
             max_connections: defaults::MAX_CONNECTIONS,
             max_connections_per_ip: defaults::MAX_CONNECTIONS_PER_IP,
             handshakes_per_ip_per_minute: defaults::HANDSHAKES_PER_IP_PER_MINUTE,
@@ -552,6 +585,7 @@ impl Config {
             ));
         }
         at_least("auth_max_concurrency", self.auth_max_concurrency, 1)?;
+        self.validate_auth_retry()?;
         at_least(
             "max_client_packet",
             self.max_client_packet.get(),
@@ -600,6 +634,37 @@ impl Config {
                     "{} is not a file; name a socket.io client bundle, e.g. node_modules/socket.io-client/dist/socket.io.js",
                     script.display()
                 ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The auth retries' settings: some attempts, spaced and queued for
+    /// between their shortest sensible and an hour.
+    fn validate_auth_retry(&self) -> Result<(), ConfigError> {
+        at_least("auth_retry_attempts", self.auth_retry_attempts, 1)?;
+        if self.auth_retry_attempts > defaults::AUTH_RETRY_ATTEMPTS_MAX {
+            return Err(ConfigError::value(
+                "auth_retry_attempts",
+                format!(
+                    "{} is over {}: a connection would be asked about for hours; let the site's outage end in reconnects instead",
+                    self.auth_retry_attempts,
+                    defaults::AUTH_RETRY_ATTEMPTS_MAX
+                ),
+            ));
+        }
+        let first = defaults::AUTH_RETRY_FIRST_DELAY;
+        let most = defaults::AUTH_RETRY_DURATION_MAX;
+        if self.auth_retry_backoff_max < first || self.auth_retry_backoff_max > most {
+            return Err(ConfigError::value(
+                "auth_retry_backoff_max",
+                "must be at least 1s (the first wait) and at most 1h",
+            ));
+        }
+        if self.auth_retry_slot_wait.is_zero() || self.auth_retry_slot_wait > most {
+            return Err(ConfigError::value(
+                "auth_retry_slot_wait",
+                "must be more than 0 and at most 1h",
             ));
         }
         Ok(())
@@ -786,6 +851,11 @@ impl Config {
             cache_ttl: self.auth_cache_ttl,
             cache_size: self.auth_cache_size,
             max_concurrency: self.auth_max_concurrency,
+            retry: AuthRetrySettings {
+                attempts: self.auth_retry_attempts,
+                backoff_max: self.auth_retry_backoff_max,
+                slot_wait: self.auth_retry_slot_wait,
+            },
         })
     }
 
@@ -853,6 +923,18 @@ pub struct AuthSettings {
     pub cache_ttl: Duration,
     pub cache_size: usize,
     pub max_concurrency: usize,
+    pub retry: AuthRetrySettings,
+}
+
+/// How a connection the site could not identify at connect is asked about
+/// again, in the background.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthRetrySettings {
+    pub attempts: u32,
+    /// The longest wait between two attempts.
+    pub backoff_max: Duration,
+    /// How long an attempt may queue for a call slot.
+    pub slot_wait: Duration,
 }
 
 /// Who may publish, and how.

@@ -16,8 +16,8 @@
 //! Unix-socket listener is just one caller of it.
 
 mod counts;
+mod slow_consumers;
 
-use futures_util::FutureExt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use std::task::Poll;
 
 use push_client::{ErrorCode, Publish, Target};
 use serde_json::value::RawValue;
-use socketioxide::{BroadcastError, SendError, operators::BroadcastOperators};
+use socketioxide::{BroadcastError, SendError, SocketError, operators::BroadcastOperators};
 use thiserror::Error;
 
 use crate::cluster::history::{SharedHistory, Unnumbered};
@@ -38,6 +38,7 @@ use crate::socketio;
 
 use self::counts::counted_elsewhere;
 pub use self::counts::{Count, Counting, PendingCount};
+use self::slow_consumers::{Delivery, Emitted, Fate, emit_corked};
 
 /// Event names the socket.io client handles itself; a publish under one of
 /// them would never reach the page's handlers, or would confuse the client.
@@ -165,7 +166,7 @@ impl Dispatcher {
         payload: &RawValue,
     ) -> Result<Count, DispatchError> {
         let handed = match &self.recovery {
-            None => self.deliver_here(publish, payload).await?,
+            None => self.deliver_here(publish, payload, None).await?,
             Some(recovery) => {
                 let mut stream = recovery
                     .lock(publish.namespace)
@@ -175,7 +176,8 @@ impl Dispatcher {
                 let argument = OffsetArgument {
                     offset: offset.to_string(),
                 };
-                self.deliver_here(publish, &(payload, argument)).await?
+                self.deliver_here(publish, &(payload, argument), Some(offset))
+                    .await?
             }
         };
         let mut count = Count::default();
@@ -218,6 +220,9 @@ impl Dispatcher {
                     // numbered it, they get it a second time from the
                     // history: docs/scaling.md, "When Redis is down".)
                     tracing::debug!(%error, "a publish could not be added to the cluster's history");
+                    if let Some(shared) = &dispatcher.shared {
+                        shared.note_unnumbered(&namespace);
+                    }
                     if let Ok(entry) = serde_json::from_slice::<Entry>(&message) {
                         count.add(dispatcher.emit_local(&namespace, &entry).await as u64);
                     }
@@ -237,9 +242,16 @@ impl Dispatcher {
         payload: &RawValue,
     ) -> Result<Counting, DispatchError> {
         let here = self.recipients_here(publish)?;
+        let delivery = Delivery {
+            namespace: publish.namespace,
+            target: &publish.target,
+            offset: None,
+        };
         if !cluster.is_up() {
             let selection = self.select(publish.namespace, &publish.target)?.local();
-            let undelivered = self.emit_here(selection, publish.event, payload).await?;
+            let undelivered = self
+                .emit_here(selection, delivery, publish.event, payload)
+                .await?;
             // The other nodes can be neither reached nor asked.
             let count = Count {
                 total: u32::try_from(here.saturating_sub(undelivered)).unwrap_or(u32::MAX),
@@ -254,8 +266,18 @@ impl Dispatcher {
         let payload_bytes = publish.payload.len();
         let dispatcher = self.clone();
         let mut counting: PendingCount = Box::pin(async move {
-            let emitting =
-                link::receivers_of(dispatcher.emit(selection, &entry.event, &*entry.payload));
+            let target = entry.target();
+            let delivery = Delivery {
+                namespace: &namespace,
+                target: &target,
+                offset: None,
+            };
+            let emitting = link::receivers_of(dispatcher.emit(
+                selection,
+                delivery,
+                &entry.event,
+                &*entry.payload,
+            ));
             let mut emitting = std::pin::pin!(emitting);
             let first = poll_once(emitting.as_mut()).await;
             // Asked only once the message is queued to Redis: a node that
@@ -319,8 +341,13 @@ impl Dispatcher {
             return 0;
         };
         let recipients = recipients.sockets().len();
+        let delivery = Delivery {
+            namespace,
+            target: &target,
+            offset: None,
+        };
         match self
-            .emit_here(selection.local(), &entry.event, &*entry.payload)
+            .emit_here(selection.local(), delivery, &entry.event, &*entry.payload)
             .await
         {
             Ok(undelivered) => recipients.saturating_sub(undelivered),
@@ -331,14 +358,23 @@ impl Dispatcher {
     /// Hands a message read from the cluster's history to this node's
     /// connections; the caller holds the namespace's lock.
     pub async fn deliver_numbered(&self, namespace: &str, offset: Offset, entry: &Entry) {
-        let Ok(selection) = self.select(namespace, &entry.target()) else {
+        let target = entry.target();
+        let Ok(selection) = self.select(namespace, &target) else {
             return;
         };
         let argument = OffsetArgument {
             offset: offset.to_string(),
         };
         let data = (&*entry.payload, argument);
-        if let Err(error) = self.emit_here(selection.local(), &entry.event, &data).await {
+        let delivery = Delivery {
+            namespace,
+            target: &target,
+            offset: Some(offset),
+        };
+        if let Err(error) = self
+            .emit_here(selection.local(), delivery, &entry.event, &data)
+            .await
+        {
             tracing::warn!(%error, "a message from the cluster could not be handed out");
         }
     }
@@ -358,7 +394,17 @@ impl Dispatcher {
         // Connections still waiting for their identity get their status,
         // with the position then, once admitted.
         let selection = everyone.local().except(UNIDENTIFIED_ROOM);
-        if let Err(error) = self.emit_here(selection, STATUS_EVENT, &status).await {
+        // A page whose buffer is full is caught up from the new start,
+        // which begins with this same status.
+        let delivery = Delivery {
+            namespace,
+            target: &Target::everyone(),
+            offset: None,
+        };
+        if let Err(error) = self
+            .emit_here(selection, delivery, STATUS_EVENT, &status)
+            .await
+        {
             tracing::warn!(%error, "pages could not be told to reload");
         }
     }
@@ -376,14 +422,21 @@ impl Dispatcher {
 
     /// Hands `data` (the payload, or the payload and its offset argument)
     /// to the publish's recipients on this node, a node on its own; returns
-    /// how many took it.
+    /// how many took it, or get it from a catch-up. `offset` is the
+    /// message's, when it is numbered.
     async fn deliver_here<T: ?Sized + serde::Serialize>(
         &self,
         publish: &Publish<'_>,
         data: &T,
+        offset: Option<Offset>,
     ) -> Result<usize, DispatchError> {
+        let delivery = Delivery {
+            namespace: publish.namespace,
+            target: &publish.target,
+            offset,
+        };
         if publish.target.is_everyone() {
-            return self.broadcast_here(publish, data).await;
+            return self.broadcast_here(delivery, publish.event, data).await;
         }
         // socketioxide's emit does not say how many connections it reached,
         // so the recipients are selected first, to count them.
@@ -393,10 +446,12 @@ impl Dispatcher {
         if recipients.len() <= FEW_RECIPIENTS {
             // A private message: each of the user's connections is sent it
             // directly, instead of a second selection by room.
-            return self.emit_each(&recipients, publish.event, data);
+            return self.emit_each(&recipients, delivery, publish.event, data);
         }
         let selection = self.select(publish.namespace, &publish.target)?.local();
-        let undelivered = self.emit_here(selection, publish.event, data).await?;
+        let undelivered = self
+            .emit_here(selection, delivery, publish.event, data)
+            .await?;
         Ok(recipients.len().saturating_sub(undelivered))
     }
 
@@ -405,102 +460,103 @@ impl Dispatcher {
     /// namespace is not selected a second time just to count it (at 5,000
     /// connections that was a fifth of a delivery's user-space time,
     /// docs/benchmarks.md). Pages being sent what they missed are counted
-    /// too: their replay brings the message.
+    /// too: their replay brings the message; so are those whose buffer it
+    /// found full, with recovery on: their catch-up brings it.
     async fn broadcast_here<T: ?Sized + serde::Serialize>(
         &self,
-        publish: &Publish<'_>,
+        delivery: Delivery<'_>,
+        event: &str,
         data: &T,
     ) -> Result<usize, DispatchError> {
-        let selection = self.select(publish.namespace, &publish.target)?.local();
-        let mut emitting = std::pin::pin!(selection.emit(publish.event, data));
-        let (emitted, handed) = engineioxide::corked_counting(|| emitting.as_mut().now_or_never());
-        let handed = match emitted {
-            // Those that could not take it were not handed it.
-            Some(emitted) => {
-                self.count_failures(emitted)?;
-                handed
-            }
+        let selection = self.select(delivery.namespace, delivery.target)?.local();
+        let emitted = emit_corked(selection, event, data).await;
+        let handed = emitted.handed;
+        let lost = self
+            .lost(emitted, delivery)
+            .map_err(|error| DispatchError::Encoding(error.to_string()))?;
+        let handed = match handed {
+            Some(handed) => handed,
             // Not done within the burst (not so for a local emit): what it
             // handed afterwards went uncounted, so count by selecting.
             None => {
-                let failed = self.count_failures(emitting.await)?;
-                let live = self.select(publish.namespace, &publish.target)?.local();
-                live.sockets().len().saturating_sub(failed)
+                let live = self.select(delivery.namespace, delivery.target)?.local();
+                live.sockets().len().saturating_sub(lost)
             }
         };
-        Ok(handed + self.replaying(publish))
+        Ok(handed + self.replaying(delivery))
     }
 
-    /// The connections of `publish`'s target being sent what they missed.
-    fn replaying(&self, publish: &Publish<'_>) -> usize {
+    /// The connections of `delivery`'s target being sent what they missed.
+    fn replaying(&self, delivery: Delivery<'_>) -> usize {
         if self.recovery.is_none() {
             return 0;
         }
-        self.recipients(publish.namespace, &publish.target)
+        self.recipients(delivery.namespace, delivery.target)
             .map_or(0, |recipients| recipients.to(RESUMING_ROOM).sockets().len())
     }
 
-    /// How many connections an emit could not hand the message.
-    fn count_failures(&self, emitted: Result<(), BroadcastError>) -> Result<usize, DispatchError> {
-        match emitted {
-            Ok(()) => Ok(0),
-            Err(BroadcastError::Socket(failed)) => Ok(self.dropped(failed.len())),
-            Err(error) => Err(DispatchError::Encoding(error.to_string())),
-        }
-    }
-
     /// Emits to `selection`; returns how many of this node's connections
-    /// could not take the message (they were closing, or their buffer was
-    /// full: everyone else still got it).
+    /// lost the message: they were closing, or their buffer was full and
+    /// recovery is off (see [`slow_consumers`]). Everyone else got it, or
+    /// gets it from a catch-up.
     async fn emit<T: ?Sized + serde::Serialize>(
         &self,
         selection: BroadcastOperators<NodeAdapter>,
+        delivery: Delivery<'_>,
         event: &str,
         data: &T,
     ) -> Result<usize, BroadcastError> {
-        // The packets go out after the burst, written by a few flush tasks
-        // rather than by waking each recipient's task (docs/transport.md).
-        // A local emit is done within its first poll; what a cluster
-        // adapter still waits for (Redis) completes outside the burst.
-        let mut emitting = std::pin::pin!(selection.emit(event, data));
-        let emitted = match engineioxide::corked(|| emitting.as_mut().now_or_never()) {
-            Some(emitted) => emitted,
-            None => emitting.await,
-        };
-        match emitted {
+        let emitted = emit_corked(selection, event, data).await;
+        self.lost(emitted, delivery)
+    }
+
+    /// How many connections lost an emitted message, counted as dropped:
+    /// those closing, and those whose buffer was full unless their
+    /// catch-up brings it ([`Self::queues_full`]).
+    fn lost(&self, emitted: Emitted, delivery: Delivery<'_>) -> Result<usize, BroadcastError> {
+        match emitted.result {
             Ok(()) => Ok(0),
-            Err(BroadcastError::Socket(failed)) => Ok(self.dropped(failed.len())),
+            Err(BroadcastError::Socket(failed)) => {
+                let closing = failed
+                    .iter()
+                    .filter(|error| matches!(error, SocketError::Closed))
+                    .count();
+                let lost = closing + self.queues_full(&emitted.full, delivery);
+                tracing::debug!(
+                    closing,
+                    full = emitted.full.len(),
+                    lost,
+                    "some connections could not take the message"
+                );
+                self.metrics.deliveries_dropped(lost as u64);
+                Ok(lost)
+            }
             Err(error) => Err(error),
         }
     }
 
-    /// Counts `failed` connections that could not take a message (closing,
-    /// or a full buffer: everyone else still got it) as dropped.
-    fn dropped(&self, failed: usize) -> usize {
-        tracing::debug!(failed, "some connections could not take the message");
-        self.metrics.deliveries_dropped(failed as u64);
-        failed
-    }
-
-    /// Emits to each of `sockets` on its own; returns how many took it.
-    /// Each encodes its own packet, so this is for a few sockets only. A
-    /// connection being sent what it missed is counted and not sent this
-    /// now: its replay brings it (see [`Self::select`]).
+    /// Emits to each of `sockets` on its own; returns how many took it, or
+    /// get it from a catch-up. Each encodes its own packet, so this is for
+    /// a few sockets only. A connection being sent what it missed is
+    /// counted and not sent this now: its replay brings it (see
+    /// [`Self::select`]).
     ///
     /// The burst is corked: each connection is written right after it, in
     /// this task, before the publisher hears back (docs/transport.md).
     fn emit_each<T: ?Sized + serde::Serialize>(
         &self,
         sockets: &[Socket],
+        delivery: Delivery<'_>,
         event: &str,
         data: &T,
     ) -> Result<usize, DispatchError> {
-        engineioxide::corked(|| self.emit_each_corked(sockets, event, data))
+        engineioxide::corked(|| self.emit_each_corked(sockets, delivery, event, data))
     }
 
     fn emit_each_corked<T: ?Sized + serde::Serialize>(
         &self,
         sockets: &[Socket],
+        delivery: Delivery<'_>,
         event: &str,
         data: &T,
     ) -> Result<usize, DispatchError> {
@@ -512,6 +568,12 @@ impl Dispatcher {
             }
             match socket.emit(event, data) {
                 Ok(()) => handed += 1,
+                Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+                    match self.queue_full(socket, delivery.offset) {
+                        Fate::Later => handed += 1,
+                        Fate::Lost => self.metrics.deliveries_dropped(1),
+                    }
+                }
                 Err(SendError::Socket(error)) => {
                     tracing::debug!(%error, "a connection could not take the message");
                     self.metrics.deliveries_dropped(1);
@@ -529,10 +591,11 @@ impl Dispatcher {
     async fn emit_here<T: ?Sized + serde::Serialize>(
         &self,
         selection: BroadcastOperators<NodeAdapter>,
+        delivery: Delivery<'_>,
         event: &str,
         data: &T,
     ) -> Result<usize, DispatchError> {
-        self.emit(selection, event, data)
+        self.emit(selection, delivery, event, data)
             .await
             .map_err(|error| DispatchError::Encoding(error.to_string()))
     }

@@ -13,9 +13,10 @@
 //! the same stable codes as the socket protocol.
 
 use std::borrow::Cow;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::middleware::Next;
@@ -30,13 +31,22 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::dispatch::{DispatchError, Dispatcher};
+use crate::log_throttle::{Line, LogThrottle, Source};
 use crate::metrics::Metrics;
+
+/// A request refused for its token.
+const WRONG_TOKEN_LINE: Line = Line {
+    kind: "http_api_token",
+    level: tracing::Level::WARN,
+};
 
 #[derive(Clone)]
 struct ApiState {
     dispatcher: Dispatcher,
     metrics: Arc<Metrics>,
     token_digest: [u8; 32],
+    /// Refusals' lines: one per address and interval.
+    refusal_lines: LogThrottle,
 }
 
 /// The API's routes, guarded by the bearer token.
@@ -50,6 +60,7 @@ pub(crate) fn router(
         dispatcher,
         metrics,
         token_digest: Sha256::digest(token.as_bytes()).into(),
+        refusal_lines: LogThrottle::default(),
     };
     Router::new()
         .route("/api/publish", post(publish))
@@ -75,8 +86,12 @@ async fn require_token(State(state): State<ApiState>, request: Request, next: Ne
         .unwrap_or("");
     let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
     if !constant_time_eq(&digest, &state.token_digest) {
-        tracing::warn!("refused an HTTP publish request with a missing or wrong token");
         state.metrics.protocol_error(ErrorCode::FORBIDDEN);
+        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>();
+        let source = Source(peer.map(|peer| peer.0.ip()));
+        if state.refusal_lines.allow(WRONG_TOKEN_LINE, &source) {
+            tracing::warn!(%source, "refused an HTTP publish request with a missing or wrong token");
+        }
         return error(
             StatusCode::UNAUTHORIZED,
             ErrorCode::FORBIDDEN,

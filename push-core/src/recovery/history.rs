@@ -244,9 +244,14 @@ impl History {
         freed
     }
 
-    /// The messages after `seq` that reached `recipient`, if every message
-    /// after `seq` is still kept.
-    pub fn after(&self, seq: u64, recipient: Recipient<'_>) -> Result<Vec<Arc<Entry>>, Missed> {
+    /// The first `limit` messages after `seq` that reached `recipient`, if
+    /// every message after `seq` is still kept.
+    pub fn after(
+        &self,
+        seq: u64,
+        recipient: Recipient<'_>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Entry>>, Missed> {
         if seq > self.last_seq {
             return Err(Missed);
         }
@@ -263,6 +268,7 @@ impl History {
             .iter()
             .skip(skip)
             .filter(|entry| entry.reaches(recipient))
+            .take(limit)
             .cloned()
             .collect())
     }
@@ -314,14 +320,21 @@ mod tests {
             user: Some("42"),
             rooms: &rooms,
         };
-        assert_eq!(seqs(&history.after(0, alice).unwrap()), [1, 2, 4, 6]);
-        assert_eq!(seqs(&history.after(3, alice).unwrap()), [4, 6]);
+        assert_eq!(
+            seqs(&history.after(0, alice, usize::MAX).unwrap()),
+            [1, 2, 4, 6]
+        );
+        assert_eq!(seqs(&history.after(3, alice, usize::MAX).unwrap()), [4, 6]);
         let guest = Recipient {
             user: None,
             rooms: &[],
         };
-        assert_eq!(seqs(&history.after(0, guest).unwrap()), [1, 5]);
-        assert_eq!(seqs(&history.after(6, guest).unwrap()), Vec::<u64>::new());
+        assert_eq!(seqs(&history.after(0, guest, usize::MAX).unwrap()), [1, 5]);
+        assert_eq!(
+            seqs(&history.after(6, guest, usize::MAX).unwrap()),
+            Vec::<u64>::new()
+        );
+        assert_eq!(seqs(&history.after(0, alice, 2).unwrap()), [1, 2]);
     }
 
     #[test]
@@ -338,12 +351,15 @@ mod tests {
             user: None,
             rooms: &[],
         };
-        assert!(history.after(1, anyone).is_err());
-        assert_eq!(seqs(&history.after(2, anyone).unwrap()), [3, 4, 5]);
-        assert!(history.after(6, anyone).is_err());
+        assert!(history.after(1, anyone, usize::MAX).is_err());
+        assert_eq!(
+            seqs(&history.after(2, anyone, usize::MAX).unwrap()),
+            [3, 4, 5]
+        );
+        assert!(history.after(6, anyone, usize::MAX).is_err());
         history.expire(0, 1);
-        assert_eq!(seqs(&history.after(4, anyone).unwrap()), [5]);
-        assert!(history.after(3, anyone).is_err());
+        assert_eq!(seqs(&history.after(4, anyone, usize::MAX).unwrap()), [5]);
+        assert!(history.after(3, anyone, usize::MAX).is_err());
     }
 
     #[test]
@@ -353,11 +369,11 @@ mod tests {
             user: None,
             rooms: &[],
         };
-        assert!(history.after(9, anyone).unwrap().is_empty());
+        assert!(history.after(9, anyone, usize::MAX).unwrap().is_empty());
         history.push(entry(10, &[], &[], &[]));
         history.expire(u64::MAX, usize::MAX);
         assert_eq!(history.len(), 0);
-        assert!(history.after(10, anyone).unwrap().is_empty());
-        assert!(history.after(9, anyone).is_err());
+        assert!(history.after(10, anyone, usize::MAX).unwrap().is_empty());
+        assert!(history.after(9, anyone, usize::MAX).is_err());
     }
 }

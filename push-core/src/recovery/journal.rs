@@ -32,7 +32,7 @@
 //!   restart.
 //!
 //! The files hold private messages, so the directory is made `0700` and
-//! the files `0600`.
+//! the files `0600`. One daemon at a time uses a directory ([`DirLock`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
@@ -48,6 +48,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::dir_lock::{DirLock, LockError};
 use super::history::{Entry, History};
 use super::offset::new_epoch;
 
@@ -77,6 +78,10 @@ const SEGMENT_SUFFIX: &str = ".jsonl";
 pub enum JournalError {
     #[error("cannot use the state directory {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error(
+        "the state directory {path} is in use by another push-core ({holder}); two daemons writing one journal would mix up their histories: stop that one, or give this one a state_dir of its own"
+    )]
+    InUse { path: PathBuf, holder: String },
 }
 
 /// What a journal held when the daemon started.
@@ -129,6 +134,9 @@ pub struct Journal {
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Messages left out because the writer was [`QUEUE_LENGTH`] behind.
     dropped: AtomicU64,
+    /// Held while the journal is open; let go after the writer's last
+    /// write.
+    lock: Mutex<Option<DirLock>>,
 }
 
 impl Journal {
@@ -141,6 +149,16 @@ impl Journal {
             source,
         };
         prepare_dir(dir).map_err(io_error)?;
+        let lock = DirLock::take(dir).map_err(|error| match error {
+            LockError::Held { pid } => JournalError::InUse {
+                path: dir.to_owned(),
+                holder: pid.map_or_else(
+                    || "its pid is not written yet".to_owned(),
+                    |pid| format!("pid {pid}"),
+                ),
+            },
+            LockError::Io(source) => io_error(source),
+        })?;
         let segments = list_segments(dir).map_err(io_error)?;
         let loaded = match (read_epoch(dir), read_clean_stop(dir)) {
             (Some(epoch), Some(positions)) => {
@@ -197,6 +215,7 @@ impl Journal {
             sender: Mutex::new(Some(sender)),
             writer: Mutex::new(Some(writer)),
             dropped: AtomicU64::new(0),
+            lock: Mutex::new(Some(lock)),
         };
         Ok((journal, loaded))
     }
@@ -231,6 +250,9 @@ impl Journal {
             && let Some(writer) = writer.take()
         {
             let _ = writer.join();
+        }
+        if let Ok(mut lock) = self.lock.lock() {
+            lock.take();
         }
     }
 }
@@ -641,6 +663,22 @@ mod tests {
         let history = &loaded.streams["/"];
         assert_eq!(history.last_seq(), 5);
         assert_eq!(history.len(), 1, "only what follows the gap is a stream");
+    }
+
+    #[test]
+    fn a_second_journal_on_the_directory_is_refused_while_the_first_is_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let namespaces = served();
+        let (journal, _) = Journal::open(dir.path(), keep(&namespaces)).unwrap();
+        match Journal::open(dir.path(), keep(&namespaces)) {
+            Err(JournalError::InUse { holder, .. }) => {
+                assert_eq!(holder, format!("pid {}", std::process::id()));
+            }
+            Err(other) => panic!("expected the directory to be in use: {other}"),
+            Ok(_) => panic!("expected the directory to be in use"),
+        }
+        journal.close();
+        assert!(Journal::open(dir.path(), keep(&namespaces)).is_ok());
     }
 
     #[test]

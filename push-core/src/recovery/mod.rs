@@ -19,6 +19,7 @@
 //! [`journal`] keeps the history and its epoch on disk, so a restart of the
 //! daemon loses nothing.
 
+mod dir_lock;
 mod history;
 pub mod journal;
 mod offset;
@@ -160,8 +161,10 @@ impl Recovery {
         let stream = self.lock(namespace).await?;
         let position = stream.position();
         let from = requested.filter(|offset| offset.epoch == position.epoch);
+        // One more than may be replayed, to tell "too many" apart.
+        let limit = self.settings.max_replay.saturating_add(1);
         Some(
-            match from.map(|from| (from, stream.after(from.seq, recipient))) {
+            match from.map(|from| (from, stream.after(from.seq, recipient, limit))) {
                 Some((from, Ok(entries))) if entries.len() <= self.settings.max_replay => {
                     Resume::Recovered {
                         from,
@@ -306,9 +309,15 @@ impl Stream<'_> {
         recovery.enforce_memory_cap(Some(&mut self.history));
     }
 
-    /// The kept messages after `seq` that reached `recipient`.
-    pub fn after(&self, seq: u64, recipient: Recipient<'_>) -> Result<Vec<Arc<Entry>>, Missed> {
-        self.history.after(seq, recipient)
+    /// The first `limit` kept messages after `seq` that reached
+    /// `recipient`.
+    pub fn after(
+        &self,
+        seq: u64,
+        recipient: Recipient<'_>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Entry>>, Missed> {
+        self.history.after(seq, recipient, limit)
     }
 }
 
@@ -414,8 +423,8 @@ mod tests {
             publish(&recovery, "/", &[]).await;
         }
         let history = recovery.lock("/").await.unwrap();
-        assert_eq!(history.after(2, ANYONE).unwrap().len(), 3);
-        assert!(history.after(1, ANYONE).is_err());
+        assert_eq!(history.after(2, ANYONE, usize::MAX).unwrap().len(), 3);
+        assert!(history.after(1, ANYONE, usize::MAX).is_err());
         drop(history);
 
         let one = Entry {
@@ -439,7 +448,7 @@ mod tests {
                 .lock("/")
                 .await
                 .unwrap()
-                .after(1, ANYONE)
+                .after(1, ANYONE, usize::MAX)
                 .unwrap()
                 .len(),
             2
@@ -449,7 +458,7 @@ mod tests {
                 .lock("/chat")
                 .await
                 .unwrap()
-                .after(1, ANYONE)
+                .after(1, ANYONE, usize::MAX)
                 .unwrap()
                 .len(),
             2

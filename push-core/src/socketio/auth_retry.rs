@@ -24,9 +24,10 @@
 //! comeback would repeat the handshake and the auth call, adding to the
 //! storm it was meant to wait out.
 //!
-//! Attempts are bounded ([`MAX_ATTEMPTS`]), spaced by an exponential
-//! backoff with jitter so a storm's failures do not come back all at once,
-//! and stop as soon as the connection goes away.
+//! Attempts are bounded (`auth_retry_attempts`), spaced by an exponential
+//! backoff with jitter up to `auth_retry_backoff_max`, so a storm's failures
+//! do not come back all at once, and stop as soon as the connection goes
+//! away.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,21 +38,20 @@ use tokio_util::sync::CancellationToken;
 use super::Refusal;
 use super::connect::Admission;
 use crate::auth::{Answer, Authenticator, Handshake, Urgency};
+use crate::config::defaults;
+use crate::log_throttle::Line;
 use crate::metrics::Metrics;
 use crate::rooms::UNIDENTIFIED_ROOM;
 
 /// Delay before the first background attempt. Short, because the usual
 /// cause is a burst of connects that the site clears within seconds.
-const FIRST_RETRY_AFTER: Duration = Duration::from_secs(1);
+const FIRST_RETRY_AFTER: Duration = defaults::AUTH_RETRY_FIRST_DELAY;
 
-/// Longest delay between two attempts, so a connection is identified
-/// within about a minute of the site coming back.
-const LONGEST_RETRY_DELAY: Duration = Duration::from_secs(60);
-
-/// Attempts before giving up. With the delays above they span four to five
-/// minutes: long enough to ride out a deploy or a restart of the site, not
-/// so long that a site that is really down is asked forever.
-const MAX_ATTEMPTS: u32 = 10;
+/// A connection still unidentified after every attempt.
+const GIVEN_UP_LINE: Line = Line {
+    kind: "auth_retries_exhausted",
+    level: tracing::Level::WARN,
+};
 
 /// What is needed to ask the site again about a connection: the request
 /// parts of its handshake, kept with the socket until the retry starts.
@@ -112,8 +112,9 @@ impl Retry {
             forwarded_for: self.unidentified.forwarded_for.to_string(),
         };
         let required = self.authenticator.required();
-        for attempt in 1..=MAX_ATTEMPTS {
-            tokio::time::sleep(delay_before(attempt)).await;
+        let retry = self.authenticator.retry();
+        for attempt in 1..=retry.attempts {
+            tokio::time::sleep(delay_before(attempt, retry.backoff_max)).await;
             // The disconnect handler cancels this task, but a connection
             // can close before that handler is in place.
             if !socket.connected() {
@@ -157,8 +158,9 @@ impl Retry {
         } else {
             "it stays a guest"
         };
-        if let Some(left_out) = self.admission.given_up_warnings().allow() {
-            tracing::warn!(sid = %socket.id, ns = socket.ns(), attempts = MAX_ATTEMPTS, similar_left_out = left_out, "the auth URL could not identify a connection after every retry; {outcome}");
+        let source = self.admission.log_source(socket);
+        if self.admission.log_throttle().allow(GIVEN_UP_LINE, source) {
+            tracing::warn!(sid = %socket.id, ns = socket.ns(), attempts = retry.attempts, "the auth URL could not identify a connection after every retry; {outcome}");
         }
         if required {
             self.disconnect(Refusal::AuthUnavailable);
@@ -176,11 +178,11 @@ impl Retry {
 }
 
 /// The wait before background attempt `attempt` (from 1): doubling from
-/// [`FIRST_RETRY_AFTER`] up to [`LONGEST_RETRY_DELAY`], then a random point
-/// in its upper half, so connections that failed together spread out.
-fn delay_before(attempt: u32) -> Duration {
+/// [`FIRST_RETRY_AFTER`] up to `longest`, then a random point in its upper
+/// half, so connections that failed together spread out.
+fn delay_before(attempt: u32, longest: Duration) -> Duration {
     let doubled = FIRST_RETRY_AFTER.saturating_mul(1 << attempt.saturating_sub(1).min(16));
-    let ceiling = doubled.min(LONGEST_RETRY_DELAY);
+    let ceiling = doubled.min(longest);
     ceiling / 2 + ceiling.mul_f64(fastrand::f64() / 2.0)
 }
 
@@ -188,24 +190,28 @@ fn delay_before(attempt: u32) -> Duration {
 mod tests {
     use super::*;
 
+    const LONGEST: Duration = defaults::AUTH_RETRY_BACKOFF_MAX;
+
     #[test]
     fn delays_double_up_to_the_cap_with_jitter() {
         for _ in 0..100 {
-            let first = delay_before(1);
+            let first = delay_before(1, LONGEST);
             assert!(first >= FIRST_RETRY_AFTER / 2 && first <= FIRST_RETRY_AFTER);
-            let third = delay_before(3);
+            let third = delay_before(3, LONGEST);
             assert!(third >= FIRST_RETRY_AFTER * 2 && third <= FIRST_RETRY_AFTER * 4);
-            for attempt in [8, MAX_ATTEMPTS, u32::MAX] {
-                let late = delay_before(attempt);
-                assert!(late >= LONGEST_RETRY_DELAY / 2 && late <= LONGEST_RETRY_DELAY);
+            for attempt in [8, defaults::AUTH_RETRY_ATTEMPTS, u32::MAX] {
+                let late = delay_before(attempt, LONGEST);
+                assert!(late >= LONGEST / 2 && late <= LONGEST);
             }
+            let capped = delay_before(8, Duration::from_secs(5));
+            assert!(capped >= Duration::from_millis(2500) && capped <= Duration::from_secs(5));
         }
     }
 
     #[test]
     fn jitter_spreads_delays() {
         let delays: std::collections::HashSet<Duration> =
-            (0..20).map(|_| delay_before(4)).collect();
+            (0..20).map(|_| delay_before(4, LONGEST)).collect();
         assert!(delays.len() > 1);
     }
 }

@@ -27,11 +27,11 @@ use super::Refusal;
 use super::auth_retry::{Unidentified, identify_later};
 use super::client_address::forwarded_for_site;
 use super::event_data::EventSize;
-use super::limits::{ConnectionLimits, EventBudget, Spent};
-use super::log_throttle::LogThrottle;
+use super::limits::{AddressKey, ConnectionLimits, EventBudget, Spent};
 use super::origin::AdminPage;
 use super::resume::{self, AdmittedAt};
 use crate::auth::{Answer, CurrentAuthenticator, Handshake, Identity, Urgency};
+use crate::log_throttle::{Line, LogThrottle, Source};
 use crate::metrics::Metrics;
 use crate::recovery::Recovery;
 use crate::rooms::{UNIDENTIFIED_ROOM, public_room, user_room};
@@ -47,6 +47,18 @@ impl std::fmt::Display for Refused {
     }
 }
 
+/// A connection the auth URL could not identify at connect.
+const UNIDENTIFIED_LINE: Line = Line {
+    kind: "auth_unavailable",
+    level: tracing::Level::WARN,
+};
+
+/// A connection closed for flooding events.
+const FLOODER_LINE: Line = Line {
+    kind: "event_flood",
+    level: tracing::Level::INFO,
+};
+
 /// The offset a connection sent, kept until it is identified.
 #[derive(Clone)]
 struct HeldResume(Option<String>);
@@ -60,10 +72,10 @@ pub struct Admission {
     limits: Arc<ConnectionLimits>,
     metrics: Arc<Metrics>,
     recovery: Option<Arc<Recovery>>,
-    /// Warnings repeated for every connection of a storm, a line a second:
-    /// not identified at connect, and not identified by any retry.
-    unidentified_warnings: Arc<LogThrottle>,
-    given_up_warnings: Arc<LogThrottle>,
+    /// Lines repeated for every connection of a storm (not identified at
+    /// connect, not identified by any retry, closed for flooding): one per
+    /// kind and address and interval.
+    log_throttle: LogThrottle,
     /// Tell the Admin UI of each connection (its full mode).
     admin_ui_full: bool,
 }
@@ -81,8 +93,7 @@ impl Admission {
             limits,
             metrics,
             recovery,
-            unidentified_warnings: Arc::default(),
-            given_up_warnings: Arc::default(),
+            log_throttle: LogThrottle::default(),
             admin_ui_full,
         }
     }
@@ -152,8 +163,9 @@ impl Admission {
             Answer::Guest if authenticator.required() => self.refuse(Refusal::Unauthorized),
             Answer::Guest => Ok(()),
             Answer::Unavailable(reason) => {
-                if let Some(left_out) = self.unidentified_warnings.allow() {
-                    tracing::warn!(sid = %socket.id, ns = socket.ns(), %reason, similar_left_out = left_out, "auth URL could not identify a connection; asking again in the background");
+                let source = Source(address.map(AddressKey::from));
+                if self.log_throttle.allow(UNIDENTIFIED_LINE, source) {
+                    tracing::warn!(sid = %socket.id, ns = socket.ns(), %reason, "auth URL could not identify a connection; asking again in the background");
                 }
                 if authenticator.required() {
                     // Admitted, but it receives nothing until identified.
@@ -215,10 +227,22 @@ impl Admission {
         }
     }
 
-    /// The throttle for warnings about connections whose background
-    /// attempts all failed.
-    pub(super) fn given_up_warnings(&self) -> &LogThrottle {
-        &self.given_up_warnings
+    /// The throttle for lines repeated for every connection of a storm.
+    pub(super) fn log_throttle(&self) -> &LogThrottle {
+        &self.log_throttle
+    }
+
+    /// The address a connection's lines are throttled by: the client's as
+    /// the connection limits count it (IPv6 by /64).
+    pub(super) fn log_source(&self, socket: &Socket) -> Source<AddressKey> {
+        let parts = socket.req_parts();
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Source(peer.and_then(|peer| {
+            self.limits
+                .client_address(peer.0.ip(), &parts.headers)
+                .limit_key()
+                .map(AddressKey::from)
+        }))
     }
 
     fn refuse(&self, refusal: Refusal) -> Result<(), Refused> {
@@ -274,19 +298,23 @@ impl Admission {
     /// end the connection.
     fn count_events(&self, socket: &Socket) {
         let budget = Arc::new(EventBudget::new());
-        let metrics = self.metrics.clone();
-        let limits = self.limits.clone();
+        let admission = self.clone();
         socket.on_fallback(move |socket: Socket, EventSize(size): EventSize| {
             let budget = budget.clone();
-            let metrics = metrics.clone();
-            let limits = limits.clone();
+            let admission = admission.clone();
             async move {
+                let (metrics, limits) = (&admission.metrics, &admission.limits);
                 metrics.client_event_ignored(size as u64);
                 let limit = limits.settings().client_events_per_minute;
                 if budget.spend(limit) == Spent::JustExceeded {
                     metrics.flooder_disconnected();
                     limits.ban_flooder(socket.id);
-                    tracing::info!(sid = %socket.id, ns = socket.ns(), "disconnecting a connection that floods events");
+                    if admission
+                        .log_throttle
+                        .allow(FLOODER_LINE, admission.log_source(&socket))
+                    {
+                        tracing::info!(sid = %socket.id, ns = socket.ns(), "disconnecting a connection that floods events");
+                    }
                     let _ = socket.disconnect();
                 }
             }

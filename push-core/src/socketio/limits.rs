@@ -50,11 +50,13 @@ use governor::nanos::Nanos;
 use governor::state::keyed::{DashMapStateStore, ShrinkableKeyedStateStore};
 use governor::state::{RateLimiter, StateStore};
 use socketioxide::socket::Sid;
+use tracing::Level;
 
 use super::Refusal;
 use super::client_address::ForwardingProblem;
 use super::client_address::{ClientAddress, TrustedProxies};
 use crate::config::ClientLimits;
+use crate::log_throttle::{Line, LogThrottle, Source};
 use crate::metrics::Metrics;
 
 /// The window of the per-connection event limit and of a flooder's ban.
@@ -262,6 +264,8 @@ pub struct ConnectionLimits {
     /// show a misconfigured proxy, every time would flood the log.
     warned_missing_header: AtomicBool,
     warned_unreadable_header: AtomicBool,
+    /// The refusals' lines, one per reason and address and interval.
+    refusal_lines: LogThrottle,
 }
 
 /// A connection's place under the limits; released when dropped.
@@ -282,6 +286,7 @@ impl ConnectionLimits {
             flooders: Mutex::new(HashMap::new()),
             warned_missing_header: AtomicBool::new(false),
             warned_unreadable_header: AtomicBool::new(false),
+            refusal_lines: LogThrottle::default(),
         })
     }
 
@@ -422,6 +427,13 @@ impl ConnectionLimits {
 
     fn refuse(&self, refusal: Refusal, address: Option<AddressKey>) -> Refusal {
         self.metrics.connection_refused(refusal);
+        let line = Line {
+            kind: refusal.label(),
+            level: Level::INFO,
+        };
+        if !self.refusal_lines.allow(line, Source(address)) {
+            return refusal;
+        }
         match address {
             Some(address) => {
                 tracing::info!(reason = refusal.label(), %address, "refused a connection");

@@ -12,11 +12,12 @@ mod client_script;
 mod connect;
 mod event_data;
 mod limits;
-mod log_throttle;
+mod missed;
 mod origin;
 mod refusal;
 mod request_head;
 mod resume;
+mod send_buffer;
 
 use futures_util::FutureExt;
 use socketioxide::extract::TryData;
@@ -28,10 +29,11 @@ pub use self::client_script::{ClientScript, ClientScriptError, serve_client_scri
 pub use self::connect::Admission;
 pub use self::event_data::EventArguments;
 pub use self::limits::{ConnectionLimits, guard_handshake_rate};
+pub use self::missed::tell_missed;
 pub use self::origin::{OriginPolicy, cors_layer, guard_origin};
 pub use self::refusal::Refusal;
 pub use self::request_head::detach_request_head;
-pub use self::resume::is_resuming;
+pub use self::resume::{catch_up, is_resuming};
 use crate::cluster::{Cluster, Io, Layer, NodeAdapter, Socket};
 use crate::config::ConnectionTimers;
 use crate::metrics::{Census, NamespaceCensus};

@@ -19,10 +19,11 @@
 //! refuses it every namespace but `/admin`: it can log in to the UI, never
 //! ride on a visitor's cookies.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{CONTENT_TYPE, HOST, ORIGIN};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -30,7 +31,14 @@ use axum::response::{IntoResponse, Response};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::Refusal;
+use crate::log_throttle::{Line, LogThrottle, Source};
 use crate::metrics::Metrics;
+
+/// A request refused for its origin.
+const REFUSED_LINE: Line = Line {
+    kind: "origin_not_allowed",
+    level: tracing::Level::INFO,
+};
 
 /// The configured allow-list; empty allows every origin. Clones share
 /// one list, which a reload replaces ([`OriginPolicy::set`]): the guard
@@ -41,6 +49,8 @@ pub struct OriginPolicy {
     /// The admin listener's port, when it serves the Admin UI's page.
     admin_page_port: Option<u16>,
     metrics: Arc<Metrics>,
+    /// Refusals' lines: one per address and interval.
+    refusal_lines: LogThrottle,
 }
 
 /// Marks a socket.io request from the Admin UI's page that the allow-list
@@ -54,6 +64,7 @@ impl OriginPolicy {
             allowed: Arc::new(ArcSwap::from_pointee(allowed)),
             admin_page_port,
             metrics,
+            refusal_lines: LogThrottle::default(),
         }
     }
 
@@ -105,7 +116,13 @@ pub async fn guard_origin(
     {
         if !policy.is_admin_page(origin, request.headers().get(HOST)) {
             policy.metrics.connection_refused(Refusal::Origin);
-            tracing::info!(origin = ?origin, "refused a socket.io request from an origin that is not allowed");
+            let peer = request.extensions().get::<ConnectInfo<SocketAddr>>();
+            if policy
+                .refusal_lines
+                .allow(REFUSED_LINE, Source(peer.map(|peer| peer.0.ip())))
+            {
+                tracing::info!(origin = ?origin, "refused a socket.io request from an origin that is not allowed");
+            }
             return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
         }
         request.extensions_mut().insert(AdminPage);

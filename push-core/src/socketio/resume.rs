@@ -1,4 +1,4 @@
-//! Sending a connecting page what it missed, before anything live.
+//! Sending a page what it missed, before anything live.
 //!
 //! With recovery on, a connection joins the resuming room at admission, so
 //! no live message reaches it directly (dispatch leaves that room out of
@@ -12,15 +12,22 @@
 //!    connection leaves the resuming room under it too. Publishes hand out
 //!    messages under the same lock, so the next one after that is the first
 //!    live message it receives: nothing twice, nothing lost, all in order.
+//!
+//! A connected page whose send buffer fills goes the same way from step 3
+//! ([`catch_up`]): dispatch puts it back in the resuming room, under the
+//! lock of the publish it could not take, and it is sent everything after
+//! the last message it did take once it reads again. It hears
+//! `push:recovery` only if the history no longer holds all of that.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use crate::cluster::Socket;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use socketioxide::{ProtocolVersion, SendError, SocketError};
 
+use super::send_buffer::{Backoff, Gone, send_waiting};
 use crate::auth::Identity;
+use crate::metrics::{CatchUpOutcome, Metrics};
 use crate::recovery::{
     Entry, Offset, OffsetArgument, Recipient, Recovery, Resume, STATUS_EVENT, Status,
 };
@@ -30,19 +37,11 @@ use crate::rooms::RESUMING_ROOM;
 /// are sent without it first, so publishers never wait on a long replay.
 const CATCH_UP_UNDER_LOCK: usize = 64;
 
-/// The first wait for room in a connection's send buffer. socketio gives
-/// no signal when the buffer drains, so the replay tries again: soon at
-/// first, since a WebSocket page drains a full buffer within a millisecond
-/// or two, then less often while the buffer stays full (a long-polling page
-/// fetches in rounds), up to [`LONGEST_BUFFER_WAIT`]. docs/benchmarks.md
-/// ("The cost of recovery") measured the replay with a fixed wait.
-const BUFFER_WAIT: Duration = Duration::from_millis(1);
-const LONGEST_BUFFER_WAIT: Duration = Duration::from_millis(16);
-
-/// A page that takes nothing for this long during its replay is left to
-/// its transport's own timeout; it resumes from its last offset when it
-/// comes back.
-const STALLED_AFTER: Duration = Duration::from_secs(30);
+/// Messages taken from the history at a time while catching up. A page far
+/// behind holds this many at most, not the whole history: a thousand slow
+/// pages must not keep a thousand lists of what they missed, nor hold on
+/// to messages the history has already let go.
+const CATCH_UP_BATCH: usize = 1024;
 
 /// Where the namespace's stream stood when the connection was admitted:
 /// a connection that sent no offset (or one that cannot be honoured)
@@ -105,10 +104,6 @@ pub fn is_resuming(socket: &Socket) -> bool {
     socket.extensions.get::<Resuming>().is_some()
 }
 
-/// The connection closed, or stopped reading, before its replay ended.
-#[derive(Debug)]
-struct Gone;
-
 /// Sends the status, the replay and the catch-up to `socket`, in the
 /// background.
 pub fn start(socket: Socket, recovery: Arc<Recovery>, requested: Option<String>) {
@@ -119,18 +114,51 @@ pub fn start(socket: Socket, recovery: Arc<Recovery>, requested: Option<String>)
     });
 }
 
+/// Takes `socket`, whose send buffer is full, off live messages, and sends
+/// it everything after `received` (the last message it took, if known) in
+/// the background once it reads again. The caller holds the namespace's
+/// lock: the next publish already leaves the connection out.
+pub fn catch_up(
+    socket: &Socket,
+    recovery: Arc<Recovery>,
+    metrics: Arc<Metrics>,
+    received: Option<Offset>,
+) {
+    if is_resuming(socket) {
+        return; // Already being sent what it misses.
+    }
+    begin(socket);
+    metrics.catch_up_started();
+    let socket = socket.clone();
+    tokio::spawn(async move {
+        tracing::debug!(sid = %socket.id, ns = socket.ns(), "a connection's send buffer is full; it will be caught up from the history");
+        let identity = socket.extensions.get::<Arc<Identity>>();
+        let recipient = recipient_of(identity.as_deref());
+        let outcome = match follow(&socket, &recovery, recipient, received).await {
+            Ok(Followed::Complete) => CatchUpOutcome::Recovered,
+            Ok(Followed::AfterReset) => CatchUpOutcome::Reset,
+            Err(Gone) => CatchUpOutcome::Closed,
+        };
+        metrics.catch_up_ended(outcome);
+    });
+}
+
+fn recipient_of(identity: Option<&Identity>) -> Recipient<'_> {
+    Recipient {
+        user: identity.map(|identity| identity.user_id.as_str()),
+        rooms: identity.map_or(&[], |identity| &identity.rooms),
+    }
+}
+
 async fn resume(socket: &Socket, recovery: &Recovery, requested: Option<&str>) -> Result<(), Gone> {
     let identity = socket.extensions.get::<Arc<Identity>>();
-    let recipient = Recipient {
-        user: identity.as_ref().map(|identity| identity.user_id.as_str()),
-        rooms: identity.as_ref().map_or(&[], |identity| &identity.rooms),
-    };
+    let recipient = recipient_of(identity.as_deref());
     let namespace = socket.ns();
     let Some(resume) = recovery.resume(namespace, requested, recipient).await else {
         end(socket);
         return Ok(());
     };
-    let mut seen = match resume {
+    let seen = match resume {
         Resume::Recovered {
             from,
             entries,
@@ -139,7 +167,7 @@ async fn resume(socket: &Socket, recovery: &Recovery, requested: Option<&str>) -
             send_status(socket, true, entries.len(), from).await?;
             tracing::debug!(sid = %socket.id, ns = namespace, replayed = entries.len(), "recovering missed messages");
             send_paced(socket, from.epoch, &entries).await?;
-            upto.seq
+            upto
         }
         Resume::Reset { position } => {
             let start = socket
@@ -147,44 +175,87 @@ async fn resume(socket: &Socket, recovery: &Recovery, requested: Option<&str>) -
                 .get::<AdmittedAt>()
                 .map_or(position, |admitted| admitted.0);
             send_status(socket, false, 0, start).await?;
-            start.seq
+            start
         }
     };
+    follow(socket, recovery, recipient, Some(seen)).await?;
+    Ok(())
+}
+
+/// How [`follow`] ended.
+enum Followed {
+    /// Every message after the first offset was sent.
+    Complete,
+    /// Some were no longer kept: the page was sent `recovered: false`.
+    AfterReset,
+}
+
+/// Sends `socket` every message for it after `seen` (all that is kept, if
+/// `None`) until it has caught up, then makes it live again (step 3 of the
+/// module's list). A message no longer kept, or a new epoch, makes it send
+/// the `recovered: false` status and go on from the stream's position.
+async fn follow(
+    socket: &Socket,
+    recovery: &Recovery,
+    recipient: Recipient<'_>,
+    mut seen: Option<Offset>,
+) -> Result<Followed, Gone> {
+    let namespace = socket.ns();
+    let mut followed = Followed::Complete;
     let mut full = Backoff::default();
     loop {
         let Some(stream) = recovery.lock(namespace).await else {
             break;
         };
-        let epoch = stream.position().epoch;
-        let Ok(batch) = stream.after(seen, recipient) else {
-            // The window or a cap dropped messages not yet sent: say so,
-            // as for an offset that is too old.
-            let position = stream.position();
+        let position = stream.position();
+        let batch = seen
+            .filter(|seen| seen.epoch == position.epoch)
+            .and_then(|seen| stream.after(seen.seq, recipient, CATCH_UP_BATCH).ok());
+        let Some(batch) = batch else {
+            // The window or a cap dropped messages not yet sent, or the
+            // history began again: say so, as for an offset too old.
             drop(stream);
             send_status(socket, false, 0, position).await?;
-            seen = position.seq;
+            followed = Followed::AfterReset;
+            seen = Some(position);
             continue;
         };
         if batch.len() <= CATCH_UP_UNDER_LOCK {
-            match send_now(socket, epoch, &batch) {
+            match send_now(socket, position.epoch, &batch) {
                 Ok(()) => {
                     end(socket);
-                    return Ok(());
+                    return Ok(followed);
                 }
-                Err(Sent::Some(last)) => seen = last,
+                Err(Sent::Until(None)) => {}
+                Err(Sent::Until(Some(last))) => {
+                    // It reads: the next wait starts short again.
+                    full = Backoff::default();
+                    seen = Some(stream.offset(last));
+                }
                 Err(Sent::Closed) => return Err(Gone),
             }
             drop(stream);
-            full.wait().await?;
+            full.wait().await;
             continue;
         }
-        let position = stream.position();
         drop(stream);
-        send_paced(socket, epoch, &batch).await?;
-        seen = position.seq;
+        send_paced(socket, position.epoch, &batch).await?;
+        seen = match batch.last() {
+            // A full batch: more may follow it.
+            Some(last) if batch.len() == CATCH_UP_BATCH => Some(stream_offset(position, last)),
+            _ => Some(position),
+        };
     }
     end(socket);
-    Ok(())
+    Ok(followed)
+}
+
+/// The offset of `entry`, in the epoch of `position`.
+fn stream_offset(position: Offset, entry: &Entry) -> Offset {
+    Offset {
+        seq: entry.seq,
+        ..position
+    }
 }
 
 async fn send_status(
@@ -223,46 +294,11 @@ fn delivered(epoch: u64, entry: &Entry) -> (&serde_json::value::RawValue, Offset
     )
 }
 
-async fn send_waiting<T: Serialize + ?Sized>(
-    socket: &Socket,
-    event: &str,
-    data: &T,
-) -> Result<(), Gone> {
-    let mut full = Backoff::default();
-    loop {
-        match socket.emit(event, data) {
-            Ok(()) => return Ok(()),
-            Err(SendError::Socket(SocketError::InternalChannelFull)) => full.wait().await?,
-            Err(_) => return Err(Gone),
-        }
-    }
-}
-
-/// Waiting for room in a full send buffer: [`BUFFER_WAIT`] first, doubling
-/// to [`LONGEST_BUFFER_WAIT`], and giving up after [`STALLED_AFTER`].
-#[derive(Default)]
-struct Backoff {
-    since: Option<Instant>,
-    next: Option<Duration>,
-}
-
-impl Backoff {
-    async fn wait(&mut self) -> Result<(), Gone> {
-        if self.since.get_or_insert_with(Instant::now).elapsed() > STALLED_AFTER {
-            return Err(Gone);
-        }
-        let wait = self.next.unwrap_or(BUFFER_WAIT);
-        tokio::time::sleep(wait).await;
-        self.next = Some((wait * 2).min(LONGEST_BUFFER_WAIT));
-        Ok(())
-    }
-}
-
 /// How far [`send_now`] got.
 enum Sent {
-    /// The buffer filled after the entry with this sequence number (or
-    /// before the first, which leaves `seen` as it was).
-    Some(u64),
+    /// The buffer filled after the entry with this sequence number, or
+    /// before the first (`None`).
+    Until(Option<u64>),
     Closed,
 }
 
@@ -274,7 +310,7 @@ fn send_now(socket: &Socket, epoch: u64, entries: &[Arc<Entry>]) -> Result<(), S
         match socket.emit(&*entry.event, &delivered(epoch, entry)) {
             Ok(()) => last_sent = Some(entry.seq),
             Err(SendError::Socket(SocketError::InternalChannelFull)) => {
-                return Err(Sent::Some(last_sent.unwrap_or(entry.seq.saturating_sub(1))));
+                return Err(Sent::Until(last_sent));
             }
             Err(_) => return Err(Sent::Closed),
         }

@@ -174,6 +174,12 @@ export class RawWebSocket {
     this.socket.pause();
   }
 
+  /** Reads again after pause(): what the kernel and the server held comes in. */
+  resume() {
+    this.paused = false;
+    this.socket.resume();
+  }
+
   get isOpen() {
     return this.closeInfo === null;
   }

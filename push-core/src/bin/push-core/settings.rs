@@ -146,6 +146,22 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", value_parser = parse_number::<usize>, help_heading = "Identity")]
     auth_max_concurrency: Option<usize>,
 
+    /// Background attempts to identify a connection the auth URL could not
+    /// identify at connect [default: 10]
+    #[arg(long, value_name = "N", value_parser = parse_number::<u32>, help_heading = "Identity")]
+    auth_retry_attempts: Option<u32>,
+
+    /// Longest wait between two background attempts [default: 60s]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse, help_heading = "Identity")]
+    #[serde(with = "humantime_serde::option")]
+    auth_retry_backoff_max: Option<Duration>,
+
+    /// How long a background attempt may wait for a free call slot
+    /// [default: 60s]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse, help_heading = "Identity")]
+    #[serde(with = "humantime_serde::option")]
+    auth_retry_slot_wait: Option<Duration>,
+
     /// Most browser connections in total; 0 for no limit [default: 100000]
     #[arg(long, value_name = "N", value_parser = parse_number::<usize>, help_heading = "Limits")]
     max_connections: Option<usize>,

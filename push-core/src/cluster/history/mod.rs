@@ -42,6 +42,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use redis::{Script, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -120,11 +121,14 @@ pub enum Delivery {
 pub type Deliver =
     Arc<dyn Fn(Arc<str>, Delivery) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
-/// The Redis keys of one namespace.
+/// The Redis keys of one namespace, and what its reader must know.
 struct Keys {
     stream: String,
     epoch: String,
     counter: String,
+    /// This node handed out a message of the namespace that could not be
+    /// numbered (Redis out of reach): the other nodes' pages never got it.
+    handed_unnumbered: AtomicBool,
 }
 
 impl Keys {
@@ -143,6 +147,7 @@ impl Keys {
             stream: key("history"),
             epoch: key("epoch"),
             counter: key("seq"),
+            handed_unnumbered: AtomicBool::new(false),
         }
     }
 }
@@ -205,6 +210,16 @@ impl SharedHistory {
                     message: Vec::new(),
                 })
             })
+        }
+    }
+
+    /// Notes that this node's pages were handed a message of `namespace`
+    /// that has no place in the history: once the link is back, a new
+    /// epoch begins, and every node's pages are told to reload (they never
+    /// got it; see `read`).
+    pub fn note_unnumbered(&self, namespace: &str) {
+        if let Some(keys) = self.keys.get(namespace) {
+            keys.handed_unnumbered.store(true, Ordering::Release);
         }
     }
 

@@ -26,8 +26,14 @@
 //!   offsets pages hold may name messages that no longer exist, so the
 //!   reader starts a new epoch in Redis, marked by an entry without
 //!   messages that tells every other node to start over too.
+//!
+//! A fourth is this node's own doing: a publish it took while Redis was out
+//! of reach went to its own pages only, without an offset. The other
+//! nodes' pages never got it, so once the link is back this node's reader
+//! starts a new epoch the same way, and every page is told to reload.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use redis::Value;
@@ -112,6 +118,7 @@ impl Reader {
                 let mut connection = self.history.link.dedicated(READ_BLOCK).await?;
                 self.align(&mut connection).await?;
                 loop {
+                    self.renew_after_unnumbered(&mut connection).await?;
                     self.read_once(&mut connection).await?;
                 }
             };
@@ -160,26 +167,71 @@ impl Reader {
                 namespace = &*self.namespace,
                 "the cluster's history in Redis lost messages this node had read (a failover, or Redis went back to an older copy): a new epoch begins and pages will reload their state"
             );
-            let tag = fastrand::u64(..).to_string();
-            let (renewed, marker): (String, u64) = self
-                .history
-                .renew
-                .key(&keys.stream)
-                .key(&keys.epoch)
-                .key(&keys.counter)
-                .arg(&epoch_text)
-                .arg(new_epoch().to_string())
-                .arg(&tag)
-                .invoke_async(connection)
-                .await?;
-            if marker == 0 {
-                continue; // Another node renewed it first: align with that.
+            if self.renew(connection, &mut stream, &epoch_text).await? {
+                return Ok(());
             }
-            stream.restart(parse_epoch(&renewed), marker);
-            self.last_tag = Some(tag.into_bytes());
-            self.reset(&stream).await;
+            // Another node renewed it first: align with that.
+        }
+    }
+
+    /// Starts a new epoch in Redis after `epoch_text`, unless another node
+    /// already did, and starts the copy over at its marker, resetting this
+    /// node's pages; the other nodes do the same when they read the
+    /// marker. False if another node was first: the copy is then behind
+    /// the stream's epoch, and reading on meets it.
+    async fn renew(
+        &mut self,
+        connection: &mut Connection,
+        stream: &mut Stream<'_>,
+        epoch_text: &str,
+    ) -> Result<bool, LinkError> {
+        let keys = self.keys.clone();
+        let tag = fastrand::u64(..).to_string();
+        let (renewed, marker): (String, u64) = self
+            .history
+            .renew
+            .key(&keys.stream)
+            .key(&keys.epoch)
+            .key(&keys.counter)
+            .arg(epoch_text)
+            .arg(new_epoch().to_string())
+            .arg(&tag)
+            .invoke_async(connection)
+            .await?;
+        if marker == 0 {
+            return Ok(false);
+        }
+        stream.restart(parse_epoch(&renewed), marker);
+        self.last_tag = Some(tag.into_bytes());
+        self.reset(stream).await;
+        Ok(true)
+    }
+
+    /// Starts a new epoch if this node handed out a message that has no
+    /// place in the history (see [`SharedHistory::note_unnumbered`]), before
+    /// reading on: the other nodes' pages never got it, and neither the
+    /// stream nor its numbers say so. A copy whose epoch is already behind
+    /// the stream's starts over when reading on, which resets its pages
+    /// too.
+    async fn renew_after_unnumbered(
+        &mut self,
+        connection: &mut Connection,
+    ) -> Result<(), LinkError> {
+        if !self.keys.handed_unnumbered.load(Ordering::Acquire) {
             return Ok(());
         }
+        let recovery = self.recovery.clone();
+        let Some(mut stream) = recovery.lock(&self.namespace).await else {
+            return Ok(());
+        };
+        tracing::warn!(
+            namespace = &*self.namespace,
+            "this node handed out messages while it could not reach Redis, which the other nodes' pages never got: a new epoch begins and pages will reload their state"
+        );
+        let epoch_text = stream.position().epoch.to_string();
+        self.renew(connection, &mut stream, &epoch_text).await?;
+        self.keys.handed_unnumbered.store(false, Ordering::Release);
+        Ok(())
     }
 
     /// Whether the entry the copy ends with (number `copy_seq`) is still in
