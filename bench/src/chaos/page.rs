@@ -183,14 +183,11 @@ impl Page {
         let mut retry = FIRST_RETRY;
         while !stop.is_cancelled() {
             let session = self.session(relay, clock, &stop);
-            match tokio::time::timeout(JOIN_TIMEOUT, session.joined()).await {
-                Ok(Ok(ws)) => {
-                    retry = FIRST_RETRY;
-                    self.connected.store(true, Ordering::Release);
-                    let _ = session.listen(ws).await;
-                    self.connected.store(false, Ordering::Release);
-                }
-                Ok(Err(_)) | Err(_) => {}
+            if let Ok(Ok(ws)) = tokio::time::timeout(JOIN_TIMEOUT, session.joined()).await {
+                retry = FIRST_RETRY;
+                self.connected.store(true, Ordering::Release);
+                let _ = session.listen(ws).await;
+                self.connected.store(false, Ordering::Release);
             }
             let wait = retry.mul_f64(0.5 + fastrand::f64() / 2.0);
             retry = (retry * 2).min(LAST_RETRY);

@@ -304,7 +304,7 @@ fn rss_table(rss: &[(String, Vec<RssSample>)]) -> (String, bool) {
                 samples.iter().filter(|s| s.start == last.start).collect();
             let began = segment.first()?.at_secs;
             let settled = segment.iter().find(|s| s.at_secs >= began + 60)?;
-            (last.at_secs >= settled.at_secs + 120).then(|| {
+            (last.at_secs >= settled.at_secs + 120).then_some({
                 last.rss as f64
                     <= settled.rss as f64 * (1.0 + RSS_SLACK_SHARE) + RSS_SLACK_BYTES as f64
             })
@@ -341,11 +341,9 @@ mod tests {
     }
 
     fn record(received: &[(usize, u16)], resets: u16) -> PageRecord {
-        let mut record = PageRecord {
-            resets,
-            joined: true,
-            ..PageRecord::default()
-        };
+        let mut record = PageRecord::default();
+        record.resets = resets;
+        record.joined = true;
         for &(id, resets_before) in received {
             if record.receipts.len() <= id {
                 record.receipts.resize(id + 1, Receipt::default());

@@ -89,7 +89,7 @@ async fn require_token(State(state): State<ApiState>, request: Request, next: Ne
         state.metrics.protocol_error(ErrorCode::FORBIDDEN);
         let peer = request.extensions().get::<ConnectInfo<SocketAddr>>();
         let source = Source(peer.map(|peer| peer.0.ip()));
-        if state.refusal_lines.allow(WRONG_TOKEN_LINE, &source) {
+        if state.refusal_lines.allow(WRONG_TOKEN_LINE, source) {
             tracing::warn!(%source, "refused an HTTP publish request with a missing or wrong token");
         }
         return error(
