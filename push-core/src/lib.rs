@@ -24,7 +24,9 @@
 //! - `metrics`, `readiness`, [`reload`], `open_files`, [`shutdown`]:
 //!   operations;
 //! - `admin_ui`: the socket.io Admin UI's `/admin` namespace and page;
-//! - `static_file`: files from npm packages served from memory.
+//! - `static_file`: files from npm packages served from memory;
+//! - `outcomes`: the words the layers above report in and `metrics`
+//!   counts by, kept below both.
 
 mod admin_ui;
 mod auth;
@@ -34,6 +36,7 @@ pub mod dispatch;
 mod log_throttle;
 mod metrics;
 mod open_files;
+mod outcomes;
 mod publish;
 mod readiness;
 mod recovery;

@@ -32,9 +32,7 @@ use serde_json::json;
 
 use tokio::sync::watch;
 
-use crate::auth::AuthOutcome;
-use crate::cluster::link::LinkState;
-use crate::socketio::{ForwardingProblem, Refusal};
+use crate::outcomes::{AuthOutcome, ForwardingProblem, LinkState, Refusal};
 
 /// The `Content-Type` of the `/metrics` page.
 pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;

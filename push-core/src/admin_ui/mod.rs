@@ -47,7 +47,8 @@ use crate::config::{AdminUiMode, NodeId, PasswordHash};
 use crate::dispatch::Dispatcher;
 use crate::log_throttle::{Line, LogThrottle, Source};
 use crate::metrics::Metrics;
-use crate::socketio::{self, ConnectionLimits, Refusal};
+use crate::outcomes::Refusal;
+use crate::socketio::{self, ConnectionLimits};
 
 /// The namespace the UI joins, as `instrument()` names it by default.
 pub const NAMESPACE: &str = "/admin";

@@ -19,7 +19,6 @@
 
 mod breaker;
 mod cache;
-mod outcome;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,9 +32,9 @@ use tokio::sync::Semaphore;
 
 use self::breaker::CircuitBreaker;
 use self::cache::{AuthCache, LookupError, Source};
-pub use self::outcome::AuthOutcome;
 use crate::config::{AuthRetrySettings, AuthSettings};
 use crate::metrics::Metrics;
+use crate::outcomes::AuthOutcome;
 
 /// The auth answer is tiny JSON; anything bigger is a misconfigured endpoint
 /// (an HTML login page, say), and reading it all would only cost memory.

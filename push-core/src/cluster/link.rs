@@ -30,15 +30,9 @@ use tokio_util::sync::CancellationToken;
 use super::bundle::{self, Queued};
 use super::servers::{Connection, Servers};
 use crate::config::RedisUrl;
-
-/// Whether the node can reach the cluster right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkState {
-    /// Not connected yet, or connection lost: reconnecting.
-    Down,
-    /// Connected and subscribed to every channel.
-    Up,
-}
+// Part of the library's API at this path; defined with the other words
+// metrics counts by.
+pub use crate::outcomes::LinkState;
 
 /// Why a Redis command could not be run. Cloned to every publish of a
 /// batch that failed.

@@ -29,7 +29,6 @@ mod servers;
 pub mod survey;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use socketioxide::SocketIo;
 use socketioxide::adapter::Emitter;
@@ -40,9 +39,12 @@ use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use self::link::{LinkError, LinkSetupError, LinkState, RedisLink};
+use self::link::{LinkError, LinkSetupError, RedisLink};
 use self::survey::{Answerer, Asking, Gathered, Question, Survey};
-use crate::config::{NodeId, RedisUrl};
+// Part of the library's API at this path; kept with the other settings.
+pub use crate::config::ClusterSettings;
+use crate::config::NodeId;
+use crate::outcomes::LinkState;
 
 /// The socketio adapter of every node: socketioxide-redis's, over [`Link`].
 pub type NodeAdapter = CustomRedisAdapter<Emitter, Link>;
@@ -58,17 +60,6 @@ pub type Layer = SocketIoLayer<NodeAdapter>;
 /// 1,024, is a few bundles, see `bundle`). Only a burst fills it; its
 /// memory is taken as it fills.
 const STREAM_BUFFER: usize = 65_536;
-
-/// What a node needs to join a cluster.
-#[derive(Debug, Clone)]
-pub struct ClusterSettings {
-    pub redis_url: RedisUrl,
-    pub node_id: NodeId,
-    /// Prefix of every Redis channel and key.
-    pub prefix: String,
-    /// How long a cluster-wide count waits for the other nodes.
-    pub wait: Duration,
-}
 
 /// How the adapter reaches the other nodes.
 #[derive(Clone)]

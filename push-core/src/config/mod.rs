@@ -16,7 +16,8 @@
 //! command-line or file parsing.
 //!
 //! The modules that use settings get views of the groups they need
-//! ([`PublishSettings`], [`AuthSettings`], [`ClientLimits`]).
+//! ([`PublishSettings`], [`AuthSettings`], [`ClientLimits`],
+//! [`ClusterSettings`]).
 
 pub mod values;
 
@@ -795,9 +796,9 @@ impl Config {
     }
 
     /// What a node needs to join a cluster, when `adapter = "redis"`.
-    pub fn cluster_settings(&self) -> Option<crate::cluster::ClusterSettings> {
+    pub fn cluster_settings(&self) -> Option<ClusterSettings> {
         let url = self.redis_url.as_ref()?;
-        (self.adapter == AdapterKind::Redis).then(|| crate::cluster::ClusterSettings {
+        (self.adapter == AdapterKind::Redis).then(|| ClusterSettings {
             redis_url: url.clone(),
             node_id: self.node_id.clone().unwrap_or_else(NodeId::of_this_host),
             prefix: self.redis_prefix.clone(),
@@ -952,6 +953,17 @@ pub struct PublishSettings {
     pub max_publishers: usize,
     /// Set: the HTTP publish API is on and requires this bearer token.
     pub http_token: Option<String>,
+}
+
+/// What a node needs to join a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub redis_url: RedisUrl,
+    pub node_id: NodeId,
+    /// Prefix of every Redis channel and key.
+    pub prefix: String,
+    /// How long a cluster-wide count waits for the other nodes.
+    pub wait: Duration,
 }
 
 /// The heartbeat and the namespace-join deadline of browser connections.

@@ -35,12 +35,12 @@ use std::time::Duration;
 use crate::cluster::Socket;
 use tokio_util::sync::CancellationToken;
 
-use super::Refusal;
 use super::connect::Admission;
 use crate::auth::{Answer, Authenticator, Handshake, Urgency};
 use crate::config::defaults;
 use crate::log_throttle::Line;
 use crate::metrics::Metrics;
+use crate::outcomes::Refusal;
 use crate::rooms::UNIDENTIFIED_ROOM;
 
 /// Delay before the first background attempt. Short, because the usual

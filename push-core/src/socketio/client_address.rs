@@ -193,27 +193,6 @@ fn node_address(node: &str) -> Option<IpAddr> {
     Some(address.to_canonical())
 }
 
-/// How a trusted proxy failed to name the browser it forwards for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ForwardingProblem {
-    /// No X-Forwarded-For or Forwarded header: no per-IP limits.
-    Missing,
-    /// A header whose deciding hop is not an address: limited as the proxy.
-    Unreadable,
-}
-
-impl ForwardingProblem {
-    pub const ALL: [ForwardingProblem; 2] =
-        [ForwardingProblem::Missing, ForwardingProblem::Unreadable];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            ForwardingProblem::Missing => "missing",
-            ForwardingProblem::Unreadable => "unreadable",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

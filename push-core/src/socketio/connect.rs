@@ -23,7 +23,6 @@ use axum::http::header::COOKIE;
 use socketioxide::socket::DisconnectReason;
 use tokio_util::sync::CancellationToken;
 
-use super::Refusal;
 use super::auth_retry::{Unidentified, identify_later};
 use super::client_address::forwarded_for_site;
 use super::event_data::EventSize;
@@ -33,6 +32,7 @@ use super::resume::{self, AdmittedAt};
 use crate::auth::{Answer, CurrentAuthenticator, Handshake, Identity, Urgency};
 use crate::log_throttle::{Line, LogThrottle, Source};
 use crate::metrics::Metrics;
+use crate::outcomes::Refusal;
 use crate::recovery::Recovery;
 use crate::rooms::{UNIDENTIFIED_ROOM, public_room, user_room};
 

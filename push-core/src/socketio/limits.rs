@@ -52,12 +52,11 @@ use governor::state::{RateLimiter, StateStore};
 use socketioxide::socket::Sid;
 use tracing::Level;
 
-use super::Refusal;
-use super::client_address::ForwardingProblem;
 use super::client_address::{ClientAddress, TrustedProxies};
 use crate::config::ClientLimits;
 use crate::log_throttle::{Line, LogThrottle, Source};
 use crate::metrics::Metrics;
+use crate::outcomes::{ForwardingProblem, Refusal};
 
 /// The window of the per-connection event limit and of a flooder's ban.
 const WINDOW: Duration = Duration::from_secs(60);

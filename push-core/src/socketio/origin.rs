@@ -30,9 +30,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use super::Refusal;
 use crate::log_throttle::{Line, LogThrottle, Source};
 use crate::metrics::Metrics;
+use crate::outcomes::Refusal;
 
 /// A request refused for its origin.
 const REFUSED_LINE: Line = Line {

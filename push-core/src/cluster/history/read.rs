@@ -42,8 +42,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{Batch, Deliver, Delivery, Keys, SharedHistory, parse_epoch};
-use crate::cluster::link::{LinkError, LinkState};
+use crate::cluster::link::LinkError;
 use crate::cluster::servers::Connection;
+use crate::outcomes::LinkState;
 use crate::recovery::{Entry, Recovery, Stream, new_epoch};
 
 /// How long one `XREAD` waits for new entries before asking again; also
