@@ -315,7 +315,8 @@ impl PushCore {
         let result = self.apply(config);
         match &result {
             Ok(report) => {
-                self.metrics.config_reloaded(metrics::ReloadResult::Applied);
+                self.metrics
+                    .config_reloaded(outcomes::ReloadResult::Applied);
                 for key in &report.needs_restart {
                     tracing::warn!(
                         key,
@@ -332,7 +333,8 @@ impl PushCore {
     /// Logs and counts a reload refused before it reached [`PushCore::reload`],
     /// e.g. a configuration file that could not be read.
     pub fn reload_refused(&self, error: &dyn std::fmt::Display) {
-        self.metrics.config_reloaded(metrics::ReloadResult::Refused);
+        self.metrics
+            .config_reloaded(outcomes::ReloadResult::Refused);
         tracing::error!(
             %error,
             "configuration reload refused; the running configuration is kept"

@@ -32,7 +32,9 @@ use serde_json::json;
 
 use tokio::sync::watch;
 
-use crate::outcomes::{AuthOutcome, ForwardingProblem, LinkState, Refusal};
+use crate::outcomes::{
+    AuthOutcome, CatchUpOutcome, ForwardingProblem, LinkState, Refusal, ReloadResult,
+};
 
 /// The `Content-Type` of the `/metrics` page.
 pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -186,52 +188,6 @@ pub struct Traffic {
     /// JSON text once).
     pub messages_out: u64,
     pub bytes_out: u64,
-}
-
-/// How the catch-up of a connection whose send buffer filled ended, for
-/// `push_slow_consumer_catch_ups_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CatchUpOutcome {
-    /// It was sent every message it had missed.
-    Recovered,
-    /// The history no longer held them all: it was told to reload.
-    Reset,
-    /// The connection closed first.
-    Closed,
-}
-
-impl CatchUpOutcome {
-    const ALL: [CatchUpOutcome; 3] = [
-        CatchUpOutcome::Recovered,
-        CatchUpOutcome::Reset,
-        CatchUpOutcome::Closed,
-    ];
-
-    fn label(self) -> &'static str {
-        match self {
-            CatchUpOutcome::Recovered => "recovered",
-            CatchUpOutcome::Reset => "reset",
-            CatchUpOutcome::Closed => "closed",
-        }
-    }
-}
-
-/// How a configuration reload ended, for `push_config_reloads_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReloadResult {
-    Applied,
-    Refused,
-}
-
-impl ReloadResult {
-    const ALL: [ReloadResult; 2] = [ReloadResult::Applied, ReloadResult::Refused];
-
-    fn label(self) -> &'static str {
-        match self {
-            ReloadResult::Applied => "applied",
-            ReloadResult::Refused => "refused",
-        }
-    }
 }
 
 impl Default for Metrics {

@@ -25,7 +25,6 @@ mod page;
 mod stats;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -43,7 +42,7 @@ use self::page::Page;
 pub use self::page::PageError;
 use self::stats::{NamespaceDetails, ServerStats, TrafficSampler};
 use crate::cluster::{Io, Socket};
-use crate::config::{AdminUiMode, NodeId, PasswordHash};
+use crate::config::{AdminUiMode, AdminUiSettings, NodeId};
 use crate::dispatch::Dispatcher;
 use crate::log_throttle::{Line, LogThrottle, Source};
 use crate::metrics::Metrics;
@@ -51,22 +50,7 @@ use crate::outcomes::Refusal;
 use crate::socketio::{self, ConnectionLimits};
 
 /// The namespace the UI joins, as `instrument()` names it by default.
-pub const NAMESPACE: &str = "/admin";
-
-/// What the Admin UI needs from the configuration.
-#[derive(Debug, Clone)]
-pub struct AdminUiSettings {
-    pub username: String,
-    pub password_hash: PasswordHash,
-    pub mode: AdminUiMode,
-    /// The page's files, when it is served.
-    pub files: Option<PathBuf>,
-    /// The node's name, sent as `serverId`.
-    pub server_id: NodeId,
-    /// The admin listener's port, when it serves the page: the page's
-    /// origin, which the socket.io listener lets join `/admin`.
-    pub page_port: Option<u16>,
-}
+pub const NAMESPACE: &str = crate::config::ADMIN_UI_NAMESPACE;
 
 /// Why a join to `/admin` was refused; the text is what the UI receives.
 #[derive(Debug)]

@@ -17,7 +17,7 @@
 //!
 //! The modules that use settings get views of the groups they need
 //! ([`PublishSettings`], [`AuthSettings`], [`ClientLimits`],
-//! [`ClusterSettings`]).
+//! [`ClusterSettings`], [`RecoverySettings`], [`AdminUiSettings`]).
 
 pub mod values;
 
@@ -36,6 +36,10 @@ pub use self::values::{
     AdapterKind, AdminUiMode, AuthUrl, ByteCount, FileMode, LogFormat, Namespace, NodeId, Origin,
     PasswordHash, ProxyRange, RedisHost, RedisPlace, RedisUrl, Secret, SocketGroup,
 };
+
+/// The namespace the Admin UI joins, as `instrument()` names it by default;
+/// a site's namespace may not take it while the Admin UI is on.
+pub(crate) const ADMIN_UI_NAMESPACE: &str = "/admin";
 
 /// Defaults, named so the help text, the docs and the code agree.
 pub mod defaults {
@@ -743,7 +747,7 @@ impl Config {
             && self
                 .namespaces
                 .iter()
-                .any(|ns| ns.as_str() == crate::admin_ui::NAMESPACE)
+                .any(|ns| ns.as_str() == ADMIN_UI_NAMESPACE)
         {
             return Err(ConfigError::value(
                 "namespaces",
@@ -778,10 +782,10 @@ impl Config {
     }
 
     /// What the Admin UI needs, when it is on.
-    pub fn admin_ui_settings(&self) -> Option<crate::admin_ui::AdminUiSettings> {
+    pub fn admin_ui_settings(&self) -> Option<AdminUiSettings> {
         let username = self.admin_ui_username.clone()?;
         let password_hash = self.admin_ui_password_hash.clone()?;
-        Some(crate::admin_ui::AdminUiSettings {
+        Some(AdminUiSettings {
             username,
             password_hash,
             mode: self.admin_ui_mode,
@@ -861,8 +865,8 @@ impl Config {
     }
 
     /// How much history recovery keeps; `None` when it is off.
-    pub fn recovery_settings(&self) -> Option<crate::recovery::RecoverySettings> {
-        (!self.recovery_window.is_zero()).then(|| crate::recovery::RecoverySettings {
+    pub fn recovery_settings(&self) -> Option<RecoverySettings> {
+        (!self.recovery_window.is_zero()).then(|| RecoverySettings {
             window: self.recovery_window,
             max_messages: self.recovery_max_messages,
             max_memory: usize::try_from(self.recovery_max_memory.get()).unwrap_or(usize::MAX),
@@ -964,6 +968,31 @@ pub struct ClusterSettings {
     pub prefix: String,
     /// How long a cluster-wide count waits for the other nodes.
     pub wait: Duration,
+}
+
+/// How much history recovery keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct RecoverySettings {
+    pub window: Duration,
+    pub max_messages: usize,
+    pub max_memory: usize,
+    /// More missed messages than this are not replayed: the page resets.
+    pub max_replay: usize,
+}
+
+/// What the Admin UI needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct AdminUiSettings {
+    pub username: String,
+    pub password_hash: PasswordHash,
+    pub mode: AdminUiMode,
+    /// The page's files, when it is served.
+    pub files: Option<PathBuf>,
+    /// The node's name, sent as `serverId`.
+    pub server_id: NodeId,
+    /// The admin listener's port, when it serves the page: the page's
+    /// origin, which the socket.io listener lets join `/admin`.
+    pub page_port: Option<u16>,
 }
 
 /// The heartbeat and the namespace-join deadline of browser connections.

@@ -38,20 +38,11 @@ pub use self::history::{Entry, History, Missed, Recipient};
 use self::journal::{Journal, Loaded};
 pub use self::offset::Offset;
 pub(crate) use self::offset::new_epoch;
+use crate::config::RecoverySettings;
 
 /// The event sent to each connection right after it connects, before any
 /// replayed or live message.
 pub const STATUS_EVENT: &str = "push:recovery";
-
-/// How much history is kept.
-#[derive(Debug, Clone, Copy)]
-pub struct RecoverySettings {
-    pub window: Duration,
-    pub max_messages: usize,
-    pub max_memory: usize,
-    /// More missed messages than this are not replayed: the page resets.
-    pub max_replay: usize,
-}
 
 /// The `push:recovery` event.
 #[derive(Debug, Serialize)]

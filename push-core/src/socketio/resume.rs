@@ -27,7 +27,8 @@ use socketioxide::{ProtocolVersion, SendError, SocketError};
 
 use super::send_buffer::{Backoff, Gone, send_waiting};
 use crate::auth::Identity;
-use crate::metrics::{CatchUpOutcome, Metrics};
+use crate::metrics::Metrics;
+use crate::outcomes::CatchUpOutcome;
 use crate::recovery::{
     Entry, Offset, OffsetArgument, Recipient, Recovery, Resume, STATUS_EVENT, Status,
 };
