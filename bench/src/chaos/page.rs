@@ -51,6 +51,9 @@ pub struct Receipt {
     /// Resets (`push:recovery` with `recovered: false`) received before
     /// the first receipt.
     pub resets_before: u16,
+    /// The first receipt had no offset: the page's node handed it out
+    /// while it could not reach Redis.
+    pub unnumbered: bool,
 }
 
 /// Everything the page noted.
@@ -94,6 +97,7 @@ impl PageRecord {
         let receipt = &mut self.receipts[id];
         if receipt.count == 0 {
             receipt.resets_before = self.resets;
+            receipt.unnumbered = offset.is_none();
         }
         receipt.count = receipt.count.saturating_add(1);
         // Messages handed out while the cluster's history could not be

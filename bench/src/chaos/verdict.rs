@@ -7,11 +7,28 @@
 //! receive is **told** when a `push:recovery` with `recovered: false`
 //! reached the page between the messages around it (the page reloads its
 //! state then), and **silent** otherwise: the failure the run looks for.
+//!
+//! Two kinds of miss cannot be told at once, because nobody knows of them
+//! until a node's link to Redis is back:
+//! - a publish the site was answered `partial` for (Redis out of reach, so
+//!   only the pages of the node that took it got it);
+//! - a message missed by a page whose node could not reach Redis just
+//!   then (the next thing the page received came without an offset).
+//!
+//! Once the link is back, every page is told to reload. Such a miss counts
+//! as told if the reset reached the page before anything published
+//! [`TOLD_ONCE_LINKED_WITHIN`] after it, and is shown in a row of its own.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use super::page::{PageRecord, Receipt};
 use super::publisher::Sent;
+
+/// How soon a page must be told of a miss made while a link to Redis was
+/// down (see the module's doc): longer than Redis stays down in a run,
+/// plus the link's reconnect.
+pub const TOLD_ONCE_LINKED_WITHIN: Duration = Duration::from_secs(10);
 
 /// Faults made, by kind.
 #[derive(Debug, Default, Clone, Copy)]
@@ -39,7 +56,11 @@ pub struct RssSample {
 struct PageFigures {
     received: u64,
     silent: u64,
+    /// Of `silent`, messages the site was told reached only some pages.
+    silent_partial: u64,
     told: u64,
+    /// Of `told`, misses made while a link was down, told once it was back.
+    told_late: u64,
     duplicated: u64,
     out_of_order: u64,
     resets: u64,
@@ -47,8 +68,10 @@ struct PageFigures {
     connects: u64,
 }
 
-/// Compares `record` with what was sent to `user`.
-fn judge(record: &PageRecord, user: u32, sent: &[Sent]) -> PageFigures {
+/// Compares `record` with what was sent to `user`, published at `rate`
+/// a second (so a message's id tells when it was published).
+fn judge(record: &PageRecord, user: u32, sent: &[Sent], rate: f64) -> PageFigures {
+    let link_window = (TOLD_ONCE_LINKED_WITHIN.as_secs_f64() * rate).ceil() as usize;
     let receipts = &record.receipts;
     let receipt = |id: usize| receipts.get(id).copied().unwrap_or_default();
     // The nearest received message after each id, scanning backwards.
@@ -78,12 +101,38 @@ fn judge(record: &PageRecord, user: u32, sent: &[Sent]) -> PageFigures {
         if meant && got.count == 0 {
             // Told if a reset came after the message before it and before
             // the message after it (or by the end).
+            // A miss made while a link was down: before anything
+            // published a window later.
             let resets_then = before.map_or(0, |b| b.resets_before);
-            let resets_later = next_received[id].map_or(record.resets, |a| a.resets_before);
-            if resets_later > resets_then {
+            let told_by = |last: usize| {
+                next_received
+                    .get(last)
+                    .copied()
+                    .flatten()
+                    .map_or(record.resets, |a| a.resets_before)
+                    > resets_then
+            };
+            if told_by(id) {
                 figures.told += 1;
+            } else if (message.partial || next_received[id].is_some_and(|r| r.unnumbered))
+                && told_by(id + link_window)
+            {
+                figures.told += 1;
+                figures.told_late += 1;
             } else {
                 figures.silent += 1;
+                figures.silent_partial += u64::from(message.partial);
+                if std::env::var_os("CHAOS_DEBUG").is_some() {
+                    eprintln!(
+                        "DEBUG silent: user {user} id {id} to {:?} partial {} before {:?} after {:?} resets {} connects {}",
+                        message.to,
+                        message.partial,
+                        before,
+                        next_received[id],
+                        record.resets,
+                        record.connects
+                    );
+                }
             }
         }
         if got.count > 0 {
@@ -141,7 +190,7 @@ pub fn verdict(
     let joined: Vec<PageFigures> = pages
         .iter()
         .filter(|(_, record)| record.joined)
-        .map(|(user, record)| judge(record, *user, sent))
+        .map(|(user, record)| judge(record, *user, sent, shape.rate))
         .collect();
     let never_joined = pages.len() - joined.len();
     let acknowledged = sent.iter().filter(|s| s.acknowledged).count();
@@ -194,15 +243,23 @@ pub fn verdict(
         "| acknowledged as partial (Redis out of reach) | {partial} |\n"
     );
 
-    let rows: [(&str, Column); 8] = [
+    let rows: [(&str, Column); 10] = [
         (
             "messages received",
             column(joined.iter().map(|f| f.received)),
         ),
         ("missed, silently", column(joined.iter().map(|f| f.silent))),
         (
+            "of them, publishes acknowledged as partial",
+            column(joined.iter().map(|f| f.silent_partial)),
+        ),
+        (
             "missed, and told (`recovered: false`)",
             column(joined.iter().map(|f| f.told)),
+        ),
+        (
+            "of them, made while a link to Redis was down, told once it was back",
+            column(joined.iter().map(|f| f.told_late)),
         ),
         ("duplicated", column(joined.iter().map(|f| f.duplicated))),
         (
@@ -239,9 +296,9 @@ pub fn verdict(
     let _ = write!(out, "\n{rss_table}");
 
     let silent = rows[1].1.total;
-    let duplicated = rows[3].1.total;
-    let out_of_order = rows[4].1.total;
-    let misdelivered = rows[6].1.total;
+    let duplicated = rows[5].1.total;
+    let out_of_order = rows[6].1.total;
+    let misdelivered = rows[8].1.total;
     let passed = silent == 0
         && duplicated == 0
         && out_of_order == 0
@@ -351,6 +408,7 @@ mod tests {
             record.receipts[id] = Receipt {
                 count: 1,
                 resets_before,
+                unnumbered: false,
             };
         }
         record
@@ -364,13 +422,46 @@ mod tests {
         };
         let messages = [unused, sent(None), sent(None), sent(None), sent(Some(9))];
         // 2 missed with no reset around it: silent. 4 is another user's.
-        let figures = judge(&record(&[(1, 0), (3, 0)], 0), 7, &messages);
+        let figures = judge(&record(&[(1, 0), (3, 0)], 0), 7, &messages, 10.0);
         assert_eq!((figures.silent, figures.told), (1, 0));
         // A reset between 1 and 3: told.
-        let figures = judge(&record(&[(1, 0), (3, 1)], 1), 7, &messages);
+        let figures = judge(&record(&[(1, 0), (3, 1)], 1), 7, &messages, 10.0);
         assert_eq!((figures.silent, figures.told), (0, 1));
         // 3 missed at the end, a reset after 2: told.
-        let figures = judge(&record(&[(1, 0), (2, 0)], 1), 7, &messages);
+        let figures = judge(&record(&[(1, 0), (2, 0)], 1), 7, &messages, 10.0);
         assert_eq!((figures.silent, figures.told), (0, 1));
+    }
+
+    #[test]
+    fn a_miss_while_a_link_was_down_must_be_told_within_the_window() {
+        // One a second: the window is ten messages. 2 missed; the page
+        // receives every other message, and a reset before message `reset_at`.
+        let judged = |partial: bool, reset_at: usize| {
+            let mut messages = vec![sent(None); 30];
+            messages[0].acknowledged = false;
+            messages[2].partial = partial;
+            let received: Vec<(usize, u16)> = (1..30)
+                .filter(|&id| id != 2)
+                .map(|id| (id, u16::from(id >= reset_at)))
+                .collect();
+            judge(&record(&received, 1), 7, &messages, 1.0)
+        };
+        let told_soon = judged(true, 8);
+        assert_eq!(
+            (told_soon.silent, told_soon.told, told_soon.told_late),
+            (0, 1, 1)
+        );
+        let told_too_late = judged(true, 20);
+        assert_eq!((told_too_late.silent, told_too_late.silent_partial), (1, 1));
+        // A message the site was told reached everyone gets no window.
+        let not_partial = judged(false, 8);
+        assert_eq!((not_partial.silent, not_partial.told), (1, 0));
+        // The same, but the page's node was off the link after the miss.
+        let mut messages = vec![sent(None); 5];
+        messages[0].acknowledged = false;
+        let mut record = record(&[(1, 0), (3, 0), (4, 1)], 1);
+        record.receipts[3].unnumbered = true;
+        let cut_off = judge(&record, 7, &messages, 1.0);
+        assert_eq!((cut_off.silent, cut_off.told_late), (0, 1));
     }
 }
