@@ -26,6 +26,7 @@ const USAGE = <<<'TXT'
                [--iterations N] [--rounds N] [--batch N] [--markdown FILE] [--note TEXT]
                [--only NAME[,NAME...]] [--push-norecovery-socket PATH]
                [--push-cluster-socket PATH] [--push-cluster-norecovery-socket PATH]
+               [--push-baseline-socket PATH]
 
     --iterations  calls per route for the fast routes (default 50000); curl with a
                   new handle per call does a tenth of them (each one costs a TCP
@@ -48,6 +49,10 @@ const USAGE = <<<'TXT'
                   the same with --recovery-window 0 on every node (its own Redis too):
                   adds the "cluster, recovery off" routes, to compare with the daemon at
                   --push-norecovery-socket
+    --push-baseline-socket
+                  another build of push-core (run.sh --baseline PATH), default settings:
+                  adds the "baseline build" routes, to compare with the daemon at
+                  --push-socket; --push-baseline-pid names its process
     TXT;
 
 /** The message every route publishes, encoded per call as a site would. */
@@ -113,8 +118,10 @@ function main(array $argv): int
 {
     $options = getopt('', [
         'push-socket:', 'echo-socket:', 'redis-socket:', 'redis-port:', 'http-url:', 'http-token:',
-        'echo-epoll-socket:', 'push-norecovery-socket:', 'push-norecovery-pid:', 'push-cluster-socket:', 'push-cluster-pids:', 'cluster-redis-pid:', 'push-cluster-norecovery-socket:', 'push-cluster-norecovery-pids:', 'cluster-norecovery-redis-pid:', 'push-pid:', 'echo-pid:', 'echo-epoll-pid:', 'redis-pid:', 'iterations:', 'rounds:', 'batch:', 'markdown:', 'note:', 'only:', 'pinned:', 'cpus:', 'help',
+        'echo-epoll-socket:', 'push-norecovery-socket:', 'push-norecovery-pid:', 'push-cluster-socket:', 'push-cluster-pids:', 'cluster-redis-pid:', 'push-cluster-norecovery-socket:', 'push-cluster-norecovery-pids:', 'cluster-norecovery-redis-pid:', 'push-baseline-socket:', 'push-baseline-pid:', 'baseline:', 'push-pid:', 'echo-pid:', 'echo-epoll-pid:', 'redis-pid:', 'iterations:', 'rounds:', 'batch:', 'markdown:', 'note:', 'only:', 'pinned:', 'cpus:', 'help',
     ]);
+    // --baseline is run.sh's (it starts that build and passes its socket);
+    // it is named here so that getopt reads past its value.
     // An option given twice (run.sh passes its defaults first) counts once, the last time.
     $options = array_map(static fn ($value) => is_array($value) ? end($value) : $value, $options);
     if (isset($options['help'])) {
@@ -166,6 +173,7 @@ function main(array $argv): int
     $pids = [
         'push' => [$pid('push-pid')],
         'push-norecovery' => [$pid('push-norecovery-pid')],
+        'push-baseline' => [$pid('push-baseline-pid')],
         'push-cluster' => [...$pidList('push-cluster-pids'), $pid('cluster-redis-pid')],
         'push-cluster-norecovery' => [...$pidList('push-cluster-norecovery-pids'), $pid('cluster-norecovery-redis-pid')],
         'echo' => [$pid('echo-pid')],
@@ -203,7 +211,7 @@ function main(array $argv): int
     foreach ($verdicts as $verdict) {
         fwrite(STDOUT, $verdict['line'] . "\n");
     }
-    foreach ([...recoveryRatios($rows), ...clusterRatios($rows)] as $line) {
+    foreach ([...recoveryRatios($rows), ...clusterRatios($rows), ...baselineRatios($rows)] as $line) {
         fwrite(STDOUT, $line . "\n");
     }
     $steadiness = steadiness($rows[0]);
@@ -236,6 +244,7 @@ function routes(array $options, int $batch): array
     $noRecoverySocket = (string) ($options['push-norecovery-socket'] ?? '');
     $clusterSocket = (string) ($options['push-cluster-socket'] ?? '');
     $clusterNoRecoverySocket = (string) ($options['push-cluster-norecovery-socket'] ?? '');
+    $baselineSocket = (string) ($options['push-baseline-socket'] ?? '');
     $redisSocket = (string) $options['redis-socket'];
     $redisPort = (int) $options['redis-port'];
     $httpUrl = rtrim((string) $options['http-url'], '/') . '/api/publish';
@@ -314,6 +323,19 @@ function routes(array $options, int $batch): array
         new Route('push ext pipelined, recovery off', "the same as push ext pipelined, to push-core with --recovery-window 0", server: 'push-norecovery', setup: static function () use ($noRecoverySocket): array {
             return pipelinedCalls(new PushClient($noRecoverySocket));
         }, pipelined: true),
+        // The same two routes against another build of push-core: a
+        // change's cost to the publisher, measured in the same minutes.
+        new Route('push ext sendMsg, baseline build', 'PushClient::sendMsg(), reply awaited, to the baseline build of push-core (run.sh --baseline)', server: 'push-baseline', setup: static function () use ($baselineSocket): \Closure {
+            $client = new PushClient($baselineSocket);
+            return static function () use ($client): void {
+                if ($client->sendMsg(EVENT, MESSAGE) !== 0) {
+                    throw new RuntimeException('a browser is connected to the benchmark daemon');
+                }
+            };
+        }),
+        new Route('push ext pipelined, baseline build', 'the same as push ext pipelined, to the baseline build', server: 'push-baseline', setup: static function () use ($baselineSocket): array {
+            return pipelinedCalls(new PushClient($baselineSocket));
+        }, pipelined: true),
         // The same routes against the first of three nodes of a cluster
         // (on a Redis of their own), recovery on and off: what the Redis
         // round trips of a publish, and the other nodes' counts, cost the
@@ -366,6 +388,7 @@ function routes(array $options, int $batch): array
         $routes = array_values(array_filter($routes, static fn (Route $r): bool => $r->server !== 'push-norecovery'));
     }
     $absent = array_keys(array_filter([
+        'push-baseline' => $baselineSocket === '',
         'push-cluster' => $clusterSocket === '',
         'push-cluster-norecovery' => $clusterNoRecoverySocket === '',
     ]));
@@ -633,6 +656,39 @@ function recoveryRatios(array $rows): array
     return $lines;
 }
 
+/**
+ * This build against the baseline build (run.sh --baseline), route by
+ * route: what a change costs or saves the publisher.
+ *
+ * @return list<string> one line per pair present in this run
+ */
+function baselineRatios(array $rows): array
+{
+    $by = array_column($rows, null, 'name');
+    $lines = [];
+    foreach (['push ext sendMsg', 'push ext pipelined'] as $now) {
+        $before = "{$now}, baseline build";
+        if (!isset($by[$now], $by[$before])) {
+            continue;
+        }
+        $lines[] = sprintf(
+            'this build / baseline build, %s: median %.2f / %.2f µs = %.3f×, p99 %.2f / %.2f µs, calls/s %s / %s = %.3f×, server CPU %.2f / %.2f µs per call',
+            $now,
+            $by[$now]['median'],
+            $by[$before]['median'],
+            $by[$now]['median'] / $by[$before]['median'],
+            $by[$now]['p99'],
+            $by[$before]['p99'],
+            number_format($by[$now]['per_second']),
+            number_format($by[$before]['per_second']),
+            $by[$now]['per_second'] / $by[$before]['per_second'],
+            $by[$now]['server_cpu'],
+            $by[$before]['server_cpu'],
+        );
+    }
+    return $lines;
+}
+
 /** @return list<string> the cluster routes against the single daemon's, as ratios */
 function clusterRatios(array $rows): array
 {
@@ -749,6 +805,16 @@ function markdown(array $rows, float $floor, array $verdicts, array $context): s
         $out[] = 'Cluster mode (docs/scaling.md): the "cluster" rows publish to the first of three nodes started with '
             . '`--adapter redis` on a redis-server of their own, recovery on and (the "recovery off" ones) off; their '
             . 'server CPU is the three nodes\' and Redis\'s (see "Several nodes"):';
+        $out[] = '';
+        foreach ($ratios as $line) {
+            $out[] = '- ' . $line;
+        }
+        $out[] = '';
+    }
+    $ratios = baselineRatios($rows);
+    if ($ratios !== []) {
+        $out[] = 'Against the baseline build (`run.sh --baseline PATH`), another build of push-core run with its defaults '
+            . 'beside this one, in the same rounds:';
         $out[] = '';
         foreach ($ratios as $line) {
             $out[] = '- ' . $line;

@@ -4,6 +4,11 @@
 # floor, timed side by side from one PHP process.
 #
 #   bench/php/run.sh [--cpus LIST] [--iterations N] [--rounds N] [--batch N] [--only NAME,...] [--no-write]
+#                    [--baseline PATH]
+#
+# --baseline PATH also runs that push-core binary (another build, say the
+# commit before a change) with its defaults, and times sendMsg() and the
+# pipelined route against it in the same rounds, as ratios.
 #
 # --cpus LIST pins PHP and every server to those CPUs (taskset -c LIST). On a
 # virtual machine whose idle vCPUs halt, waking a process on another CPU can
@@ -28,13 +33,22 @@ cd "$root"
 
 write=1
 pin=""
+baseline=""
 previous=""
 for argument in "$@"; do
     [ "$argument" = --no-write ] && write=0
     [ "$previous" = --cpus ] && pin=$argument
-    case "$argument" in --cpus=*) pin=${argument#--cpus=} ;; esac
+    [ "$previous" = --baseline ] && baseline=$argument
+    case "$argument" in
+        --cpus=*) pin=${argument#--cpus=} ;;
+        --baseline=*) baseline=${argument#--baseline=} ;;
+    esac
     previous=$argument
 done
+if [ -n "$baseline" ] && [ ! -x "$baseline" ]; then
+    echo "bench/php: --baseline $baseline is not an executable push-core" >&2
+    exit 2
+fi
 run() { # command...: runs it on the --cpus CPUs, if any
     if [ -n "$pin" ]; then taskset -c "$pin" "$@"; else "$@"; fi
 }
@@ -125,6 +139,13 @@ for node in 1 2 3; do
     cluster_norecovery_pids="$cluster_norecovery_pids${cluster_norecovery_pids:+,}$!"
     pids="$pids $!"
 done
+baseline_options=""
+if [ -n "$baseline" ]; then
+    start "$baseline" serve --socket "$work/push-baseline.sock" --listen "127.0.0.1:$(free_port)" \
+        --log-level warn >"$work/push-core-baseline.log" 2>&1 &
+    pids="$pids $!"
+    baseline_options="--push-baseline-socket=$work/push-baseline.sock --push-baseline-pid=$!"
+fi
 start "$work/echo-floor" "$work/echo.sock" >"$work/echo.log" 2>&1 &
 echo_pid=$!
 pids="$pids $echo_pid"
@@ -135,6 +156,7 @@ pids="$pids $echo_epoll_pid"
 wait_for push-core curl -fsS -o /dev/null "http://127.0.0.1:$push_port/healthz"
 wait_for push-core test -S "$work/push.sock"
 wait_for "push-core --recovery-window 0" test -S "$work/push-norecovery.sock"
+[ -z "$baseline" ] || wait_for "the baseline build of push-core" test -S "$work/push-baseline.sock"
 wait_for redis-server test -S "$work/redis.sock"
 # Linked: a publish on the first node gets a whole count, once every node
 # has reached Redis and answers.
@@ -176,4 +198,4 @@ run php $extensions "$here/bench.php" $pinned \
     --push-cluster-norecovery-socket="$work/push-cluster-norecovery-1.sock" --push-cluster-norecovery-pids="$cluster_norecovery_pids" \
     --cluster-norecovery-redis-pid="$cluster_norecovery_redis_pid" \
     --push-pid="$push_pid" --redis-pid="$redis_pid" --echo-pid="$echo_pid" --echo-epoll-pid="$echo_epoll_pid" \
-    $markdown "$@"
+    $markdown $baseline_options "$@"

@@ -396,6 +396,39 @@ describe('Redis going back to an older copy of the history', () => {
   });
 });
 
+describe('a publish handed out while Redis was out of reach', () => {
+  const clients = new ClientPool();
+  const cluster = useCluster([], { clients });
+
+  test('once Redis is back, the pages of the other nodes, which never got it, are told to reload', async () => {
+    const dir = tempDir('push-core-redis-down-');
+    cluster.redis = new Redis(await freePort(), { dir, args: ['--dir', dir, '--dbfilename', 'dump.rdb'] });
+    await cluster.redis.start();
+    await cluster.start(['node-a', 'node-b']);
+    const [a, b] = cluster.nodes;
+    await waitForCluster(cluster.nodes);
+    const onA = await clients.connect(a, { name: 'page on A' });
+    const onB = await clients.connect(b, { name: 'page on B' });
+    await sendOk(a.socketPath, { event: 'n', data: 1 });
+    await onB.waitFor('n', (n) => n === 1);
+
+    // Redis comes back from a snapshot with every message the nodes read:
+    // nothing tells B's reader that anything is missing, but for A.
+    await cluster.redis.cli('save');
+    await cluster.redis.kill();
+    const during = await publishVia(a, { event: 'n', data: 'while down' });
+    assert.deepEqual(during, { recipients: 1, partial: true });
+    assert.equal(await onA.waitFor('n', (n) => n === 'while down'), 'while down');
+    await cluster.redis.start();
+
+    await waitUntil(() => onB.statuses.length >= 2, { what: 'the page on B to be told to reload' });
+    assert.deepEqual([onB.statuses[1].recovered, onB.statuses[1].replayed], [false, 0]);
+    assert.deepEqual(onB.received('n'), [1]);
+    assert.match(a.log, /handed out messages while it could not reach Redis/);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
 describe('Redis over TLS (rediss://)', () => {
   const clients = new ClientPool();
   let tls;
