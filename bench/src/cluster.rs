@@ -143,7 +143,8 @@ impl Drop for RedisServer {
     }
 }
 
-fn answers_ping(addr: SocketAddr) -> bool {
+/// Whether the Redis at `addr` answers PING (within half a second).
+pub(crate) fn answers_ping(addr: SocketAddr) -> bool {
     let Ok(mut stream) = TcpStream::connect(addr) else {
         return false;
     };
