@@ -191,28 +191,27 @@ const REPORTED = { messages: 20_000, filler: 'y'.repeat(2000), queue: '64' };
  * paused, and a publisher. The page's connection is not ended by its
  * missed heartbeats while the test publishes (ping interval 2 minutes).
  */
-async function stalledPage(args) {
+/** A daemon, a raw page and a publisher for test `t`, closed when it ends. */
+async function stalledPage(t, args) {
   const daemon = await startDaemon({
     args: ['--max-buffered-messages', REPORTED.queue, '--ping-interval', '120s', ...args],
     logLevel: 'info',
   });
-  const page = await RawWebSocket.open(daemon);
-  const publisher = await RawConnection.open(daemon.socketPath);
-  await publisher.handshake();
-  return { daemon, page, publisher };
+  const opened = { daemon };
+  t.after(async () => {
+    opened.publisher?.destroy();
+    opened.page?.terminate();
+    await daemon.cleanup();
+  });
+  opened.page = await RawWebSocket.open(daemon);
+  opened.publisher = await RawConnection.open(daemon.socketPath);
+  await opened.publisher.handshake();
+  return opened;
 }
 
 describe('a page that stops reading, with recovery on', () => {
-  let setup;
-  after(async () => {
-    setup?.publisher.destroy();
-    setup?.page.terminate();
-    await setup?.daemon.cleanup();
-  });
-
   test(`it is caught up once it reads again: all ${REPORTED.messages} messages, in order, each once`, async (t) => {
-    setup = await stalledPage([]);
-    const { daemon, page, publisher } = setup;
+    const { daemon, page, publisher } = await stalledPage(t, []);
     const [, status] = JSON.parse((await page.next((m) => m.startsWith('42["push:recovery"'))).slice(2));
     assert.equal(status.recovered, false, 'a first connect starts where the stream is');
     page.pause();
@@ -249,17 +248,9 @@ describe('a page that stops reading, with recovery on', () => {
 });
 
 describe('a page that stops reading for longer than the history keeps', () => {
-  let setup;
-  after(async () => {
-    setup?.publisher.destroy();
-    setup?.page.terminate();
-    await setup?.daemon.cleanup();
-  });
-
-  test('it is sent push:recovery with recovered false, in-band, then everything after it', async () => {
+  test('it is sent push:recovery with recovered false, in-band, then everything after it', async (t) => {
     // The history keeps 1,000 messages: the page misses more than that.
-    setup = await stalledPage(['--recovery-max-messages', '1000']);
-    const { daemon, page, publisher } = setup;
+    const { daemon, page, publisher } = await stalledPage(t, ['--recovery-max-messages', '1000']);
     await page.next((m) => m.startsWith('42["push:recovery"'));
     page.pause();
     await publishMany(publisher, REPORTED.messages, { filler: REPORTED.filler });
@@ -293,16 +284,8 @@ describe('a page that stops reading for longer than the history keeps', () => {
 });
 
 describe('a page that stops reading, with recovery off', () => {
-  let setup;
-  after(async () => {
-    setup?.publisher.destroy();
-    setup?.page.terminate();
-    await setup?.daemon.cleanup();
-  });
-
-  test('it loses what its queue could not take, and is told how many with push:missed', async () => {
-    setup = await stalledPage(['--recovery-window', '0']);
-    const { daemon, page, publisher } = setup;
+  test('it loses what its queue could not take, and is told how many with push:missed', async (t) => {
+    const { daemon, page, publisher } = await stalledPage(t, ['--recovery-window', '0']);
     page.pause();
     const recipients = await publishMany(publisher, REPORTED.messages, { filler: REPORTED.filler });
     const dropped = await metric(daemon, 'push_deliveries_dropped_total');

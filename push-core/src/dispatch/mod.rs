@@ -192,7 +192,7 @@ impl Dispatcher {
     /// Redis numbers it.
     fn publish_numbered(
         &self,
-        shared: &SharedHistory,
+        shared: &Arc<SharedHistory>,
         publish: &Publish<'_>,
         payload: &RawValue,
     ) -> Result<Counting, DispatchError> {
@@ -204,6 +204,7 @@ impl Dispatcher {
         let namespace = publish.namespace.to_owned();
         let payload_bytes = publish.payload.len();
         let dispatcher = self.clone();
+        let shared = shared.clone();
         Ok(Counting::Waiting(Box::pin(async move {
             let mut count = Count::default();
             match appending.await {
@@ -220,9 +221,7 @@ impl Dispatcher {
                     // numbered it, they get it a second time from the
                     // history: docs/scaling.md, "When Redis is down".)
                     tracing::debug!(%error, "a publish could not be added to the cluster's history");
-                    if let Some(shared) = &dispatcher.shared {
-                        shared.note_unnumbered(&namespace);
-                    }
+                    shared.note_unnumbered(&namespace);
                     if let Ok(entry) = serde_json::from_slice::<Entry>(&message) {
                         count.add(dispatcher.emit_local(&namespace, &entry).await as u64);
                     }
