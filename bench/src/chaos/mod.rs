@@ -15,8 +15,8 @@
 //! is judged against what the site was told it published
 //! ([`verdict`]): no silent gap, no duplicate, nothing out of order,
 //! nothing for another user, and every node's memory flat. The table is
-//! printed; the exit status is 1 unless the run passed. The test suite runs
-//! a short one (`--seconds 30 --pages 60`); docs/chaos.md has a full run.
+//! printed; the exit status is 1 unless the run passed. docs/chaos.md has a
+//! full run, and the one gap short runs still find.
 //!
 //! The parts:
 //! - `cluster`: the nodes and Redis, and the signals that break them;
