@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting and lints, the Rust unit and
 # property tests, a short fuzzing run of the publish decoder, the end-to-end
-# tests of the daemon with the real socket.io client, the bench's smoke, and
-# the PHP suites
+# tests of the daemon with the real socket.io client, the bench's smoke, a
+# 30-second chaos run (docs/chaos.md), and the PHP suites
 # (extension, FFI, Yii component), and last the Debian packages, installed
 # and purged (as root). Installs what is missing first. Exits
 # non-zero if any suite failed.
@@ -35,6 +35,7 @@ suite "fuzz the publish decoder (30 s)" scripts/fuzz.sh 30
 suite "daemon end-to-end (node)" bash -c 'cd tests && npm test'
 suite "page helper clients/js (node)" bash -c 'cd clients/js && npm test'
 suite "bench smoke (push-core and Node deliver every message)" cargo run --quiet -p bench -- smoke
+suite "chaos smoke (30 s: three nodes and Redis under faults, no silent gap)" cargo run --quiet -p bench -- chaos --seconds 30 --pages 60
 # A runner that is missing or lost its execute bit is a failed suite, not a
 # skipped one: a suite that silently stops running looks like a passing one.
 runner_unusable() {

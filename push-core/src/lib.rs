@@ -170,12 +170,19 @@ impl PushCore {
         let admin_page_port = admin_ui_settings.as_ref().and_then(|s| s.page_port);
         let origins =
             socketio::OriginPolicy::new(config.origins(), admin_page_port, metrics.clone());
+        let shared = match (&cluster, config.recovery_settings()) {
+            (Some(cluster), Some(settings)) => Some(Arc::new(
+                cluster.shared_history(&config.served_namespaces(), settings.max_messages),
+            )),
+            _ => None,
+        };
         let readiness = Arc::new(readiness::Readiness::default());
         let admission = socketio::Admission::new(
             authenticator.clone(),
             limits.clone(),
             metrics.clone(),
             recovery.clone(),
+            shared.clone(),
             admin_ui_settings
                 .as_ref()
                 .is_some_and(|s| s.mode == config::AdminUiMode::Full),
@@ -186,12 +193,6 @@ impl PushCore {
             admission,
             cluster.as_deref(),
         );
-        let shared = match (&cluster, config.recovery_settings()) {
-            (Some(cluster), Some(settings)) => Some(Arc::new(
-                cluster.shared_history(&config.served_namespaces(), settings.max_messages),
-            )),
-            _ => None,
-        };
         let admin_namespace = admin_ui_settings.as_ref().map(|_| admin_ui::NAMESPACE);
         let dispatcher = Dispatcher::new(
             io.clone(),

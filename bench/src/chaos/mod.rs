@@ -16,7 +16,7 @@
 //! ([`verdict`]): no silent gap, no duplicate, nothing out of order,
 //! nothing for another user, and every node's memory flat. The table is
 //! printed; the exit status is 1 unless the run passed. docs/chaos.md has a
-//! full run, and the one gap short runs still find.
+//! full run; scripts/test.sh runs a 30-second one.
 //!
 //! The parts:
 //! - `cluster`: the nodes and Redis, and the signals that break them;

@@ -51,8 +51,8 @@ pub struct Receipt {
     /// Resets (`push:recovery` with `recovered: false`) received before
     /// the first receipt.
     pub resets_before: u16,
-    /// The first receipt had no offset: the page's node handed it out
-    /// while it could not reach Redis.
+    /// The first receipt had no offset (a mark or nothing): the page's node
+    /// handed it out while it could not reach Redis.
     pub unnumbered: bool,
 }
 
@@ -97,11 +97,12 @@ impl PageRecord {
         let receipt = &mut self.receipts[id];
         if receipt.count == 0 {
             receipt.resets_before = self.resets;
-            receipt.unnumbered = offset.is_none();
+            receipt.unnumbered = offset.and_then(parse_offset).is_none();
         }
         receipt.count = receipt.count.saturating_add(1);
         // Messages handed out while the cluster's history could not be
-        // reached carry no offset: nothing to order them by.
+        // reached carry a mark instead of an offset (or nothing): nothing
+        // to order them by, but the mark goes back at the next reconnect.
         if let Some(offset) = offset {
             if let Some(position) = parse_offset(offset) {
                 if let Some((epoch, seq)) = self.last_position

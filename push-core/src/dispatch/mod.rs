@@ -28,7 +28,7 @@ use serde_json::value::RawValue;
 use socketioxide::{BroadcastError, SendError, SocketError, operators::BroadcastOperators};
 use thiserror::Error;
 
-use crate::cluster::history::{SharedHistory, Unnumbered};
+use crate::cluster::history::{Mark, SharedHistory, Unnumbered};
 use crate::cluster::survey::{OwnedTarget, Question};
 use crate::cluster::{Cluster, Io, NodeAdapter, Socket, link};
 use crate::metrics::Metrics;
@@ -221,9 +221,9 @@ impl Dispatcher {
                     // numbered it, they get it a second time from the
                     // history: docs/scaling.md, "When Redis is down".)
                     tracing::debug!(%error, "a publish could not be added to the cluster's history");
-                    shared.note_unnumbered(&namespace);
+                    let mark = shared.note_unnumbered(&namespace);
                     if let Ok(entry) = serde_json::from_slice::<Entry>(&message) {
-                        count.add(dispatcher.emit_local(&namespace, &entry).await as u64);
+                        count.add(dispatcher.emit_local(&namespace, &entry, mark).await as u64);
                     }
                     count.partial = true;
                 }
@@ -303,7 +303,7 @@ impl Dispatcher {
                 // when it cannot: this node's connections still get it.
                 Err(error) => {
                     tracing::debug!(%error, "a publish could not reach the other nodes");
-                    count.add(dispatcher.emit_local(&namespace, &entry).await as u64);
+                    count.add(dispatcher.emit_local(&namespace, &entry, None).await as u64);
                     count.partial = true;
                 }
             }
@@ -329,9 +329,10 @@ impl Dispatcher {
             .len())
     }
 
-    /// Hands `entry` to this node's connections only, without an offset;
-    /// returns how many took it.
-    async fn emit_local(&self, namespace: &str, entry: &Entry) -> usize {
+    /// Hands `entry` to this node's connections only, without an offset
+    /// (with `mark` in its place, if any: see `cluster::history`); returns
+    /// how many took it.
+    async fn emit_local(&self, namespace: &str, entry: &Entry, mark: Option<Mark>) -> usize {
         let target = entry.target();
         let (Ok(selection), Ok(recipients)) = (
             self.select(namespace, &target),
@@ -345,10 +346,22 @@ impl Dispatcher {
             target: &target,
             offset: None,
         };
-        match self
-            .emit_here(selection.local(), delivery, &entry.event, &*entry.payload)
-            .await
-        {
+        let payload = &*entry.payload;
+        let emitted = match mark {
+            None => {
+                self.emit_here(selection.local(), delivery, &entry.event, payload)
+                    .await
+            }
+            Some(mark) => {
+                let argument = OffsetArgument {
+                    offset: mark.to_string(),
+                };
+                let data = (payload, argument);
+                self.emit_here(selection.local(), delivery, &entry.event, &data)
+                    .await
+            }
+        };
+        match emitted {
             Ok(undelivered) => recipients.saturating_sub(undelivered),
             Err(_) => 0,
         }

@@ -16,6 +16,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::cluster::history::SharedHistory;
 use crate::cluster::{Io, Socket};
 use axum::extract::ConnectInfo;
 use axum::http::HeaderMap;
@@ -72,6 +73,9 @@ pub struct Admission {
     limits: Arc<ConnectionLimits>,
     metrics: Arc<Metrics>,
     recovery: Option<Arc<Recovery>>,
+    /// The cluster's history, with recovery on in a cluster: hears the
+    /// marks pages bring back (see `cluster::history`).
+    shared: Option<Arc<SharedHistory>>,
     /// Lines repeated for every connection of a storm (not identified at
     /// connect, not identified by any retry, closed for flooding): one per
     /// kind and address and interval.
@@ -86,6 +90,7 @@ impl Admission {
         limits: Arc<ConnectionLimits>,
         metrics: Arc<Metrics>,
         recovery: Option<Arc<Recovery>>,
+        shared: Option<Arc<SharedHistory>>,
         admin_ui_full: bool,
     ) -> Self {
         Self {
@@ -93,6 +98,7 @@ impl Admission {
             limits,
             metrics,
             recovery,
+            shared,
             log_throttle: LogThrottle::default(),
             admin_ui_full,
         }
@@ -257,6 +263,10 @@ impl Admission {
         self.metrics.connection_opened();
         if self.admin_ui_full {
             crate::admin_ui::socket_connected(io, &socket);
+        }
+        if let (Some(shared), Some(offset)) = (&self.shared, &offset) {
+            // Whoever the page is: a mark is news of the whole cluster.
+            shared.heard_from_page(socket.ns(), offset);
         }
         if let Some(recovery) = &self.recovery {
             let waits_for_identity = self

@@ -37,18 +37,20 @@
 
 mod append;
 mod read;
+mod unnumbered;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use redis::{Script, Value};
 use tokio::sync::{mpsc, oneshot};
 
 pub use self::append::Unnumbered;
 use self::append::{Append, Appender};
+pub use self::unnumbered::Mark;
+use self::unnumbered::HandedOut;
 use super::link::{LinkError, RedisLink};
 use crate::recovery::{Entry, Offset};
 
@@ -83,21 +85,43 @@ redis.call('XADD', unpack(entry))
 return {epoch, last - count + 1}
 ";
 
-/// Where a namespace's stream stands: its epoch and the number of its last
-/// message. KEYS: stream, epoch, counter. ARGV: a new epoch.
+/// Where a namespace's stream stands: its epoch, the number of its last
+/// message, and the key that signs marks (see [`unnumbered`]), set to the
+/// one offered if there is none. KEYS: stream, epoch, counter, marks. ARGV:
+/// a new epoch, a key.
 const POSITION: &str = r"
-return {epoch, tonumber(redis.call('GET', KEYS[3]) or '0')}
+local key = redis.call('HGET', KEYS[4], 'key')
+if not key then
+  key = ARGV[2]
+  redis.call('HSET', KEYS[4], 'key', key)
+end
+return {epoch, tonumber(redis.call('GET', KEYS[3]) or '0'), key}
 ";
 
 /// Starts a new epoch, unless another node already did: the epoch must
 /// still be the one the caller saw. Marks where it starts with an entry
-/// without messages, so that nodes reading the stream learn of it. KEYS:
-/// stream, epoch, counter. ARGV: the epoch seen, the new epoch, a tag.
-/// Returns the epoch now and the marker's number (0 if none was added).
+/// without messages, so that nodes reading the stream learn of it. With
+/// hand-outs to tell of (pairs of a node and its count, see
+/// [`unnumbered`]), only if one of them is news: the marks hash keeps each
+/// node's count that an epoch covered. KEYS: stream, epoch, counter,
+/// marks. ARGV: the epoch seen, the new epoch, a tag, then the pairs.
+/// Returns the epoch now and the marker's number (0 if none was added:
+/// another node was first, or nothing was news).
 const RENEW: &str = r"
 local current = redis.call('GET', KEYS[2])
 if current ~= ARGV[1] then
   return {current or '', 0}
+end
+local news = #ARGV == 3
+for i = 4, #ARGV, 2 do
+  local field = 'node:' .. ARGV[i]
+  if tonumber(redis.call('HGET', KEYS[4], field) or '0') < tonumber(ARGV[i + 1]) then
+    redis.call('HSET', KEYS[4], field, ARGV[i + 1])
+    news = true
+  end
+end
+if not news then
+  return {current, 0}
 end
 redis.call('SET', KEYS[2], ARGV[2])
 local seq = redis.call('INCR', KEYS[3])
@@ -126,15 +150,18 @@ struct Keys {
     stream: String,
     epoch: String,
     counter: String,
-    /// This node handed out a message of the namespace that could not be
-    /// numbered (Redis out of reach): the other nodes' pages never got it.
-    handed_unnumbered: AtomicBool,
+    /// The key that signs marks, and each node's count of hand-outs that
+    /// an epoch covered.
+    marks: String,
+    /// Messages of the namespace handed out without a place in the
+    /// history (Redis out of reach), here or, as pages say, elsewhere.
+    handed_out: HandedOut,
 }
 
 impl Keys {
     /// The keys of `namespace`. In a Redis Cluster they share the hash tag
     /// `{PREFIX:NAMESPACE}`: the first `{...}` of each key is what places
-    /// it, and it is the same for all three whatever the namespace holds.
+    /// it, and it is the same for all four whatever the namespace holds.
     fn new(prefix: &str, namespace: &str, sharded: bool) -> Self {
         let key = |name: &str| {
             if sharded {
@@ -147,7 +174,8 @@ impl Keys {
             stream: key("history"),
             epoch: key("epoch"),
             counter: key("seq"),
-            handed_unnumbered: AtomicBool::new(false),
+            marks: key("unnumbered"),
+            handed_out: HandedOut::new(),
         }
     }
 }
@@ -213,13 +241,24 @@ impl SharedHistory {
         }
     }
 
-    /// Notes that this node's pages were handed a message of `namespace`
-    /// that has no place in the history: once the link is back, a new
-    /// epoch begins, and every node's pages are told to reload (they never
-    /// got it; see `read`).
-    pub fn note_unnumbered(&self, namespace: &str) {
-        if let Some(keys) = self.keys.get(namespace) {
-            keys.handed_unnumbered.store(true, Ordering::Release);
+    /// Notes that this node's pages are handed a message of `namespace`
+    /// that has no place in the history; returns the mark it carries
+    /// instead of an offset. Once the link is back, a new epoch begins,
+    /// and every node's pages are told to reload (they never got it; see
+    /// `read`), or sooner, if a page brings the mark to another node.
+    pub fn note_unnumbered(&self, namespace: &str) -> Option<Mark> {
+        self.keys.get(namespace)?.handed_out.hand_out(namespace)
+    }
+
+    /// A page reconnects with `offset`: if it is a mark of another node's
+    /// hand-out, signed by the cluster, a new epoch will tell every page
+    /// about it.
+    pub fn heard_from_page(&self, namespace: &str, offset: &str) {
+        let (Some(keys), Ok(mark)) = (self.keys.get(namespace), offset.parse::<Mark>()) else {
+            return;
+        };
+        if !keys.handed_out.hear(namespace, mark) {
+            tracing::debug!(namespace, offset, "a page sent a mark the cluster did not sign; ignored");
         }
     }
 

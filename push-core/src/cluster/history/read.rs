@@ -27,13 +27,15 @@
 //!   reader starts a new epoch in Redis, marked by an entry without
 //!   messages that tells every other node to start over too.
 //!
-//! A fourth is this node's own doing: a publish it took while Redis was out
-//! of reach went to its own pages only, without an offset. The other
-//! nodes' pages never got it, so once the link is back this node's reader
-//! starts a new epoch the same way, and every page is told to reload.
+//! A fourth is a node's own doing: a publish it took while Redis was out of
+//! reach went to its own pages only, without an offset. The other nodes'
+//! pages never got it, so once the link is back this node's reader starts
+//! a new epoch the same way, and every page is told to reload. If that
+//! node died first, its pages bring the news: the mark they got instead of
+//! an offset (see `unnumbered`), which makes the node they reconnect to
+//! start the new epoch instead.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use redis::Value;
@@ -41,7 +43,7 @@ use redis::streams::StreamReadOptions;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{Batch, Deliver, Delivery, Keys, SharedHistory, parse_epoch};
+use super::{Batch, Deliver, Delivery, Keys, Mark, SharedHistory, parse_epoch};
 use crate::cluster::link::LinkError;
 use crate::cluster::servers::Connection;
 use crate::outcomes::LinkState;
@@ -108,6 +110,17 @@ enum Continuity {
     Broken,
 }
 
+/// What came of asking Redis for a new epoch.
+enum Renewal {
+    /// It began, and this node's pages were told to reload.
+    Renewed,
+    /// Another node began one first: the copy is behind the stream's
+    /// epoch, and reading on meets it.
+    OtherFirst,
+    /// Every hand-out named was told of by an earlier epoch already.
+    NothingNew,
+}
+
 impl Reader {
     async fn run(mut self, shutdown: CancellationToken) {
         let mut state = self.history.link.state();
@@ -119,7 +132,7 @@ impl Reader {
                 let mut connection = self.history.link.dedicated(READ_BLOCK).await?;
                 self.align(&mut connection).await?;
                 loop {
-                    self.renew_after_unnumbered(&mut connection).await?;
+                    self.renew_after_hand_outs(&mut connection).await?;
                     self.read_once(&mut connection).await?;
                 }
             };
@@ -142,15 +155,18 @@ impl Reader {
     async fn align(&mut self, connection: &mut Connection) -> Result<(), LinkError> {
         let (keys, recovery) = (self.keys.clone(), self.recovery.clone());
         loop {
-            let (epoch_text, last_seq): (String, u64) = self
+            let (epoch_text, last_seq, signing_key): (String, u64, String) = self
                 .history
                 .position
                 .key(&keys.stream)
                 .key(&keys.epoch)
                 .key(&keys.counter)
+                .key(&keys.marks)
                 .arg(new_epoch().to_string())
+                .arg(keys.handed_out.key_to_offer())
                 .invoke_async(connection)
                 .await?;
+            keys.handed_out.use_key(signing_key);
             let epoch = parse_epoch(&epoch_text);
             let Some(mut stream) = recovery.lock(&self.namespace).await else {
                 return Ok(());
@@ -168,7 +184,7 @@ impl Reader {
                 namespace = &*self.namespace,
                 "the cluster's history in Redis lost messages this node had read (a failover, or Redis went back to an older copy): a new epoch begins and pages will reload their state"
             );
-            if self.renew(connection, &mut stream, &epoch_text).await? {
+            if let Renewal::Renewed = self.renew(connection, &mut stream, &epoch_text, &[]).await? {
                 return Ok(());
             }
             // Another node renewed it first: align with that.
@@ -176,63 +192,75 @@ impl Reader {
     }
 
     /// Starts a new epoch in Redis after `epoch_text`, unless another node
-    /// already did, and starts the copy over at its marker, resetting this
-    /// node's pages; the other nodes do the same when they read the
-    /// marker. False if another node was first: the copy is then behind
-    /// the stream's epoch, and reading on meets it.
+    /// already did, or, with `hand_outs` named, unless an earlier epoch
+    /// already told of them all. Starts the copy over at its marker,
+    /// resetting this node's pages; the other nodes do the same when they
+    /// read the marker.
     async fn renew(
         &mut self,
         connection: &mut Connection,
         stream: &mut Stream<'_>,
         epoch_text: &str,
-    ) -> Result<bool, LinkError> {
+        hand_outs: &[Mark],
+    ) -> Result<Renewal, LinkError> {
         let keys = self.keys.clone();
         let tag = fastrand::u64(..).to_string();
-        let (renewed, marker): (String, u64) = self
-            .history
-            .renew
-            .key(&keys.stream)
+        let mut script = self.history.renew.key(&keys.stream);
+        script
             .key(&keys.epoch)
             .key(&keys.counter)
+            .key(&keys.marks)
             .arg(epoch_text)
             .arg(new_epoch().to_string())
-            .arg(&tag)
-            .invoke_async(connection)
-            .await?;
+            .arg(&tag);
+        for mark in hand_outs {
+            script.arg(format!("{:x}", mark.node)).arg(mark.handed);
+        }
+        let (renewed, marker): (String, u64) = script.invoke_async(connection).await?;
         if marker == 0 {
-            return Ok(false);
+            return Ok(if renewed == epoch_text {
+                Renewal::NothingNew
+            } else {
+                Renewal::OtherFirst
+            });
         }
         stream.restart(parse_epoch(&renewed), marker);
         self.last_tag = Some(tag.into_bytes());
         self.reset(stream).await;
-        Ok(true)
+        Ok(Renewal::Renewed)
     }
 
-    /// Starts a new epoch if this node handed out a message that has no
-    /// place in the history (see [`SharedHistory::note_unnumbered`]), before
-    /// reading on: the other nodes' pages never got it, and neither the
-    /// stream nor its numbers say so. A copy whose epoch is already behind
-    /// the stream's starts over when reading on, which resets its pages
-    /// too.
-    async fn renew_after_unnumbered(
-        &mut self,
-        connection: &mut Connection,
-    ) -> Result<(), LinkError> {
-        if !self.keys.handed_unnumbered.load(Ordering::Acquire) {
+    /// Starts a new epoch if a message was handed out that has no place in
+    /// the history (see [`SharedHistory::note_unnumbered`]), by this node
+    /// or, as a reconnecting page said, by another, before reading on: the
+    /// other nodes' pages never got it, and neither the stream nor its
+    /// numbers say so. If another node started one first, the hand-outs
+    /// wait for the next turn, once reading on has met it: that epoch may
+    /// have begun before they were made.
+    async fn renew_after_hand_outs(&mut self, connection: &mut Connection) -> Result<(), LinkError> {
+        let keys = self.keys.clone();
+        let hand_outs = keys.handed_out.pending();
+        if hand_outs.is_empty() {
             return Ok(());
         }
         let recovery = self.recovery.clone();
         let Some(mut stream) = recovery.lock(&self.namespace).await else {
             return Ok(());
         };
-        tracing::warn!(
-            namespace = &*self.namespace,
-            "this node handed out messages while it could not reach Redis, which the other nodes' pages never got: a new epoch begins and pages will reload their state"
-        );
         let epoch_text = stream.position().epoch.to_string();
-        self.renew(connection, &mut stream, &epoch_text).await?;
-        self.keys.handed_unnumbered.store(false, Ordering::Release);
-        Ok(())
+        let renewal = self.renew(connection, &mut stream, &epoch_text, &hand_outs).await;
+        match renewal {
+            Ok(Renewal::Renewed) => {
+                tracing::warn!(
+                    namespace = &*self.namespace,
+                    "messages were handed out while a node could not reach Redis, which other nodes' pages never got: a new epoch began and pages will reload their state"
+                );
+                keys.handed_out.acted_on(&hand_outs);
+            }
+            Ok(Renewal::NothingNew) => keys.handed_out.acted_on(&hand_outs),
+            Ok(Renewal::OtherFirst) | Err(_) => keys.handed_out.not_acted_on(hand_outs),
+        }
+        renewal.map(|_| ())
     }
 
     /// Whether the entry the copy ends with (number `copy_seq`) is still in
