@@ -49,8 +49,8 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use self::append::Unnumbered;
 use self::append::{Append, Appender};
-pub use self::unnumbered::Mark;
 use self::unnumbered::HandedOut;
+pub use self::unnumbered::Mark;
 use super::link::{LinkError, RedisLink};
 use crate::recovery::{Entry, Offset};
 
@@ -258,7 +258,11 @@ impl SharedHistory {
             return;
         };
         if !keys.handed_out.hear(namespace, mark) {
-            tracing::debug!(namespace, offset, "a page sent a mark the cluster did not sign; ignored");
+            tracing::debug!(
+                namespace,
+                offset,
+                "a page sent a mark the cluster did not sign; ignored"
+            );
         }
     }
 

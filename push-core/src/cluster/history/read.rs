@@ -184,7 +184,10 @@ impl Reader {
                 namespace = &*self.namespace,
                 "the cluster's history in Redis lost messages this node had read (a failover, or Redis went back to an older copy): a new epoch begins and pages will reload their state"
             );
-            if let Renewal::Renewed = self.renew(connection, &mut stream, &epoch_text, &[]).await? {
+            if let Renewal::Renewed = self
+                .renew(connection, &mut stream, &epoch_text, &[])
+                .await?
+            {
                 return Ok(());
             }
             // Another node renewed it first: align with that.
@@ -237,7 +240,10 @@ impl Reader {
     /// numbers say so. If another node started one first, the hand-outs
     /// wait for the next turn, once reading on has met it: that epoch may
     /// have begun before they were made.
-    async fn renew_after_hand_outs(&mut self, connection: &mut Connection) -> Result<(), LinkError> {
+    async fn renew_after_hand_outs(
+        &mut self,
+        connection: &mut Connection,
+    ) -> Result<(), LinkError> {
         let keys = self.keys.clone();
         let hand_outs = keys.handed_out.pending();
         if hand_outs.is_empty() {
@@ -248,7 +254,9 @@ impl Reader {
             return Ok(());
         };
         let epoch_text = stream.position().epoch.to_string();
-        let renewal = self.renew(connection, &mut stream, &epoch_text, &hand_outs).await;
+        let renewal = self
+            .renew(connection, &mut stream, &epoch_text, &hand_outs)
+            .await;
         match renewal {
             Ok(Renewal::Renewed) => {
                 tracing::warn!(

@@ -200,7 +200,9 @@ fn signature(key: &str, namespace: &str, node: u64, handed: u64) -> u64 {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -234,7 +236,10 @@ mod tests {
         assert!(b.hear("/", before), "signed with a key b knew before");
         assert!(b.hear("/", after));
         assert!(!b.hear("/chat", after), "another namespace's mark");
-        let forged = Mark { handed: after.handed + 1, ..after };
+        let forged = Mark {
+            handed: after.handed + 1,
+            ..after
+        };
         assert!(!b.hear("/", forged), "a count the signature is not for");
         assert_eq!(b.pending(), vec![after], "one per node, the highest count");
         assert_eq!(b.pending(), vec![], "taken");
