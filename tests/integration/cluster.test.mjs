@@ -429,59 +429,68 @@ describe('a publish handed out while Redis was out of reach', () => {
   });
 });
 
-describe('a publish handed out while Redis was out of reach, by a node that dies before it is back', () => {
-  const clients = new ClientPool();
-  const cluster = useCluster([], { clients });
+for (const { what, publish } of [
+  { what: 'a broadcast', publish: { event: 'n', data: 'while down' } },
+  { what: 'a private message with no recipient on that node', publish: { event: 'n', users: ['7'], data: 'while down' } },
+]) {
+  describe(`${what} handed out while Redis was out of reach, by a node that dies before it is back`, () => {
+    const clients = new ClientPool();
+    const cluster = useCluster([], { clients });
 
-  test('a page of that node brings the news to another node, which tells every page to reload', async () => {
-    const dir = tempDir('push-core-redis-down-');
-    cluster.redis = new Redis(await freePort(), { dir, args: ['--dir', dir, '--dbfilename', 'dump.rdb'] });
-    await cluster.redis.start();
-    await cluster.start(['node-a', 'node-b']);
-    const [a, b] = cluster.nodes;
-    await waitForCluster(cluster.nodes);
-    const onA = await clients.connect(a, { name: 'page on A' });
-    const onB = await clients.connect(b, { name: 'page on B' });
-    await sendOk(a.socketPath, { event: 'n', data: 1 });
-    await onB.waitFor('n', (n) => n === 1);
+    test('a page of that node brings the news to another node, which tells every page to reload', async () => {
+      const dir = tempDir('push-core-redis-down-');
+      cluster.redis = new Redis(await freePort(), { dir, args: ['--dir', dir, '--dbfilename', 'dump.rdb'] });
+      await cluster.redis.start();
+      await cluster.start(['node-a', 'node-b']);
+      const [a, b] = cluster.nodes;
+      await waitForCluster(cluster.nodes);
+      const onA = await clients.connect(a, { name: 'guest on A' });
+      const onB = await clients.connect(b, { cookie: cookieFor('sid-7'), name: 'user 7 on B' });
+      await sendOk(a.socketPath, { event: 'n', data: 1 });
+      await onB.waitFor('n', (n) => n === 1);
 
-    await cluster.redis.cli('save');
-    await cluster.redis.kill();
-    assert.deepEqual(await publishVia(a, { event: 'n', data: 'while down' }), { recipients: 1, partial: true });
-    await onA.waitFor('n', (n) => n === 'while down');
-    // In place of an offset, the message carries A's signed mark.
-    const mark = onA.events.find((e) => e.data === 'while down').offset;
-    assert.match(mark, /^u[0-9a-f]+\.1\.[0-9a-f]+$/);
-    // A dies before its link is back: nothing of A's is left to tell B's
-    // pages, and Redis comes back from the snapshot as it was.
-    await a.stop({ signal: 'SIGKILL' });
-    await cluster.redis.start();
-    await waitUntil(async () => (await stats(b.socketPath)).cluster.link_up, { what: 'B to link again' });
-    await sleep(1500);
-    assert.equal(onB.statuses.length, 1, 'nothing told B yet');
+      await cluster.redis.cli('save');
+      await cluster.redis.kill();
+      const reply = await publishVia(a, publish);
+      assert.equal(reply.partial, true);
+      // Every page of A gets the mark in place of an offset: with the
+      // message if it was for the page, and on its own in any case.
+      const { offset: mark } = await onA.waitFor('push:unnumbered');
+      assert.match(mark, /^u[0-9a-f]+\.1\.[0-9a-f]+$/);
+      if (!publish.users) {
+        assert.equal(onA.events.find((e) => e.data === 'while down').offset, mark);
+      }
+      // A dies before its link is back: nothing of A's is left to tell B's
+      // pages, and Redis comes back from the snapshot as it was.
+      await a.stop({ signal: 'SIGKILL' });
+      await cluster.redis.start();
+      await waitUntil(async () => (await stats(b.socketPath)).cluster.link_up, { what: 'B to link again' });
+      await sleep(1500);
+      assert.equal(onB.statuses.length, 1, 'nothing told B yet');
 
-    // A made-up mark, or one changed by the page, is not news.
-    const forged = mark.replace(/\.1\./, '.2.');
-    const forger = await clients.connect(b, { name: 'forging page', auth: { offset: forged } });
-    await waitUntil(() => forger.statuses.length >= 1, { what: 'the forging page to be answered' });
-    await sleep(1500);
-    assert.equal(onB.statuses.length, 1, 'a forged mark started no epoch');
+      // A made-up mark, or one changed by the page, is not news.
+      const forged = mark.replace(/\.1\./, '.2.');
+      const forger = await clients.connect(b, { name: 'forging page', auth: { offset: forged } });
+      await waitUntil(() => forger.statuses.length >= 1, { what: 'the forging page to be answered' });
+      await sleep(1500);
+      assert.equal(onB.statuses.length, 1, 'a forged mark started no epoch');
 
-    // The page of A reconnects to B with its last offset, the mark.
-    const back = await clients.connect(b, { name: 'page of A, back on B', auth: { offset: mark } });
-    await waitUntil(() => back.statuses.length >= 1, { what: 'the page back on B to be answered' });
-    assert.equal(back.statuses[0].recovered, false);
-    await waitUntil(() => onB.statuses.length >= 2, { what: 'the page on B to be told to reload' });
-    assert.deepEqual([onB.statuses[1].recovered, onB.statuses[1].replayed], [false, 0]);
-    assert.deepEqual(onB.received('n'), [1]);
+      // The page of A reconnects to B with its last offset, the mark.
+      const back = await clients.connect(b, { name: 'page of A, back on B', auth: { offset: mark } });
+      await waitUntil(() => back.statuses.length >= 1, { what: 'the page back on B to be answered' });
+      assert.equal(back.statuses[0].recovered, false);
+      await waitUntil(() => onB.statuses.length >= 2, { what: 'the page on B to be told to reload' });
+      assert.deepEqual([onB.statuses[1].recovered, onB.statuses[1].replayed], [false, 0]);
+      assert.deepEqual(onB.received('n'), [1]);
 
-    // Brought again (another page of A), it is old news: no second reset.
-    await clients.connect(b, { name: 'another page of A', auth: { offset: mark } });
-    await sleep(1500);
-    assert.equal(onB.statuses.length, 2, 'one reset per hand-out');
-    fs.rmSync(dir, { recursive: true, force: true });
+      // Brought again (another page of A), it is old news: no second reset.
+      await clients.connect(b, { name: 'another page of A', auth: { offset: mark } });
+      await sleep(1500);
+      assert.equal(onB.statuses.length, 2, 'one reset per hand-out');
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
   });
-});
+}
 
 describe('Redis over TLS (rediss://)', () => {
   const clients = new ClientPool();

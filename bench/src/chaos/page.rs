@@ -334,6 +334,16 @@ impl Session<'_> {
                 record.status(recovered, offset);
             }
             "push:missed" => record.missed_notices += 1,
+            // The mark of a message its node handed out to others while
+            // cut off from Redis: kept as the offset, like any other.
+            "push:unnumbered" => {
+                if let Some(mark) = data
+                    .and_then(|mark| mark.get("offset"))
+                    .and_then(Value::as_str)
+                {
+                    record.last_offset = Some(mark.to_owned());
+                }
+            }
             super::publisher::EVENT => {
                 let Some(id) = data.and_then(|data| data.get("id")).and_then(Value::as_u64) else {
                     return;

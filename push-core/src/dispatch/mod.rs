@@ -28,7 +28,7 @@ use serde_json::value::RawValue;
 use socketioxide::{BroadcastError, SendError, SocketError, operators::BroadcastOperators};
 use thiserror::Error;
 
-use crate::cluster::history::{Mark, SharedHistory, Unnumbered};
+use crate::cluster::history::{Mark, SharedHistory, UNNUMBERED_EVENT, Unnumbered};
 use crate::cluster::survey::{OwnedTarget, Question};
 use crate::cluster::{Cluster, Io, NodeAdapter, Socket, link};
 use crate::metrics::Metrics;
@@ -356,14 +356,39 @@ impl Dispatcher {
                 let argument = OffsetArgument {
                     offset: mark.to_string(),
                 };
-                let data = (payload, argument);
-                self.emit_here(selection.local(), delivery, &entry.event, &data)
-                    .await
+                let data = (payload, &argument);
+                let emitted = self
+                    .emit_here(selection.local(), delivery, &entry.event, &data)
+                    .await;
+                self.hand_out_mark(namespace, &argument).await;
+                emitted
             }
         };
         match emitted {
             Ok(undelivered) => recipients.saturating_sub(undelivered),
             Err(_) => 0,
+        }
+    }
+
+    /// Gives every page of `namespace` on this node the mark of a message
+    /// handed out without an offset, those it was not for too: whichever
+    /// of them reconnects to another node first tells the cluster (see
+    /// `cluster::history`), and a private message may have no recipient
+    /// here at all.
+    async fn hand_out_mark(&self, namespace: &str, mark: &OffsetArgument) {
+        let Ok(everyone) = self.namespace(namespace) else {
+            return;
+        };
+        let delivery = Delivery {
+            namespace,
+            target: &Target::everyone(),
+            offset: None,
+        };
+        if let Err(error) = self
+            .emit_here(everyone.local(), delivery, UNNUMBERED_EVENT, mark)
+            .await
+        {
+            tracing::debug!(%error, "pages could not be given a mark");
         }
     }
 

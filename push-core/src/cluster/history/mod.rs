@@ -50,7 +50,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use self::append::Unnumbered;
 use self::append::{Append, Appender};
 use self::unnumbered::HandedOut;
-pub use self::unnumbered::Mark;
+pub use self::unnumbered::{Mark, UNNUMBERED_EVENT};
 use super::link::{LinkError, RedisLink};
 use crate::recovery::{Entry, Offset};
 

@@ -8,9 +8,11 @@
 //! node can die before its link is back, and the knowledge would die with
 //! it. So each such message carries, where an offset would be, a **mark**:
 //! which node handed it out, how many it had handed out so far, and a
-//! signature. A page keeps the mark as its offset and sends it back when it
-//! reconnects, to any node; that node then starts the new epoch in the dead
-//! node's place.
+//! signature. The node's other pages of the namespace get the mark too, in
+//! a [`UNNUMBERED_EVENT`] of its own (a private message may have no
+//! recipient on that node). A page keeps the mark as its offset and sends
+//! it back when it reconnects, to any node; that node then starts the new
+//! epoch in the dead node's place.
 //!
 //! The signature is an HMAC with a key the nodes keep in Redis next to the
 //! namespace's history (and put back after Redis restarts empty), so a
@@ -25,6 +27,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+
+/// The event that gives a page a mark without a message: `{offset: MARK}`.
+pub const UNNUMBERED_EVENT: &str = "push:unnumbered";
 
 /// How many keys a node remembers per namespace: the current one and those
 /// before it, for marks signed before Redis restarted and another node
