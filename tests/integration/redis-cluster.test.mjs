@@ -132,7 +132,7 @@ for (const recovery of ['on', 'off']) {
         }
         for (const namespace of ['/chat', '/news']) {
           const held = holders.get(namespace) ?? [];
-          assert.deepEqual(held.map(({ key }) => key.split('}:')[1]).sort(), ['epoch', 'history', 'seq'], `${namespace}: ${JSON.stringify(held)}`);
+          assert.deepEqual(held.map(({ key }) => key.split('}:')[1]).sort(), ['epoch', 'history', 'seq', 'unnumbered'], `${namespace}: ${JSON.stringify(held)}`);
           assert.equal(new Set(held.map(({ index }) => index)).size, 1, `${namespace}'s keys on one shard`);
         }
         const shards = new Set([...holders.values()].map((held) => held[0].index));

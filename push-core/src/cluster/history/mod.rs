@@ -31,7 +31,7 @@
 //! lost the last writes), a new epoch begins, offsets of the old one are
 //! no longer honoured, and pages are told to reload their state.
 //!
-//! In a Redis Cluster, a namespace's three keys share a hash tag, so that
+//! In a Redis Cluster, a namespace's four keys share a hash tag, so that
 //! the scripts that use them together run on one shard, and namespaces
 //! spread over the shards.
 
