@@ -7,7 +7,7 @@
 //! Stream, atomically, so every publish on every node gets its place in one
 //! order. Every node then reads the stream (`XREAD`) and hands each
 //! message, in that order, to its own connections, keeping a copy in its
-//! local [`History`](crate::recovery::History): replaying what a page
+//! local `recovery::History`: replaying what a page
 //! missed, and the hand-over from replay to live messages, then work on
 //! every node exactly as on one (see `socketio::resume`).
 //!
@@ -18,14 +18,14 @@
 //! adapter recovers connection state for the same reason. With recovery
 //! off, nothing needs numbering and the adapter carries publishes.
 //!
-//! Publishes are numbered in batches ([`append`]), and each batch is one
+//! Publishes are numbered in batches (`append`), and each batch is one
 //! entry of the stream: its id is the number of its last message, and it
 //! holds the epoch (`e`), a random tag (`t`) and the messages (`m`, one
 //! field each). One entry per batch rather than per message is what lets
 //! Redis keep up with a pipelining publisher: its work is per entry.
 //!
 //! The stream keeps about `recovery_max_messages` per namespace; each node
-//! applies the window and the memory cap to its own copy ([`read`]). The
+//! applies the window and the memory cap to its own copy (`read`). The
 //! namespace's epoch lives in Redis too. Whenever the history may have
 //! lost messages that pages saw (Redis restarted empty, or a failover
 //! lost the last writes), a new epoch begins, offsets of the old one are
@@ -219,7 +219,7 @@ impl SharedHistory {
         }
     }
 
-    /// Queues `message` (an [`Entry`] as JSON, see [`Entry::encode`]) to be
+    /// Queues `message` (an `Entry` as JSON, see `Entry::encode`) to be
     /// numbered in the cluster's order and added to the stream; every node,
     /// this one included, then hands it out. Its place in the order is
     /// taken now; the future says where it went.
