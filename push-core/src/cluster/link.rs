@@ -69,7 +69,7 @@ const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(2);
 /// How often the supervisor checks that a quiet connection still answers:
 /// a Redis that hangs (rather than closing the connection) is noticed
 /// within about this plus [`COMMAND_TIMEOUT`].
-const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
+pub(super) const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
 /// The longest a command may take before the link counts as down. Redis
 /// answers in well under a millisecond; a second means it is gone.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);

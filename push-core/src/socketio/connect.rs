@@ -30,6 +30,7 @@ use super::limits::{AddressKey, ConnectionLimits, EventBudget, Spent};
 use super::origin::AdminPage;
 use super::resume::{self, AdmittedAt};
 use crate::auth::{Answer, CurrentAuthenticator, Handshake, Identity, Urgency};
+use crate::cluster::presence::LocalPresence;
 use crate::log_throttle::{Line, LogThrottle, Source};
 use crate::metrics::Metrics;
 use crate::outcomes::Refusal;
@@ -78,6 +79,8 @@ pub struct Admission {
     log_throttle: LogThrottle,
     /// Tell the Admin UI of each connection (its full mode).
     admin_ui_full: bool,
+    /// In a cluster: where this node's connections are told to the others.
+    presence: Option<Arc<LocalPresence>>,
 }
 
 impl Admission {
@@ -87,6 +90,7 @@ impl Admission {
         metrics: Arc<Metrics>,
         recovery: Option<Arc<Recovery>>,
         admin_ui_full: bool,
+        presence: Option<Arc<LocalPresence>>,
     ) -> Self {
         Self {
             authenticator,
@@ -95,6 +99,16 @@ impl Admission {
             recovery,
             log_throttle: LogThrottle::default(),
             admin_ui_full,
+            presence,
+        }
+    }
+
+    /// Changes the rooms of `socket` with `change`; in a cluster, this
+    /// node's presence follows (`LocalPresence::change_rooms`).
+    pub(super) fn change_rooms(&self, socket: &Socket, change: impl FnOnce()) {
+        match &self.presence {
+            Some(presence) => presence.change_rooms(socket, change),
+            None => change(),
         }
     }
 
@@ -280,9 +294,19 @@ impl Admission {
         let retry = self.identify_later(&socket);
         let metrics = self.metrics.clone();
         let admin_ui_full = self.admin_ui_full;
+        // Counted from here, with the rooms the connect middleware joined,
+        // until its disconnect handler, which runs while it is still in
+        // its rooms.
+        let presence = self.presence.clone();
+        if let Some(presence) = &presence {
+            presence.connected(&socket);
+        }
         socket.on_disconnect(move |socket: Socket, reason: DisconnectReason, io: Io| {
             if let Some(retry) = &retry {
                 retry.cancel();
+            }
+            if let Some(presence) = &presence {
+                presence.closed(&socket);
             }
             metrics.connection_closed();
             if admin_ui_full {
