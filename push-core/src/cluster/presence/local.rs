@@ -29,17 +29,22 @@ struct State {
 
 impl State {
     /// One connection of `namespace` moves from profile `from` to `to`
-    /// (`None`: it was not, or is no longer, connected).
+    /// (`None`: it was not, or is no longer, connected). A connection this
+    /// node never counted (one of the Admin UI's own) has no profile to
+    /// leave and is left alone.
     fn change(&mut self, namespace: &str, from: Option<Profile>, to: Option<Profile>) {
         let profiles = self.namespaces.entry(namespace.to_owned()).or_default();
+        if let Some(from) = &from {
+            let Some(connections) = profiles.get_mut(from) else {
+                return;
+            };
+            *connections -= 1;
+            if *connections == 0 {
+                profiles.remove(from);
+            }
+        }
         let unsent = self.unsent.entry(namespace.to_owned()).or_default();
         if let Some(from) = from {
-            if let Some(connections) = profiles.get_mut(&from) {
-                *connections = connections.saturating_sub(1);
-                if *connections == 0 {
-                    profiles.remove(&from);
-                }
-            }
             *unsent.entry(from).or_default() -= 1;
         }
         if let Some(to) = to {
@@ -157,6 +162,20 @@ mod tests {
         local.lock().change("/", profile(&["user:1"]), None);
         assert!(local.take_changes().is_empty());
         assert!(local.snapshot()[0].profiles.is_empty());
+    }
+
+    #[test]
+    fn a_connection_never_counted_changes_nothing() {
+        let local = LocalPresence::default();
+        local.lock().change("/", None, profile(&["user:1"]));
+        local.take_changes();
+        local
+            .lock()
+            .change("/", profile(&["user:2"]), profile(&["user:2", "room:a"]));
+        local.lock().change("/", profile(&["user:3"]), None);
+        assert!(local.take_changes().is_empty());
+        let snapshot = local.snapshot().remove(0).profiles;
+        assert_eq!(snapshot, vec![(vec!["user:1".to_owned()], 1)]);
     }
 
     #[test]

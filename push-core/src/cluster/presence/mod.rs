@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use push_client::Target;
 use socketioxide_redis::drivers::{ChanItem, MessageStream};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use self::local::LocalPresence;
@@ -75,6 +75,7 @@ const UNREADABLE_LINE: Line = Line {
 /// This node's presence in the cluster, and its replicas of the others'.
 pub struct Presence {
     link: RedisLink,
+    link_state: watch::Receiver<LinkState>,
     node: NodeId,
     instance: u64,
     channel: String,
@@ -96,6 +97,7 @@ impl Presence {
     pub fn new(link: RedisLink, node: NodeId, prefix: &str) -> Arc<Self> {
         let (asking, asked) = mpsc::unbounded_channel();
         Arc::new(Self {
+            link_state: link.state(),
             link,
             node,
             instance: fastrand::u64(..),
@@ -172,7 +174,7 @@ impl Presence {
     }
 
     fn link_up(&self) -> bool {
-        *self.link.state().borrow() == LinkState::Up
+        *self.link_state.borrow() == LinkState::Up
     }
 
     /// Sends batches of changes, heartbeats, snapshots and requests for
@@ -184,6 +186,9 @@ impl Presence {
         shutdown: CancellationToken,
     ) {
         let mut link = self.link.state();
+        // The link may have come up before this task started: the first
+        // turn of the loop looks at its state as it is.
+        link.mark_changed();
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

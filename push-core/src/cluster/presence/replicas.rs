@@ -145,8 +145,17 @@ impl Replicas {
             self.instances.remove(&instance);
             return None;
         }
-        if matches!(body, Body::Snapshot { .. }) {
-            // A node restarted: its former instance's connections are gone.
+        if matches!(
+            body,
+            Body::Snapshot {
+                answer_wanted: true,
+                ..
+            }
+        ) {
+            // A node joined under the name of one this node knows: it
+            // restarted, and its former instance's connections are gone.
+            // (Only when it joins: two nodes given the same name by mistake
+            // would otherwise drop each other's presence at every snapshot.)
             self.instances
                 .retain(|other, replica| *other == instance || replica.node != node);
         }
@@ -385,6 +394,9 @@ mod tests {
         replicas.receive(envelope(1, 9, snapshot("a", 5)), now);
         let mut restarted = envelope(2, 0, snapshot("a", 1));
         restarted.node = "node-1".to_owned();
+        if let Body::Snapshot { answer_wanted, .. } = &mut restarted.body {
+            *answer_wanted = true; // As a node that joins sends it.
+        }
         replicas.receive(restarted, now);
         let counted = everyone(&replicas, now);
         assert_eq!((counted.connections, counted.nodes), (1, 1));

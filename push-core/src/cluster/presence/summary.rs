@@ -198,7 +198,7 @@ mod tests {
         match fastrand::u8(0..4) {
             0 => {}
             1 => rooms.push(UNIDENTIFIED_ROOM.to_owned()),
-            _ => rooms.push(user_room(fastrand::choice(USERS).unwrap_or(&"1"))),
+            _ => rooms.push(user_room(fastrand::choice(USERS).unwrap_or("1"))),
         }
         for room in ROOMS {
             if fastrand::bool() {
