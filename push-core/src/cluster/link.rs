@@ -388,10 +388,10 @@ tokio::task_local! {
 /// published to Redis meanwhile, as Redis's PUBLISH reply counts them;
 /// `None` if it published nothing.
 ///
-/// A publish's count adds up the other nodes' answers to a survey, a
-/// second message. While a node is subscribing again after Redis came
-/// back, it may answer the survey yet have missed the broadcast published
-/// just before; comparing the two counts tells.
+/// A publish's count adds the other nodes' connections as their presence
+/// says (`presence`), which does not tell whether each node received this
+/// message: one subscribing again after Redis came back may be counted yet
+/// have missed it. Comparing the nodes counted with Redis's tells.
 pub async fn receivers_of<F: Future>(future: F) -> (F::Output, Option<usize>) {
     RECEIVERS
         .scope(Cell::new(None), async move {
