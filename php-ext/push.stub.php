@@ -90,8 +90,8 @@ class PushClient
     /**
      * Whether the count behind this object's last sendMsg()/sendTo*(),
      * isOnline() or flush() is partial: push-core runs as a cluster and some
-     * node did not answer within cluster_wait (or this node could not reach
-     * Redis), so the number leaves that node out. The true count may be
+     * node's presence may be out of date (or this node could not reach
+     * Redis), so the number may leave that node out. The true count may be
      * higher, and a user isOnline() said false for may be connected there.
      * After flush(), true when any of its counts was. Always false against a
      * single daemon, after a call that threw, and for a send made between

@@ -9,7 +9,8 @@
 //! connections reached, or, between `queue()` and `flush()`, writes its frame
 //! and returns at once; `flush()` then returns one result per queued publish.
 //!
-//! In a cluster a count may be partial (a node did not answer in time). The
+//! In a cluster a count may be partial (a node's figures may be out of
+//! date or missing). The
 //! counts stay plain ints, so existing code keeps working; whether the last
 //! one was partial is asked separately with `lastCountPartial()`, as PHP's
 //! own APIs report a side condition (`json_last_error()`,
@@ -156,9 +157,10 @@ impl PushClient {
     }
 
     /// Whether the count behind the last `send*()`, `isOnline()` or
-    /// `flush()` of this object left out cluster nodes that did not answer
-    /// in time: the true number may be higher, and a user `isOnline()` said
-    /// false for may be connected to a node that did not answer. After
+    /// `flush()` of this object may have left out cluster nodes (their
+    /// presence out of date, or this node cut off from Redis): the true
+    /// number may be higher, and a user `isOnline()` said false for may be
+    /// connected to such a node. After
     /// `flush()`, true when any of its counts was. False for a single
     /// daemon, after a call that threw, and for a send that was queued.
     pub fn last_count_partial(&self) -> bool {

@@ -186,6 +186,9 @@ impl PushCore {
             admin_ui_settings
                 .as_ref()
                 .is_some_and(|s| s.mode == config::AdminUiMode::Full),
+            cluster
+                .as_ref()
+                .map(|cluster| cluster.presence().local().clone()),
         );
         let (socketio, io) = socketio::build(
             &config.served_namespaces(),
@@ -405,6 +408,7 @@ impl PushCore {
             admin_ui.stop();
         }
         self.io.close().await;
+        self.dispatcher.leave_cluster().await;
         self.leaving_cluster.cancel();
     }
 

@@ -413,7 +413,7 @@ impl Metrics {
         );
         r.register(
             "push_cluster_partial_answers",
-            "Counts (a publish's recipients, a user's connections, STATS) that left out a node: it did not answer within cluster_wait, or this node could not reach Redis",
+            "Counts marked partial (a publish's recipients or a user's connections while another node's presence was overdue or being resent; STATS where a node did not answer within cluster_wait; anything while this node could not reach Redis)",
             self.cluster_partial_answers.clone(),
         );
         r.register_collector(Box::new(ClusterLink(live.clone())));

@@ -1,7 +1,9 @@
 // Three push-core nodes sharing through a real redis-server
 // (`--adapter redis`), with real socket.io clients spread over them: a
 // publish on any node reaches its targets on every node, and counts,
-// presence and STATS add up every node's connections.
+// presence and STATS add up every node's connections. Counts come from
+// each node's replicated presence, so an exact count right after pages
+// connect to other nodes first waits for it (waitForCount, isOnline).
 //
 // Identities come from the auth backend (support/auth-backend.mjs): sid-42
 // is user 42 in group:7, sid-7 is user 7 in group:8, sid-9 is user 9 in
@@ -17,7 +19,7 @@ import { cookieFor, startAuthBackend } from './support/auth-backend.mjs';
 import { ClientPool } from './support/clients.mjs';
 import { freePort, runBinary, startDaemon, tempDir } from './support/daemon.mjs';
 import { scrape, seriesValue } from './support/metrics.mjs';
-import { Kind, RawConnection, online, publishOverHttp, request, send, sendOk, stats } from './support/publish.mjs';
+import { Kind, RawConnection, online, publishOverHttp, request, send, sendOk, stats, waitForCount } from './support/publish.mjs';
 import { Redis, startRedis, startTlsRedis } from './support/redis.mjs';
 import { sleep, waitUntil } from './support/wait.mjs';
 
@@ -132,6 +134,7 @@ for (const recovery of ['on', 'off']) {
       const onB = await clients.connect(b, { name: 'guest on B' });
       const onC1 = await clients.connect(c, { name: 'guest 1 on C' });
       const onC2 = await clients.connect(c, { name: 'guest 2 on C', transport: 'polling' });
+      await waitForCount(a.socketPath, {}, 4);
 
       const count = await sendOk(a.socketPath, { event: 'news', data: { n: 1 } });
 
@@ -144,6 +147,7 @@ for (const recovery of ['on', 'off']) {
       const alice = await clients.connect(c, { cookie: cookieFor('sid-42'), name: 'user 42 on C' });
       const bob = await clients.connect(b, { cookie: cookieFor('sid-7'), name: 'user 7 on B' });
       const guest = await clients.connect(a, { name: 'guest on A' });
+      await waitUntil(async () => (await online(a.socketPath, '/', '42')).connections === 1, { what: 'A to count user 42 on C' });
 
       const count = await sendOk(a.socketPath, { event: 'inbox', users: ['42'], data: 'for 42' });
 
@@ -163,6 +167,7 @@ for (const recovery of ['on', 'off']) {
       const u42 = await clients.connect(a, { cookie: cookieFor('sid-42'), namespace: '/chat', name: 'user 42 (group:7) on A' });
       const u9 = await clients.connect(c, { cookie: cookieFor('sid-9'), namespace: '/chat', name: 'user 9 (group:7) on C' });
       const u7 = await clients.connect(b, { cookie: cookieFor('sid-7'), namespace: '/chat', name: 'user 7 (group:8) on B' });
+      await waitForCount(b.socketPath, { namespace: '/chat' }, 3);
 
       const toRoom = await sendOk(b.socketPath, { namespace: '/chat', event: 'room', rooms: ['group:7'], data: 'g7' });
       assert.equal(toRoom, 2);
@@ -187,8 +192,11 @@ for (const recovery of ['on', 'off']) {
       await clients.connect(b, { cookie: cookieFor('sid-7'), name: 'user 7 again on B', transport: 'polling' });
       await clients.connect(c, { name: 'guest on C' });
 
-      const now = await online(a.socketPath, '/', '7');
-      assert.deepEqual([now.online, now.connections], [true, 2]);
+      const now = await waitUntil(async () => {
+        const reply = await online(a.socketPath, '/', '7');
+        return reply.connections === 2 && reply;
+      }, { what: 'A to count both of user 7\'s connections on B' });
+      assert.deepEqual([now.online, now.connections, now.partial], [true, 2, false]);
 
       const fromA = await stats(a.socketPath);
       assert.equal(fromA.connections, 0, 'the top-level figures are the node\'s own');
@@ -197,20 +205,36 @@ for (const recovery of ['on', 'off']) {
       assert.equal(fromA.cluster.namespaces['/'].connections, 3);
     });
 
-    test('a node that does not answer in time makes the count partial, not silently low', async () => {
+    test('a stopped node is counted from its presence at once, partial once its heartbeat is overdue, left out once silent, and counted again when back', async () => {
       const [a, , c] = cluster.nodes;
       await clients.connect(a, { name: 'guest on A' });
-      await clients.connect(c, { name: 'guest on C' });
+      const onC = await clients.connect(c, { name: 'guest on C' });
+      await waitForCount(a.socketPath, {}, 2);
       c.child.kill('SIGSTOP');
       try {
+        // No wait on C: its page is counted as of C's last presence, and
+        // Redis keeps the message for C until it runs again.
         const reply = await publishVia(a, { event: 'while-c-sleeps', data: 1 });
-        assert.deepEqual(reply, { recipients: 1, partial: true });
+        assert.deepEqual(reply, { recipients: 2, partial: false });
+        await waitUntil(async () => (await publishVia(a, { event: 'overdue', data: 1 })).partial, {
+          what: 'C\'s heartbeat to be overdue',
+        });
+        const silent = await waitUntil(async () => {
+          const reply = await publishVia(a, { event: 'silent', data: 1 });
+          return reply.recipients === 1 && reply;
+        }, { what: 'A to stop counting the silent node C' });
+        // With recovery off, Redis's PUBLISH reply says one more node than
+        // the presence counts received the message (C's connection to Redis
+        // is still open): partial, since C hands it out once it runs again.
+        assert.equal(silent.partial, recovery === 'off');
       } finally {
         c.child.kill('SIGCONT');
       }
-      await waitUntil(async () => !(await publishVia(a, { event: 'after', users: ['nobody'], data: 1 })).partial, {
-        what: 'node C to answer again',
-      });
+      assert.equal(await onC.waitFor('while-c-sleeps'), 1, 'C delivers what it was counted for once it runs');
+      await waitUntil(async () => {
+        const back = await publishVia(a, { event: 'after', data: 1 });
+        return back.recipients === 2 && !back.partial;
+      }, { what: 'node C to be counted again' });
     });
 
     test('the Unix socket says a count is partial: protocol 2 flags it, protocol 1 gets the count alone, the CLI tells', async () => {
@@ -229,7 +253,10 @@ for (const recovery of ['on', 'off']) {
         connection.socket.destroy();
         return replies.slice(1).map(({ recipients, connections, flags, partial }) => ({ recipients, connections, flags, partial }));
       };
-      c.child.kill('SIGSTOP');
+      await waitUntil(async () => (await online(a.socketPath, '/', '42')).connections === 1, { what: 'A to count user 42' });
+      // Counts are partial while the node cannot reach Redis.
+      await cluster.redis.kill();
+      await waitUntil(async () => (await stats(a.socketPath)).cluster.link_up === false, { what: 'A to see the link down' });
       try {
         assert.deepEqual(await raw(2), [
           { recipients: 1, connections: undefined, flags: 1, partial: true },
@@ -246,9 +273,9 @@ for (const recovery of ['on', 'off']) {
         assert.match(sent.stderr, /partial/);
         assert.deepEqual(await online(a.socketPath, '/', '42'), { namespace: '/', user: '42', online: true, connections: 1, partial: true });
       } finally {
-        c.child.kill('SIGCONT');
+        await cluster.redis.start();
       }
-      await waitUntil(async () => !(await online(a.socketPath, '/', '42')).partial, { what: 'node C to answer again' });
+      await waitForCount(a.socketPath, {}, 2);
       const sent = await send(a.socketPath, { event: 'cli-after', data: 1 });
       assert.deepEqual([sent.stdout, sent.stderr], ['2\n', '']);
     });
@@ -283,6 +310,47 @@ for (const recovery of ['on', 'off']) {
       assert.deepEqual(onB.received('during'), [], 'B was not reachable when it was published');
       assert.match(a.log, /cluster link up/);
       assert.equal(seriesValue(await scrape(a), 'push_cluster_link_up'), 1);
+    });
+  });
+}
+
+for (const recovery of ['on', 'off']) {
+  describe(`nodes that leave and come back, recovery ${recovery}`, () => {
+    const clients = new ClientPool();
+    const cluster = useCluster(['node-a', 'node-b'], { args: recoveryArgs(recovery), clients });
+    afterEach(() => clients.closeAll());
+
+    test('a node killed with SIGKILL stops being counted once it is silent, and is counted again once restarted', async () => {
+      const [a, b] = cluster.nodes;
+      await clients.connect(a, { name: 'guest on A' });
+      await clients.connect(b, { name: 'guest on B' });
+      await waitForCount(a.socketPath, {}, 2);
+
+      await b.stop({ signal: 'SIGKILL' });
+      await waitUntil(async () => {
+        const reply = await publishVia(a, { event: 'after-kill', data: 1 });
+        return reply.recipients === 1 && !reply.partial;
+      }, { what: 'A to stop counting the killed node B' });
+      await b.cleanup();
+
+      const restarted = await cluster.startNode('node-b');
+      cluster.nodes[1] = restarted;
+      const onB = await clients.connect(restarted, { name: 'guest on the restarted B' });
+      await waitForCount(a.socketPath, {}, 2);
+      const reply = await publishVia(a, { event: 'restarted', data: 2 });
+      assert.deepEqual(reply, { recipients: 2, partial: false });
+      assert.equal(await onB.waitFor('restarted'), 2);
+    });
+
+    test('a node that stops cleanly says goodbye: the others stop counting it at once', async () => {
+      const [a, b] = cluster.nodes;
+      await clients.connect(b, { cookie: cookieFor('sid-42'), name: 'user 42 on B' });
+      await waitUntil(async () => (await online(a.socketPath, '/', '42')).connections === 1, { what: 'A to count user 42 on B' });
+
+      await b.stop();
+      assert.deepEqual(await publishVia(a, { event: 'after-goodbye', data: 1 }), { recipients: 0, partial: false });
+      const gone = await online(a.socketPath, '/', '42');
+      assert.deepEqual([gone.connections, gone.partial], [0, false]);
     });
   });
 }
@@ -516,6 +584,7 @@ describe('Redis over TLS (rediss://)', () => {
     await waitForCluster(nodes);
     const [a, b] = nodes;
     const onB = await clients.connect(b, { name: 'guest on B' });
+    await waitForCount(a.socketPath, {}, 1);
     assert.equal(await sendOk(a.socketPath, { event: 'secret', data: 'over TLS' }), 1);
     assert.equal(await onB.waitFor('secret'), 'over TLS');
 

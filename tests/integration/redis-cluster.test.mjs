@@ -14,7 +14,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import { cookieFor, startAuthBackend } from './support/auth-backend.mjs';
 import { ClientPool } from './support/clients.mjs';
 import { startDaemon } from './support/daemon.mjs';
-import { online, publishOverHttp, sendOk, stats } from './support/publish.mjs';
+import { online, publishOverHttp, sendOk, stats, waitForCount } from './support/publish.mjs';
 import { startRedisCluster } from './support/redis.mjs';
 import { waitUntil } from './support/wait.mjs';
 
@@ -65,6 +65,7 @@ for (const recovery of ['on', 'off']) {
       for (const namespace of NAMESPACES) {
         const onB = await clients.connect(b, { namespace, name: `guest of ${namespace} on B` });
         const onC = await clients.connect(c, { namespace, name: `guest of ${namespace} on C` });
+        await waitForCount(a.socketPath, { namespace }, 2);
         for (let n = 0; n < 3; n++) {
           assert.equal(await sendOk(a.socketPath, { namespace, event: 'news', data: n }), 2);
         }
@@ -79,6 +80,7 @@ for (const recovery of ['on', 'off']) {
       const [a, b, c] = cluster.nodes;
       const alice = await clients.connect(c, { namespace: '/chat', cookie: cookieFor('sid-42'), name: 'user 42 (group:7) on C' });
       const bob = await clients.connect(b, { namespace: '/chat', cookie: cookieFor('sid-7'), name: 'user 7 (group:8) on B' });
+      await waitUntil(async () => (await online(a.socketPath, '/chat', '42')).connections === 1, { what: 'A to count user 42 on C' });
 
       assert.equal(await sendOk(a.socketPath, { namespace: '/chat', event: 'inbox', users: ['42'], data: 'for 42' }), 1);
       assert.equal(await sendOk(b.socketPath, { namespace: '/chat', event: 'room', rooms: ['group:8'], data: 'g8' }), 1);
@@ -95,7 +97,10 @@ for (const recovery of ['on', 'off']) {
       const [a, b, c] = cluster.nodes;
       await clients.connect(b, { cookie: cookieFor('sid-7'), name: 'user 7 on B' });
       await clients.connect(c, { cookie: cookieFor('sid-7'), name: 'user 7 on C' });
-      const now = await online(a.socketPath, '/', '7');
+      const now = await waitUntil(async () => {
+        const reply = await online(a.socketPath, '/', '7');
+        return reply.connections === 2 && reply;
+      }, { what: 'A to count user 7 on B and C' });
       assert.deepEqual([now.online, now.connections, now.partial], [true, 2, false]);
       const fromA = await stats(a.socketPath);
       assert.equal(fromA.cluster.partial, false);

@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { startAuthBackend } from './support/auth-backend.mjs';
 import { ClientPool } from './support/clients.mjs';
 import { startDaemon } from './support/daemon.mjs';
-import { Kind, RawConnection, request, sendOk, stats } from './support/publish.mjs';
+import { Kind, RawConnection, request, sendOk, stats, waitForCount } from './support/publish.mjs';
 import { startSentinelGroup } from './support/redis.mjs';
 import { sleep, waitUntil } from './support/wait.mjs';
 
@@ -92,6 +92,7 @@ describe('nodes behind Sentinel, recovery on', () => {
   test('a node reaches the master the Sentinels name: a publish on A reaches a page on B, counted', async () => {
     const [a, b] = cluster.nodes;
     const onB = await clients.connect(b, { name: 'guest on B' });
+    await waitForCount(a.socketPath, {}, 1);
     const count = await sendOk(a.socketPath, { event: 'hello', data: 'through sentinel' });
     assert.equal(count, 1);
     assert.equal(await onB.waitFor('hello'), 'through sentinel');

@@ -285,8 +285,9 @@ trait PushComponentTrait
     /**
      * Whether the count behind the last sendMsg()/sendTo*(), isOnline() or
      * flush() is partial: push-core runs as a cluster (docs/scaling.md) and
-     * a node did not answer within its cluster_wait, so the number leaves
-     * that node's connections out, and isOnline()'s false may be wrong.
+     * a node's presence may be out of date (or this node cannot reach Redis),
+     * so the number may leave that node's connections out, and isOnline()'s
+     * false may be wrong.
      * After flush(), true when any of its counts was. False against a single
      * daemon, when the call failed (and returned 0/false), and for a
      * deferred send, which returns 0 without asking.

@@ -19,9 +19,10 @@ use crate::protocol::{ErrorCode, Reply};
 /// A count the daemon answered with: the connections a publish reached, or
 /// a user's connections.
 ///
-/// In a cluster the daemon adds up every node's answer within a bounded
-/// wait; `partial` says some node did not answer in time (or the daemon
-/// could not reach the cluster), so `total` is a lower bound. A single
+/// In a cluster the daemon adds up every node's connections (from their
+/// presence; STATS by asking them within a bounded wait); `partial` says
+/// some node's figures may be out of date or missing (or the daemon could
+/// not reach the cluster), so `total` is a lower bound. A single
 /// daemon, and a daemon speaking protocol version 1, always says false.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Count {

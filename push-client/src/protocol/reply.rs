@@ -28,8 +28,9 @@ pub mod kind {
 
 /// The bits of the flags byte that follows a count from protocol version 2 on.
 pub mod count_flags {
-    /// The count leaves out nodes of a cluster that did not answer in time,
-    /// or the daemon could not reach the cluster at all: it is a lower bound.
+    /// The count may leave out nodes of a cluster (their figures out of
+    /// date or missing), or the daemon could not reach the cluster at all:
+    /// it is a lower bound.
     pub const PARTIAL: u8 = 0b0000_0001;
 }
 

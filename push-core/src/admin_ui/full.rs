@@ -208,16 +208,18 @@ pub fn register_commands(socket: &Socket, dispatcher: Dispatcher) {
             }
         },
     );
+    let joining = dispatcher.clone();
     socket.on(
         "join",
-        |io: Io, EventArguments(args): EventArguments| async move {
-            change_rooms(&io, &args, RoomChange::Join);
+        move |io: Io, EventArguments(args): EventArguments| async move {
+            change_rooms(&io, &joining, &args, RoomChange::Join);
         },
     );
+    let leaving = dispatcher.clone();
     socket.on(
         "leave",
-        |io: Io, EventArguments(args): EventArguments| async move {
-            change_rooms(&io, &args, RoomChange::Leave);
+        move |io: Io, EventArguments(args): EventArguments| async move {
+            change_rooms(&io, &leaving, &args, RoomChange::Leave);
         },
     );
     socket.on(
@@ -238,8 +240,9 @@ enum RoomChange {
 
 /// `join(namespace, room, filter)` or `leave(namespace, room, filter)`:
 /// the room as [`site_room`] or [`leavable_room`] allows it, for each
-/// selected connection, told to the UIs.
-fn change_rooms(io: &Io, args: &[Value], change: RoomChange) {
+/// selected connection, told to the UIs (and, in a cluster, to the other
+/// nodes' presence).
+fn change_rooms(io: &Io, dispatcher: &Dispatcher, args: &[Value], change: RoomChange) {
     let (Some(namespace), Some(room), filter) = (text(args, 0), text(args, 1), text(args, 2))
     else {
         return;
@@ -252,10 +255,10 @@ fn change_rooms(io: &Io, args: &[Value], change: RoomChange) {
         return;
     };
     for socket in select(io, namespace, filter) {
-        match change {
+        dispatcher.change_rooms(&socket, || match change {
             RoomChange::Join => socket.join(room.clone()),
             RoomChange::Leave => socket.leave(room.clone()),
-        }
+        });
         let told = (
             namespace.to_owned(),
             room.clone(),

@@ -69,7 +69,7 @@ const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(2);
 /// How often the supervisor checks that a quiet connection still answers:
 /// a Redis that hangs (rather than closing the connection) is noticed
 /// within about this plus [`COMMAND_TIMEOUT`].
-const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
+pub(super) const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
 /// The longest a command may take before the link counts as down. Redis
 /// answers in well under a millisecond; a second means it is gone.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
@@ -388,10 +388,10 @@ tokio::task_local! {
 /// published to Redis meanwhile, as Redis's PUBLISH reply counts them;
 /// `None` if it published nothing.
 ///
-/// A publish's count adds up the other nodes' answers to a survey, a
-/// second message. While a node is subscribing again after Redis came
-/// back, it may answer the survey yet have missed the broadcast published
-/// just before; comparing the two counts tells.
+/// A publish's count adds the other nodes' connections as their presence
+/// says (`presence`), which does not tell whether each node received this
+/// message: one subscribing again after Redis came back may be counted yet
+/// have missed it. Comparing the nodes counted with Redis's tells.
 pub async fn receivers_of<F: Future>(future: F) -> (F::Output, Option<usize>) {
     RECEIVERS
         .scope(Cell::new(None), async move {

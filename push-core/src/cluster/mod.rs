@@ -13,9 +13,10 @@
 //! - [`history`]: with recovery on, one numbering of each namespace's
 //!   messages for the whole cluster, which is also how they reach every
 //!   node, so that a page resumes on any node;
-//! - [`survey`]: cluster-wide counts (a publish's recipients, a user's
-//!   connections, STATS), within a bounded wait, marked partial when a
-//!   node did not answer;
+//! - [`presence`]: every node's connections, replicated to every node, so
+//!   that a publish's count and `isOnline` add up the cluster at once;
+//! - [`survey`]: the STATS figures of every node, asked when STATS is,
+//!   within a bounded wait, marked partial when a node did not answer;
 //! - `bundle`: what the adapter publishes, sent many per `PUBLISH`.
 //!
 //! A node alone uses the same adapter type over [`Link::Alone`], which
@@ -25,6 +26,7 @@
 mod bundle;
 pub mod history;
 pub mod link;
+pub mod presence;
 mod servers;
 pub mod survey;
 
@@ -40,7 +42,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use self::link::{LinkError, LinkSetupError, RedisLink};
-use self::survey::{Answerer, Asking, Gathered, Question, Survey};
+use self::presence::Presence;
+use self::survey::{Answerer, Gathered, Question, Survey};
 // Part of the library's API at this path; kept with the other settings.
 pub use crate::config::ClusterSettings;
 use crate::config::NodeId;
@@ -105,10 +108,11 @@ impl Driver for Link {
     }
 }
 
-/// This node's place in a cluster: its link to Redis and its survey of the
-/// other nodes.
+/// This node's place in a cluster: its link to Redis, its presence and its
+/// survey of the other nodes.
 pub struct Cluster {
     link: RedisLink,
+    presence: Arc<Presence>,
     survey: Arc<Survey>,
     settings: ClusterSettings,
     state: watch::Receiver<LinkState>,
@@ -123,9 +127,11 @@ impl Cluster {
             &settings.prefix,
             settings.wait,
         );
+        let presence = Presence::new(link.clone(), settings.node_id.clone(), &settings.prefix);
         Ok(Self {
             state: link.state(),
             link,
+            presence,
             survey,
             settings,
         })
@@ -147,11 +153,23 @@ impl Cluster {
         RedisAdapterCtr::new_with_driver(link, config)
     }
 
-    /// Connects to Redis and answers the other nodes' questions, until
-    /// `shutdown` fires.
+    /// Connects to Redis, shares this node's presence and answers the
+    /// other nodes' questions, until `shutdown` fires.
     pub fn start(&self, answerer: Answerer, shutdown: CancellationToken) {
+        // Before the link connects: see `Presence::subscribe`.
+        let presence_messages = self.presence.subscribe();
         tokio::spawn(self.link.clone().run(shutdown.clone()));
+        tokio::spawn(
+            self.presence
+                .clone()
+                .run(presence_messages, shutdown.clone()),
+        );
         tokio::spawn(self.survey.clone().run(answerer, shutdown));
+    }
+
+    /// This node's presence, and its replicas of the other nodes'.
+    pub fn presence(&self) -> &Presence {
+        &self.presence
     }
 
     /// The cluster's history of `namespaces`, keeping `max_messages` each.
@@ -185,10 +203,5 @@ impl Cluster {
     /// Asks every other node; see [`Survey::ask`].
     pub async fn ask(&self, question: Question) -> Result<Gathered, LinkError> {
         self.survey.ask(question).await
-    }
-
-    /// Queues a question for every other node; see [`Survey::start_asking`].
-    pub fn start_asking(&self, question: Question) -> Asking {
-        self.survey.start_asking(question)
     }
 }

@@ -1,24 +1,21 @@
-//! Asking every node of the cluster how many of its connections match.
+//! Asking every node of the cluster for its STATS figures.
 //!
-//! socketioxide-redis hands a publish to every node, but no node learns how
-//! many connections the others reached, and a user may be online on any
-//! node. So a node that needs a cluster-wide figure (a publish's count,
-//! `isOnline`, STATS) asks the others on a channel of its own and adds up
-//! their answers. It waits at most `cluster_wait`: a node slower than that
-//! is left out and the figure is marked partial, never silently low.
+//! Publish counts and `isOnline` come from the nodes' replicated presence
+//! (`presence`), at once. STATS wants more than presence carries (each
+//! node's connections by transport and protocol), and is asked for rarely
+//! (an operator, a monitoring scrape), so a node that serves it asks the
+//! others on a channel of its own and adds up their answers. It waits at
+//! most `cluster_wait`: a node slower than that is left out and the figure
+//! is marked partial, never silently low.
 //!
 //! Redis tells the asker how many nodes received the question (the reply
 //! to PUBLISH), so it knows how many answers to wait for without keeping a
-//! list of nodes. A node that has lost Redis receives neither the question
-//! nor the publish, so leaving it out of a publish's count is exact.
+//! list of nodes.
 //!
 //! Questions are asked in batches: whatever was asked while the previous
-//! batch was being sent goes out as one message, identical questions once
-//! (the broadcasts of a burst all ask the same), and each node answers the
-//! whole batch in one reply. A burst of publishes so costs the other nodes
-//! a few messages rather than one each, and nothing waits to fill a batch.
+//! batch was being sent goes out as one message, identical questions once,
+//! and each node answers the whole batch in one reply.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -39,58 +36,14 @@ use crate::metrics::Census;
 /// What one node is asked about its own connections.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Question {
-    /// How many connections a publish to `target` reaches.
-    Recipients {
-        namespace: String,
-        target: OwnedTarget,
-    },
-    /// How many connections `user` has open.
-    Connections { namespace: String, user: String },
     /// Connection figures by namespace.
     Stats,
-}
-
-/// A publish's target, owned, to travel between nodes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct OwnedTarget {
-    pub users: Vec<String>,
-    pub rooms: Vec<String>,
-    pub except_users: Vec<String>,
-}
-
-impl OwnedTarget {
-    pub fn of(target: &push_client::Target<'_>) -> Self {
-        let owned = |items: &[Cow<'_, str>]| items.iter().map(|item| item.to_string()).collect();
-        Self {
-            users: owned(&target.users),
-            rooms: owned(&target.rooms),
-            except_users: owned(&target.except_users),
-        }
-    }
-
-    pub fn borrowed(&self) -> push_client::Target<'_> {
-        push_client::Target {
-            users: borrowed(&self.users),
-            rooms: borrowed(&self.rooms),
-            except_users: borrowed(&self.except_users),
-        }
-    }
-}
-
-fn borrowed(items: &[String]) -> Vec<Cow<'_, str>> {
-    items
-        .iter()
-        .map(|item| Cow::Borrowed(item.as_str()))
-        .collect()
 }
 
 /// One node's answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Answer {
-    Count(u64),
     Stats(Census),
-    /// The node could not answer (it does not serve the namespace).
-    Refused(String),
 }
 
 /// How a node answers questions about its own connections.
@@ -119,7 +72,7 @@ impl Gathered {
 }
 
 /// A question on its way: its answers, once gathered.
-pub type Asking = oneshot::Receiver<Result<Gathered, LinkError>>;
+type Asking = oneshot::Receiver<Result<Gathered, LinkError>>;
 
 /// A batch of questions, as it travels.
 #[derive(Serialize, Deserialize)]
@@ -266,7 +219,7 @@ impl Survey {
 
     /// Queues `question` for the next batch; the answers come on the
     /// receiver (see [`gathered`]).
-    pub fn start_asking(&self, question: Question) -> Asking {
+    fn start_asking(&self, question: Question) -> Asking {
         let (answered, asking) = oneshot::channel();
         // Fails only once the sender has stopped (at shutdown), and then
         // the receiver says so.
@@ -384,6 +337,6 @@ impl Survey {
 }
 
 /// The answers to a question asked with [`Survey::start_asking`].
-pub async fn gathered(asking: Asking) -> Result<Gathered, LinkError> {
+async fn gathered(asking: Asking) -> Result<Gathered, LinkError> {
     asking.await.unwrap_or(Err(LinkError::Down))
 }

@@ -275,8 +275,9 @@ pub struct Config {
     pub node_id: Option<NodeId>,
     /// Prefix of every Redis key and channel the cluster uses.
     pub redis_prefix: String,
-    /// How long a publish's count, `isOnline` and STATS wait for the other
-    /// nodes; an answer missing a node says it is partial.
+    /// How long STATS waits for the other nodes' figures; an answer
+    /// missing a node says it is partial. (Publish counts and `isOnline`
+    /// come from the nodes' presence and wait for no other node.)
     #[serde(with = "duration")]
     pub cluster_wait: Duration,
 
@@ -966,7 +967,8 @@ pub struct ClusterSettings {
     pub node_id: NodeId,
     /// Prefix of every Redis channel and key.
     pub prefix: String,
-    /// How long a cluster-wide count waits for the other nodes.
+    /// How long STATS, and the adapter's own requests, wait for the other
+    /// nodes.
     pub wait: Duration,
 }
 

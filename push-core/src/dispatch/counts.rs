@@ -1,16 +1,21 @@
 //! Counting connections on every node: a publish's recipients, a user's
 //! connections, and the STATS figures.
 //!
-//! On one node these are lookups in socketio's room map. In a cluster the
-//! node adds up the other nodes' answers to the same question
-//! (`cluster::survey`), and says when an answer is partial.
+//! On one node these are lookups in socketio's room map. In a cluster a
+//! publish's count and a user's connections add the other nodes' as their
+//! replicated presence says (`cluster::presence`), at once; STATS adds up
+//! the other nodes' answers to a survey (`cluster::survey`). Either says
+//! when a figure is partial.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use super::{DispatchError, Dispatcher};
-use crate::cluster::Cluster;
-use crate::cluster::survey::{Answer, Asking, Question, gathered};
+use push_client::Publish;
+
+use crate::cluster::presence::Counted;
+use crate::cluster::survey::{Answer, Question};
+use crate::cluster::{Cluster, Socket};
 use crate::metrics::{Census, ClusterSummary};
 use crate::rooms::user_room;
 
@@ -18,8 +23,9 @@ use crate::rooms::user_room;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Count {
     pub total: u32,
-    /// Some node did not answer within `cluster_wait`, or this node could
-    /// not reach the cluster: `total` leaves those nodes out.
+    /// Some node's figures may be out of date or missing (its presence is
+    /// overdue or being resent, it did not answer STATS within
+    /// `cluster_wait`), or this node could not reach the cluster.
     pub partial: bool,
 }
 
@@ -29,21 +35,22 @@ impl Count {
         self.total = self.total.saturating_add(connections);
     }
 
-    pub(super) fn merge(&mut self, other: Count) {
-        self.add(u64::from(other.total));
-        self.partial |= other.partial;
+    /// Adds the other nodes' connections, as their presence counts them.
+    pub(super) fn add_elsewhere(&mut self, elsewhere: Counted) {
+        self.add(elsewhere.connections);
+        self.partial |= elsewhere.stale;
     }
 }
 
-/// A count still waiting for Redis or the other nodes.
+/// A count still waiting for Redis.
 pub type PendingCount = Pin<Box<dyn Future<Output = Count> + Send>>;
 
 /// A count, known now or once the cluster has answered.
 ///
-/// What a count waits for (Redis's reply, the other nodes' answers) no
-/// longer holds up the caller: a publisher connection reads and starts
-/// its next requests meanwhile, and concurrent questions share Redis round
-/// trips (`cluster::survey`, `cluster::history`).
+/// What a count waits for (Redis's reply) does not hold up the caller: a
+/// publisher connection reads and starts its next requests meanwhile, and
+/// concurrent publishes share Redis round trips (`cluster::history`,
+/// `cluster::bundle`).
 pub enum Counting {
     Done(Count),
     Waiting(PendingCount),
@@ -58,55 +65,34 @@ impl Counting {
     }
 }
 
-/// What the other nodes answered about their connections.
-#[derive(Debug, Default)]
-pub(super) struct Elsewhere {
-    pub count: Count,
-    /// How many nodes answered.
-    pub answered: usize,
-}
-
-/// Adds up the other nodes' answers to a question queued with
-/// [`Dispatcher::ask_elsewhere`]; partial when one did not answer or they
-/// could not be asked.
-pub(super) async fn counted_elsewhere(asking: Option<Asking>) -> Elsewhere {
-    let mut elsewhere = Elsewhere::default();
-    let Some(asking) = asking else {
-        return elsewhere;
-    };
-    let gathered = match gathered(asking).await {
-        Ok(gathered) => gathered,
-        Err(error) => {
-            tracing::debug!(%error, "the other nodes could not be asked for their count");
-            elsewhere.count.partial = true;
-            return elsewhere;
-        }
-    };
-    elsewhere.count.partial |= gathered.missing > 0;
-    for (node, answer) in gathered.answers() {
-        elsewhere.answered += 1;
-        match answer {
-            Answer::Count(connections) => elsewhere.count.add(*connections),
-            other => {
-                tracing::warn!(
-                    node,
-                    ?other,
-                    "a node could not count its connections; check that every node serves the same namespaces"
-                );
-                elsewhere.count.partial = true;
-            }
-        }
-    }
-    elsewhere
-}
-
 impl Dispatcher {
-    /// Queues `question` for the other nodes, if this node has any; see
-    /// [`counted_elsewhere`] for their answers.
-    pub(super) fn ask_elsewhere(&self, question: Question) -> Option<Asking> {
+    /// The other nodes' connections `publish` is for, as their presence
+    /// says; none without a cluster.
+    pub(super) fn counted_elsewhere(&self, publish: &Publish<'_>) -> Counted {
         self.cluster
             .as_ref()
-            .map(|cluster| cluster.start_asking(question))
+            .map_or_else(Counted::default, |cluster| {
+                cluster
+                    .presence()
+                    .recipients(publish.namespace, &publish.target)
+            })
+    }
+
+    /// Changes the rooms of `socket` with `change`; in a cluster, this
+    /// node's presence follows (`LocalPresence::change_rooms`).
+    pub fn change_rooms(&self, socket: &Socket, change: impl FnOnce()) {
+        match &self.cluster {
+            Some(cluster) => cluster.presence().local().change_rooms(socket, change),
+            None => change(),
+        }
+    }
+
+    /// Tells the other nodes to stop counting this node's connections, at
+    /// shutdown.
+    pub async fn leave_cluster(&self) {
+        if let Some(cluster) = &self.cluster {
+            cluster.presence().say_goodbye().await;
+        }
     }
 
     /// How many connections `user_id` has open in `namespace`, on every
@@ -122,7 +108,8 @@ impl Dispatcher {
             .await)
     }
 
-    /// The same, as a count that may wait for the other nodes' answers.
+    /// The same, as a [`Counting`] like a publish's (always known at once:
+    /// the other nodes' connections come from their presence).
     pub fn start_connections_of(
         &self,
         namespace: &str,
@@ -130,22 +117,11 @@ impl Dispatcher {
     ) -> Result<Counting, DispatchError> {
         let mut count = Count::default();
         count.add(self.local_connections_of(namespace, user_id)? as u64);
-        if self.cluster.is_none() {
-            return Ok(Counting::Done(count));
+        if let Some(cluster) = &self.cluster {
+            count.add_elsewhere(cluster.presence().connections_of(namespace, user_id));
+            self.note_partial(count);
         }
-        let question = Question::Connections {
-            namespace: namespace.to_owned(),
-            user: user_id.to_owned(),
-        };
-        let asking = self.ask_elsewhere(question);
-        let metrics = self.metrics.clone();
-        Ok(Counting::Waiting(Box::pin(async move {
-            count.merge(counted_elsewhere(asking).await.count);
-            if count.partial {
-                metrics.cluster_partial_answer();
-            }
-            count
-        })))
+        Ok(Counting::Done(count))
     }
 
     /// Records a publish's count in the metrics, and returns it. In a
@@ -180,22 +156,10 @@ impl Dispatcher {
 
     /// Answers another node's question about this node's connections.
     pub async fn answer(&self, question: Question) -> Answer {
-        let counted = match question {
-            Question::Recipients { namespace, target } => self
-                .select(&namespace, &target.borrowed())
-                .map(|selection| selection.sockets().len()),
-            Question::Connections { namespace, user } => {
-                self.local_connections_of(&namespace, &user)
-            }
+        match question {
             Question::Stats => {
-                return Answer::Stats(
-                    crate::socketio::census(&self.io, self.admin_namespace).await,
-                );
+                Answer::Stats(crate::socketio::census(&self.io, self.admin_namespace).await)
             }
-        };
-        match counted {
-            Ok(connections) => Answer::Count(connections as u64),
-            Err(error) => Answer::Refused(error.to_string()),
         }
     }
 
@@ -226,11 +190,8 @@ impl Dispatcher {
         match cluster.ask(Question::Stats).await {
             Ok(gathered) => {
                 partial |= gathered.missing > 0;
-                for (_, answer) in gathered.answers() {
-                    match answer {
-                        Answer::Stats(other) => census.add(other),
-                        _ => partial = true,
-                    }
+                for (_, Answer::Stats(other)) in gathered.answers() {
+                    census.add(other);
                 }
             }
             Err(_) => partial = true,

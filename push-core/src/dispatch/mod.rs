@@ -10,7 +10,9 @@
 //! with recovery on it goes through the cluster's history in Redis, which
 //! numbers it (`cluster::history`); with recovery off the same selection
 //! goes to every node through socketioxide's Redis adapter. Either way the
-//! count adds up every node's answer (`cluster::survey`).
+//! count adds this node's own connections, counted now, to the other
+//! nodes' as their replicated presence says (`cluster::presence`): a
+//! publish waits for Redis only, never for another node.
 //!
 //! [`Dispatcher`] is the publish handle an embedding application holds; the
 //! Unix-socket listener is just one caller of it.
@@ -29,14 +31,12 @@ use socketioxide::{BroadcastError, SendError, SocketError, operators::BroadcastO
 use thiserror::Error;
 
 use crate::cluster::history::{Mark, SharedHistory, UNNUMBERED_EVENT, Unnumbered};
-use crate::cluster::survey::{OwnedTarget, Question};
 use crate::cluster::{Cluster, Io, NodeAdapter, Socket, link};
 use crate::metrics::Metrics;
 use crate::recovery::{Entry, Offset, OffsetArgument, Recovery, STATUS_EVENT, Status};
 use crate::rooms::{RESUMING_ROOM, UNIDENTIFIED_ROOM, public_room, user_room};
 use crate::socketio;
 
-use self::counts::counted_elsewhere;
 pub use self::counts::{Count, Counting, PendingCount};
 use self::slow_consumers::{Delivery, Emitted, Fate, emit_corked};
 
@@ -140,7 +140,7 @@ impl Dispatcher {
     }
 
     /// Hands `publish` on and returns its count, or, in a cluster, what
-    /// waits for it: Redis's reply and the other nodes' counts. By the time
+    /// waits for it: Redis's reply. By the time
     /// this returns the message has its place in its namespace's order (on
     /// this node, or in the queue to Redis), so a caller may start the next
     /// publish while this one's count is still coming.
@@ -188,8 +188,9 @@ impl Dispatcher {
     /// A cluster with recovery on: the message is queued to be numbered in
     /// the cluster's history, and every node (this one too) hands it out
     /// as it reads it there (see `cluster::history`). The count is of the
-    /// connections the message is for now, asked of the other nodes while
-    /// Redis numbers it.
+    /// connections the message is for now, here and in the other nodes'
+    /// presence; the publish waits only for Redis to number it, so that
+    /// what the publisher is told is kept.
     fn publish_numbered(
         &self,
         shared: &Arc<SharedHistory>,
@@ -200,7 +201,7 @@ impl Dispatcher {
         let message = Entry::encode(Entry::now_ms(), publish.event, payload, &publish.target)
             .map_err(|error| DispatchError::Encoding(error.to_string()))?;
         let appending = shared.append(publish.namespace, message);
-        let asking = self.ask_elsewhere(recipients_question(publish));
+        let elsewhere = self.counted_elsewhere(publish);
         let namespace = publish.namespace.to_owned();
         let payload_bytes = publish.payload.len();
         let dispatcher = self.clone();
@@ -212,7 +213,7 @@ impl Dispatcher {
                     count.add(here as u64);
                     // The stream keeps the message for a node that reads
                     // it late.
-                    count.merge(counted_elsewhere(asking).await.count);
+                    count.add_elsewhere(elsewhere);
                 }
                 Err(Unnumbered { error, message }) => {
                     // Redis cannot be reached: this node's connections get
@@ -233,7 +234,9 @@ impl Dispatcher {
     }
 
     /// A cluster with recovery off: socketioxide's Redis adapter hands the
-    /// message to every node, this one included.
+    /// message to every node, this one included. The publish waits for
+    /// Redis's reply to PUBLISH: it says the message left this node, and
+    /// how many nodes received it, which checks the presence's count.
     async fn publish_broadcast(
         &self,
         cluster: &Cluster,
@@ -260,7 +263,7 @@ impl Dispatcher {
         }
         let selection = self.select(publish.namespace, &publish.target)?;
         let entry = Entry::new(0, 0, publish.event, payload, &publish.target);
-        let question = recipients_question(publish);
+        let elsewhere = self.counted_elsewhere(publish);
         let namespace = publish.namespace.to_owned();
         let payload_bytes = publish.payload.len();
         let dispatcher = self.clone();
@@ -271,31 +274,23 @@ impl Dispatcher {
                 target: &target,
                 offset: None,
             };
-            let emitting = link::receivers_of(dispatcher.emit(
+            let (emitted, nodes_reached) = link::receivers_of(dispatcher.emit(
                 selection,
                 delivery,
                 &entry.event,
                 &*entry.payload,
-            ));
-            let mut emitting = std::pin::pin!(emitting);
-            let first = poll_once(emitting.as_mut()).await;
-            // Asked only once the message is queued to Redis: a node that
-            // subscribes in between is then among those asked, and if it
-            // missed the message, Redis's count of receivers says so.
-            let asking = dispatcher.ask_elsewhere(question);
-            let (emitted, nodes_reached) = match first {
-                Poll::Ready(emitted) => emitted,
-                Poll::Pending => emitting.await,
-            };
-            let elsewhere = counted_elsewhere(asking).await;
+            ))
+            .await;
             let mut count = Count::default();
             match emitted {
                 Ok(undelivered) => {
                     count.add(here.saturating_sub(undelivered) as u64);
-                    count.merge(elsewhere.count);
-                    // A node that answered but was not among those Redis
-                    // handed the message to did not get it.
-                    if nodes_reached.is_some_and(|reached| reached < elsewhere.answered + 1) {
+                    count.add_elsewhere(elsewhere);
+                    // Redis handed the message to another set of nodes
+                    // than the presence counted: one counted did not get
+                    // it (its link is down, not yet overdue), or one got
+                    // it whose presence is not known yet.
+                    if nodes_reached.is_some_and(|reached| reached != elsewhere.nodes + 1) {
                         count.partial = true;
                     }
                 }
@@ -717,14 +712,6 @@ async fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
         )
     })
     .await
-}
-
-/// The question that counts a publish's recipients on another node.
-fn recipients_question(publish: &Publish<'_>) -> Question {
-    Question::Recipients {
-        namespace: publish.namespace.to_owned(),
-        target: OwnedTarget::of(&publish.target),
-    }
 }
 
 fn check_event(event: &str) -> Result<(), DispatchError> {

@@ -128,8 +128,10 @@ impl Retry {
                 .await
             {
                 Answer::User(identity) => {
-                    self.admission.join_rooms(socket, &identity);
-                    socket.leave(UNIDENTIFIED_ROOM);
+                    self.admission.change_rooms(socket, || {
+                        self.admission.join_rooms(socket, &identity);
+                        socket.leave(UNIDENTIFIED_ROOM);
+                    });
                     self.admission.resume_held(socket);
                     // A disconnect between the answer and the join would
                     // leave the rooms holding a closed connection: the

@@ -31,6 +31,7 @@ use super::limits::{AddressKey, ConnectionLimits, EventBudget, Spent};
 use super::origin::AdminPage;
 use super::resume::{self, AdmittedAt};
 use crate::auth::{Answer, CurrentAuthenticator, Handshake, Identity, Urgency};
+use crate::cluster::presence::LocalPresence;
 use crate::log_throttle::{Line, LogThrottle, Source};
 use crate::metrics::Metrics;
 use crate::outcomes::Refusal;
@@ -82,6 +83,30 @@ pub struct Admission {
     log_throttle: LogThrottle,
     /// Tell the Admin UI of each connection (its full mode).
     admin_ui_full: bool,
+    /// In a cluster: where this node's connections are told to the others.
+    presence: Option<Arc<LocalPresence>>,
+    /// What a connection's close is told to.
+    closing: Arc<Closing>,
+}
+
+/// What a connection's close is told to: the metrics, the Admin UI (its
+/// full mode) and, in a cluster, this node's presence.
+struct Closing {
+    metrics: Arc<Metrics>,
+    admin_ui_full: bool,
+    presence: Option<Arc<LocalPresence>>,
+}
+
+impl Closing {
+    fn closed(&self, socket: &Socket, io: &Io, reason: DisconnectReason) {
+        if let Some(presence) = &self.presence {
+            presence.closed(socket);
+        }
+        self.metrics.connection_closed();
+        if self.admin_ui_full {
+            crate::admin_ui::socket_disconnected(io, socket, reason);
+        }
+    }
 }
 
 impl Admission {
@@ -92,7 +117,13 @@ impl Admission {
         recovery: Option<Arc<Recovery>>,
         shared: Option<Arc<SharedHistory>>,
         admin_ui_full: bool,
+        presence: Option<Arc<LocalPresence>>,
     ) -> Self {
+        let closing = Arc::new(Closing {
+            metrics: metrics.clone(),
+            admin_ui_full,
+            presence: presence.clone(),
+        });
         Self {
             authenticator,
             limits,
@@ -101,6 +132,17 @@ impl Admission {
             shared,
             log_throttle: LogThrottle::default(),
             admin_ui_full,
+            presence,
+            closing,
+        }
+    }
+
+    /// Changes the rooms of `socket` with `change`; in a cluster, this
+    /// node's presence follows (`LocalPresence::change_rooms`).
+    pub(super) fn change_rooms(&self, socket: &Socket, change: impl FnOnce()) {
+        match &self.presence {
+            Some(presence) => presence.change_rooms(socket, change),
+            None => change(),
         }
     }
 
@@ -288,16 +330,20 @@ impl Admission {
             }
         }
         let retry = self.identify_later(&socket);
-        let metrics = self.metrics.clone();
-        let admin_ui_full = self.admin_ui_full;
+        // Counted from here, with the rooms the connect middleware joined,
+        // until its disconnect handler, which runs while it is still in
+        // its rooms.
+        if let Some(presence) = &self.presence {
+            presence.connected(&socket);
+        }
+        // One shared handle, not a copy of each part: every connection
+        // keeps this handler for its whole life.
+        let closing = self.closing.clone();
         socket.on_disconnect(move |socket: Socket, reason: DisconnectReason, io: Io| {
             if let Some(retry) = &retry {
                 retry.cancel();
             }
-            metrics.connection_closed();
-            if admin_ui_full {
-                crate::admin_ui::socket_disconnected(&io, &socket, reason);
-            }
+            closing.closed(&socket, &io, reason);
             async move {
                 tracing::debug!(sid = %socket.id, ns = socket.ns(), ?reason, "disconnected");
             }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 
 import { runBinary } from './daemon.mjs';
-import { GUARD_MS, withGuard } from './wait.mjs';
+import { GUARD_MS, waitUntil, withGuard } from './wait.mjs';
 
 // ---- the command-line tools ------------------------------------------------
 
@@ -31,6 +31,24 @@ export async function sendOk(socketPath, message) {
   assert.equal(result.code, 0, `push-core send failed: ${result.stderr}`);
   assert.match(result.stdout, /^\d+\n$/, `push-core send printed ${JSON.stringify(result.stdout)}`);
   return Number(result.stdout);
+}
+
+/**
+ * Waits until a publish to `target` on `socketPath` counts `expected`
+ * connections, and says the count is complete. In a cluster a node counts
+ * the other nodes' connections as of their last presence update
+ * (docs/scaling.md, "Counts in a cluster"), a few milliseconds after a
+ * page connects there: a test that asserts an exact count right after
+ * pages connect to other nodes waits for this first. Each try publishes
+ * the event `count-probe`, which no test listens to.
+ */
+export async function waitForCount(socketPath, target, expected) {
+  let last = 'nothing yet';
+  await waitUntil(async () => {
+    const result = await send(socketPath, { ...target, event: 'count-probe', data: null });
+    last = JSON.stringify([result.code, result.stdout, result.stderr]);
+    return result.code === 0 && result.stdout === `${expected}\n` && !/partial/.test(result.stderr);
+  }, { what: () => `a count of ${expected} for ${JSON.stringify(target)} (last: ${last})` });
 }
 
 /** A publish function bound to a daemon, for ClientPool.flush. */

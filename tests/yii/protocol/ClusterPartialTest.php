@@ -15,11 +15,13 @@ use PushYiiTests\TestCase;
  * A count that leaves out a cluster node says so, over every transport.
  *
  * A real redis-server and two real push-core nodes sharing through it
- * (--adapter redis); a browser logged in as user 42 on node A. While node B
- * is frozen (SIGSTOP) it cannot answer A's survey within cluster_wait, so
- * what A answers counts only itself: sendMsg() and isOnline() still return
- * A's count, and lastCountPartial() is true. Once B runs again the counts
- * are whole and lastCountPartial() is false again.
+ * (--adapter redis); a browser logged in as user 42 on node A. Node A counts
+ * node B's connections from B's presence (docs/scaling.md, "Counts in a
+ * cluster"); once B is frozen (SIGSTOP) long enough for its heartbeat to be
+ * overdue (1.5 s), that presence may be out of date: sendMsg() and
+ * isOnline() still return the count, and lastCountPartial() is true (until
+ * A stops counting the silent B, at 3 s). Once B runs again the counts are
+ * whole and lastCountPartial() is false again.
  */
 final class ClusterPartialTest extends TestCase
 {
@@ -77,6 +79,7 @@ final class ClusterPartialTest extends TestCase
 
             self::$nodeB->pause();
             try {
+                $this->waitForPartialCounts($client);
                 $this->assertSame(1, $client->sendMsg('while-b-sleeps', 1), 'the live node still counts its own');
                 $this->assertTrue($client->lastCountPartial(), 'sendMsg() left out node b');
                 $this->assertTrue($client->isOnline(42));
@@ -100,6 +103,15 @@ final class ClusterPartialTest extends TestCase
         } finally {
             $browser->stop();
         }
+    }
+
+    /** Waits until node a says its counts may be out of date: b is overdue. */
+    private function waitForPartialCounts(object $client): void
+    {
+        Net::waitUntil(function () use ($client): bool {
+            $client->sendToUser('nobody', 'probe', null);
+            return $client->lastCountPartial();
+        }, 'node b\'s heartbeat to be overdue at node a');
     }
 
     /** Waits until node a's counts include node b (it joined, or woke up). */

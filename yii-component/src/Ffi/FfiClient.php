@@ -121,7 +121,7 @@ final class FfiClient implements Publisher
 
     /**
      * Whether the count behind the last sendMsg()/sendTo*(), isOnline() or
-     * flush() left out cluster nodes that did not answer in time (the C
+     * flush() may have left out cluster nodes (figures out of date or missing; the C
      * ABI's push_last_count_partial); after flush(), whether any of its
      * counts did. As the extension's.
      */

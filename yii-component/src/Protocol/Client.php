@@ -122,7 +122,7 @@ final class Client implements Publisher
 
     /**
      * Whether the count behind the last sendMsg()/sendTo*(), isOnline() or
-     * flush() left out cluster nodes that did not answer in time; after
+     * flush() may have left out cluster nodes (figures out of date or missing); after
      * flush(), whether any of its counts did. As the extension's.
      */
     public function lastCountPartial(): bool

@@ -7,7 +7,8 @@ namespace PushCore\Yii\Protocol;
 /**
  * A count the daemon answered with (connections a publish reached, or a
  * user's connections) and whether it is partial: push-core runs as a
- * cluster and a node did not answer in time, so $total leaves it out.
+ * cluster and a node's figures may be out of date or missing, so $total
+ * may leave it out.
  * push-client's Count, in PHP.
  */
 final class Count

@@ -11,7 +11,7 @@ namespace PushCore\Yii\Protocol;
  * for PUBLISHED, connections for ONLINE, the JSON text for STATS, the
  * offset for POSITION, null for PONG. An ERROR reply has $errorCode and $errorMessage instead.
  * A count (PUBLISHED, ONLINE) is followed in protocol version 2 by a flags
- * byte, whose bit 0 is $partial: a cluster node did not answer in time.
+ * byte, whose bit 0 is $partial: a cluster node's figures may be out of date or missing.
  * The other bits are reserved and ignored. This client always asks for
  * Frame::PROTOCOL_VERSION, and a daemon that accepts the HELLO answers in it.
  */

@@ -272,8 +272,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PREFIX", help_heading = "Cluster")]
     redis_prefix: Option<String>,
 
-    /// How long a publish's count, isOnline and STATS wait for the other
-    /// nodes, e.g. 300ms [default: 300ms]
+    /// How long STATS waits for the other nodes' figures, e.g. 300ms
+    /// [default: 300ms]
     #[arg(long, value_name = "DURATION", value_parser = duration::parse, help_heading = "Cluster")]
     #[serde(with = "humantime_serde::option")]
     cluster_wait: Option<Duration>,

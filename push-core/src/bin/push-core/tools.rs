@@ -71,7 +71,7 @@ pub struct PositionArgs {
 }
 
 /// What `send` says on standard error when its count is partial.
-const PARTIAL_NOTE: &str = "the count is partial: some cluster nodes did not answer in time, so more connections may have received the message";
+const PARTIAL_NOTE: &str = "the count is partial: some cluster nodes' figures may be out of date or missing, so more connections may have received the message";
 
 /// Prints an error the way a shell user expects and picks the exit code.
 pub fn report(result: Result<()>) -> ExitCode {
