@@ -439,11 +439,11 @@ fn join_cluster(
     leaving: CancellationToken,
 ) {
     let answering = dispatcher.clone();
-    let answerer: cluster::survey::Answerer = Arc::new(move |question| {
+    let census_taker: cluster::survey::CensusTaker = Arc::new(move || {
         let dispatcher = answering.clone();
-        Box::pin(async move { dispatcher.answer(question).await })
+        Box::pin(async move { dispatcher.census().await })
     });
-    cluster.start(answerer, leaving.clone());
+    cluster.start(census_taker, leaving.clone());
     metrics.watch_cluster_link(cluster.state());
     if let Some((recovery, shared)) = history {
         let delivering = dispatcher.clone();

@@ -94,6 +94,21 @@ function useCluster(names, { args = [], clients, redis } = {}) {
   return cluster;
 }
 
+/**
+ * Starts nodes A and B of `cluster` on a Redis of its own that keeps its
+ * snapshot in a new directory (for `save` and a restart from it); resolves
+ * with the nodes, linked, and the directory.
+ */
+async function startOnSnapshotRedis(cluster, dirPrefix) {
+  const dir = tempDir(dirPrefix);
+  cluster.redis = new Redis(await freePort(), { dir, args: ['--dir', dir, '--dbfilename', 'dump.rdb'] });
+  await cluster.redis.start();
+  await cluster.start(['node-a', 'node-b']);
+  await waitForCluster(cluster.nodes);
+  const [a, b] = cluster.nodes;
+  return { dir, a, b };
+}
+
 describe('cluster settings', () => {
   const CASES = [
     { key: 'adapter', args: ['--adapter', 'redis'], says: 'is redis but redis_url is not set; add --redis-url redis://HOST:PORT' },
@@ -216,6 +231,9 @@ for (const recovery of ['on', 'off']) {
         // Redis keeps the message for C until it runs again.
         const reply = await publishVia(a, { event: 'while-c-sleeps', data: 1 });
         assert.deepEqual(reply, { recipients: 2, partial: false });
+        // STATS asks every node: C cannot answer within cluster_wait, so
+        // A's figures leave it out and say so.
+        assert.equal((await stats(a.socketPath)).cluster.partial, true);
         await waitUntil(async () => (await publishVia(a, { event: 'overdue', data: 1 })).partial, {
           what: 'C\'s heartbeat to be overdue',
         });
@@ -415,12 +433,7 @@ describe('Redis going back to an older copy of the history', () => {
   const cluster = useCluster([], { clients });
 
   test('a node whose last message was lost and its number given again tells its pages to reload, and the old offsets are refused', async () => {
-    const dir = tempDir('push-core-redis-snapshot-');
-    cluster.redis = new Redis(await freePort(), { dir, args: ['--dir', dir, '--dbfilename', 'dump.rdb'] });
-    await cluster.redis.start();
-    await cluster.start(['node-a', 'node-b']);
-    const [a, b] = cluster.nodes;
-    await waitForCluster(cluster.nodes);
+    const { dir, a, b } = await startOnSnapshotRedis(cluster, 'push-core-redis-snapshot-');
     const page = await clients.connect(b, { name: 'page on B' });
     for (let n = 1; n <= 3; n++) await sendOk(a.socketPath, { event: 'n', data: n });
     await page.waitFor('n', (n) => n === 3);
@@ -469,12 +482,7 @@ describe('a publish handed out while Redis was out of reach', () => {
   const cluster = useCluster([], { clients });
 
   test('once Redis is back, the pages of the other nodes, which never got it, are told to reload', async () => {
-    const dir = tempDir('push-core-redis-down-');
-    cluster.redis = new Redis(await freePort(), { dir, args: ['--dir', dir, '--dbfilename', 'dump.rdb'] });
-    await cluster.redis.start();
-    await cluster.start(['node-a', 'node-b']);
-    const [a, b] = cluster.nodes;
-    await waitForCluster(cluster.nodes);
+    const { dir, a, b } = await startOnSnapshotRedis(cluster, 'push-core-redis-down-');
     const onA = await clients.connect(a, { name: 'page on A' });
     const onB = await clients.connect(b, { name: 'page on B' });
     await sendOk(a.socketPath, { event: 'n', data: 1 });
@@ -506,12 +514,7 @@ for (const { what, publish } of [
     const cluster = useCluster([], { clients });
 
     test('a page of that node brings the news to another node, which tells every page to reload', async () => {
-      const dir = tempDir('push-core-redis-down-');
-      cluster.redis = new Redis(await freePort(), { dir, args: ['--dir', dir, '--dbfilename', 'dump.rdb'] });
-      await cluster.redis.start();
-      await cluster.start(['node-a', 'node-b']);
-      const [a, b] = cluster.nodes;
-      await waitForCluster(cluster.nodes);
+      const { dir, a, b } = await startOnSnapshotRedis(cluster, 'push-core-redis-down-');
       const onA = await clients.connect(a, { name: 'guest on A' });
       const onB = await clients.connect(b, { cookie: cookieFor('sid-7'), name: 'user 7 on B' });
       await sendOk(a.socketPath, { event: 'n', data: 1 });

@@ -43,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::link::{LinkError, LinkSetupError, RedisLink};
 use self::presence::Presence;
-use self::survey::{Answerer, Gathered, Question, Survey};
+use self::survey::{CensusTaker, Gathered, Survey};
 // Part of the library's API at this path; kept with the other settings.
 pub use crate::config::ClusterSettings;
 use crate::config::NodeId;
@@ -123,7 +123,7 @@ impl Cluster {
         let link = RedisLink::new(&settings.redis_url)?;
         let survey = Survey::new(
             link.clone(),
-            settings.node_id.clone(),
+            &settings.node_id,
             &settings.prefix,
             settings.wait,
         );
@@ -154,8 +154,9 @@ impl Cluster {
     }
 
     /// Connects to Redis, shares this node's presence and answers the
-    /// other nodes' questions, until `shutdown` fires.
-    pub fn start(&self, answerer: Answerer, shutdown: CancellationToken) {
+    /// other nodes' STATS questions with `census_taker`, until `shutdown`
+    /// fires.
+    pub fn start(&self, census_taker: CensusTaker, shutdown: CancellationToken) {
         // Before the link connects: see `Presence::subscribe`.
         let presence_messages = self.presence.subscribe();
         tokio::spawn(self.link.clone().run(shutdown.clone()));
@@ -164,7 +165,7 @@ impl Cluster {
                 .clone()
                 .run(presence_messages, shutdown.clone()),
         );
-        tokio::spawn(self.survey.clone().run(answerer, shutdown));
+        tokio::spawn(self.survey.clone().run(census_taker, shutdown));
     }
 
     /// This node's presence, and its replicas of the other nodes'.
@@ -200,8 +201,8 @@ impl Cluster {
         self.state.clone()
     }
 
-    /// Asks every other node; see [`Survey::ask`].
-    pub async fn ask(&self, question: Question) -> Result<Gathered, LinkError> {
-        self.survey.ask(question).await
+    /// Asks every other node for its STATS figures; see [`Survey::ask`].
+    pub async fn ask_census(&self) -> Result<Gathered, LinkError> {
+        self.survey.ask().await
     }
 }

@@ -14,7 +14,6 @@ use super::{DispatchError, Dispatcher};
 use push_client::Publish;
 
 use crate::cluster::presence::Counted;
-use crate::cluster::survey::{Answer, Question};
 use crate::cluster::{Cluster, Socket};
 use crate::metrics::{Census, ClusterSummary};
 use crate::rooms::user_room;
@@ -154,19 +153,16 @@ impl Dispatcher {
             .len())
     }
 
-    /// Answers another node's question about this node's connections.
-    pub async fn answer(&self, question: Question) -> Answer {
-        match question {
-            Question::Stats => {
-                Answer::Stats(crate::socketio::census(&self.io, self.admin_namespace).await)
-            }
-        }
+    /// This node's connection figures, as STATS and the other nodes'
+    /// surveys want them.
+    pub async fn census(&self) -> Census {
+        crate::socketio::census(&self.io, self.admin_namespace).await
     }
 
     /// The STATS document: this node's figures and, in a cluster, a
     /// `cluster` section with every node's connections.
     pub async fn stats_json(&self) -> String {
-        let census = crate::socketio::census(&self.io, self.admin_namespace).await;
+        let census = self.census().await;
         let Some(cluster) = &self.cluster else {
             return self.metrics.stats_json(&census, None);
         };
@@ -187,10 +183,10 @@ impl Dispatcher {
     /// when some node is missing.
     async fn cluster_census(&self, cluster: &Cluster, mut census: Census) -> (Census, bool) {
         let mut partial = false;
-        match cluster.ask(Question::Stats).await {
+        match cluster.ask_census().await {
             Ok(gathered) => {
                 partial |= gathered.missing > 0;
-                for (_, Answer::Stats(other)) in gathered.answers() {
+                for other in &gathered.censuses {
                     census.add(other);
                 }
             }
