@@ -428,6 +428,43 @@ describe('recovery across nodes', () => {
   });
 });
 
+describe('an entry the live channel did not bring', () => {
+  const clients = new ClientPool();
+  const cluster = useCluster(['node-a', 'node-b'], { clients });
+
+  test('is read from the history: when the next entry shows the gap, or at the check a second later', async () => {
+    const [a, b] = cluster.nodes;
+    const page = await clients.connect(b, { name: 'page on B' });
+    await sendOk(a.socketPath, { event: 'n', data: 1 });
+    await page.waitFor('n', (n) => n === 1);
+    const statuses = page.statuses.length;
+
+    // Numbered and kept as the numbering script does, but not published:
+    // as if B's queue of live entries had overflowed. (The keys of the
+    // namespace `/`.)
+    const { redis } = cluster;
+    const epoch = await redis.cli('get', 'push-core:epoch:/');
+    const unpublished = async (data) => {
+      const seq = await redis.cli('incr', 'push-core:seq:/');
+      const message = JSON.stringify({ seq: 0, published_ms: Date.now(), event: 'n', payload: data });
+      await redis.cli('xadd', 'push-core:history:/', `0-${seq}`, 'e', epoch, 't', `unpublished-${seq}`, 'm', message);
+    };
+
+    await unpublished(2);
+    await sendOk(a.socketPath, { event: 'n', data: 3 });
+    await page.waitFor('n', (n) => n === 3);
+    assert.deepEqual(page.received('n'), [1, 2, 3]);
+
+    // Nothing follows this one: the periodic check finds it.
+    await unpublished(4);
+    await page.waitFor('n', (n) => n === 4);
+    assert.deepEqual(page.received('n'), [1, 2, 3, 4]);
+    assert.equal(page.statuses.length, statuses, 'the page was not told to reload');
+    const offsets = page.events.map((e) => e.offset);
+    assert.equal(new Set(offsets).size, offsets.length);
+  });
+});
+
 describe('Redis going back to an older copy of the history', () => {
   const clients = new ClientPool();
   const cluster = useCluster([], { clients });

@@ -139,6 +139,9 @@ for (const recovery of ['on', 'off']) {
           const held = holders.get(namespace) ?? [];
           assert.deepEqual(held.map(({ key }) => key.split('}:')[1]).sort(), ['epoch', 'history', 'seq', 'unnumbered'], `${namespace}: ${JSON.stringify(held)}`);
           assert.equal(new Set(held.map(({ index }) => index)).size, 1, `${namespace}'s keys on one shard`);
+          // Each new entry is published on the shard that keeps the history.
+          const live = await cluster.redis.nodes[held[0].index].cli('pubsub', 'shardchannels');
+          assert.ok(live.split('\n').includes(`{push-core:${namespace}}:live`), `${namespace}'s live channel: ${live}`);
         }
         const shards = new Set([...holders.values()].map((held) => held[0].index));
         assert.ok(shards.size >= 2, `the namespaces' histories are all on one shard: ${JSON.stringify([...holders])}`);

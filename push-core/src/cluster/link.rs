@@ -286,17 +286,6 @@ impl RedisLink {
         }
     }
 
-    /// A connection of its own, for a command that blocks for up to
-    /// `blocking` (a command on the shared connection would hold up every
-    /// other one behind it).
-    pub async fn dedicated(&self, blocking: Duration) -> Result<Connection, LinkError> {
-        Ok(self
-            .shared
-            .servers
-            .dedicated(blocking + COMMAND_TIMEOUT)
-            .await?)
-    }
-
     /// The live connection (a cheap handle onto it), if up.
     pub fn connection(&self) -> Option<Connection> {
         self.shared

@@ -144,14 +144,6 @@ impl Servers {
         self.open(config, cluster_config).await
     }
 
-    /// A connection of its own, without channel messages, for a command
-    /// that blocks (on a shared connection it would hold up every other
-    /// one behind it).
-    pub async fn dedicated(&self, response_timeout: Duration) -> RedisResult<Connection> {
-        let config = connection_config(response_timeout);
-        self.open(config, cluster_config(response_timeout)).await
-    }
-
     async fn open(
         &self,
         config: AsyncConnectionConfig,

@@ -25,7 +25,7 @@ use redis::Script;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{Keys, parse_epoch};
+use super::{Keys, parse_epoch, publish_command};
 use crate::cluster::link::{LinkError, RedisLink};
 use crate::recovery::{Offset, new_epoch};
 
@@ -125,7 +125,9 @@ impl Appender {
                 .key(&keys.counter)
                 .arg(new_epoch().to_string())
                 .arg(self.max_messages)
-                .arg(fastrand::u64(..));
+                .arg(fastrand::u64(..))
+                .arg(publish_command(&self.link))
+                .arg(&keys.live);
             for append in group {
                 invocation.arg(&append.message);
             }

@@ -5,18 +5,21 @@
 //! numbers each namespace's messages once, in Redis: a Lua script takes
 //! the next numbers of the namespace and appends the messages to its Redis
 //! Stream, atomically, so every publish on every node gets its place in one
-//! order. Every node then reads the stream (`XREAD`) and hands each
-//! message, in that order, to its own connections, keeping a copy in its
-//! local `recovery::History`: replaying what a page
-//! missed, and the hand-over from replay to live messages, then work on
-//! every node exactly as on one (see `socketio::resume`).
+//! order. The same script publishes the new entry, numbers and all, on the
+//! namespace's live channel; every node hands each message it hears there,
+//! in that order, to its own connections, keeping a copy in its local
+//! `recovery::History`: replaying what a page missed, and the hand-over
+//! from replay to live messages, then work on every node exactly as on one
+//! (see `socketio::resume`). A node that missed entries (it was cut off,
+//! or fell behind) reads them from the stream (`read`).
 //!
-//! Why messages reach nodes through the stream rather than through the
-//! Redis adapter's pub/sub: a message and its place in the history would
-//! then travel separately, and a page resuming while one is in flight
-//! could receive it twice or not at all. socket.io's own Redis Streams
-//! adapter recovers connection state for the same reason. With recovery
-//! off, nothing needs numbering and the adapter carries publishes.
+//! Why not socketioxide's Redis adapter, as with recovery off: a message
+//! and its place in the history would then travel separately, and a page
+//! resuming while one is in flight could receive it twice or not at all.
+//! socket.io's own Redis Streams adapter recovers connection state for the
+//! same reason. And why not each node blocked in `XREAD` on the stream: a
+//! blocked read must be asked again after every entry, a second round trip
+//! per node and publish that the channel does not cost.
 //!
 //! Publishes are numbered in batches (`append`), and each batch is one
 //! entry of the stream: its id is the number of its last message, and it
@@ -31,9 +34,10 @@
 //! lost the last writes), a new epoch begins, offsets of the old one are
 //! no longer honoured, and pages are told to reload their state.
 //!
-//! In a Redis Cluster, a namespace's four keys share a hash tag, so that
-//! the scripts that use them together run on one shard, and namespaces
-//! spread over the shards.
+//! In a Redis Cluster, a namespace's keys and its live channel share a
+//! hash tag, so that the scripts that use them together run on one shard
+//! (which publishes with `SPUBLISH`), and namespaces spread over the
+//! shards.
 
 mod append;
 mod read;
@@ -68,20 +72,25 @@ end
 /// Appends a batch of messages as one entry: takes the next numbers from
 /// the namespace's counter and adds the entry under the last one, with
 /// the epoch and a tag that tells this entry from another given the same
-/// number (after a failover lost it, see `read`). Keeps about `cap`
+/// number (after a failover lost it, see `read`), and publishes it on the
+/// live channel (see [`Batch::from_live`] for its form). Keeps about `cap`
 /// messages. KEYS: stream, epoch, counter. ARGV: a new epoch, the cap, the
-/// tag, then the messages. Returns the epoch and the first message's
-/// number.
+/// tag, the publish command and the live channel, then the messages.
+/// Returns the epoch and the first message's number.
 const APPEND: &str = r"
-local count = #ARGV - 3
+local count = #ARGV - 5
 local last = redis.call('INCRBY', KEYS[3], count)
 local entry = {KEYS[1], 'MINID', '~', '0-' .. math.max(last - tonumber(ARGV[2]), 0),
   '0-' .. last, 'e', epoch, 't', ARGV[3]}
-for i = 4, #ARGV do
+local live = {last, ' ', epoch, ' ', ARGV[3], ' '}
+for i = 6, #ARGV do
   entry[#entry + 1] = 'm'
   entry[#entry + 1] = ARGV[i]
+  live[#live + 1] = #ARGV[i] .. ':'
+  live[#live + 1] = ARGV[i]
 end
 redis.call('XADD', unpack(entry))
+redis.call(ARGV[4], ARGV[5], table.concat(live))
 return {epoch, last - count + 1}
 ";
 
@@ -103,17 +112,18 @@ return {epoch, tonumber(redis.call('GET', KEYS[3]) or '0'), key}
 /// without messages, so that nodes reading the stream learn of it. With
 /// hand-outs to tell of (pairs of a node and its count, see
 /// [`unnumbered`]), only if one of them is news: the marks hash keeps each
-/// node's count that an epoch covered. KEYS: stream, epoch, counter,
-/// marks. ARGV: the epoch seen, the new epoch, a tag, then the pairs.
-/// Returns the epoch now and the marker's number (0 if none was added:
-/// another node was first, or nothing was news).
+/// node's count that an epoch covered. Publishes the marker on the live
+/// channel. KEYS: stream, epoch, counter, marks. ARGV: the epoch seen, the
+/// new epoch, a tag, the publish command and the live channel, then the
+/// pairs. Returns the epoch now and the marker's number (0 if none was
+/// added: another node was first, or nothing was news).
 const RENEW: &str = r"
 local current = redis.call('GET', KEYS[2])
 if current ~= ARGV[1] then
   return {current or '', 0}
 end
-local news = #ARGV == 3
-for i = 4, #ARGV, 2 do
+local news = #ARGV == 5
+for i = 6, #ARGV, 2 do
   local field = 'node:' .. ARGV[i]
   if tonumber(redis.call('HGET', KEYS[4], field) or '0') < tonumber(ARGV[i + 1]) then
     redis.call('HSET', KEYS[4], field, ARGV[i + 1])
@@ -126,6 +136,7 @@ end
 redis.call('SET', KEYS[2], ARGV[2])
 local seq = redis.call('INCR', KEYS[3])
 redis.call('XADD', KEYS[1], '0-' .. seq, 'e', ARGV[2], 't', ARGV[3])
+redis.call(ARGV[4], ARGV[5], seq .. ' ' .. ARGV[2] .. ' ' .. ARGV[3] .. ' ')
 return {ARGV[2], seq}
 ";
 
@@ -150,6 +161,8 @@ struct Keys {
     stream: String,
     epoch: String,
     counter: String,
+    /// The channel each new entry is published on.
+    live: String,
     /// The key that signs marks, and each node's count of hand-outs that
     /// an epoch covered.
     marks: String,
@@ -160,8 +173,9 @@ struct Keys {
 
 impl Keys {
     /// The keys of `namespace`. In a Redis Cluster they share the hash tag
-    /// `{PREFIX:NAMESPACE}`: the first `{...}` of each key is what places
-    /// it, and it is the same for all four whatever the namespace holds.
+    /// `{PREFIX:NAMESPACE}`: the first `{...}` of each key (and of the
+    /// channel) is what places it, and it is the same for all whatever the
+    /// namespace holds.
     fn new(prefix: &str, namespace: &str, sharded: bool) -> Self {
         let key = |name: &str| {
             if sharded {
@@ -174,6 +188,7 @@ impl Keys {
             stream: key("history"),
             epoch: key("epoch"),
             counter: key("seq"),
+            live: key("live"),
             marks: key("unnumbered"),
             handed_out: HandedOut::new(),
         }
@@ -335,6 +350,42 @@ impl Batch {
             messages,
         })
     }
+
+    /// Reads an entry as the scripts publish it on the live channel: its
+    /// number, epoch and tag, each followed by a space, then each message
+    /// as its length in decimal, a colon and its bytes. `None` if it is
+    /// not in that form.
+    fn from_live(payload: &[u8]) -> Option<Batch> {
+        let mut fields = payload.splitn(4, |&byte| byte == b' ');
+        let last_seq = std::str::from_utf8(fields.next()?).ok()?.parse().ok()?;
+        let epoch = parse_epoch(std::str::from_utf8(fields.next()?).ok()?);
+        let tag = fields.next()?.to_vec();
+        let mut rest = fields.next()?;
+        let mut messages = Vec::new();
+        while !rest.is_empty() {
+            let colon = rest.iter().position(|&byte| byte == b':')?;
+            let length: usize = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
+            let (message, after) = rest[colon + 1..].split_at_checked(length)?;
+            messages.push(message.to_vec());
+            rest = after;
+        }
+        Some(Batch {
+            last_seq,
+            epoch,
+            tag,
+            messages,
+        })
+    }
+}
+
+/// The command that publishes on a channel, as a script calls it: a
+/// Redis Cluster's channels are sharded.
+fn publish_command(link: &RedisLink) -> &'static str {
+    if link.sharded() {
+        "SPUBLISH"
+    } else {
+        "PUBLISH"
+    }
 }
 
 /// The number of a stream entry, whose id is `0-<number>`.
@@ -346,4 +397,38 @@ fn seq_of(id: &str) -> Option<u64> {
 /// wrote there reads as epoch 0, which no page holds.
 fn parse_epoch(text: &str) -> u64 {
     text.parse().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_entry_reads_as_the_scripts_publish_it() {
+        let batch = Batch::from_live(b"42 1765000000 977 5:{\"a\"}0:5:a b:c").unwrap();
+        assert_eq!(
+            (batch.last_seq, batch.epoch, batch.tag.as_slice()),
+            (42, 1_765_000_000, &b"977"[..])
+        );
+        assert_eq!(
+            batch.messages,
+            [b"{\"a\"}".to_vec(), Vec::new(), b"a b:c".to_vec()]
+        );
+        assert_eq!(batch.first_seq(), 40);
+    }
+
+    #[test]
+    fn a_live_marker_has_no_messages() {
+        let marker = Batch::from_live(b"7 99 5 ").unwrap();
+        assert!(marker.messages.is_empty());
+        assert_eq!((marker.last_seq, marker.first_seq()), (7, 8));
+    }
+
+    #[test]
+    fn a_live_entry_cut_short_or_garbled_is_refused() {
+        assert!(Batch::from_live(b"42 1 9 10:short").is_none());
+        assert!(Batch::from_live(b"42 1 9 x:abc").is_none());
+        assert!(Batch::from_live(b"nope 1 9 ").is_none());
+        assert!(Batch::from_live(b"42 1").is_none());
+    }
 }

@@ -1,12 +1,13 @@
 //! Reading the cluster's history into this node, and noticing when it
 //! lost messages.
 //!
-//! Each namespace has a reader of its own, on a connection of its own: its
-//! `XREAD` blocks while waiting for new entries, and in a Redis Cluster
-//! each namespace's stream may live on another shard. Each time the link
-//! comes (back) up, the reader first makes this node's copy agree with
-//! Redis ([`Reader::align`]), then hands out the messages of each new entry
-//! as it comes.
+//! Each namespace has a reader of its own. Each time the link comes (back)
+//! up, the reader first makes this node's copy agree with Redis
+//! ([`Reader::align`]) and reads what it missed from the stream, then hands
+//! out the messages of each new entry as the live channel brings it. An
+//! entry the channel skipped (this node's queue overflowed) is read from
+//! the stream when the next one shows the gap, or at the next check, once
+//! a second: the channel is the fast way, the stream the sure one.
 //!
 //! The promise to pages is that a message is either delivered or the page
 //! is told to reload (`push:recovery` with `recovered: false`), never
@@ -38,22 +39,28 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::{FutureExt, StreamExt};
 use redis::Value;
-use redis::streams::StreamReadOptions;
+use socketioxide_redis::drivers::{ChanItem, MessageStream};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{Batch, Deliver, Delivery, Keys, Mark, SharedHistory, parse_epoch};
+use super::{Batch, Deliver, Delivery, Keys, Mark, SharedHistory, parse_epoch, publish_command};
 use crate::cluster::link::LinkError;
 use crate::cluster::servers::Connection;
 use crate::outcomes::LinkState;
 use crate::recovery::{Entry, Recovery, Stream, new_epoch};
 
-/// How long one `XREAD` waits for new entries before asking again; also
-/// how long a node takes to notice the end of the service at the latest.
-const READ_BLOCK: Duration = Duration::from_secs(1);
-/// Entries read at once (each a batch of up to a few hundred messages).
+/// How often a reader checks the stream for entries the live channel did
+/// not bring, and for messages handed out without a place in the history.
+const CHECK_PERIOD: Duration = Duration::from_secs(1);
+/// Entries read from the stream at once (each a batch of up to a few
+/// hundred messages).
 const READ_ENTRIES: usize = 64;
+/// Entries from the live channel queued before this node hands them out: a
+/// pipelining publisher's burst. One that does not fit is read from the
+/// stream instead.
+const LIVE_QUEUE: usize = 4096;
 /// The wait before trying again after the stream could not be read.
 const RETRY_DELAY: Duration = Duration::from_millis(250);
 
@@ -80,6 +87,7 @@ impl SharedHistory {
                 history: self.clone(),
                 namespace: Arc::from(namespace.as_str()),
                 keys: keys.clone(),
+                live: self.link.subscribe_channel(keys.live.clone(), LIVE_QUEUE),
                 recovery: recovery.clone(),
                 deliver: deliver.clone(),
                 last_tag: None,
@@ -95,6 +103,8 @@ struct Reader {
     history: Arc<SharedHistory>,
     namespace: Arc<str>,
     keys: Arc<Keys>,
+    /// The namespace's new entries, as Redis publishes them.
+    live: MessageStream<ChanItem>,
     recovery: Arc<Recovery>,
     deliver: Deliver,
     /// The tag of the entry the copy ends with, when known.
@@ -108,6 +118,14 @@ struct Reader {
 enum Continuity {
     Whole,
     Broken,
+}
+
+/// What woke a reader up.
+enum Wake {
+    Live(Vec<u8>),
+    Check,
+    LinkDown,
+    Unsubscribed,
 }
 
 /// What came of asking Redis for a new epoch.
@@ -129,11 +147,31 @@ impl Reader {
                 return;
             }
             let reading = async {
-                let mut connection = self.history.link.dedicated(READ_BLOCK).await?;
+                let mut connection = self.history.link.connection().ok_or(LinkError::Down)?;
+                self.forget_heard();
                 self.align(&mut connection).await?;
+                self.catch_up(&mut connection).await?;
+                let mut check = tokio::time::interval(CHECK_PERIOD);
+                check.reset();
                 loop {
                     self.renew_after_hand_outs(&mut connection).await?;
-                    self.read_once(&mut connection).await?;
+                    let wake = tokio::select! {
+                        live = self.live.next() => match live {
+                            Some((_, payload)) => Wake::Live(payload),
+                            None => Wake::Unsubscribed,
+                        },
+                        _ = check.tick() => Wake::Check,
+                        changed = state.changed() => match changed {
+                            Ok(()) if *state.borrow_and_update() == LinkState::Up => continue,
+                            _ => Wake::LinkDown,
+                        },
+                    };
+                    match wake {
+                        Wake::Live(payload) => self.take_live(&mut connection, &payload).await?,
+                        Wake::Check => self.catch_up(&mut connection).await?,
+                        Wake::LinkDown => return Err(LinkError::Down),
+                        Wake::Unsubscribed => return Ok(()),
+                    }
                 }
             };
             let result: Result<(), LinkError> = tokio::select! {
@@ -215,7 +253,9 @@ impl Reader {
             .key(&keys.marks)
             .arg(epoch_text)
             .arg(new_epoch().to_string())
-            .arg(&tag);
+            .arg(&tag)
+            .arg(publish_command(&self.history.link))
+            .arg(&keys.live);
         for mark in hand_outs {
             script.arg(format!("{:x}", mark.node)).arg(mark.handed);
         }
@@ -361,36 +401,73 @@ impl Reader {
         Ok(())
     }
 
-    /// Waits for new entries and hands out their messages.
-    async fn read_once(&mut self, connection: &mut Connection) -> Result<(), LinkError> {
-        let Some(position) = self.recovery.position(&self.namespace).await else {
-            return Ok(());
-        };
-        let options = StreamReadOptions::default()
-            .block(millis(READ_BLOCK))
-            .count(READ_ENTRIES);
-        let read: Value = redis::cmd("XREAD")
-            .arg(&options)
-            .arg("STREAMS")
-            .arg(&self.keys.stream)
-            .arg(format!("0-{}", position.seq))
-            .query_async(connection)
-            .await?;
-        let batches: Vec<Batch> = entries_of(read)
-            .into_iter()
-            .filter_map(Batch::parse)
-            .collect();
-        if batches.is_empty() {
-            return Ok(());
+    /// Reads what the stream holds after the copy's end, and hands it out.
+    async fn catch_up(&mut self, connection: &mut Connection) -> Result<(), LinkError> {
+        loop {
+            let Some(position) = self.recovery.position(&self.namespace).await else {
+                return Ok(());
+            };
+            let after = format!("(0-{}", position.seq);
+            let batches = self.range(connection, &after, "+", READ_ENTRIES).await?;
+            let read = batches.len();
+            let recovery = self.recovery.clone();
+            let Some(mut stream) = recovery.lock(&self.namespace).await else {
+                return Ok(());
+            };
+            for batch in batches {
+                self.take(&mut stream, batch).await;
+            }
+            if read < READ_ENTRIES {
+                return Ok(());
+            }
         }
+    }
+
+    /// Hands out an entry the live channel brought, reading the stream
+    /// first if entries before it did not come.
+    async fn take_live(
+        &mut self,
+        connection: &mut Connection,
+        payload: &[u8],
+    ) -> Result<(), LinkError> {
+        let Some(batch) = Batch::from_live(payload) else {
+            tracing::warn!(
+                namespace = &*self.namespace,
+                "an unreadable entry on the cluster's live channel; reading the history instead"
+            );
+            return self.catch_up(connection).await;
+        };
         let recovery = self.recovery.clone();
         let Some(mut stream) = recovery.lock(&self.namespace).await else {
             return Ok(());
         };
-        for batch in batches {
-            self.take(&mut stream, batch).await;
+        let copy = stream.position();
+        // Numbers only grow while the link stays up (the copy was aligned
+        // when it came up), so an entry at or before the copy's end is one
+        // read from the stream already, whatever its epoch.
+        if batch.last_seq <= copy.seq {
+            return Ok(());
         }
+        if batch.first_seq() != copy.seq + 1 {
+            drop(stream);
+            self.catch_up(connection).await?;
+            stream = match recovery.lock(&self.namespace).await {
+                Some(stream) => stream,
+                None => return Ok(()),
+            };
+            if batch.last_seq <= stream.position().seq {
+                return Ok(());
+            }
+        }
+        self.take(&mut stream, batch).await;
         Ok(())
+    }
+
+    /// Drops what the live channel brought before the link was (re)made:
+    /// aligning reads the stream as it is now, and an entry from before a
+    /// lost connection may belong to a history Redis no longer has.
+    fn forget_heard(&mut self) {
+        while let Some(Some(_)) = self.live.next().now_or_never() {}
     }
 
     /// Keeps and hands out one entry's messages, starting the copy over
@@ -460,29 +537,6 @@ impl Reader {
     }
 }
 
-/// The entries of an `XREAD` reply for one stream: `{key: [entry, ...]}`
-/// in RESP3, `[[key, [entry, ...]]]` in RESP2, nil when none came.
-fn entries_of(read: Value) -> Vec<Value> {
-    let streams: Vec<Value> = match read {
-        Value::Map(streams) => streams.into_iter().map(|(_, entries)| entries).collect(),
-        Value::Array(streams) => streams
-            .into_iter()
-            .filter_map(|stream| match stream {
-                Value::Array(mut parts) if parts.len() == 2 => parts.pop(),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    streams
-        .into_iter()
-        .flat_map(|entries| match entries {
-            Value::Array(entries) => entries,
-            _ => Vec::new(),
-        })
-        .collect()
-}
-
 /// A message of the stream as a numbered entry.
 fn entry_of(seq: u64, message: &[u8]) -> Option<Entry> {
     let mut entry: Entry = serde_json::from_slice(message).ok()?;
@@ -501,8 +555,4 @@ async fn wait_up(state: &mut watch::Receiver<LinkState>, shutdown: &Cancellation
             changed = state.changed() => if changed.is_err() { return false },
         }
     }
-}
-
-fn millis(duration: Duration) -> usize {
-    usize::try_from(duration.as_millis()).unwrap_or(usize::MAX)
 }
