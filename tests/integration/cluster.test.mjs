@@ -447,7 +447,8 @@ describe('an entry the live channel did not bring', () => {
     const unpublished = async (data) => {
       const seq = await redis.cli('incr', 'push-core:seq:/');
       const message = JSON.stringify({ seq: 0, published_ms: Date.now(), event: 'n', payload: data });
-      await redis.cli('xadd', 'push-core:history:/', `0-${seq}`, 'e', epoch, 't', `unpublished-${seq}`, 'm', message);
+      const messages = `${Buffer.byteLength(message)}:${message}`;
+      await redis.cli('xadd', 'push-core:history:/', `0-${seq}`, 'e', epoch, 't', `unpublished-${seq}`, 'b', messages);
     };
 
     await unpublished(2);

@@ -25,14 +25,14 @@ use redis::Script;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{Keys, parse_epoch, publish_command};
+use super::{Keys, Messages, parse_epoch, publish_command};
 use crate::cluster::link::{LinkError, RedisLink};
 use crate::recovery::{Offset, new_epoch};
 
 /// Publishes numbered by one script call at most. Enough to carry a
-/// pipelining publisher's burst in a few round trips, few enough that the
-/// script (a few µs per message) holds Redis up for a millisecond or two
-/// at worst.
+/// pipelining publisher's burst in a few round trips, few enough that an
+/// entry (and the live message that carries it to every node) stays a few
+/// hundred KiB at most.
 const MAX_BATCH: usize = 512;
 
 /// How long a batch waits for a replica to confirm it. A replica on the
@@ -127,10 +127,11 @@ impl Appender {
                 .arg(self.max_messages)
                 .arg(fastrand::u64(..))
                 .arg(publish_command(&self.link))
-                .arg(&keys.live);
-            for append in group {
-                invocation.arg(&append.message);
-            }
+                .arg(&keys.live)
+                .arg(group.len())
+                .arg(Messages::join(
+                    group.iter().map(|append| append.message.as_slice()),
+                ));
             async move {
                 invocation
                     .invoke_async::<(String, u64)>(&mut connection)

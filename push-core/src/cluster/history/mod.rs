@@ -23,9 +23,9 @@
 //!
 //! Publishes are numbered in batches (`append`), and each batch is one
 //! entry of the stream: its id is the number of its last message, and it
-//! holds the epoch (`e`), a random tag (`t`) and the messages (`m`, one
-//! field each). One entry per batch rather than per message is what lets
-//! Redis keep up with a pipelining publisher: its work is per entry.
+//! holds the epoch (`e`), a random tag (`t`) and the messages (`b`, one
+//! field for all). One entry per batch rather than per message is what
+//! lets Redis keep up with a pipelining publisher: its work is per entry.
 //!
 //! The stream keeps about `recovery_max_messages` per namespace; each node
 //! applies the window and the memory cap to its own copy (`read`). The
@@ -45,6 +45,7 @@ mod unnumbered;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -75,22 +76,15 @@ end
 /// number (after a failover lost it, see `read`), and publishes it on the
 /// live channel (see [`Batch::from_live`] for its form). Keeps about `cap`
 /// messages. KEYS: stream, epoch, counter. ARGV: a new epoch, the cap, the
-/// tag, the publish command and the live channel, then the messages.
-/// Returns the epoch and the first message's number.
+/// tag, the publish command, the live channel, how many messages, and the
+/// messages (see [`Messages`]). Returns the epoch and the first message's
+/// number.
 const APPEND: &str = r"
-local count = #ARGV - 5
+local count = tonumber(ARGV[6])
 local last = redis.call('INCRBY', KEYS[3], count)
-local entry = {KEYS[1], 'MINID', '~', '0-' .. math.max(last - tonumber(ARGV[2]), 0),
-  '0-' .. last, 'e', epoch, 't', ARGV[3]}
-local live = {last, ' ', epoch, ' ', ARGV[3], ' '}
-for i = 6, #ARGV do
-  entry[#entry + 1] = 'm'
-  entry[#entry + 1] = ARGV[i]
-  live[#live + 1] = #ARGV[i] .. ':'
-  live[#live + 1] = ARGV[i]
-end
-redis.call('XADD', unpack(entry))
-redis.call(ARGV[4], ARGV[5], table.concat(live))
+redis.call('XADD', KEYS[1], 'MINID', '~', '0-' .. math.max(last - tonumber(ARGV[2]), 0),
+  '0-' .. last, 'e', epoch, 't', ARGV[3], 'b', ARGV[7])
+redis.call(ARGV[4], ARGV[5], last .. ' ' .. epoch .. ' ' .. ARGV[3] .. ' ' .. ARGV[7])
 return {epoch, last - count + 1}
 ";
 
@@ -135,7 +129,7 @@ if not news then
 end
 redis.call('SET', KEYS[2], ARGV[2])
 local seq = redis.call('INCR', KEYS[3])
-redis.call('XADD', KEYS[1], '0-' .. seq, 'e', ARGV[2], 't', ARGV[3])
+redis.call('XADD', KEYS[1], '0-' .. seq, 'e', ARGV[2], 't', ARGV[3], 'b', '')
 redis.call(ARGV[4], ARGV[5], seq .. ' ' .. ARGV[2] .. ' ' .. ARGV[3] .. ' ')
 return {ARGV[2], seq}
 ";
@@ -311,7 +305,7 @@ struct Batch {
     last_seq: u64,
     epoch: u64,
     tag: Vec<u8>,
-    messages: Vec<Vec<u8>>,
+    messages: Messages,
 }
 
 impl Batch {
@@ -331,13 +325,13 @@ impl Batch {
             return None;
         };
         let last_seq = seq_of(&redis::from_redis_value::<String>(id).ok()?)?;
-        let (mut epoch, mut tag, mut messages) = (None, None, Vec::new());
+        let (mut epoch, mut tag, mut messages) = (None, None, None);
         let mut fields = fields.into_iter();
         while let (Some(Value::BulkString(name)), Some(Value::BulkString(value))) =
             (fields.next(), fields.next())
         {
             match name.as_slice() {
-                b"m" => messages.push(value),
+                b"b" => messages = Messages::parse(value),
                 b"e" => epoch = std::str::from_utf8(&value).ok().map(parse_epoch),
                 b"t" => tag = Some(value),
                 _ => {}
@@ -347,34 +341,80 @@ impl Batch {
             last_seq,
             epoch: epoch?,
             tag: tag?,
-            messages,
+            messages: messages?,
         })
     }
 
     /// Reads an entry as the scripts publish it on the live channel: its
-    /// number, epoch and tag, each followed by a space, then each message
-    /// as its length in decimal, a colon and its bytes. `None` if it is
-    /// not in that form.
-    fn from_live(payload: &[u8]) -> Option<Batch> {
+    /// number, epoch and tag, each followed by a space, then its messages
+    /// (see [`Messages`]). `None` if it is not in that form.
+    fn from_live(mut payload: Vec<u8>) -> Option<Batch> {
         let mut fields = payload.splitn(4, |&byte| byte == b' ');
         let last_seq = std::str::from_utf8(fields.next()?).ok()?.parse().ok()?;
         let epoch = parse_epoch(std::str::from_utf8(fields.next()?).ok()?);
         let tag = fields.next()?.to_vec();
-        let mut rest = fields.next()?;
-        let mut messages = Vec::new();
-        while !rest.is_empty() {
-            let colon = rest.iter().position(|&byte| byte == b':')?;
-            let length: usize = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
-            let (message, after) = rest[colon + 1..].split_at_checked(length)?;
-            messages.push(message.to_vec());
-            rest = after;
-        }
+        let header = payload.len() - fields.next()?.len();
+        payload.drain(..header);
         Some(Batch {
             last_seq,
             epoch,
             tag,
-            messages,
+            messages: Messages::parse(payload)?,
         })
+    }
+}
+
+/// The messages of one entry, as the stream keeps them (field `b`) and the
+/// live channel carries them: one after another, each as its length in
+/// decimal, a colon and its bytes. One field for the whole batch keeps
+/// Redis's work per entry, not per message.
+struct Messages {
+    bytes: Vec<u8>,
+    /// Where each message lies in `bytes`.
+    spans: Vec<Range<usize>>,
+}
+
+impl Messages {
+    /// Lays `messages` out in one buffer.
+    fn join<'a>(messages: impl Iterator<Item = &'a [u8]> + Clone) -> Vec<u8> {
+        // Twenty digits hold any length.
+        let size: usize = messages.clone().map(|message| 21 + message.len()).sum();
+        let mut bytes = Vec::with_capacity(size);
+        for message in messages {
+            bytes.extend_from_slice(message.len().to_string().as_bytes());
+            bytes.push(b':');
+            bytes.extend_from_slice(message);
+        }
+        bytes
+    }
+
+    /// Finds the messages in `bytes`; `None` if they are not in that form.
+    fn parse(bytes: Vec<u8>) -> Option<Messages> {
+        let mut spans = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let colon = at + bytes[at..].iter().position(|&byte| byte == b':')?;
+            let length: usize = std::str::from_utf8(&bytes[at..colon]).ok()?.parse().ok()?;
+            let end = (colon + 1).checked_add(length)?;
+            if end > bytes.len() {
+                return None;
+            }
+            spans.push(colon + 1..end);
+            at = end;
+        }
+        Some(Messages { bytes, spans })
+    }
+
+    fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.spans.iter().map(|span| &self.bytes[span.clone()])
     }
 }
 
@@ -405,30 +445,35 @@ mod tests {
 
     #[test]
     fn a_live_entry_reads_as_the_scripts_publish_it() {
-        let batch = Batch::from_live(b"42 1765000000 977 5:{\"a\"}0:5:a b:c").unwrap();
+        let messages: [&[u8]; 3] = [b"{\"a\"}", b"", b"a b:c"];
+        let mut payload = b"42 1765000000 977 ".to_vec();
+        payload.extend(Messages::join(messages.iter().copied()));
+        let batch = Batch::from_live(payload).unwrap();
         assert_eq!(
             (batch.last_seq, batch.epoch, batch.tag.as_slice()),
             (42, 1_765_000_000, &b"977"[..])
         );
-        assert_eq!(
-            batch.messages,
-            [b"{\"a\"}".to_vec(), Vec::new(), b"a b:c".to_vec()]
-        );
+        assert!(batch.messages.iter().eq(messages));
         assert_eq!(batch.first_seq(), 40);
     }
 
     #[test]
     fn a_live_marker_has_no_messages() {
-        let marker = Batch::from_live(b"7 99 5 ").unwrap();
+        let marker = Batch::from_live(b"7 99 5 ".to_vec()).unwrap();
         assert!(marker.messages.is_empty());
         assert_eq!((marker.last_seq, marker.first_seq()), (7, 8));
     }
 
     #[test]
     fn a_live_entry_cut_short_or_garbled_is_refused() {
-        assert!(Batch::from_live(b"42 1 9 10:short").is_none());
-        assert!(Batch::from_live(b"42 1 9 x:abc").is_none());
-        assert!(Batch::from_live(b"nope 1 9 ").is_none());
-        assert!(Batch::from_live(b"42 1").is_none());
+        for garbled in [
+            &b"42 1 9 10:short"[..],
+            b"42 1 9 x:abc",
+            b"nope 1 9 ",
+            b"42 1",
+            b"42 1 9 5",
+        ] {
+            assert!(Batch::from_live(garbled.to_vec()).is_none(), "{garbled:?}");
+        }
     }
 }

@@ -167,7 +167,7 @@ impl Reader {
                         },
                     };
                     match wake {
-                        Wake::Live(payload) => self.take_live(&mut connection, &payload).await?,
+                        Wake::Live(payload) => self.take_live(&mut connection, payload).await?,
                         Wake::Check => self.catch_up(&mut connection).await?,
                         Wake::LinkDown => return Err(LinkError::Down),
                         Wake::Unsubscribed => return Ok(()),
@@ -385,7 +385,7 @@ impl Reader {
         self.reset(&stream).await;
         let mut news = Vec::new();
         for batch in kept {
-            for (seq, message) in (batch.first_seq()..).zip(&batch.messages) {
+            for (seq, message) in (batch.first_seq()..).zip(batch.messages.iter()) {
                 if let Some(entry) = entry_of(seq, message) {
                     let entry = Arc::new(entry);
                     stream.keep_numbered(entry.clone());
@@ -428,7 +428,7 @@ impl Reader {
     async fn take_live(
         &mut self,
         connection: &mut Connection,
-        payload: &[u8],
+        payload: Vec<u8>,
     ) -> Result<(), LinkError> {
         let Some(batch) = Batch::from_live(payload) else {
             tracing::warn!(
@@ -484,7 +484,7 @@ impl Reader {
             self.reset(stream).await;
         }
         let mut messages = Vec::with_capacity(batch.messages.len());
-        for (seq, message) in (batch.first_seq()..).zip(&batch.messages) {
+        for (seq, message) in (batch.first_seq()..).zip(batch.messages.iter()) {
             let Some(entry) = entry_of(seq, message) else {
                 tracing::warn!(
                     namespace = &*self.namespace,
