@@ -170,19 +170,20 @@ impl PushCore {
         let admin_page_port = admin_ui_settings.as_ref().and_then(|s| s.page_port);
         let origins =
             socketio::OriginPolicy::new(config.origins(), admin_page_port, metrics.clone());
-        let shared = match (&cluster, config.recovery_settings()) {
-            (Some(cluster), Some(settings)) => Some(Arc::new(
-                cluster.shared_history(&config.served_namespaces(), settings.max_messages),
-            )),
-            _ => None,
-        };
+        let sharing = cluster.as_ref().map(|cluster| {
+            let recovery_max_messages = config.recovery_settings().map(|s| s.max_messages);
+            cluster.sharing(&config.served_namespaces(), recovery_max_messages)
+        });
         let readiness = Arc::new(readiness::Readiness::default());
         let admission = socketio::Admission::new(
             authenticator.clone(),
             limits.clone(),
             metrics.clone(),
             recovery.clone(),
-            shared.clone(),
+            sharing
+                .as_ref()
+                .and_then(cluster::Sharing::history)
+                .cloned(),
             admin_ui_settings
                 .as_ref()
                 .is_some_and(|s| s.mode == config::AdminUiMode::Full),
@@ -202,16 +203,17 @@ impl PushCore {
             metrics.clone(),
             recovery.clone(),
             cluster.clone(),
-            shared.clone(),
+            sharing.clone(),
             admin_namespace,
         );
         let leaving_cluster = CancellationToken::new();
-        if let Some(cluster) = &cluster {
+        if let (Some(cluster), Some(sharing)) = (&cluster, sharing) {
             join_cluster(
                 cluster,
                 &dispatcher,
                 &metrics,
-                recovery.clone().zip(shared),
+                recovery.clone(),
+                sharing,
                 leaving_cluster.clone(),
             );
         }
@@ -432,10 +434,8 @@ fn join_cluster(
     cluster: &cluster::Cluster,
     dispatcher: &Dispatcher,
     metrics: &metrics::Metrics,
-    history: Option<(
-        Arc<recovery::Recovery>,
-        Arc<cluster::history::SharedHistory>,
-    )>,
+    recovery: Option<Arc<recovery::Recovery>>,
+    sharing: cluster::Sharing,
     leaving: CancellationToken,
 ) {
     let answering = dispatcher.clone();
@@ -445,26 +445,41 @@ fn join_cluster(
     });
     cluster.start(census_taker, leaving.clone());
     metrics.watch_cluster_link(cluster.state());
-    if let Some((recovery, shared)) = history {
-        let delivering = dispatcher.clone();
-        let deliver: cluster::history::Deliver = Arc::new(move |namespace, delivery| {
-            let dispatcher = delivering.clone();
-            Box::pin(async move {
-                match delivery {
-                    cluster::history::Delivery::Messages(messages) => {
-                        for (offset, entry) in messages {
-                            dispatcher
-                                .deliver_numbered(&namespace, offset, &entry)
-                                .await;
+    let delivering = dispatcher.clone();
+    match (sharing, recovery) {
+        (cluster::Sharing::History(shared), Some(recovery)) => {
+            let deliver: cluster::history::Deliver = Arc::new(move |namespace, delivery| {
+                let dispatcher = delivering.clone();
+                Box::pin(async move {
+                    match delivery {
+                        cluster::history::Delivery::Messages(messages) => {
+                            for (offset, entry) in messages {
+                                dispatcher
+                                    .deliver_from_cluster(&namespace, Some(offset), &entry)
+                                    .await;
+                            }
+                        }
+                        cluster::history::Delivery::Reset(position) => {
+                            dispatcher.reset_pages(&namespace, position).await;
                         }
                     }
-                    cluster::history::Delivery::Reset(position) => {
-                        dispatcher.reset_pages(&namespace, position).await;
-                    }
-                }
-            })
-        });
-        shared.run(recovery, deliver, leaving);
+                })
+            });
+            shared.run(recovery, deliver, leaving);
+        }
+        // Never: a cluster keeps a history only with recovery on.
+        (cluster::Sharing::History(_), None) => {}
+        (cluster::Sharing::Relay(relay), _) => {
+            let deliver: cluster::relay::DeliverRelayed = Arc::new(move |namespace, entry| {
+                let dispatcher = delivering.clone();
+                Box::pin(async move {
+                    dispatcher
+                        .deliver_from_cluster(&namespace, None, &entry)
+                        .await;
+                })
+            });
+            relay.run(deliver, leaving);
+        }
     }
     tracing::info!(
         node = cluster.node_id().as_str(),

@@ -1,26 +1,28 @@
 //! Channel messages sent to the other nodes many per `PUBLISH`.
 //!
-//! With recovery off, socketioxide's adapter sends each broadcast to the
-//! other nodes as one channel message. One `PUBLISH` each costs a round
-//! trip and, on every other node, a wake-up per message, so a pipelining
-//! publisher's burst would cost the cluster as much as that many separate
-//! publishers. The link therefore queues what the adapter publishes, and a
-//! task sends whatever gathered while the previous round trip was under
-//! way: one message alone as it is, several for one channel as a bundle
-//! that the receiving link splits again before the adapter sees them. The
-//! adapter on either side sees the messages one by one, in order.
+//! With recovery off, the relay sends each publish to the other nodes as
+//! one channel message (`relay`), and socketioxide's adapter each broadcast
+//! of its own. One `PUBLISH` each costs a round trip and, on every other
+//! node, a wake-up per message, so a pipelining publisher's burst would
+//! cost the cluster as much as that many separate publishers. The link
+//! therefore queues what they publish, and a task sends whatever gathered
+//! while the previous round trip was under way: one message alone as it
+//! is, several for one channel as a bundle that the receiving link splits
+//! again. The receivers on either side see the messages one by one, in
+//! order.
 //!
-//! A bundle starts with the byte 0xC1, which MessagePack (the adapter's
-//! encoding) never uses, then holds each message with its length
-//! (`u32`, big-endian) before it.
+//! A bundle starts with the byte 0xC1, which neither MessagePack (the
+//! adapter's encoding) nor a relay message starts with, then holds each
+//! message with its length (`u32`, big-endian) before it.
 
 use futures_util::future::join_all;
 use tokio::sync::{mpsc, oneshot};
 
 use super::link::{LinkError, RedisLink};
 
-/// The first byte of a bundle; no message of the adapter starts with it.
-const BUNDLE_MARK: u8 = 0xC1;
+/// The first byte of a bundle; no message of the adapter or the relay
+/// starts with it.
+pub(super) const BUNDLE_MARK: u8 = 0xC1;
 
 /// Messages put in one bundle at most: within what the receiving node's
 /// queue holds at once (`STREAM_BUFFER` in `super`), and few enough that a

@@ -15,7 +15,6 @@
 //! supervisor also checks the server's role: a server that is no longer
 //! master counts as lost, and reconnecting asks the Sentinels anew.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -338,6 +337,24 @@ fn route(push: PushInfo, handlers: &Handlers, lost: &Notify) {
 }
 
 impl RedisLink {
+    /// Queues `message` for `channel` now, to be sent with what else
+    /// gathered (`bundle`); the future says how many subscribers received
+    /// it.
+    pub fn queue_publish(
+        &self,
+        channel: String,
+        message: Vec<u8>,
+    ) -> impl Future<Output = Result<usize, LinkError>> + Send + 'static {
+        let (queued, sent) = Queued::new(channel, message);
+        let queued = self.shared.bundling.send(queued).is_ok();
+        async move {
+            if !queued {
+                return Err(LinkError::Down);
+            }
+            sent.await.unwrap_or(Err(LinkError::Down))
+        }
+    }
+
     /// Publishes `message`; returns how many subscribers received it.
     pub async fn publish_to(&self, channel: &str, message: Vec<u8>) -> Result<usize, LinkError> {
         let mut connection = self.connection().ok_or(LinkError::Down)?;
@@ -366,45 +383,13 @@ impl RedisLink {
     }
 }
 
-tokio::task_local! {
-    /// Within [`receivers_of`]: how many nodes received what the adapter
-    /// last published.
-    static RECEIVERS: Cell<Option<usize>>;
-}
-
-/// Runs `future` and returns, beside its output, how many nodes (this one
-/// included) were subscribed to receive what socketioxide's adapter
-/// published to Redis meanwhile, as Redis's PUBLISH reply counts them;
-/// `None` if it published nothing.
-///
-/// A publish's count adds the other nodes' connections as their presence
-/// says (`presence`), which does not tell whether each node received this
-/// message: one subscribing again after Redis came back may be counted yet
-/// have missed it. Comparing the nodes counted with Redis's tells.
-pub async fn receivers_of<F: Future>(future: F) -> (F::Output, Option<usize>) {
-    RECEIVERS
-        .scope(Cell::new(None), async move {
-            let output = future.await;
-            (output, RECEIVERS.with(Cell::get))
-        })
-        .await
-}
-
 impl Driver for RedisLink {
     type Error = LinkError;
 
     /// Queued at once (the adapter's first poll), sent with what else
     /// gathered (`bundle`).
     async fn publish(&self, channel: String, message: Vec<u8>) -> Result<(), LinkError> {
-        let (queued, sent) = Queued::new(channel, message);
-        self.shared
-            .bundling
-            .send(queued)
-            .map_err(|_| LinkError::Down)?;
-        let receivers = sent.await.unwrap_or(Err(LinkError::Down))?;
-        // Outside a `receivers_of` scope nobody asked; nothing to record.
-        let _ = RECEIVERS.try_with(|cell| cell.set(Some(receivers)));
-        Ok(())
+        self.queue_publish(channel, message).await.map(|_| ())
     }
 
     /// Always succeeds: a channel asked for while Redis is down is

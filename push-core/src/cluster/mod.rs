@@ -1,23 +1,22 @@
 //! Several push-core nodes behind one load balancer, sharing through Redis.
 //!
 //! Every node serves browsers and takes publishes on its own socket. A
-//! publish on any node must reach its targets on every node, so nodes
-//! share publishes through socketioxide's Redis adapter (socketioxide-redis)
-//! rather than a protocol of our own: the adapter carries each broadcast,
-//! with its rooms and exceptions, to every node, which hands it to its own
-//! connections.
-//!
-//! What the adapter does not do, this module adds:
+//! publish on any node must reach its targets on every node. The socket.io
+//! server runs on socketioxide's Redis adapter (socketioxide-redis), which
+//! carries whatever it broadcasts to every node; publishes, the bulk of the
+//! traffic, take leaner ways of their own, and the rest is added here:
 //! - [`link`]: a connection to Redis that survives Redis restarting, on
 //!   one server, behind Sentinel or to a Redis Cluster (`servers`);
 //! - [`history`]: with recovery on, one numbering of each namespace's
 //!   messages for the whole cluster, which is also how they reach every
 //!   node, so that a page resumes on any node;
+//! - [`relay`]: with recovery off, how publishes reach the other nodes;
 //! - [`presence`]: every node's connections, replicated to every node, so
 //!   that a publish's count and `isOnline` add up the cluster at once;
 //! - [`survey`]: the STATS figures of every node, asked when STATS is,
 //!   within a bounded wait, marked partial when a node did not answer;
-//! - `bundle`: what the adapter publishes, sent many per `PUBLISH`.
+//! - `bundle`: what the adapter and the relay publish, sent many per
+//!   `PUBLISH`.
 //!
 //! A node alone uses the same adapter type over [`Link::Alone`], which
 //! reaches no one; the dispatcher marks its broadcasts local, so a single
@@ -27,6 +26,7 @@ mod bundle;
 pub mod history;
 pub mod link;
 pub mod presence;
+pub mod relay;
 mod servers;
 pub mod survey;
 
@@ -63,6 +63,26 @@ pub type Layer = SocketIoLayer<NodeAdapter>;
 /// 1,024, is a few bundles, see `bundle`). Only a burst fills it; its
 /// memory is taken as it fills.
 const STREAM_BUFFER: usize = 65_536;
+
+/// How this node's publishes reach the other nodes.
+#[derive(Clone)]
+pub enum Sharing {
+    /// Recovery on: numbered in the cluster's history, which every node
+    /// reads.
+    History(Arc<history::SharedHistory>),
+    /// Recovery off: relayed on each namespace's channel.
+    Relay(Arc<relay::Relay>),
+}
+
+impl Sharing {
+    /// The cluster's history, with recovery on.
+    pub fn history(&self) -> Option<&Arc<history::SharedHistory>> {
+        match self {
+            Sharing::History(history) => Some(history),
+            Sharing::Relay(_) => None,
+        }
+    }
+}
 
 /// How the adapter reaches the other nodes.
 #[derive(Clone)]
@@ -173,18 +193,20 @@ impl Cluster {
         &self.presence
     }
 
-    /// The cluster's history of `namespaces`, keeping `max_messages` each.
-    pub fn shared_history(
-        &self,
-        namespaces: &[String],
-        max_messages: usize,
-    ) -> history::SharedHistory {
-        history::SharedHistory::new(
-            self.link.clone(),
-            &self.settings.prefix,
-            namespaces,
-            max_messages,
-        )
+    /// How publishes to `namespaces` reach the other nodes: with recovery
+    /// on (`recovery_max_messages` given), the cluster's history, keeping
+    /// that many messages each; off, the relay.
+    pub fn sharing(&self, namespaces: &[String], recovery_max_messages: Option<usize>) -> Sharing {
+        let (link, prefix) = (self.link.clone(), &self.settings.prefix);
+        match recovery_max_messages {
+            Some(max_messages) => Sharing::History(Arc::new(history::SharedHistory::new(
+                link,
+                prefix,
+                namespaces,
+                max_messages,
+            ))),
+            None => Sharing::Relay(Arc::new(relay::Relay::new(link, prefix, namespaces))),
+        }
     }
 
     pub fn node_id(&self) -> &NodeId {

@@ -8,9 +8,9 @@
 //!
 //! In a cluster every node must hand the message to its own connections:
 //! with recovery on it goes through the cluster's history in Redis, which
-//! numbers it (`cluster::history`); with recovery off the same selection
-//! goes to every node through socketioxide's Redis adapter. Either way the
-//! count adds this node's own connections, counted now, to the other
+//! numbers it (`cluster::history`); with recovery off this node hands it
+//! out at once and relays it to the others (`cluster::relay`). Either way
+//! the count adds this node's own connections, counted now, to the other
 //! nodes' as their replicated presence says (`cluster::presence`): a
 //! publish waits for Redis only, never for another node.
 //!
@@ -20,10 +20,7 @@
 mod counts;
 mod slow_consumers;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 
 use push_client::{ErrorCode, Publish, Target};
 use serde_json::value::RawValue;
@@ -31,7 +28,8 @@ use socketioxide::{BroadcastError, SendError, SocketError, operators::BroadcastO
 use thiserror::Error;
 
 use crate::cluster::history::{Mark, SharedHistory, UNNUMBERED_EVENT, Unnumbered};
-use crate::cluster::{Cluster, Io, NodeAdapter, Socket, link};
+use crate::cluster::relay::Relay;
+use crate::cluster::{Cluster, Io, NodeAdapter, Sharing, Socket};
 use crate::metrics::Metrics;
 use crate::recovery::{Entry, Offset, OffsetArgument, Recovery, STATUS_EVENT, Status};
 use crate::rooms::{RESUMING_ROOM, UNIDENTIFIED_ROOM, public_room, user_room};
@@ -106,9 +104,8 @@ pub struct Dispatcher {
     recovery: Option<Arc<Recovery>>,
     /// Set when this node is one of a cluster.
     cluster: Option<Arc<Cluster>>,
-    /// Set in a cluster with recovery on: messages are numbered there and
-    /// reach every node through it.
-    shared: Option<Arc<SharedHistory>>,
+    /// Set in a cluster: how publishes reach the other nodes.
+    sharing: Option<Sharing>,
     /// Set when the Admin UI is on: its namespace is not the site's, and
     /// nothing a publisher sends may reach or count it.
     admin_namespace: Option<&'static str>,
@@ -120,7 +117,7 @@ impl Dispatcher {
         metrics: Arc<Metrics>,
         recovery: Option<Arc<Recovery>>,
         cluster: Option<Arc<Cluster>>,
-        shared: Option<Arc<SharedHistory>>,
+        sharing: Option<Sharing>,
         admin_namespace: Option<&'static str>,
     ) -> Self {
         Self {
@@ -128,7 +125,7 @@ impl Dispatcher {
             metrics,
             recovery,
             cluster,
-            shared,
+            sharing,
             admin_namespace,
         }
     }
@@ -152,10 +149,10 @@ impl Dispatcher {
         self.check_site_namespace(publish.namespace)?;
         check_event(publish.event)?;
         let payload = parse_payload(publish.payload)?;
-        match (&self.cluster, &self.shared) {
-            (None, _) => Ok(Counting::Done(self.publish_alone(publish, payload).await?)),
-            (Some(_), Some(shared)) => self.publish_numbered(shared, publish, payload),
-            (Some(cluster), None) => self.publish_broadcast(cluster, publish, payload).await,
+        match &self.sharing {
+            None => Ok(Counting::Done(self.publish_alone(publish, payload).await?)),
+            Some(Sharing::History(shared)) => self.publish_numbered(shared, publish, payload),
+            Some(Sharing::Relay(relay)) => self.publish_relayed(relay, publish, payload).await,
         }
     }
 
@@ -233,85 +230,48 @@ impl Dispatcher {
         })))
     }
 
-    /// A cluster with recovery off: socketioxide's Redis adapter hands the
-    /// message to every node, this one included. The publish waits for
-    /// Redis's reply to PUBLISH: it says the message left this node, and
-    /// how many nodes received it, which checks the presence's count.
-    async fn publish_broadcast(
+    /// A cluster with recovery off: the message is handed to this node's
+    /// connections now, and relayed to the other nodes (`cluster::relay`).
+    /// The publish waits for Redis's reply to the relay's `PUBLISH`: it says
+    /// the message left this node, and how many nodes received it, which
+    /// checks the presence's count. By the time this returns the message
+    /// is queued for the other nodes, in the order the publishes came.
+    async fn publish_relayed(
         &self,
-        cluster: &Cluster,
+        relay: &Relay,
         publish: &Publish<'_>,
         payload: &RawValue,
     ) -> Result<Counting, DispatchError> {
-        let here = self.recipients_here(publish)?;
-        let delivery = Delivery {
-            namespace: publish.namespace,
-            target: &publish.target,
-            offset: None,
-        };
-        if !cluster.is_up() {
-            let selection = self.select(publish.namespace, &publish.target)?.local();
-            let undelivered = self
-                .emit_here(selection, delivery, publish.event, payload)
-                .await?;
-            // The other nodes can be neither reached nor asked.
-            let count = Count {
-                total: u32::try_from(here.saturating_sub(undelivered)).unwrap_or(u32::MAX),
-                partial: true,
-            };
-            return Ok(Counting::Done(self.published(count, publish.payload.len())));
-        }
-        let selection = self.select(publish.namespace, &publish.target)?;
-        let entry = Entry::new(0, 0, publish.event, payload, &publish.target);
+        let handed = self.deliver_here(publish, payload, None).await?;
+        let message = Entry::encode(Entry::now_ms(), publish.event, payload, &publish.target)
+            .map_err(|error| DispatchError::Encoding(error.to_string()))?;
+        let relaying = relay.send(publish.namespace, &message);
         let elsewhere = self.counted_elsewhere(publish);
-        let namespace = publish.namespace.to_owned();
         let payload_bytes = publish.payload.len();
         let dispatcher = self.clone();
-        let mut counting: PendingCount = Box::pin(async move {
-            let target = entry.target();
-            let delivery = Delivery {
-                namespace: &namespace,
-                target: &target,
-                offset: None,
-            };
-            let (emitted, nodes_reached) = link::receivers_of(dispatcher.emit(
-                selection,
-                delivery,
-                &entry.event,
-                &*entry.payload,
-            ))
-            .await;
+        Ok(Counting::Waiting(Box::pin(async move {
             let mut count = Count::default();
-            match emitted {
-                Ok(undelivered) => {
-                    count.add(here.saturating_sub(undelivered) as u64);
+            count.add(handed as u64);
+            match relaying.await {
+                Ok(nodes_reached) => {
                     count.add_elsewhere(elsewhere);
                     // Redis handed the message to another set of nodes
                     // than the presence counted: one counted did not get
                     // it (its link is down, not yet overdue), or one got
                     // it whose presence is not known yet.
-                    if nodes_reached.is_some_and(|reached| reached != elsewhere.nodes + 1) {
+                    if nodes_reached != elsewhere.nodes + 1 {
                         count.partial = true;
                     }
                 }
-                // The adapter sends to the cluster first and stops there
-                // when it cannot: this node's connections still get it.
+                // Redis cannot be reached: this node's connections have it,
+                // the others' cannot be reached or counted.
                 Err(error) => {
                     tracing::debug!(%error, "a publish could not reach the other nodes");
-                    count.add(dispatcher.emit_local(&namespace, &entry, None).await as u64);
                     count.partial = true;
                 }
             }
             dispatcher.published(count, payload_bytes)
-        });
-        // Polled once now: in its first poll the adapter encodes the
-        // message and queues it to Redis, so the publishes of one
-        // connection leave for the other nodes in the order they came,
-        // however long each then waits for Redis.
-        Ok(match poll_once(counting.as_mut()).await {
-            Poll::Ready(count) => Counting::Done(count),
-            Poll::Pending => Counting::Waiting(counting),
-        })
+        })))
     }
 
     /// How many of this node's connections `publish` is for, pages being
@@ -387,26 +347,39 @@ impl Dispatcher {
         }
     }
 
-    /// Hands a message read from the cluster's history to this node's
-    /// connections; the caller holds the namespace's lock.
-    pub async fn deliver_numbered(&self, namespace: &str, offset: Offset, entry: &Entry) {
+    /// Hands a message another node published to this node's connections:
+    /// read from the cluster's history, with its offset (the caller holds
+    /// the namespace's lock), or relayed, without.
+    pub async fn deliver_from_cluster(
+        &self,
+        namespace: &str,
+        offset: Option<Offset>,
+        entry: &Entry,
+    ) {
         let target = entry.target();
         let Ok(selection) = self.select(namespace, &target) else {
             return;
         };
-        let argument = OffsetArgument {
-            offset: offset.to_string(),
-        };
-        let data = (&*entry.payload, argument);
         let delivery = Delivery {
             namespace,
             target: &target,
-            offset: Some(offset),
+            offset,
         };
-        if let Err(error) = self
-            .emit_here(selection.local(), delivery, &entry.event, &data)
-            .await
-        {
+        let (event, payload) = (&*entry.event, &*entry.payload);
+        let emitted = match offset {
+            Some(offset) => {
+                let argument = OffsetArgument {
+                    offset: offset.to_string(),
+                };
+                self.emit_here(selection.local(), delivery, event, &(payload, argument))
+                    .await
+            }
+            None => {
+                self.emit_here(selection.local(), delivery, event, payload)
+                    .await
+            }
+        };
+        if let Err(error) = emitted {
             tracing::warn!(%error, "a message from the cluster could not be handed out");
         }
     }
@@ -699,19 +672,6 @@ impl Dispatcher {
             operators
         })
     }
-}
-
-/// Polls `future` once, in the caller's task.
-async fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
-    let mut future = Some(future);
-    std::future::poll_fn(|context| {
-        Poll::Ready(
-            future
-                .take()
-                .map_or(Poll::Pending, |future| future.poll(context)),
-        )
-    })
-    .await
 }
 
 fn check_event(event: &str) -> Result<(), DispatchError> {
