@@ -125,24 +125,33 @@ fn bundle<'a>(messages: impl Iterator<Item = &'a [u8]> + Clone) -> Vec<u8> {
     bundle
 }
 
-/// The messages a channel message holds: itself, or a bundle's parts. A
-/// bundle cut short yields the parts that are whole.
+/// The messages a channel message holds, in place: itself, or a bundle's
+/// parts. A bundle cut short yields the parts that are whole.
+pub(super) fn parts(message: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let (whole, mut rest) = match message.split_first() {
+        Some((&BUNDLE_MARK, rest)) => (None, rest),
+        _ => (Some(message), &[][..]),
+    };
+    whole.into_iter().chain(std::iter::from_fn(move || {
+        let (length, after) = rest.split_first_chunk::<4>()?;
+        let length = u32::from_be_bytes(*length) as usize;
+        let Some((part, after)) = after.split_at_checked(length) else {
+            tracing::warn!("a bundle of cluster messages was cut short; its end is ignored");
+            rest = &[];
+            return None;
+        };
+        rest = after;
+        Some(part)
+    }))
+}
+
+/// The messages a channel message holds, each on its own: itself, or a
+/// bundle's parts.
 pub(super) fn unbundle(message: Vec<u8>) -> Vec<Vec<u8>> {
     if message.first() != Some(&BUNDLE_MARK) {
         return vec![message];
     }
-    let mut parts = Vec::new();
-    let mut rest = &message[1..];
-    while let Some((length, after)) = rest.split_first_chunk::<4>() {
-        let length = u32::from_be_bytes(*length) as usize;
-        let Some((part, after)) = after.split_at_checked(length) else {
-            tracing::warn!("a bundle of cluster messages was cut short; its end is ignored");
-            break;
-        };
-        parts.push(part.to_vec());
-        rest = after;
-    }
-    parts
+    parts(&message).map(<[u8]>::to_vec).collect()
 }
 
 #[cfg(test)]

@@ -74,7 +74,36 @@ pub(super) const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Where channel messages go: one queue per subscribed channel.
-type Handlers = RwLock<HashMap<String, mpsc::Sender<ChanItem>>>;
+type Handlers = RwLock<HashMap<String, Handler>>;
+
+/// A subscribed channel's queue, and what it takes.
+struct Handler {
+    queue: mpsc::Sender<ChanItem>,
+    bundles: Bundles,
+}
+
+/// How a channel's bundles of messages (`bundle`) reach its queue.
+#[derive(Debug, Clone, Copy)]
+pub enum Bundles {
+    /// Each message is an item of its own (socketioxide's adapter takes
+    /// them one by one).
+    Split,
+    /// A bundle is one item, which its reader splits itself (`bundle::parts`):
+    /// one hand-off for a burst instead of one a message. Also for a
+    /// channel that never carries bundles (its messages are published
+    /// with [`RedisLink::publish_to`]): they arrive as they were sent.
+    Whole,
+}
+
+impl Handler {
+    fn offer(&self, channel: String, message: Vec<u8>) {
+        if self.queue.try_send((channel, message)).is_err() {
+            // The namespace's queue is full: this node is far behind the
+            // cluster's publish rate.
+            tracing::warn!("a cluster message was dropped: this node cannot keep up");
+        }
+    }
+}
 
 /// The connection to Redis, shared by every namespace's adapter and by the
 /// cluster's own questions (see `census`).
@@ -294,7 +323,7 @@ impl RedisLink {
             .clone()
     }
 
-    fn handlers(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, mpsc::Sender<ChanItem>>> {
+    fn handlers(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Handler>> {
         self.shared
             .handlers
             .read()
@@ -320,14 +349,15 @@ fn route(push: PushInfo, handlers: &Handlers, lost: &Notify) {
             let handlers = handlers
                 .read()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let Some(queue) = handlers.get(&channel) else {
+            let Some(handler) = handlers.get(&channel) else {
                 return;
             };
-            for message in bundle::unbundle(message) {
-                if queue.try_send((channel.clone(), message)).is_err() {
-                    // The namespace's queue is full: this node is far
-                    // behind the cluster's publish rate.
-                    tracing::warn!("a cluster message was dropped: this node cannot keep up");
+            match handler.bundles {
+                Bundles::Whole => handler.offer(channel, message),
+                Bundles::Split => {
+                    for message in bundle::unbundle(message) {
+                        handler.offer(channel.clone(), message);
+                    }
                 }
             }
         }
@@ -364,13 +394,18 @@ impl RedisLink {
 
     /// Subscribes to `channel`, now if the link is up, else as soon as it
     /// is; the stream ends only when unsubscribed.
-    pub fn subscribe_channel(&self, channel: String, queue_size: usize) -> MessageStream<ChanItem> {
+    pub fn subscribe_channel(
+        &self,
+        channel: String,
+        queue_size: usize,
+        bundles: Bundles,
+    ) -> MessageStream<ChanItem> {
         let (queue, messages) = mpsc::channel(queue_size);
         self.shared
             .handlers
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(channel.clone(), queue);
+            .insert(channel.clone(), Handler { queue, bundles });
         // Not awaited, so that setting up a namespace never waits for
         // Redis. A failure is the link going down, and the supervisor
         // subscribes again when it is back.
@@ -399,7 +434,7 @@ impl Driver for RedisLink {
         channel: String,
         queue_size: usize,
     ) -> Result<MessageStream<ChanItem>, LinkError> {
-        Ok(self.subscribe_channel(channel, queue_size))
+        Ok(self.subscribe_channel(channel, queue_size, Bundles::Split))
     }
 
     async fn unsubscribe(&self, channel: String) -> Result<(), LinkError> {

@@ -6,7 +6,8 @@
 //! the namespace's relay channel; every other node hands what it hears
 //! there to its own connections, in the order it was sent. The link
 //! bundles what gathered while Redis was busy (`bundle`), so a pipelining
-//! publisher's burst costs a few `PUBLISH`es, not one each.
+//! publisher's burst costs a few `PUBLISH`es, not one each, and reaches
+//! the relay as a few bundles, which it splits itself.
 //!
 //! Why not socketioxide's Redis adapter, which did this before: it encodes
 //! each broadcast as a request of its own (MessagePack, with the packet,
@@ -28,14 +29,15 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::bundle::BUNDLE_MARK;
-use super::link::{LinkError, RedisLink};
+use super::bundle::{self, BUNDLE_MARK};
+use super::link::{Bundles, LinkError, RedisLink};
 use crate::recovery::Entry;
 
-/// Entries from other nodes queued per namespace before this node hands
-/// them out: a pipelining publisher's burst. Beyond that they are dropped
-/// (with a warning), as the adapter's queue did.
-const QUEUE: usize = 65_536;
+/// Messages from other nodes (each an entry, or a bundle of up to 256)
+/// queued per namespace before this node hands them out: a pipelining
+/// publisher's burst. Beyond that they are dropped (with a warning), as
+/// the adapter's queue did.
+const QUEUE: usize = 4096;
 
 /// The length of a node's tag at the start of each message.
 const TAG_LEN: usize = 8;
@@ -107,7 +109,9 @@ impl Relay {
     /// `shutdown`.
     pub fn run(self: Arc<Self>, deliver: DeliverRelayed, shutdown: CancellationToken) {
         for (namespace, channel) in &self.channels {
-            let mut messages = self.link.subscribe_channel(channel.clone(), QUEUE);
+            let mut messages = self
+                .link
+                .subscribe_channel(channel.clone(), QUEUE, Bundles::Whole);
             let namespace: Arc<str> = Arc::from(namespace.as_str());
             let (relay, deliver, shutdown) = (self.clone(), deliver.clone(), shutdown.clone());
             tokio::spawn(async move {
@@ -117,8 +121,10 @@ impl Relay {
                         message = messages.next() => message,
                     };
                     let Some((_, message)) = message else { return };
-                    if let Some(entry) = relay.entry_from_another_node(&message) {
-                        deliver(namespace.clone(), entry).await;
+                    for part in bundle::parts(&message) {
+                        if let Some(entry) = relay.entry_from_another_node(part) {
+                            deliver(namespace.clone(), entry).await;
+                        }
                     }
                 }
             });

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::link::{LinkError, RedisLink};
+use super::link::{Bundles, LinkError, RedisLink};
 use crate::config::NodeId;
 use crate::metrics::Census;
 
@@ -88,12 +88,12 @@ impl Survey {
 
     /// Listens for questions and answers until `shutdown` fires.
     pub async fn run(self: Arc<Self>, census_taker: CensusTaker, shutdown: CancellationToken) {
-        let questions = self
-            .link
-            .subscribe_channel(self.question_channel.clone(), QUEUE);
-        let replies = self
-            .link
-            .subscribe_channel(self.reply_channel.clone(), QUEUE);
+        let questions =
+            self.link
+                .subscribe_channel(self.question_channel.clone(), QUEUE, Bundles::Whole);
+        let replies =
+            self.link
+                .subscribe_channel(self.reply_channel.clone(), QUEUE, Bundles::Whole);
         let mut messages = futures_util::stream::select(questions, replies);
         loop {
             let (channel, body) = tokio::select! {

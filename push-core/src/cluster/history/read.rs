@@ -46,7 +46,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{Batch, Deliver, Delivery, Keys, Mark, SharedHistory, parse_epoch, publish_command};
-use crate::cluster::link::LinkError;
+use crate::cluster::link::{Bundles, LinkError};
 use crate::cluster::servers::Connection;
 use crate::outcomes::LinkState;
 use crate::recovery::{Entry, Recovery, Stream, new_epoch};
@@ -87,7 +87,10 @@ impl SharedHistory {
                 history: self.clone(),
                 namespace: Arc::from(namespace.as_str()),
                 keys: keys.clone(),
-                live: self.link.subscribe_channel(keys.live.clone(), LIVE_QUEUE),
+                // The script publishes each entry on its own: no bundles.
+                live: self
+                    .link
+                    .subscribe_channel(keys.live.clone(), LIVE_QUEUE, Bundles::Whole),
                 recovery: recovery.clone(),
                 deliver: deliver.clone(),
                 last_tag: None,

@@ -45,7 +45,7 @@ pub use self::replicas::Counted;
 use self::replicas::{Replicas, Reply};
 pub use self::summary::Profile;
 use self::wire::{Body, Envelope};
-use super::link::{HEARTBEAT_PERIOD, LinkError, RedisLink};
+use super::link::{Bundles, HEARTBEAT_PERIOD, LinkError, RedisLink};
 use crate::config::NodeId;
 use crate::log_throttle::{Line, LogThrottle, Source};
 use crate::outcomes::LinkState;
@@ -122,7 +122,8 @@ impl Presence {
     /// connects, so that the link subscribes it before it says it is up
     /// and no snapshot sent in answer to this node's is missed.
     pub fn subscribe(&self) -> MessageStream<ChanItem> {
-        self.link.subscribe_channel(self.channel.clone(), QUEUE)
+        self.link
+            .subscribe_channel(self.channel.clone(), QUEUE, Bundles::Whole)
     }
 
     /// Sends this node's changes and reads the others', until `shutdown`
