@@ -170,10 +170,9 @@ impl PushCore {
         let admin_page_port = admin_ui_settings.as_ref().and_then(|s| s.page_port);
         let origins =
             socketio::OriginPolicy::new(config.origins(), admin_page_port, metrics.clone());
-        let sharing = cluster.as_ref().map(|cluster| {
-            let recovery_max_messages = config.recovery_settings().map(|s| s.max_messages);
-            cluster.sharing(&config.served_namespaces(), recovery_max_messages)
-        });
+        let sharing = cluster
+            .as_ref()
+            .map(|cluster| cluster.sharing(&config.served_namespaces(), recovery.as_ref()));
         let readiness = Arc::new(readiness::Readiness::default());
         let admission = socketio::Admission::new(
             authenticator.clone(),
@@ -212,7 +211,6 @@ impl PushCore {
                 cluster,
                 &dispatcher,
                 &metrics,
-                recovery.clone(),
                 sharing,
                 leaving_cluster.clone(),
             );
@@ -434,7 +432,6 @@ fn join_cluster(
     cluster: &cluster::Cluster,
     dispatcher: &Dispatcher,
     metrics: &metrics::Metrics,
-    recovery: Option<Arc<recovery::Recovery>>,
     sharing: cluster::Sharing,
     leaving: CancellationToken,
 ) {
@@ -446,8 +443,8 @@ fn join_cluster(
     cluster.start(census_taker, leaving.clone());
     metrics.watch_cluster_link(cluster.state());
     let delivering = dispatcher.clone();
-    match (sharing, recovery) {
-        (cluster::Sharing::History(shared), Some(recovery)) => {
+    match sharing {
+        cluster::Sharing::History(shared) => {
             let deliver: cluster::history::Deliver = Arc::new(move |namespace, delivery| {
                 let dispatcher = delivering.clone();
                 Box::pin(async move {
@@ -465,11 +462,9 @@ fn join_cluster(
                     }
                 })
             });
-            shared.run(recovery, deliver, leaving);
+            shared.run(deliver, leaving);
         }
-        // Never: a cluster keeps a history only with recovery on.
-        (cluster::Sharing::History(_), None) => {}
-        (cluster::Sharing::Relay(relay), _) => {
+        cluster::Sharing::Relay(relay) => {
             let deliver: cluster::relay::DeliverRelayed = Arc::new(move |namespace, entry| {
                 let dispatcher = delivering.clone();
                 Box::pin(async move {

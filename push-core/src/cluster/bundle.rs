@@ -24,9 +24,8 @@ use super::link::{LinkError, RedisLink};
 /// starts with it.
 pub(super) const BUNDLE_MARK: u8 = 0xC1;
 
-/// Messages put in one bundle at most: within what the receiving node's
-/// queue holds at once (`STREAM_BUFFER` in `super`), and few enough that a
-/// bundle is a few tens of KiB.
+/// Messages put in one bundle at most: few enough that a bundle is a few
+/// tens of KiB.
 const MAX_BUNDLE: usize = 256;
 
 /// Messages taken from the queue at once.

@@ -48,6 +48,7 @@ use self::survey::{CensusTaker, Gathered, Survey};
 pub use crate::config::ClusterSettings;
 use crate::config::NodeId;
 use crate::outcomes::LinkState;
+use crate::recovery::Recovery;
 
 /// The socketio adapter of every node: socketioxide-redis's, over [`Link`].
 pub type NodeAdapter = CustomRedisAdapter<Emitter, Link>;
@@ -57,12 +58,6 @@ pub type Io = SocketIo<NodeAdapter>;
 pub type Socket = SocketRef<NodeAdapter>;
 /// The tower layer that serves socket.io.
 pub type Layer = SocketIoLayer<NodeAdapter>;
-
-/// Messages from the other nodes queued per namespace before this node
-/// hands them out: a pipelining publisher's burst (the adapter's default,
-/// 1,024, is a few bundles, see `bundle`). Only a burst fills it; its
-/// memory is taken as it fills.
-const STREAM_BUFFER: usize = 65_536;
 
 /// How this node's publishes reach the other nodes.
 #[derive(Clone)]
@@ -81,6 +76,18 @@ impl Sharing {
             Sharing::History(history) => Some(history),
             Sharing::Relay(_) => None,
         }
+    }
+}
+
+/// The Redis name of `name` (a key or a channel) of `namespace`. In a Redis
+/// Cluster all of a namespace's share the hash tag `{PREFIX:NAMESPACE}`:
+/// the first `{...}` of a name is what places it, so they live on one
+/// shard whatever the namespace holds, and namespaces spread over shards.
+fn namespace_name(prefix: &str, namespace: &str, name: &str, sharded: bool) -> String {
+    if sharded {
+        format!("{{{prefix}:{namespace}}}:{name}")
+    } else {
+        format!("{prefix}:{name}:{namespace}")
     }
 }
 
@@ -166,8 +173,7 @@ impl Cluster {
                 Link::Redis(cluster.link.clone()),
                 RedisAdapterConfig::default()
                     .with_prefix(cluster.settings.prefix.clone())
-                    .with_request_timeout(cluster.settings.wait)
-                    .with_stream_buffer(STREAM_BUFFER),
+                    .with_request_timeout(cluster.settings.wait),
             ),
         };
         RedisAdapterCtr::new_with_driver(link, config)
@@ -194,16 +200,16 @@ impl Cluster {
     }
 
     /// How publishes to `namespaces` reach the other nodes: with recovery
-    /// on (`recovery_max_messages` given), the cluster's history, keeping
-    /// that many messages each; off, the relay.
-    pub fn sharing(&self, namespaces: &[String], recovery_max_messages: Option<usize>) -> Sharing {
+    /// on, the cluster's history, kept in this node by `recovery`; off, the
+    /// relay.
+    pub fn sharing(&self, namespaces: &[String], recovery: Option<&Arc<Recovery>>) -> Sharing {
         let (link, prefix) = (self.link.clone(), &self.settings.prefix);
-        match recovery_max_messages {
-            Some(max_messages) => Sharing::History(Arc::new(history::SharedHistory::new(
+        match recovery {
+            Some(recovery) => Sharing::History(Arc::new(history::SharedHistory::new(
                 link,
                 prefix,
                 namespaces,
-                max_messages,
+                recovery.clone(),
             ))),
             None => Sharing::Relay(Arc::new(relay::Relay::new(link, prefix, namespaces))),
         }

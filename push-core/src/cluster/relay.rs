@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::bundle::{self, BUNDLE_MARK};
 use super::link::{Bundles, LinkError, RedisLink};
+use super::namespace_name;
 use crate::recovery::Entry;
 
 /// Messages from other nodes (each an entry, or a bundle of up to 256)
@@ -57,17 +58,13 @@ pub struct Relay {
 
 impl Relay {
     /// The relay of `namespaces`, on channels under `prefix`; in a Redis
-    /// Cluster each channel is placed by its namespace (sharded pub/sub).
+    /// Cluster each channel is placed by its namespace (sharded pub/sub, see
+    /// `namespace_name`).
     pub fn new(link: RedisLink, prefix: &str, namespaces: &[String]) -> Self {
-        let sharded = link.sharded();
         let channels = namespaces
             .iter()
             .map(|namespace| {
-                let channel = if sharded {
-                    format!("{{{prefix}:{namespace}}}:relay")
-                } else {
-                    format!("{prefix}:relay:{namespace}")
-                };
+                let channel = namespace_name(prefix, namespace, "relay", link.sharded());
                 (namespace.clone(), channel)
             })
             .collect();
@@ -90,19 +87,16 @@ impl Relay {
         namespace: &str,
         entry: &[u8],
     ) -> impl Future<Output = Result<usize, LinkError>> + Send + 'static {
-        let queued = self.channels.get(namespace).map(|channel| {
-            let mut message = Vec::with_capacity(TAG_LEN + entry.len());
-            message.extend_from_slice(&self.tag);
-            message.extend_from_slice(entry);
-            self.link.queue_publish(channel.clone(), message)
-        });
-        let namespace = namespace.to_owned();
-        async move {
-            match queued {
-                Some(sent) => sent.await,
-                None => Err(LinkError::NotShared(namespace)),
+        let queued = match self.channels.get(namespace) {
+            Some(channel) => {
+                let mut message = Vec::with_capacity(TAG_LEN + entry.len());
+                message.extend_from_slice(&self.tag);
+                message.extend_from_slice(entry);
+                Ok(self.link.queue_publish(channel.clone(), message))
             }
-        }
+            None => Err(LinkError::NotShared(namespace.to_owned())),
+        };
+        async move { queued?.await }
     }
 
     /// Hands out what the other nodes send, with `deliver`, until

@@ -233,11 +233,7 @@ impl Connection {
     /// The command that publishes `message` on `channel`; Redis answers it
     /// with how many connections were subscribed.
     pub fn publish(&self, channel: &str, message: Vec<u8>) -> Cmd {
-        let name = match self {
-            Connection::One(_) => "PUBLISH",
-            Connection::Cluster(_) => "SPUBLISH",
-        };
-        let mut command = redis::cmd(name);
+        let mut command = redis::cmd(publish_command(matches!(self, Connection::Cluster(_))));
         command.arg(channel).arg(message);
         command
     }
@@ -253,6 +249,12 @@ impl Connection {
         command.arg(kind).arg(channel);
         command
     }
+}
+
+/// The command that publishes on a channel: a Redis Cluster's channels are
+/// sharded (`SPUBLISH`). Scripts that publish are given it too.
+pub fn publish_command(sharded: bool) -> &'static str {
+    if sharded { "SPUBLISH" } else { "PUBLISH" }
 }
 
 impl ConnectionLike for Connection {

@@ -288,37 +288,19 @@ impl Dispatcher {
     /// (with `mark` in its place, if any: see `cluster::history`); returns
     /// how many took it.
     async fn emit_local(&self, namespace: &str, entry: &Entry, mark: Option<Mark>) -> usize {
-        let target = entry.target();
-        let (Ok(selection), Ok(recipients)) = (
-            self.select(namespace, &target),
-            self.select(namespace, &target),
-        ) else {
+        let Ok(recipients) = self.select(namespace, &entry.target()) else {
             return 0;
         };
         let recipients = recipients.sockets().len();
-        let delivery = Delivery {
-            namespace,
-            target: &target,
-            offset: None,
-        };
-        let payload = &*entry.payload;
-        let emitted = match mark {
-            None => {
-                self.emit_here(selection.local(), delivery, &entry.event, payload)
-                    .await
-            }
-            Some(mark) => {
-                let argument = OffsetArgument {
-                    offset: mark.to_string(),
-                };
-                let data = (payload, &argument);
-                let emitted = self
-                    .emit_here(selection.local(), delivery, &entry.event, &data)
-                    .await;
-                self.hand_out_mark(namespace, &argument).await;
-                emitted
-            }
-        };
+        let argument = mark.map(|mark| OffsetArgument {
+            offset: mark.to_string(),
+        });
+        let emitted = self
+            .emit_entry_here(namespace, entry, None, argument.as_ref())
+            .await;
+        if let Some(argument) = &argument {
+            self.hand_out_mark(namespace, argument).await;
+        }
         match emitted {
             Ok(undelivered) => recipients.saturating_sub(undelivered),
             Err(_) => 0,
@@ -356,31 +338,42 @@ impl Dispatcher {
         offset: Option<Offset>,
         entry: &Entry,
     ) {
+        let argument = offset.map(|offset| OffsetArgument {
+            offset: offset.to_string(),
+        });
+        if let Err(error) = self
+            .emit_entry_here(namespace, entry, offset, argument.as_ref())
+            .await
+        {
+            tracing::warn!(%error, "a message from the cluster could not be handed out");
+        }
+    }
+
+    /// Emits `entry` to this node's connections it is for, with `argument`
+    /// (its offset, or a mark in its place) beside the payload if given;
+    /// returns how many lost it (see [`Self::emit`]). `offset` is the
+    /// message's, when it is numbered.
+    async fn emit_entry_here(
+        &self,
+        namespace: &str,
+        entry: &Entry,
+        offset: Option<Offset>,
+        argument: Option<&OffsetArgument>,
+    ) -> Result<usize, DispatchError> {
         let target = entry.target();
-        let Ok(selection) = self.select(namespace, &target) else {
-            return;
-        };
+        let selection = self.select(namespace, &target)?.local();
         let delivery = Delivery {
             namespace,
             target: &target,
             offset,
         };
         let (event, payload) = (&*entry.event, &*entry.payload);
-        let emitted = match offset {
-            Some(offset) => {
-                let argument = OffsetArgument {
-                    offset: offset.to_string(),
-                };
-                self.emit_here(selection.local(), delivery, event, &(payload, argument))
+        match argument {
+            Some(argument) => {
+                self.emit_here(selection, delivery, event, &(payload, argument))
                     .await
             }
-            None => {
-                self.emit_here(selection.local(), delivery, event, payload)
-                    .await
-            }
-        };
-        if let Err(error) = emitted {
-            tracing::warn!(%error, "a message from the cluster could not be handed out");
+            None => self.emit_here(selection, delivery, event, payload).await,
         }
     }
 

@@ -187,6 +187,11 @@ impl Recovery {
         }
     }
 
+    /// How many messages each namespace's history keeps at most.
+    pub fn max_messages(&self) -> usize {
+        self.settings.max_messages
+    }
+
     /// Writes the journal out at a clean stop.
     pub fn close(&self) {
         if let Some(journal) = &self.journal {

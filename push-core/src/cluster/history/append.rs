@@ -126,7 +126,7 @@ impl Appender {
                 .arg(new_epoch().to_string())
                 .arg(self.max_messages)
                 .arg(fastrand::u64(..))
-                .arg(publish_command(&self.link))
+                .arg(publish_command(self.link.sharded()))
                 .arg(&keys.live)
                 .arg(group.len())
                 .arg(Messages::join(

@@ -45,6 +45,7 @@ mod unnumbered;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::io::Write;
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -57,7 +58,9 @@ use self::append::{Append, Appender};
 use self::unnumbered::HandedOut;
 pub use self::unnumbered::{Mark, UNNUMBERED_EVENT};
 use super::link::{LinkError, RedisLink};
-use crate::recovery::{Entry, Offset};
+use super::namespace_name;
+use super::servers::publish_command;
+use crate::recovery::{Entry, Offset, Recovery};
 
 /// The start of the scripts that use a namespace's epoch: reads it into
 /// `epoch`, creating it on first use. KEYS[2]: the epoch. ARGV[1]: a new
@@ -166,18 +169,10 @@ struct Keys {
 }
 
 impl Keys {
-    /// The keys of `namespace`. In a Redis Cluster they share the hash tag
-    /// `{PREFIX:NAMESPACE}`: the first `{...}` of each key (and of the
-    /// channel) is what places it, and it is the same for all whatever the
-    /// namespace holds.
+    /// The keys of `namespace`, and its live channel, on one shard of a
+    /// Redis Cluster (see `namespace_name`).
     fn new(prefix: &str, namespace: &str, sharded: bool) -> Self {
-        let key = |name: &str| {
-            if sharded {
-                format!("{{{prefix}:{namespace}}}:{name}")
-            } else {
-                format!("{prefix}:{name}:{namespace}")
-            }
-        };
+        let key = |name: &str| namespace_name(prefix, namespace, name, sharded);
         Self {
             stream: key("history"),
             epoch: key("epoch"),
@@ -193,7 +188,8 @@ impl Keys {
 pub struct SharedHistory {
     link: RedisLink,
     keys: HashMap<String, Arc<Keys>>,
-    max_messages: usize,
+    /// This node's copy of the history.
+    recovery: Arc<Recovery>,
     /// Publishes waiting to be numbered, for the [`Appender`].
     appending: mpsc::UnboundedSender<Append>,
     /// The task that numbers them, until [`SharedHistory::run`] starts it.
@@ -204,9 +200,15 @@ pub struct SharedHistory {
 }
 
 impl SharedHistory {
-    /// The history of `namespaces`, keeping about `max_messages` each;
-    /// [`SharedHistory::run`] starts reading it and numbering publishes.
-    pub fn new(link: RedisLink, prefix: &str, namespaces: &[String], max_messages: usize) -> Self {
+    /// The history of `namespaces`, copied into `recovery` and keeping
+    /// about as many messages each as it does; [`SharedHistory::run`]
+    /// starts reading it and numbering publishes.
+    pub fn new(
+        link: RedisLink,
+        prefix: &str,
+        namespaces: &[String],
+        recovery: Arc<Recovery>,
+    ) -> Self {
         let keys = namespaces
             .iter()
             .map(|namespace| {
@@ -216,11 +218,11 @@ impl SharedHistory {
             .collect();
         let (appending, queue) = mpsc::unbounded_channel();
         let append = Script::new(&format!("{EPOCH}{APPEND}"));
-        let appender = Appender::new(link.clone(), queue, max_messages, append);
+        let appender = Appender::new(link.clone(), queue, recovery.max_messages(), append);
         Self {
             link,
             keys,
-            max_messages,
+            recovery,
             appending,
             appender: std::sync::Mutex::new(Some(appender)),
             position: Script::new(&format!("{EPOCH}{POSITION}")),
@@ -381,8 +383,8 @@ impl Messages {
         let size: usize = messages.clone().map(|message| 21 + message.len()).sum();
         let mut bytes = Vec::with_capacity(size);
         for message in messages {
-            bytes.extend_from_slice(message.len().to_string().as_bytes());
-            bytes.push(b':');
+            // Writing to a Vec cannot fail.
+            let _ = write!(bytes, "{}:", message.len());
             bytes.extend_from_slice(message);
         }
         bytes
@@ -415,16 +417,6 @@ impl Messages {
 
     fn iter(&self) -> impl Iterator<Item = &[u8]> {
         self.spans.iter().map(|span| &self.bytes[span.clone()])
-    }
-}
-
-/// The command that publishes on a channel, as a script calls it: a
-/// Redis Cluster's channels are sharded.
-fn publish_command(link: &RedisLink) -> &'static str {
-    if link.sharded() {
-        "SPUBLISH"
-    } else {
-        "PUBLISH"
     }
 }
 

@@ -67,12 +67,7 @@ const RETRY_DELAY: Duration = Duration::from_millis(250);
 impl SharedHistory {
     /// Numbers publishes and reads every namespace's stream into this
     /// node, handing out what comes with `deliver`, until `shutdown`.
-    pub fn run(
-        self: Arc<Self>,
-        recovery: Arc<Recovery>,
-        deliver: Deliver,
-        shutdown: CancellationToken,
-    ) {
+    pub fn run(self: Arc<Self>, deliver: Deliver, shutdown: CancellationToken) {
         let appender = self
             .appender
             .lock()
@@ -91,7 +86,7 @@ impl SharedHistory {
                 live: self
                     .link
                     .subscribe_channel(keys.live.clone(), LIVE_QUEUE, Bundles::Whole),
-                recovery: recovery.clone(),
+                recovery: self.recovery.clone(),
                 deliver: deliver.clone(),
                 last_tag: None,
                 started_ms,
@@ -257,7 +252,7 @@ impl Reader {
             .arg(epoch_text)
             .arg(new_epoch().to_string())
             .arg(&tag)
-            .arg(publish_command(&self.history.link))
+            .arg(publish_command(self.history.link.sharded()))
             .arg(&keys.live);
         for mark in hand_outs {
             script.arg(format!("{:x}", mark.node)).arg(mark.handed);
@@ -366,7 +361,7 @@ impl Reader {
         last_seq: u64,
     ) -> Result<(), LinkError> {
         let held = self
-            .range(connection, "-", "+", self.history.max_messages)
+            .range(connection, "-", "+", self.recovery.max_messages())
             .await?;
         let mut start = None;
         let mut kept = Vec::new();
