@@ -157,6 +157,21 @@ for (const recovery of ['on', 'off']) {
       for (const client of [onA, onB, onC1, onC2]) assert.deepEqual(await client.waitFor('news'), { n: 1 });
     });
 
+    test('garbage on the channel that carries publishes is logged and ignored, and loses nothing after it', async () => {
+      const [a, b] = cluster.nodes;
+      const onB = await clients.connect(b, { name: 'guest on B' });
+      await waitForCount(a.socketPath, {}, 1);
+      const channel = recovery === 'on' ? 'push-core:live:/' : 'push-core:relay:/';
+      for (const garbage of ['', 'not an entry at all', '9 9 9 6:short', '{"event":"x","payload":1}']) {
+        await cluster.redis.cli('publish', channel, garbage);
+      }
+      await sendOk(a.socketPath, { event: 'after', data: 1 });
+      assert.equal(await onB.waitFor('after'), 1);
+      const events = onB.events.map((e) => e.event).filter((event) => event !== 'count-probe');
+      assert.deepEqual(events, ['after'], 'nothing made of the garbage reached the page');
+      await waitUntil(() => /unreadable/.test(b.log), { what: 'B to log the unreadable message' });
+    });
+
     test('a private message reaches its user on C only, whichever node it is published on', async () => {
       const [a, b, c] = cluster.nodes;
       const alice = await clients.connect(c, { cookie: cookieFor('sid-42'), name: 'user 42 on C' });
